@@ -1,0 +1,988 @@
+//! Validated settings: what the rest of factord reads. Built only by [`Settings::from_raw`],
+//! which checks every value and combination and reports all problems at once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use croner::Cron;
+use croner::parser::{CronParser, Seconds, Year};
+use secrecy::SecretString;
+
+use super::raw::{RawApi, RawFactoring, RawFtp, RawReports};
+use super::{Environment, Issues, Loaded};
+use crate::domain::is_safe_id;
+use crate::providers::{ApiCredential, Provider, Transport, find_provider};
+
+/// The default database: an SQLite file created on first run, so a fresh checkout needs no server.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/factord.db";
+
+#[derive(Debug)]
+pub struct Settings {
+    /// The main file, for messages and for reload.
+    pub config_path: PathBuf,
+    pub database: DatabaseSettings,
+    pub paths: Paths,
+    pub log: LogSettings,
+    pub http: Option<HttpSettings>,
+    pub credit: CreditSettings,
+    pub intake: IntakeSettings,
+    pub subsidiaries: Vec<Subsidiary>,
+    /// Per-provider report settings, by provider id.
+    pub providers: BTreeMap<String, ProviderSettings>,
+}
+
+pub struct DatabaseSettings {
+    pub url: String,
+    /// For PostgreSQL: a password kept out of the URL (file or environment).
+    pub password: Option<SecretString>,
+    pub max_connections: u32,
+}
+
+impl fmt::Debug for DatabaseSettings {
+    /// Redacts the URL's user info and the password: a URL may carry `user:secret@`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &redact_url(&self.url))
+            .field("password", &self.password.as_ref().map(|_| "[REDACTED]"))
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+impl DatabaseSettings {
+    pub fn is_postgres(&self) -> bool {
+        self.url.starts_with("postgres://") || self.url.starts_with("postgresql://")
+    }
+}
+
+/// A URL with any password replaced, for logs and messages.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            let redacted = if userinfo.contains(':') { format!("{user}:[REDACTED]") } else { user.to_string() };
+            format!("{scheme}://{redacted}@{host}{tail}")
+        }
+        None => url.to_string(),
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Paths {
+    pub inbox: PathBuf,
+    pub outbox: PathBuf,
+    pub documents: PathBuf,
+    pub archive: PathBuf,
+    pub data: PathBuf,
+}
+
+impl Paths {
+    /// `inbox/loads/`: load exports from the TMS.
+    pub fn loads_inbox(&self) -> PathBuf {
+        self.inbox.join("loads")
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Clone, Debug)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// An `EnvFilter` directive such as `info` or `factord=debug,sqlx=warn`.
+    pub level: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    pub listen: SocketAddr,
+}
+
+#[derive(Clone, Debug)]
+pub struct CreditSettings {
+    pub max_age: Duration,
+    pub refresh_schedule: Schedule,
+}
+
+#[derive(Clone, Debug)]
+pub struct IntakeSettings {
+    /// How often the inbox is scanned even without inotify events (network shares send none).
+    pub scan_interval: Duration,
+    /// How long a file's size and mtime must hold still before it is taken.
+    pub quiet_period: Duration,
+    /// Files larger than this are refused.
+    pub max_file_bytes: u64,
+    /// Files with more data rows than this are refused.
+    pub max_rows: u64,
+}
+
+/// A parsed 6-field cron expression (seconds first), kept with its text.
+#[derive(Clone)]
+pub struct Schedule {
+    pub expression: String,
+    pub cron: Cron,
+}
+
+impl fmt::Debug for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Schedule({:?})", self.expression)
+    }
+}
+
+impl Schedule {
+    /// Parses `sec min hour day month weekday`; day-of-month and day-of-week must both match.
+    pub fn parse(expression: &str) -> Result<Schedule, String> {
+        let fields = expression.split_whitespace().count();
+        if fields != 6 {
+            return Err(format!(
+                "`{expression}` has {fields} fields; expected 6: sec min hour day month weekday (e.g. \"0 0 16 * * Mon-Fri\")"
+            ));
+        }
+        let parser = CronParser::builder().seconds(Seconds::Required).year(Year::Disallowed).dom_and_dow(true).build();
+        parser
+            .parse(expression)
+            .map(|cron| Schedule { expression: expression.to_string(), cron })
+            .map_err(|error| format!("`{expression}` is not a valid cron expression: {error}"))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InvoicingMethod {
+    Factoring,
+    Direct,
+}
+
+impl InvoicingMethod {
+    fn parse(text: &str) -> Option<InvoicingMethod> {
+        match text {
+            "factoring" => Some(InvoicingMethod::Factoring),
+            "direct" => Some(InvoicingMethod::Direct),
+            _ => None,
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            InvoicingMethod::Factoring => "factoring",
+            InvoicingMethod::Direct => "direct",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Subsidiary {
+    pub id: String,
+    pub name: String,
+    pub address: String,
+    pub usdot: Option<String>,
+    pub mc: Option<String>,
+    pub timezone: Tz,
+    pub invoice_prefix: String,
+    pub invoicing_method: InvoicingMethod,
+    pub automerge: bool,
+    pub noa: Option<String>,
+    /// Customer id → method, overriding `invoicing_method` for that customer.
+    pub customer_overrides: BTreeMap<String, InvoicingMethod>,
+    pub factoring: Option<Factoring>,
+    /// The file this subsidiary was configured in.
+    pub source: PathBuf,
+}
+
+impl Subsidiary {
+    /// The method for one customer: its override, else the subsidiary default.
+    pub fn method_for(&self, customer_id: &str) -> InvoicingMethod {
+        self.customer_overrides.get(customer_id).copied().unwrap_or(self.invoicing_method)
+    }
+}
+
+#[derive(Debug)]
+pub struct Factoring {
+    pub provider: &'static Provider,
+    pub active: bool,
+    pub schedule: Option<Schedule>,
+    pub block_on_declined_credit: bool,
+    pub block_on_unknown_credit: bool,
+    pub max_batch_size: u32,
+    pub connection: Connection,
+}
+
+#[derive(Debug)]
+pub enum Connection {
+    /// Manual providers: nothing to connect to.
+    None,
+    Ftp(FtpSettings),
+    Api(ApiSettings),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FtpProtocol {
+    Ftp,
+    Sftp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FtpTls {
+    Explicit,
+    Implicit,
+    None,
+}
+
+/// `Debug` shows secrets as `[REDACTED]` (secrecy's own `Debug`).
+#[derive(Debug)]
+pub struct FtpSettings {
+    pub protocol: FtpProtocol,
+    pub host: String,
+    pub port: u16,
+    pub username: String,
+    /// `None` only while the provider is inactive.
+    pub password: Option<SecretString>,
+    pub directory: String,
+    pub tls: FtpTls,
+    pub host_key_sha256: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct ApiSettings {
+    pub base_url: String,
+    pub username: Option<String>,
+    pub password: Option<SecretString>,
+    pub subscription_key: Option<SecretString>,
+    pub api_key: Option<SecretString>,
+    pub client_id: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ProviderSettings {
+    pub reports: ReportSettings,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportEncoding {
+    Utf8,
+    Windows1252,
+}
+
+#[derive(Clone, Debug)]
+pub struct ReportSettings {
+    pub encoding: ReportEncoding,
+    pub delimiter: u8,
+    /// XLSX: the sheet to read; the first when absent.
+    pub sheet: Option<String>,
+    pub purchase_aliases: BTreeMap<String, Vec<String>>,
+    pub payment_aliases: BTreeMap<String, Vec<String>>,
+}
+
+impl Default for ReportSettings {
+    fn default() -> Self {
+        ReportSettings {
+            encoding: ReportEncoding::Utf8,
+            delimiter: b',',
+            sheet: None,
+            purchase_aliases: BTreeMap::new(),
+            payment_aliases: BTreeMap::new(),
+        }
+    }
+}
+
+/// Report fields that per-provider aliases may name (DESIGN §8).
+const PURCHASE_FIELDS: &[&str] = &[
+    "invoice_number",
+    "load_number",
+    "amount",
+    "advance",
+    "fee",
+    "reserve",
+    "purchase_date",
+    "schedule_number",
+    "factor_status",
+];
+const PAYMENT_FIELDS: &[&str] = &["invoice_number", "load_number", "paid_amount", "payment_date", "payment_reference"];
+
+impl Settings {
+    /// The subsidiary with this id.
+    pub fn subsidiary(&self, id: &str) -> Option<&Subsidiary> {
+        self.subsidiaries.iter().find(|s| s.id == id)
+    }
+
+    /// Validates everything; problems go to `issues`, and `None` comes back if there were any.
+    pub(crate) fn from_raw(loaded: Loaded, env: &Environment, issues: &mut Issues) -> Option<Settings> {
+        let before = issues.0.len();
+        let main = &loaded.main;
+        let main_source = loaded.main_path.display().to_string();
+        // A top-level key's source: the environment variable that set it, else the main file.
+        let src = |key: &str| match loaded.env_keys.get(key) {
+            Some(var) => format!("environment variable {var}"),
+            None => main_source.clone(),
+        };
+
+        // [database]
+        let url = main.database.url.clone().unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
+        let is_sqlite = url.starts_with("sqlite:");
+        let is_postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
+        if !is_sqlite && !is_postgres {
+            issues.push(
+                src("database.url"),
+                "database.url",
+                format!("`{}` is neither sqlite:// nor postgres://", redact_url(&url)),
+            );
+        }
+        let password = read_secret(
+            SecretRef {
+                file: main.database.password_file.as_deref(),
+                env_name: main.database.password_env.as_deref(),
+                file_key: "database.password_file",
+                env_key: "database.password_env",
+                required: false,
+            },
+            &src("database.password_file"),
+            env,
+            issues,
+        );
+        if password.is_some() && is_sqlite {
+            issues.push(src("database.password_file"), "database.password_file", "a password applies to PostgreSQL only");
+        }
+        let max_connections = main.database.max_connections.unwrap_or(8);
+        if max_connections == 0 {
+            issues.push(src("database.max_connections"), "database.max_connections", "must be at least 1");
+        }
+
+        // [paths]
+        let path_or = |p: &Option<PathBuf>, default: &str| p.clone().unwrap_or_else(|| PathBuf::from(default));
+        let paths = Paths {
+            inbox: path_or(&main.paths.inbox, "inbox"),
+            outbox: path_or(&main.paths.outbox, "outbox"),
+            documents: path_or(&main.paths.documents, "documents"),
+            archive: path_or(&main.paths.archive, "archive"),
+            data: path_or(&main.paths.data, "data"),
+        };
+
+        // [log]
+        let format = match main.log.format.as_deref().unwrap_or("pretty") {
+            "pretty" => LogFormat::Pretty,
+            "json" => LogFormat::Json,
+            other => {
+                issues.push(src("log.format"), "log.format", format!("`{other}` is not pretty or json"));
+                LogFormat::Pretty
+            }
+        };
+        let level = main.log.level.clone().unwrap_or_else(|| "info".to_string());
+        if let Err(error) = tracing_subscriber::EnvFilter::try_new(&level) {
+            issues.push(src("log.level"), "log.level", format!("`{level}` is not a log level: {error}"));
+        }
+
+        // [http]
+        let http = main.http.as_ref().and_then(|http| {
+            let listen = http.listen.as_deref().unwrap_or("127.0.0.1:9464");
+            match listen.parse::<SocketAddr>() {
+                Ok(listen) => Some(HttpSettings { listen }),
+                Err(_) => {
+                    issues.push(src("http.listen"), "http.listen", format!("`{listen}` is not an address:port"));
+                    None
+                }
+            }
+        });
+
+        // [credit]
+        let max_age = parse_setting(main.credit.max_age.as_deref(), "24h", parse_duration, &src("credit.max_age"), "credit.max_age", issues);
+        let refresh_schedule = parse_setting(
+            main.credit.refresh_schedule.as_deref(),
+            "0 0 * * * *",
+            Schedule::parse,
+            &src("credit.refresh_schedule"),
+            "credit.refresh_schedule",
+            issues,
+        );
+
+        // [intake]
+        let scan_interval =
+            parse_setting(main.intake.scan_interval.as_deref(), "2s", parse_duration, &src("intake.scan_interval"), "intake.scan_interval", issues);
+        let quiet_period =
+            parse_setting(main.intake.quiet_period.as_deref(), "2s", parse_duration, &src("intake.quiet_period"), "intake.quiet_period", issues);
+        let intake = IntakeSettings {
+            scan_interval: scan_interval.unwrap_or(Duration::from_secs(2)),
+            quiet_period: quiet_period.unwrap_or(Duration::from_secs(2)),
+            max_file_bytes: main.intake.max_file_bytes.unwrap_or(64 * 1024 * 1024),
+            max_rows: main.intake.max_rows.unwrap_or(1_000_000),
+        };
+
+        // [provider.<id>]
+        let mut providers = BTreeMap::new();
+        for (id, raw) in &main.provider {
+            let key = format!("provider.{id}");
+            if find_provider(id).is_none() {
+                issues.push(src(&key), &key, format!("unknown provider `{id}` (known: {})", known_providers()));
+                continue;
+            }
+            let reports = raw.reports.as_ref().map(|r| validate_reports(r, &key, &src, issues)).unwrap_or_default();
+            providers.insert(id.clone(), ProviderSettings { reports });
+        }
+
+        // [[subsidiary]] and subsidiaries/*.toml
+        let mut subsidiaries = Vec::new();
+        for sourced in &loaded.subsidiaries {
+            if let Some(subsidiary) = validate_subsidiary(sourced, env, issues) {
+                subsidiaries.push(subsidiary);
+            }
+        }
+        check_unique_subsidiaries(&loaded, issues);
+
+        if issues.0.len() > before {
+            return None;
+        }
+        Some(Settings {
+            config_path: loaded.main_path.clone(),
+            database: DatabaseSettings { url, password, max_connections },
+            paths,
+            log: LogSettings { format, level },
+            http,
+            credit: CreditSettings { max_age: max_age?, refresh_schedule: refresh_schedule? },
+            intake,
+            subsidiaries,
+            providers,
+        })
+    }
+}
+
+fn known_providers() -> String {
+    crate::providers::PROVIDERS.iter().map(|p| p.id).collect::<Vec<_>>().join(", ")
+}
+
+fn parse_setting<T>(
+    value: Option<&str>,
+    default: &str,
+    parse: impl Fn(&str) -> Result<T, String>,
+    source: &str,
+    key: &str,
+    issues: &mut Issues,
+) -> Option<T> {
+    match parse(value.unwrap_or(default)) {
+        Ok(parsed) => Some(parsed),
+        Err(message) => {
+            issues.push(source, key, message);
+            None
+        }
+    }
+}
+
+/// Parses durations such as `24h`, `90m`, `30s`, `500ms`, `1d`, `1h30m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let invalid = || format!("`{text}` is not a duration (e.g. 24h, 90m, 30s, 500ms)");
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(invalid());
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = trimmed;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(invalid());
+        }
+        let number: u64 = rest[..digits].parse().map_err(|_| invalid())?;
+        rest = &rest[digits..];
+        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let part = match unit {
+            "ms" => Duration::from_millis(number),
+            "s" => Duration::from_secs(number),
+            "m" => Duration::from_secs(number.saturating_mul(60)),
+            "h" => Duration::from_secs(number.saturating_mul(3600)),
+            "d" => Duration::from_secs(number.saturating_mul(86_400)),
+            _ => return Err(invalid()),
+        };
+        total = total.saturating_add(part);
+    }
+    Ok(total)
+}
+
+/// Where a secret may come from, and the keys to name in errors.
+struct SecretRef<'a> {
+    file: Option<&'a Path>,
+    env_name: Option<&'a str>,
+    file_key: &'a str,
+    env_key: &'a str,
+    required: bool,
+}
+
+/// Reads a secret from its file or environment variable. Errors name the key and the file or
+/// variable, never the content.
+fn read_secret(secret: SecretRef<'_>, source: &str, env: &Environment, issues: &mut Issues) -> Option<SecretString> {
+    match (secret.file, secret.env_name) {
+        (Some(_), Some(_)) => {
+            issues.push(source, secret.file_key, format!("give either {} or {}, not both", secret.file_key, secret.env_key));
+            None
+        }
+        (Some(file), None) => match std::fs::read_to_string(file) {
+            Ok(content) => {
+                let value = content.trim_end_matches(['\n', '\r']);
+                if value.is_empty() {
+                    issues.push(source, secret.file_key, format!("{} is empty", file.display()));
+                    None
+                } else {
+                    Some(SecretString::from(value.to_string()))
+                }
+            }
+            Err(error) => {
+                issues.push(source, secret.file_key, format!("cannot read {}: {error}", file.display()));
+                None
+            }
+        },
+        (None, Some(name)) => match env.get(name) {
+            Some(value) if !value.is_empty() => Some(SecretString::from(value.clone())),
+            _ => {
+                issues.push(source, secret.env_key, format!("environment variable {name} is not set"));
+                None
+            }
+        },
+        (None, None) => {
+            if secret.required {
+                issues.push(source, secret.file_key, format!("required: set {} or {}", secret.file_key, secret.env_key));
+            }
+            None
+        }
+    }
+}
+
+fn validate_reports(raw: &RawReports, key: &str, src: &dyn Fn(&str) -> String, issues: &mut Issues) -> ReportSettings {
+    let mut reports = ReportSettings::default();
+    match raw.encoding.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("utf-8") | Some("utf8") => {}
+        Some("windows-1252") | Some("cp1252") => reports.encoding = ReportEncoding::Windows1252,
+        Some(other) => issues.push(src(key), format!("{key}.reports.encoding"), format!("`{other}` is not utf-8 or windows-1252")),
+    }
+    if let Some(delimiter) = &raw.delimiter {
+        let delimiter = if delimiter == "\\t" { "\t" } else { delimiter.as_str() };
+        match delimiter.as_bytes() {
+            [byte] if byte.is_ascii() && *byte != b'"' => reports.delimiter = *byte,
+            _ => issues.push(src(key), format!("{key}.reports.delimiter"), format!("`{delimiter}` is not a single character")),
+        }
+    }
+    reports.sheet = raw.sheet.clone();
+    for (kind, fields, raw_aliases, out) in [
+        ("purchase", PURCHASE_FIELDS, &raw.purchase, &mut reports.purchase_aliases),
+        ("payment", PAYMENT_FIELDS, &raw.payment, &mut reports.payment_aliases),
+    ] {
+        for (field, aliases) in raw_aliases {
+            if fields.contains(&field.as_str()) {
+                out.insert(field.clone(), aliases.clone());
+            } else {
+                issues.push(
+                    src(key),
+                    format!("{key}.reports.{kind}.{field}"),
+                    format!("unknown {kind} field (known: {})", fields.join(", ")),
+                );
+            }
+        }
+    }
+    reports
+}
+
+fn validate_subsidiary(sourced: &super::SourcedSubsidiary, env: &Environment, issues: &mut Issues) -> Option<Subsidiary> {
+    let raw = &sourced.raw;
+    let source = sourced.source.display().to_string();
+    let key = |k: &str| format!("{}{k}", sourced.key_prefix);
+    let before = issues.0.len();
+
+    let mut required = |value: &Option<String>, k: &str| -> String {
+        match value.as_deref().map(str::trim) {
+            Some(v) if !v.is_empty() => v.to_string(),
+            _ => {
+                issues.push(&source, key(k), "required");
+                String::new()
+            }
+        }
+    };
+    let id = required(&raw.id, "id");
+    let name = required(&raw.name, "name");
+    let address = required(&raw.address, "address");
+    let invoice_prefix = required(&raw.invoice_prefix, "invoice_prefix");
+    let timezone_text = required(&raw.timezone, "timezone");
+
+    if !id.is_empty() && !is_safe_id(&id) {
+        issues.push(&source, key("id"), format!("`{id}` may use only letters, digits, - and _ (at most 64)"));
+    }
+    if !invoice_prefix.is_empty()
+        && !invoice_prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        issues.push(&source, key("invoice_prefix"), format!("`{invoice_prefix}` may use only letters, digits, - and _"));
+    }
+    let timezone = if timezone_text.is_empty() {
+        None
+    } else {
+        match timezone_text.parse::<Tz>() {
+            Ok(tz) => Some(tz),
+            Err(_) => {
+                issues.push(&source, key("timezone"), format!("`{timezone_text}` is not a time zone (e.g. America/Chicago)"));
+                None
+            }
+        }
+    };
+    let invoicing_method = match raw.invoicing_method.as_deref() {
+        None => InvoicingMethod::Factoring,
+        Some(text) => InvoicingMethod::parse(text).unwrap_or_else(|| {
+            issues.push(&source, key("invoicing_method"), format!("`{text}` is not factoring or direct"));
+            InvoicingMethod::Factoring
+        }),
+    };
+    let mut customer_overrides = BTreeMap::new();
+    for (customer, method) in &raw.customer_overrides {
+        match InvoicingMethod::parse(method) {
+            Some(m) => {
+                customer_overrides.insert(customer.clone(), m);
+            }
+            None => issues.push(
+                &source,
+                key(&format!("customer_overrides.{customer}")),
+                format!("`{method}` is not factoring or direct"),
+            ),
+        }
+    }
+    let automerge = raw.automerge.unwrap_or(true);
+    let noa = raw.noa.as_deref().map(str::trim).filter(|n| !n.is_empty()).map(str::to_string);
+    let factors = invoicing_method == InvoicingMethod::Factoring
+        || customer_overrides.values().any(|m| *m == InvoicingMethod::Factoring);
+    if factors {
+        if noa.is_none() {
+            issues.push(&source, key("noa"), "required for factoring: the Notice of Assignment printed on every factored invoice");
+        }
+        if !automerge {
+            issues.push(&source, key("automerge"), "must be true for factoring: the factor needs invoice, rate confirmation and POD in one packet");
+        }
+        if raw.factoring.is_none() {
+            issues.push(&source, key("factoring"), "required for factoring: a [factoring] section naming the provider");
+        }
+    }
+    let factoring = raw.factoring.as_ref().and_then(|f| validate_factoring(f, &source, &key, env, issues));
+
+    if issues.0.len() > before {
+        return None;
+    }
+    Some(Subsidiary {
+        id,
+        name,
+        address,
+        usdot: raw.usdot.clone().filter(|v| !v.trim().is_empty()),
+        mc: raw.mc.clone().filter(|v| !v.trim().is_empty()),
+        timezone: timezone?,
+        invoice_prefix,
+        invoicing_method,
+        automerge,
+        noa,
+        customer_overrides,
+        factoring,
+        source: sourced.source.clone(),
+    })
+}
+
+fn validate_factoring(
+    raw: &RawFactoring,
+    source: &str,
+    key: &dyn Fn(&str) -> String,
+    env: &Environment,
+    issues: &mut Issues,
+) -> Option<Factoring> {
+    let Some(provider_id) = raw.provider.as_deref() else {
+        issues.push(source, key("factoring.provider"), format!("required (one of: {})", known_providers()));
+        return None;
+    };
+    let Some(provider) = find_provider(provider_id) else {
+        issues.push(source, key("factoring.provider"), format!("unknown provider `{provider_id}` (known: {})", known_providers()));
+        return None;
+    };
+    let active = raw.active.unwrap_or(true);
+    let schedule = match raw.schedule.as_deref() {
+        Some(text) => match Schedule::parse(text) {
+            Ok(schedule) => Some(schedule),
+            Err(message) => {
+                issues.push(source, key("factoring.schedule"), message);
+                None
+            }
+        },
+        None => {
+            if active {
+                issues.push(source, key("factoring.schedule"), "required while the provider is active (e.g. \"0 0 16 * * Mon-Fri\")");
+            }
+            None
+        }
+    };
+    let max_batch_size = raw.max_batch_size.unwrap_or(provider.max_batch_size);
+    if max_batch_size == 0 || max_batch_size > provider.max_batch_size {
+        issues.push(
+            source,
+            key("factoring.max_batch_size"),
+            format!("must be between 1 and {} for {}", provider.max_batch_size, provider.name),
+        );
+    }
+
+    let connection = match provider.transport {
+        Transport::Manual => {
+            for (present, block) in [(raw.ftp.is_some(), "factoring.ftp"), (raw.api.is_some(), "factoring.api")] {
+                if present {
+                    issues.push(source, key(block), format!("{} is a manual provider (batch files in the outbox): remove this section", provider.name));
+                }
+            }
+            Connection::None
+        }
+        Transport::Ftp => {
+            if raw.api.is_some() {
+                issues.push(source, key("factoring.api"), format!("{} takes batches by FTP: use [factoring.ftp], not [factoring.api]", provider.name));
+            }
+            match &raw.ftp {
+                Some(ftp) => validate_ftp(ftp, active, source, key, env, issues).map(Connection::Ftp)?,
+                None if active => {
+                    issues.push(source, key("factoring.ftp"), format!("required: {} takes batches by FTP", provider.name));
+                    return None;
+                }
+                None => Connection::None,
+            }
+        }
+        Transport::Api => {
+            if raw.ftp.is_some() {
+                issues.push(source, key("factoring.ftp"), format!("{} takes batches by API: use [factoring.api], not [factoring.ftp]", provider.name));
+            }
+            match &raw.api {
+                Some(api) => validate_api(api, provider, active, source, key, env, issues).map(Connection::Api)?,
+                None if active => {
+                    issues.push(source, key("factoring.api"), format!("required: {} takes batches by API", provider.name));
+                    return None;
+                }
+                None => Connection::None,
+            }
+        }
+    };
+    Some(Factoring {
+        provider,
+        active,
+        schedule,
+        block_on_declined_credit: raw.block_on_declined_credit.unwrap_or(true),
+        block_on_unknown_credit: raw.block_on_unknown_credit.unwrap_or(false),
+        max_batch_size,
+        connection,
+    })
+}
+
+fn validate_ftp(
+    raw: &RawFtp,
+    active: bool,
+    source: &str,
+    key: &dyn Fn(&str) -> String,
+    env: &Environment,
+    issues: &mut Issues,
+) -> Option<FtpSettings> {
+    let before = issues.0.len();
+    let protocol = match raw.protocol.as_deref().unwrap_or("ftp") {
+        "ftp" => FtpProtocol::Ftp,
+        "sftp" => FtpProtocol::Sftp,
+        other => {
+            issues.push(source, key("factoring.ftp.protocol"), format!("`{other}` is not ftp or sftp"));
+            FtpProtocol::Ftp
+        }
+    };
+    let tls = match (protocol, raw.tls.as_deref()) {
+        (FtpProtocol::Sftp, Some(_)) => {
+            issues.push(source, key("factoring.ftp.tls"), "applies to ftp only; sftp is encrypted by SSH");
+            FtpTls::None
+        }
+        (FtpProtocol::Sftp, None) => FtpTls::None,
+        (FtpProtocol::Ftp, None | Some("explicit")) => FtpTls::Explicit,
+        (FtpProtocol::Ftp, Some("implicit")) => FtpTls::Implicit,
+        (FtpProtocol::Ftp, Some("none")) => FtpTls::None,
+        (FtpProtocol::Ftp, Some(other)) => {
+            issues.push(source, key("factoring.ftp.tls"), format!("`{other}` is not explicit, implicit or none"));
+            FtpTls::Explicit
+        }
+    };
+    if protocol == FtpProtocol::Ftp && raw.host_key_sha256.is_some() {
+        issues.push(source, key("factoring.ftp.host_key_sha256"), "applies to sftp only");
+    }
+    if protocol == FtpProtocol::Sftp && raw.host_key_sha256.is_none() && active {
+        issues.push(source, key("factoring.ftp.host_key_sha256"), "required for sftp: the server's host key fingerprint");
+    }
+    let host = raw.host.clone().unwrap_or_default();
+    let username = raw.username.clone().unwrap_or_default();
+    if active {
+        if host.trim().is_empty() {
+            issues.push(source, key("factoring.ftp.host"), "required");
+        }
+        if username.trim().is_empty() {
+            issues.push(source, key("factoring.ftp.username"), "required");
+        }
+    }
+    let password = if active {
+        read_secret(
+            SecretRef {
+                file: raw.password_file.as_deref(),
+                env_name: raw.password_env.as_deref(),
+                file_key: &key("factoring.ftp.password_file"),
+                env_key: &key("factoring.ftp.password_env"),
+                required: true,
+            },
+            source,
+            env,
+            issues,
+        )
+    } else {
+        None
+    };
+    let default_port = match (protocol, tls) {
+        (FtpProtocol::Sftp, _) => 22,
+        (FtpProtocol::Ftp, FtpTls::Implicit) => 990,
+        (FtpProtocol::Ftp, _) => 21,
+    };
+    if issues.0.len() > before {
+        return None;
+    }
+    Some(FtpSettings {
+        protocol,
+        host,
+        port: raw.port.unwrap_or(default_port),
+        username,
+        password,
+        directory: raw.directory.clone().unwrap_or_else(|| "/".to_string()),
+        tls,
+        host_key_sha256: raw.host_key_sha256.clone(),
+    })
+}
+
+fn validate_api(
+    raw: &RawApi,
+    provider: &Provider,
+    active: bool,
+    source: &str,
+    key: &dyn Fn(&str) -> String,
+    env: &Environment,
+    issues: &mut Issues,
+) -> Option<ApiSettings> {
+    let before = issues.0.len();
+    let base_url = raw.base_url.clone().unwrap_or_default();
+    if active && !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+        issues.push(source, key("factoring.api.base_url"), "required: the provider's https:// address");
+    }
+    let needs = |c: ApiCredential| active && provider.api_credentials.contains(&c);
+    let secret = |file: &Option<PathBuf>, env_name: &Option<String>, name: &str, required: bool, issues: &mut Issues| {
+        if !active {
+            return None;
+        }
+        read_secret(
+            SecretRef {
+                file: file.as_deref(),
+                env_name: env_name.as_deref(),
+                file_key: &key(&format!("factoring.api.{name}_file")),
+                env_key: &key(&format!("factoring.api.{name}_env")),
+                required,
+            },
+            source,
+            env,
+            issues,
+        )
+    };
+    let up = needs(ApiCredential::UsernamePassword);
+    if up && raw.username.as_deref().is_none_or(|u| u.trim().is_empty()) {
+        issues.push(source, key("factoring.api.username"), format!("required for {}", provider.name));
+    }
+    let password = secret(&raw.password_file, &raw.password_env, "password", up, issues);
+    let subscription_key = secret(
+        &raw.subscription_key_file,
+        &raw.subscription_key_env,
+        "subscription_key",
+        needs(ApiCredential::SubscriptionKey),
+        issues,
+    );
+    let api_key = secret(&raw.api_key_file, &raw.api_key_env, "api_key", needs(ApiCredential::ApiKey), issues);
+    if needs(ApiCredential::ClientId) && raw.client_id.as_deref().is_none_or(|c| c.trim().is_empty()) {
+        issues.push(source, key("factoring.api.client_id"), format!("required for {}", provider.name));
+    }
+    if issues.0.len() > before {
+        return None;
+    }
+    Some(ApiSettings {
+        base_url,
+        username: raw.username.clone(),
+        password,
+        subscription_key,
+        api_key,
+        client_id: raw.client_id.clone(),
+    })
+}
+
+/// Subsidiary ids and invoice prefixes must be unique; a prefix that starts another (`A-` and
+/// `A-1`) could produce the same invoice number from two subsidiaries, so that is refused too.
+fn check_unique_subsidiaries(loaded: &Loaded, issues: &mut Issues) {
+    let mut ids: BTreeMap<&str, &super::SourcedSubsidiary> = BTreeMap::new();
+    for sourced in &loaded.subsidiaries {
+        let Some(id) = sourced.raw.id.as_deref() else { continue };
+        if let Some(first) = ids.get(id) {
+            issues.push(
+                sourced.source.display(),
+                format!("{}id", sourced.key_prefix),
+                format!("duplicate subsidiary id `{id}` (also in {})", first.source.display()),
+            );
+        } else {
+            ids.insert(id, sourced);
+        }
+    }
+    let prefixes: Vec<(&str, &super::SourcedSubsidiary)> = loaded
+        .subsidiaries
+        .iter()
+        .filter_map(|s| s.raw.invoice_prefix.as_deref().filter(|p| !p.is_empty()).map(|p| (p, s)))
+        .collect();
+    let mut reported = BTreeSet::new();
+    for (i, (a, sa)) in prefixes.iter().enumerate() {
+        for (b, sb) in &prefixes[i + 1..] {
+            if (a.starts_with(b) || b.starts_with(a)) && reported.insert((i, *b)) {
+                issues.push(
+                    sb.source.display(),
+                    format!("{}invoice_prefix", sb.key_prefix),
+                    format!(
+                        "`{b}` clashes with `{a}` of subsidiary `{}` ({}): invoice prefixes must differ and neither may start the other",
+                        sa.raw.id.as_deref().unwrap_or("?"),
+                        sa.source.display()
+                    ),
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5_400)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert!(parse_duration("24").is_err());
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration("1 day").is_err());
+    }
+
+    #[test]
+    fn cron_needs_six_fields() {
+        assert!(Schedule::parse("0 0 16 * * Mon-Fri").is_ok());
+        assert!(Schedule::parse("0 16 * * Mon-Fri").is_err());
+        assert!(Schedule::parse("0 0 25 * * *").is_err());
+        assert!(Schedule::parse("0 0 16 * * Funday").is_err());
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:[REDACTED]@h:5432/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite://data/f.db"), "sqlite://data/f.db");
+    }
+}

@@ -1,0 +1,18 @@
+//! Types that parse, so the rest of factord can trust them: money in cents, the load status
+//! graph and its exceptions, and the load import rule.
+
+mod load;
+mod money;
+mod status;
+
+pub use load::{Customer, FieldChange, ImportDecision, LoadFields, LoadInput, StoredLoad, decide_import};
+pub use money::{Money, MoneyError};
+pub use status::{ExceptionKind, LoadStatus, UnknownStatus};
+
+/// Whether `id` is usable as a name in paths and files (RELIABILITY rule 14): 1 to 64 of
+/// `[A-Za-z0-9_-]`. Subsidiary and provider ids are held to this.
+pub fn is_safe_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}

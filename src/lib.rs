@@ -1,0 +1,21 @@
+//! factord: invoice factoring for trucking carriers, unattended.
+//!
+//! Layout, with data flowing from the top down:
+//! - [`cli`]: the command line of DESIGN §6 (clap), and each command's output.
+//! - [`config`]: files and environment → validated [`config::Settings`]; secrets kept secret.
+//! - [`telemetry`]: the tracing subscriber, set up once.
+//! - [`domain`]: money in cents, the load status graph, exceptions, the load import rule.
+//! - [`providers`]: the catalogue of the 13 factoring companies.
+//! - [`store`]: the only code that speaks SQL, on PostgreSQL or SQLite.
+//! - [`intake`]: load exports (CSV, JSON) → validated rows → the store; the inbox pickup
+//!   (stable-file detection, processing folder, archive and failed folders).
+//! - [`daemon`]: `factord run`: components started in order, stopped in reverse on shutdown.
+
+//pub mod cli;
+pub mod config;
+//pub mod daemon;
+pub mod domain;
+//pub mod intake;
+pub mod providers;
+pub mod store;
+//pub mod telemetry;

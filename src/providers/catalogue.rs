@@ -1,0 +1,181 @@
+//! One table of the 13 providers of DESIGN §4, so that every other module asks here instead of
+//! matching on provider ids.
+
+/// How a batch reaches the provider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// HTTP API (`[subsidiary.factoring.api]`).
+    Api,
+    /// FTP, FTPS or SFTP upload (`[subsidiary.factoring.ftp]`).
+    Ftp,
+    /// A file in the outbox that ops send by hand; no connection block.
+    Manual,
+}
+
+impl Transport {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Transport::Api => "api",
+            Transport::Ftp => "ftp",
+            Transport::Manual => "manual",
+        }
+    }
+}
+
+/// A credential an API provider needs, each given in config as `<name>_file` or `<name>_env`
+/// (or, for the non-secret `client_id`, as a plain value).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiCredential {
+    /// `username` plus `password_file` / `password_env`.
+    UsernamePassword,
+    /// `subscription_key_file` / `subscription_key_env`.
+    SubscriptionKey,
+    /// `api_key_file` / `api_key_env`.
+    ApiKey,
+    /// `client_id` (not secret).
+    ClientId,
+}
+
+#[derive(Debug)]
+pub struct Provider {
+    /// The config id (`provider = "..."`), also used in folder names.
+    pub id: &'static str,
+    pub name: &'static str,
+    pub transport: Transport,
+    /// The largest batch the provider takes; `max_batch_size` in config may lower it.
+    pub max_batch_size: u32,
+    /// Whether the provider offers broker credit checks.
+    pub credit_checks: bool,
+    /// What an active API subsidiary must configure.
+    pub api_credentials: &'static [ApiCredential],
+}
+
+/// Batches larger than this are split even where a provider states no limit, so that one bad
+/// file never holds a whole day's invoices.
+const DEFAULT_MAX_BATCH: u32 = 500;
+
+pub static PROVIDERS: [Provider; 13] = [
+    Provider {
+        id: "apex",
+        name: "Apex Capital",
+        transport: Transport::Api,
+        max_batch_size: DEFAULT_MAX_BATCH,
+        credit_checks: false,
+        api_credentials: &[ApiCredential::ApiKey],
+    },
+    Provider {
+        id: "otr",
+        name: "OTR Solutions",
+        transport: Transport::Api,
+        max_batch_size: DEFAULT_MAX_BATCH,
+        credit_checks: true,
+        api_credentials: &[ApiCredential::UsernamePassword, ApiCredential::SubscriptionKey],
+    },
+    Provider {
+        id: "saint_johns",
+        name: "Saint Johns Capital Factoring",
+        transport: Transport::Api,
+        max_batch_size: DEFAULT_MAX_BATCH,
+        credit_checks: true,
+        api_credentials: &[ApiCredential::ClientId, ApiCredential::ApiKey],
+    },
+    Provider {
+        id: "tafs",
+        name: "TAFS",
+        transport: Transport::Api,
+        max_batch_size: DEFAULT_MAX_BATCH,
+        credit_checks: false,
+        api_credentials: &[ApiCredential::ApiKey],
+    },
+    Provider {
+        id: "trufunding",
+        name: "TruFunding",
+        transport: Transport::Api,
+        max_batch_size: DEFAULT_MAX_BATCH,
+        credit_checks: false,
+        api_credentials: &[ApiCredential::ApiKey],
+    },
+    Provider {
+        id: "capital_depot",
+        name: "Capital Depot",
+        transport: Transport::Manual,
+        max_batch_size: DEFAULT_MAX_BATCH,
+        credit_checks: false,
+        api_credentials: &[],
+    },
+    Provider {
+        id: "wex_fleetone",
+        name: "Wex FleetOne",
+        transport: Transport::Manual,
+        max_batch_size: DEFAULT_MAX_BATCH,
+        credit_checks: false,
+        api_credentials: &[],
+    },
+    Provider {
+        id: "winfactor",
+        name: "WinFactor",
+        transport: Transport::Ftp,
+        max_batch_size: DEFAULT_MAX_BATCH,
+        credit_checks: false,
+        api_credentials: &[],
+    },
+    Provider {
+        id: "compass",
+        name: "Compass Funding Solutions",
+        transport: Transport::Ftp,
+        max_batch_size: DEFAULT_MAX_BATCH,
+        credit_checks: false,
+        api_credentials: &[],
+    },
+    Provider {
+        id: "rts",
+        name: "RTS",
+        transport: Transport::Ftp,
+        max_batch_size: 100,
+        credit_checks: false,
+        api_credentials: &[],
+    },
+    Provider {
+        id: "sunbelt",
+        name: "Sunbelt Finance",
+        transport: Transport::Ftp,
+        max_batch_size: DEFAULT_MAX_BATCH,
+        credit_checks: false,
+        api_credentials: &[],
+    },
+    Provider {
+        id: "triumph",
+        name: "Triumph",
+        transport: Transport::Ftp,
+        max_batch_size: DEFAULT_MAX_BATCH,
+        credit_checks: false,
+        api_credentials: &[],
+    },
+    Provider {
+        id: "wex_fleetone_ftp",
+        name: "Wex FleetOne FTP",
+        transport: Transport::Ftp,
+        max_batch_size: DEFAULT_MAX_BATCH,
+        credit_checks: false,
+        api_credentials: &[],
+    },
+];
+
+pub fn find_provider(id: &str) -> Option<&'static Provider> {
+    PROVIDERS.iter().find(|p| p.id == id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalogue_has_thirteen_unique_safe_ids() {
+        let mut ids: Vec<&str> = PROVIDERS.iter().map(|p| p.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 13);
+        assert!(ids.iter().all(|id| crate::domain::is_safe_id(id)));
+        assert_eq!(find_provider("rts").map(|p| p.max_batch_size), Some(100));
+    }
+}

@@ -1,0 +1,681 @@
+//! The only module that speaks SQL. A [`Store`] is PostgreSQL or SQLite, chosen once from the
+//! database URL; its methods are coarse and transactional (`import_loads`, `move_status`), so
+//! callers never see sqlx or a half-done change.
+//!
+//! Both backends run the same SQL, written in the portable subset (`$n` placeholders,
+//! `RETURNING`, `ON CONFLICT`); the [`on_pool!`] macro expands one body for each pool type.
+//! Divergences are marked `// DIALECT:`. Migrations live in `migrations/{postgres,sqlite}` and
+//! are kept in lockstep.
+//!
+//! Every status change is a compare-and-set (`WHERE status = $expected`, rows affected
+//! checked) written with its history row in one transaction (RELIABILITY rule 2).
+
+mod types;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::Utc;
+use secrecy::ExposeSecret;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Row, SqlitePool};
+
+pub use types::*;
+
+use crate::config::{DatabaseSettings, redact_url};
+use crate::domain::{
+    Customer, ExceptionKind, ImportDecision, LoadFields, LoadStatus, Money, StoredLoad, decide_import,
+};
+
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot open the database {url}: {reason}")]
+    Open { url: String, reason: String },
+    #[error("load {0} not found")]
+    LoadNotFound(String),
+    #[error("load {load}: {from} → {to} is not a move of the status graph")]
+    IllegalMove { load: String, from: LoadStatus, to: LoadStatus },
+    #[error("load {load} is {actual}, not {expected}: someone else moved it first")]
+    Conflict { load: String, expected: LoadStatus, actual: LoadStatus },
+    #[error("stored data is not valid: {0}")]
+    Corrupt(String),
+}
+
+/// A connection pool to one of the two backends.
+#[derive(Clone, Debug)]
+pub enum Store {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// Expands `$body` once per backend with `$pool` bound to that backend's pool.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            Store::Postgres($pool) => $body,
+            Store::Sqlite($pool) => $body,
+        }
+    };
+}
+
+/// Writes one history row. `$tx` is a transaction of either backend.
+macro_rules! insert_history {
+    ($tx:expr, $load_id:expr, $from:expr, $to:expr, $at:expr, $cause:expr) => {
+        sqlx::query("INSERT INTO load_history (load_id, from_status, to_status, at, cause) VALUES ($1, $2, $3, $4, $5)")
+            .bind($load_id)
+            .bind($from)
+            .bind($to)
+            .bind($at)
+            .bind($cause)
+            .execute(&mut *$tx)
+            .await?
+    };
+}
+
+/// The columns `load_from_row!` reads, as a literal so queries stay `&'static str`.
+macro_rules! load_columns {
+    () => {
+        "l.id, l.load_number, l.subsidiary, l.customer_id, c.name AS customer_name, \
+         c.mc AS customer_mc, c.dot AS customer_dot, l.amount_cents, l.status, l.delivered_at, l.pod, \
+         l.rate_confirmation, l.po_number, l.factor_reference, l.truck, l.pickup_city, l.pickup_state, \
+         l.delivery_city, l.delivery_state, l.invoice_number, l.batch_id, l.waiting_reason, l.created_at, l.updated_at"
+    };
+}
+
+/// Reads a [`LoadRecord`] from a row selected with `load_columns!()` (either backend).
+macro_rules! load_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        let status: String = row.try_get("status")?;
+        LoadRecord {
+            id: row.try_get("id")?,
+            load_number: row.try_get("load_number")?,
+            customer_name: row.try_get("customer_name")?,
+            customer_mc: row.try_get("customer_mc")?,
+            customer_dot: row.try_get("customer_dot")?,
+            status: LoadStatus::from_str(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            invoice_number: row.try_get("invoice_number")?,
+            batch_id: row.try_get("batch_id")?,
+            waiting_reason: row.try_get("waiting_reason")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+            fields: LoadFields {
+                subsidiary: row.try_get("subsidiary")?,
+                customer_id: row.try_get("customer_id")?,
+                amount: Money::from_cents(row.try_get("amount_cents")?),
+                delivered_at: row.try_get("delivered_at")?,
+                pod: row.try_get("pod")?,
+                rate_confirmation: row.try_get("rate_confirmation")?,
+                po_number: row.try_get("po_number")?,
+                factor_reference: row.try_get("factor_reference")?,
+                truck: row.try_get("truck")?,
+                pickup_city: row.try_get("pickup_city")?,
+                pickup_state: row.try_get("pickup_state")?,
+                delivery_city: row.try_get("delivery_city")?,
+                delivery_state: row.try_get("delivery_state")?,
+            },
+        }
+    }};
+}
+
+impl Store {
+    /// Opens the database named by the settings. SQLite files (and their folder) are created
+    /// on first use, with WAL, a busy timeout and foreign keys on.
+    pub async fn connect(settings: &DatabaseSettings) -> Result<Store, StoreError> {
+        let open_error = |reason: String| StoreError::Open { url: redact_url(&settings.url), reason };
+        if settings.is_postgres() {
+            let mut options = PgConnectOptions::from_str(&settings.url).map_err(|e| open_error(e.to_string()))?;
+            if let Some(password) = &settings.password {
+                options = options.password(password.expose_secret());
+            }
+            let pool = PgPoolOptions::new()
+                .max_connections(settings.max_connections)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await
+                .map_err(|e| open_error(e.to_string()))?;
+            Ok(Store::Postgres(pool))
+        } else {
+            let options = SqliteConnectOptions::from_str(&settings.url)
+                .map_err(|e| open_error(e.to_string()))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true);
+            if let Some(parent) = options.get_filename().parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| open_error(format!("cannot create {}: {e}", parent.display())))?;
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(settings.max_connections)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await
+                .map_err(|e| open_error(e.to_string()))?;
+            Ok(Store::Sqlite(pool))
+        }
+    }
+
+    /// Which backend this is, for messages.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Postgres(_) => "postgres",
+            Store::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// Creates or upgrades the schema.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Postgres(pool) => POSTGRES_MIGRATOR.run(pool).await?,
+            Store::Sqlite(pool) => SQLITE_MIGRATOR.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(self, pool => { sqlx::query("SELECT 1").execute(pool).await?; });
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await)
+    }
+
+    /// The record of an inbox file already processed with this content, if any.
+    pub async fn find_inbox_file(&self, channel: &str, sha256: &str) -> Result<Option<InboxFileRecord>, StoreError> {
+        on_pool!(self, pool => {
+            let row = sqlx::query(
+                "SELECT channel, sha256, file_name, processed_at, summary FROM inbox_files WHERE channel = $1 AND sha256 = $2",
+            )
+            .bind(channel)
+            .bind(sha256)
+            .fetch_optional(pool)
+            .await?;
+            match row {
+                Some(row) => Ok(Some(InboxFileRecord {
+                    channel: row.try_get("channel")?,
+                    sha256: row.try_get("sha256")?,
+                    file_name: row.try_get("file_name")?,
+                    processed_at: row.try_get("processed_at")?,
+                    summary: row.try_get("summary")?,
+                })),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// The most recent inbox files of a channel, newest first.
+    pub async fn recent_inbox_files(&self, channel: &str, limit: i64) -> Result<Vec<InboxFileRecord>, StoreError> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT channel, sha256, file_name, processed_at, summary FROM inbox_files WHERE channel = $1 ORDER BY id DESC LIMIT $2",
+            )
+            .bind(channel)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(InboxFileRecord {
+                        channel: row.try_get("channel")?,
+                        sha256: row.try_get("sha256")?,
+                        file_name: row.try_get("file_name")?,
+                        processed_at: row.try_get("processed_at")?,
+                        summary: row.try_get("summary")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Imports load rows in one transaction: customers created or updated, loads inserted or
+    /// updated by the rule of [`decide_import`], a history row for every status set, and, for
+    /// an inbox file, the file's record. Rows the rule refuses are reported and change nothing.
+    /// If the file's content was already processed, nothing is applied and `duplicate_of` says
+    /// when.
+    pub async fn import_loads(&self, request: ImportRequest<'_>) -> Result<ImportResult, StoreError> {
+        let now = Utc::now();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            if let Some(file) = &request.file {
+                // DIALECT: none; both backends take ON CONFLICT DO NOTHING. The record is written
+                // first so that a concurrent pickup of the same content waits here and then
+                // finds it taken.
+                let inserted = sqlx::query(
+                    "INSERT INTO inbox_files (channel, sha256, file_name, processed_at, summary) VALUES ($1, $2, $3, $4, '') \
+                     ON CONFLICT (channel, sha256) DO NOTHING",
+                )
+                .bind(file.channel)
+                .bind(file.sha256)
+                .bind(file.file_name)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if inserted == 0 {
+                    tx.rollback().await?;
+                    let previous = self.find_inbox_file(file.channel, file.sha256).await?;
+                    return Ok(ImportResult { rows: Vec::new(), duplicate_of: previous });
+                }
+            }
+
+            let mut results = Vec::with_capacity(request.rows.len());
+            for row in request.rows {
+                let input = &row.input;
+                let cause = format!("{} row {}", request.cause, row.row);
+                let existing = sqlx::query(
+                    "SELECT id, status, invoice_number, subsidiary, customer_id, amount_cents, delivered_at, pod, \
+                     rate_confirmation, po_number, factor_reference, truck, pickup_city, pickup_state, delivery_city, \
+                     delivery_state FROM loads WHERE load_number = $1",
+                )
+                .bind(&input.load_number)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let existing = match existing {
+                    Some(r) => {
+                        let status: String = r.try_get("status")?;
+                        let id: i64 = r.try_get("id")?;
+                        Some((id, StoredLoad {
+                            status: LoadStatus::from_str(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                            invoice_number: r.try_get("invoice_number")?,
+                            fields: LoadFields {
+                                subsidiary: r.try_get("subsidiary")?,
+                                customer_id: r.try_get("customer_id")?,
+                                amount: Money::from_cents(r.try_get("amount_cents")?),
+                                delivered_at: r.try_get("delivered_at")?,
+                                pod: r.try_get("pod")?,
+                                rate_confirmation: r.try_get("rate_confirmation")?,
+                                po_number: r.try_get("po_number")?,
+                                factor_reference: r.try_get("factor_reference")?,
+                                truck: r.try_get("truck")?,
+                                pickup_city: r.try_get("pickup_city")?,
+                                pickup_state: r.try_get("pickup_state")?,
+                                delivery_city: r.try_get("delivery_city")?,
+                                delivery_state: r.try_get("delivery_state")?,
+                            },
+                        }))
+                    }
+                    None => None,
+                };
+                let decision = decide_import(existing.as_ref().map(|(_, s)| s), input);
+                if let ImportDecision::Refuse(reason) = decision {
+                    results.push(RowResult { row: row.row, load_number: input.load_number.clone(), outcome: RowOutcome::Rejected(reason) });
+                    continue;
+                }
+
+                // The customer: created, or updated where the row says something new. A row
+                // without an MC or DOT keeps the numbers already known.
+                let customer = sqlx::query("SELECT name, mc, dot FROM customers WHERE id = $1")
+                    .bind(&input.customer.id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let customer_changed = match &customer {
+                    None => true,
+                    Some(c) => {
+                        let known = Customer {
+                            id: input.customer.id.clone(),
+                            name: c.try_get("name")?,
+                            mc: c.try_get("mc")?,
+                            dot: c.try_get("dot")?,
+                        };
+                        known.name != input.customer.name
+                            || (input.customer.mc.is_some() && known.mc != input.customer.mc)
+                            || (input.customer.dot.is_some() && known.dot != input.customer.dot)
+                    }
+                };
+                if customer_changed {
+                    sqlx::query(
+                        "INSERT INTO customers (id, name, mc, dot, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5) \
+                         ON CONFLICT (id) DO UPDATE SET name = excluded.name, mc = COALESCE(excluded.mc, customers.mc), \
+                         dot = COALESCE(excluded.dot, customers.dot), updated_at = excluded.updated_at",
+                    )
+                    .bind(&input.customer.id)
+                    .bind(&input.customer.name)
+                    .bind(&input.customer.mc)
+                    .bind(&input.customer.dot)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+
+                let f = &input.fields;
+                let outcome = match (decision, existing) {
+                    (ImportDecision::Insert, _) => {
+                        let id: i64 = sqlx::query(
+                            "INSERT INTO loads (load_number, subsidiary, customer_id, amount_cents, status, delivered_at, pod, \
+                             rate_confirmation, po_number, factor_reference, truck, pickup_city, pickup_state, delivery_city, \
+                             delivery_state, created_at, updated_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) RETURNING id",
+                        )
+                        .bind(&input.load_number)
+                        .bind(&f.subsidiary)
+                        .bind(&f.customer_id)
+                        .bind(f.amount.cents())
+                        .bind(input.status.as_str())
+                        .bind(&f.delivered_at)
+                        .bind(&f.pod)
+                        .bind(&f.rate_confirmation)
+                        .bind(&f.po_number)
+                        .bind(&f.factor_reference)
+                        .bind(&f.truck)
+                        .bind(&f.pickup_city)
+                        .bind(&f.pickup_state)
+                        .bind(&f.delivery_city)
+                        .bind(&f.delivery_state)
+                        .bind(now)
+                        .fetch_one(&mut *tx)
+                        .await?
+                        .try_get("id")?;
+                        insert_history!(tx, id, None::<&str>, input.status.as_str(), now, &cause);
+                        RowOutcome::Imported
+                    }
+                    (ImportDecision::Update { changes, release }, Some((id, stored))) => {
+                        // Compare-and-set on the status read above: a concurrent move makes
+                        // this row affect nothing, and the whole import is retried by its caller.
+                        let new_status = if release { LoadStatus::Released } else { stored.status };
+                        let updated = sqlx::query(
+                            "UPDATE loads SET subsidiary = $1, customer_id = $2, amount_cents = $3, delivered_at = $4, pod = $5, \
+                             rate_confirmation = $6, po_number = $7, factor_reference = $8, truck = $9, pickup_city = $10, \
+                             pickup_state = $11, delivery_city = $12, delivery_state = $13, status = $14, updated_at = $15 \
+                             WHERE id = $16 AND status = $17",
+                        )
+                        .bind(&f.subsidiary)
+                        .bind(&f.customer_id)
+                        .bind(f.amount.cents())
+                        .bind(&f.delivered_at)
+                        .bind(&f.pod)
+                        .bind(&f.rate_confirmation)
+                        .bind(&f.po_number)
+                        .bind(&f.factor_reference)
+                        .bind(&f.truck)
+                        .bind(&f.pickup_city)
+                        .bind(&f.pickup_state)
+                        .bind(&f.delivery_city)
+                        .bind(&f.delivery_state)
+                        .bind(new_status.as_str())
+                        .bind(now)
+                        .bind(id)
+                        .bind(stored.status.as_str())
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                        if updated == 0 {
+                            return Err(StoreError::Conflict {
+                                load: input.load_number.clone(),
+                                expected: stored.status,
+                                actual: new_status,
+                            });
+                        }
+                        if release {
+                            insert_history!(tx, id, Some(LoadStatus::Delivered.as_str()), LoadStatus::Released.as_str(), now, &cause);
+                        }
+                        let mut described: Vec<String> = changes.iter().map(ToString::to_string).collect();
+                        if release {
+                            described.push("status Delivered → Released".to_string());
+                        }
+                        if customer_changed {
+                            described.push("customer details".to_string());
+                        }
+                        RowOutcome::Updated(described.join(", "))
+                    }
+                    (ImportDecision::Unchanged, _) if customer_changed => RowOutcome::Updated("customer details".to_string()),
+                    _ => RowOutcome::Unchanged,
+                };
+                results.push(RowResult { row: row.row, load_number: input.load_number.clone(), outcome });
+            }
+
+            if let Some(file) = &request.file {
+                let summary = serde_json::to_string(&ImportCounts::of(&results, request.file_errors))
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                sqlx::query("UPDATE inbox_files SET summary = $1 WHERE channel = $2 AND sha256 = $3")
+                    .bind(summary)
+                    .bind(file.channel)
+                    .bind(file.sha256)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(ImportResult { rows: results, duplicate_of: None })
+        })
+    }
+
+    /// Moves a load `from → to` if it is still `from` (compare-and-set), with its history row,
+    /// in one transaction. Moves outside the graph of DESIGN §2 are refused before any SQL.
+    pub async fn move_status(&self, load_number: &str, from: LoadStatus, to: LoadStatus, cause: &str) -> Result<(), StoreError> {
+        if !from.can_move_to(to) {
+            return Err(StoreError::IllegalMove { load: load_number.to_string(), from, to });
+        }
+        let now = Utc::now();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let moved = sqlx::query(
+                "UPDATE loads SET status = $1, updated_at = $2 WHERE load_number = $3 AND status = $4 RETURNING id",
+            )
+            .bind(to.as_str())
+            .bind(now)
+            .bind(load_number)
+            .bind(from.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(moved) = moved else {
+                tx.rollback().await?;
+                let actual: Option<String> = sqlx::query_scalar("SELECT status FROM loads WHERE load_number = $1")
+                    .bind(load_number)
+                    .fetch_optional(pool)
+                    .await?;
+                return match actual {
+                    None => Err(StoreError::LoadNotFound(load_number.to_string())),
+                    Some(actual) => Err(StoreError::Conflict {
+                        load: load_number.to_string(),
+                        expected: from,
+                        actual: LoadStatus::from_str(&actual).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    }),
+                };
+            };
+            let id: i64 = moved.try_get("id")?;
+            insert_history!(tx, id, Some(from.as_str()), to.as_str(), now, cause);
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Raises an exception flag on a load; a flag of that kind already open keeps its first
+    /// detail and time.
+    pub async fn raise_exception(&self, load_number: &str, kind: ExceptionKind, detail: &str) -> Result<(), StoreError> {
+        let now = Utc::now();
+        on_pool!(self, pool => {
+            let inserted = sqlx::query(
+                "INSERT INTO load_exceptions (load_id, kind, detail, raised_at) \
+                 SELECT id, $2, $3, $4 FROM loads WHERE load_number = $1 \
+                 ON CONFLICT (load_id, kind) WHERE cleared_at IS NULL DO NOTHING",
+            )
+            .bind(load_number)
+            .bind(kind.as_str())
+            .bind(detail)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected();
+            if inserted == 0 && !self.load_exists(load_number).await? {
+                return Err(StoreError::LoadNotFound(load_number.to_string()));
+            }
+            Ok(())
+        })
+    }
+
+    /// Clears the open exception of this kind, if any. Returns whether one was open.
+    pub async fn clear_exception(&self, load_number: &str, kind: ExceptionKind) -> Result<bool, StoreError> {
+        let now = Utc::now();
+        on_pool!(self, pool => {
+            let cleared = sqlx::query(
+                "UPDATE load_exceptions SET cleared_at = $1 WHERE cleared_at IS NULL AND kind = $2 \
+                 AND load_id = (SELECT id FROM loads WHERE load_number = $3)",
+            )
+            .bind(now)
+            .bind(kind.as_str())
+            .bind(load_number)
+            .execute(pool)
+            .await?
+            .rows_affected();
+            Ok(cleared > 0)
+        })
+    }
+
+    /// Records why a load cannot move on (or clears it with `None`).
+    pub async fn set_waiting_reason(&self, load_number: &str, reason: Option<&str>) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            let updated = sqlx::query("UPDATE loads SET waiting_reason = $1 WHERE load_number = $2")
+                .bind(reason)
+                .bind(load_number)
+                .execute(pool)
+                .await?
+                .rows_affected();
+            if updated == 0 {
+                return Err(StoreError::LoadNotFound(load_number.to_string()));
+            }
+            Ok(())
+        })
+    }
+
+    async fn load_exists(&self, load_number: &str) -> Result<bool, StoreError> {
+        on_pool!(self, pool => {
+            let found: Option<i64> = sqlx::query_scalar("SELECT id FROM loads WHERE load_number = $1")
+                .bind(load_number)
+                .fetch_optional(pool)
+                .await?;
+            Ok(found.is_some())
+        })
+    }
+
+    /// One load with its customer, open exceptions and full history.
+    pub async fn load_detail(&self, load_number: &str) -> Result<Option<LoadDetail>, StoreError> {
+        on_pool!(self, pool => {
+            let row = sqlx::query(concat!(
+                "SELECT ", load_columns!(), " FROM loads l JOIN customers c ON c.id = l.customer_id WHERE l.load_number = $1"
+            ))
+            .bind(load_number)
+            .fetch_optional(pool)
+            .await?;
+            let Some(row) = row else { return Ok(None) };
+            let load = load_from_row!(&row);
+            let exceptions = sqlx::query(
+                "SELECT kind, detail, raised_at FROM load_exceptions WHERE load_id = $1 AND cleared_at IS NULL ORDER BY id",
+            )
+            .bind(load.id)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| {
+                let kind: String = r.try_get("kind")?;
+                Ok(ExceptionRecord {
+                    kind: ExceptionKind::from_str(&kind).map_err(StoreError::Corrupt)?,
+                    detail: r.try_get("detail")?,
+                    raised_at: r.try_get("raised_at")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+            let history = sqlx::query("SELECT from_status, to_status, at, cause FROM load_history WHERE load_id = $1 ORDER BY id")
+                .bind(load.id)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|r| {
+                    let parse = |s: String| LoadStatus::from_str(&s).map_err(|e| StoreError::Corrupt(e.to_string()));
+                    let from: Option<String> = r.try_get("from_status")?;
+                    Ok(HistoryRecord {
+                        from: from.map(parse).transpose()?,
+                        to: parse(r.try_get("to_status")?)?,
+                        at: r.try_get("at")?,
+                        cause: r.try_get("cause")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            Ok(Some(LoadDetail { load, exceptions, history }))
+        })
+    }
+
+    /// Loads matching the filter, in load-number order, with their open exceptions.
+    pub async fn list_loads(&self, filter: &LoadFilter) -> Result<Vec<LoadSummary>, StoreError> {
+        let status = filter.status.map(LoadStatus::as_str);
+        on_pool!(self, pool => {
+            let rows = sqlx::query(concat!(
+                "SELECT ", load_columns!(), " FROM loads l JOIN customers c ON c.id = l.customer_id \
+                 WHERE ($1 IS NULL OR l.status = $1) AND ($2 IS NULL OR l.subsidiary = $2) \
+                 ORDER BY l.load_number LIMIT $3"
+            ))
+            .bind(status)
+            .bind(filter.subsidiary.as_deref())
+            .bind(filter.limit.unwrap_or(i64::MAX))
+            .fetch_all(pool)
+            .await?;
+            let exceptions = sqlx::query(
+                "SELECT l.load_number, e.kind, e.detail, e.raised_at FROM load_exceptions e JOIN loads l ON l.id = e.load_id \
+                 WHERE e.cleared_at IS NULL AND ($1 IS NULL OR l.status = $1) AND ($2 IS NULL OR l.subsidiary = $2) ORDER BY e.id",
+            )
+            .bind(status)
+            .bind(filter.subsidiary.as_deref())
+            .fetch_all(pool)
+            .await?;
+            let mut by_load: std::collections::HashMap<String, Vec<ExceptionRecord>> = std::collections::HashMap::new();
+            for r in &exceptions {
+                let kind: String = r.try_get("kind")?;
+                by_load.entry(r.try_get("load_number")?).or_default().push(ExceptionRecord {
+                    kind: ExceptionKind::from_str(&kind).map_err(StoreError::Corrupt)?,
+                    detail: r.try_get("detail")?,
+                    raised_at: r.try_get("raised_at")?,
+                });
+            }
+            rows.iter()
+                .map(|row| {
+                    let load = load_from_row!(row);
+                    let exceptions = by_load.remove(&load.load_number).unwrap_or_default();
+                    Ok(LoadSummary { load, exceptions })
+                })
+                .collect()
+        })
+    }
+
+    /// Counts per subsidiary × status, open exceptions and waiting loads per subsidiary.
+    pub async fn status_counts(&self) -> Result<Vec<SubsidiaryCounts>, StoreError> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT subsidiary, status, COUNT(*) AS n, \
+                 SUM(CASE WHEN waiting_reason IS NULL THEN 0 ELSE 1 END) AS waiting FROM loads GROUP BY subsidiary, status",
+            )
+            .fetch_all(pool)
+            .await?;
+            let exceptions = sqlx::query(
+                "SELECT l.subsidiary, COUNT(*) AS n FROM load_exceptions e JOIN loads l ON l.id = e.load_id \
+                 WHERE e.cleared_at IS NULL GROUP BY l.subsidiary",
+            )
+            .fetch_all(pool)
+            .await?;
+            let mut out: std::collections::BTreeMap<String, SubsidiaryCounts> = std::collections::BTreeMap::new();
+            for r in &rows {
+                let subsidiary: String = r.try_get("subsidiary")?;
+                let status: String = r.try_get("status")?;
+                let status = LoadStatus::from_str(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let entry = out.entry(subsidiary.clone()).or_insert_with(|| SubsidiaryCounts::new(subsidiary));
+                entry.counts.insert(status, r.try_get::<i64, _>("n")?);
+                entry.waiting += r.try_get::<i64, _>("waiting")?;
+            }
+            for r in &exceptions {
+                let subsidiary: String = r.try_get("subsidiary")?;
+                let entry = out.entry(subsidiary.clone()).or_insert_with(|| SubsidiaryCounts::new(subsidiary));
+                entry.exceptions = r.try_get("n")?;
+            }
+            Ok(out.into_values().collect())
+        })
+    }
+}
