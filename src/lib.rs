@@ -11,11 +11,12 @@
 //!   (stable-file detection, processing folder, archive and failed folders).
 //! - [`daemon`]: `factord run`: components started in order, stopped in reverse on shutdown.
 
-//pub mod cli;
+pub mod cli;
 pub mod config;
-//pub mod daemon;
+pub mod daemon;
 pub mod domain;
-//pub mod intake;
+pub mod files;
+pub mod intake;
 pub mod providers;
 pub mod store;
-//pub mod telemetry;
+pub mod telemetry;

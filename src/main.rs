@@ -1,1 +1,50 @@
-fn main() {}
+//! The `factord` binary: parse the command line, run it, map the outcome to an exit code.
+//! Everything else lives in the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+use factord::cli::{Cli, execute};
+
+fn main() -> ExitCode {
+    // One TLS provider for every crate (see CRATES.md): installed before anything connects.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(stop_on_signal(shutdown.clone()));
+        match execute(cli, shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprint!("error: {error}");
+                if !error.to_string().ends_with('\n') {
+                    eprintln!();
+                }
+                ExitCode::from(error.exit_code())
+            }
+        }
+    })
+}
+
+/// Cancels `shutdown` on SIGTERM (systemd stop) or SIGINT (Ctrl-C).
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot listen for SIGTERM/SIGINT");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    shutdown.cancel();
+}

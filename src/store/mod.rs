@@ -126,6 +126,14 @@ macro_rules! load_from_row {
     }};
 }
 
+/// The file of an `sqlite:` URL, or `None` for PostgreSQL.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    if !url.starts_with("sqlite:") {
+        return None;
+    }
+    SqliteConnectOptions::from_str(url).ok().map(|o| o.get_filename().to_path_buf())
+}
+
 impl Store {
     /// Opens the database named by the settings. SQLite files (and their folder) are created
     /// on first use, with WAL, a busy timeout and foreign keys on.
@@ -433,6 +441,9 @@ impl Store {
                     _ => RowOutcome::Unchanged,
                 };
                 results.push(RowResult { row: row.row, load_number: input.load_number.clone(), outcome });
+                if let Some(progress) = request.progress {
+                    progress(results.len());
+                }
             }
 
             if let Some(file) = &request.file {

@@ -23,7 +23,7 @@ pub struct FileRef<'a> {
     pub file_name: &'a str,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct ImportRequest<'a> {
     pub rows: &'a [ImportRow],
     /// The start of each history row's cause, e.g. `import loads.csv`; ` row N` is appended.
@@ -32,6 +32,8 @@ pub struct ImportRequest<'a> {
     /// Rows of the file that were rejected before reaching the store (parse errors), counted
     /// in the file's recorded summary.
     pub file_errors: usize,
+    /// Called with the number of rows done so far, for a progress bar.
+    pub progress: Option<&'a (dyn Fn(usize) + Send + Sync)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

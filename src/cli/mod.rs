@@ -1,0 +1,292 @@
+//! The command line of DESIGN §6. Each command loads the settings, does its work through the
+//! library and prints to stdout; logs go to stderr. Exit codes: 0 success, 1 operational
+//! failure, 2 usage or configuration error.
+
+mod output;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ConfigError, Settings, process_environment};
+use crate::domain::LoadStatus;
+use crate::intake::{IntakeError, import_load_file};
+use crate::store::{LoadFilter, Store};
+
+#[derive(Debug, Parser)]
+#[command(name = "factord", version, about = "Invoice factoring for trucking carriers, unattended")]
+pub struct Cli {
+    /// The main configuration file.
+    #[arg(long, global = true, env = "FACTORD_CONFIG", default_value = "config/factord.toml")]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon until SIGTERM or SIGINT.
+    Run,
+    /// Validate the configuration; list every error with its file and key.
+    CheckConfig,
+    /// Create or upgrade the database schema.
+    Migrate,
+    /// Import, show and list loads.
+    #[command(subcommand)]
+    Loads(LoadsCommand),
+    /// One invoicing pass: Released → Queued (or Invoiced for direct customers).
+    Invoice {
+        #[arg(long)]
+        subsidiary: Option<String>,
+    },
+    /// Submit batches now.
+    Submit {
+        #[arg(long)]
+        subsidiary: Option<String>,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Broker credit checks.
+    #[command(subcommand)]
+    Credit(CreditCommand),
+    /// Process one purchase or payment report now.
+    Ingest {
+        file: PathBuf,
+        #[arg(long)]
+        provider: String,
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Counts per subsidiary and status, exceptions, recent files.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LoadsCommand {
+    /// Import loads from CSV or JSON files (same as dropping them into inbox/loads).
+    Import {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One load: status, exceptions, why it is waiting, documents, history.
+    Show {
+        load: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Loads, filtered by status and subsidiary.
+    List(ListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[arg(long)]
+    pub status: Option<LoadStatus>,
+    #[arg(long)]
+    pub subsidiary: Option<String>,
+    /// At most this many loads.
+    #[arg(long)]
+    pub limit: Option<i64>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CreditCommand {
+    /// Re-check customers whose last check is older than credit.max_age.
+    Refresh {
+        #[arg(long)]
+        force: bool,
+    },
+    /// Check one customer now.
+    Check { customer: String },
+}
+
+/// Why a command failed, which decides its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CommandError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CommandError::Config(_) | CommandError::Usage(_) => 2,
+            CommandError::Failed(_) => 1,
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for CommandError {
+    fn from(error: crate::store::StoreError) -> Self {
+        CommandError::Failed(error.to_string())
+    }
+}
+
+/// Runs a parsed command line. `shutdown` stops `run`.
+pub async fn execute(cli: Cli, shutdown: CancellationToken) -> Result<(), CommandError> {
+    let env = process_environment();
+    let settings = match Settings::load(&cli.config, &env) {
+        Ok(settings) => settings,
+        Err(error) => {
+            crate::telemetry::init_fallback();
+            return Err(error.into());
+        }
+    };
+    crate::telemetry::init(&settings.log);
+    match cli.command {
+        Command::CheckConfig => {
+            println!("{}: configuration is valid ({} subsidiaries)", cli.config.display(), settings.subsidiaries.len());
+            for s in &settings.subsidiaries {
+                let provider = s.factoring.as_ref().map_or("none".to_string(), |f| {
+                    format!("{}{}", f.provider.id, if f.active { "" } else { " (inactive)" })
+                });
+                println!("  {}: {} [{}], provider {}", s.id, s.name, s.invoicing_method.as_str(), provider);
+            }
+            Ok(())
+        }
+        Command::Migrate => {
+            let store = open_store(&settings).await?;
+            println!("database migrated ({})", store.backend());
+            Ok(())
+        }
+        Command::Run => run(settings, shutdown).await,
+        Command::Loads(LoadsCommand::Import { files, json }) => import(&settings, &files, json).await,
+        Command::Loads(LoadsCommand::Show { load, json }) => {
+            let store = open_store(&settings).await?;
+            let detail = store.load_detail(&load).await?.ok_or_else(|| CommandError::Failed(format!("load {load} not found")))?;
+            if json {
+                print_json(&output::load_json(&detail.load, &detail.exceptions, Some(&detail.history)))
+            } else {
+                print!("{}", output::load_text(&detail, &settings));
+                Ok(())
+            }
+        }
+        Command::Loads(LoadsCommand::List(args)) => {
+            let store = open_store(&settings).await?;
+            let filter = LoadFilter { status: args.status, subsidiary: args.subsidiary, limit: args.limit };
+            let loads = store.list_loads(&filter).await?;
+            if args.json {
+                let items: Vec<_> = loads.iter().map(|l| output::load_json(&l.load, &l.exceptions, None)).collect();
+                print_json(&items)
+            } else {
+                print!("{}", output::list_text(&loads));
+                Ok(())
+            }
+        }
+        Command::Status { json } => {
+            let store = open_store(&settings).await?;
+            let status = output::Status::gather(&store, &settings).await?;
+            if json {
+                print_json(&status.json())
+            } else {
+                print!("{}", status.text());
+                Ok(())
+            }
+        }
+        Command::Invoice { .. } => Err(not_available("invoice")),
+        Command::Submit { .. } => Err(not_available("submit")),
+        Command::Credit(_) => Err(not_available("credit")),
+        Command::Ingest { .. } => Err(not_available("ingest")),
+    }
+}
+
+fn not_available(command: &str) -> CommandError {
+    CommandError::Usage(format!("`factord {command}` is not available yet in this version"))
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CommandError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| CommandError::Failed(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}
+
+/// Opens the database and brings its schema up to date.
+async fn open_store(settings: &Settings) -> Result<Store, CommandError> {
+    let store = Store::connect(&settings.database).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), CommandError> {
+    // On SQLite one daemon only: the lock is taken before anything else touches the database.
+    let _lock = match crate::store::sqlite_file(&settings.database.url) {
+        Some(file) => Some(crate::daemon::DaemonLock::acquire(&file).map_err(|e| CommandError::Failed(e.to_string()))?),
+        None => None,
+    };
+    let store = open_store(&settings).await?;
+    crate::daemon::run_until_stopped(Arc::new(settings), store, shutdown)
+        .await
+        .map_err(|e| CommandError::Failed(format!("{e:#}")))
+}
+
+async fn import(settings: &Settings, files: &[PathBuf], json: bool) -> Result<(), CommandError> {
+    let store = open_store(settings).await?;
+    let mut reports = Vec::new();
+    let mut trouble = false;
+    for file in files {
+        let bar = progress_bar(file);
+        let tick = |done: usize| {
+            if let Some(bar) = &bar {
+                bar.set_position(done as u64);
+            }
+        };
+        let result = import_load_file(&store, settings, file, Some(&tick)).await;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        match result {
+            Ok(report) => {
+                trouble |= report.counts.rejected > 0;
+                if !json {
+                    print!("{}", output::import_text(&report));
+                }
+                reports.push(report);
+            }
+            Err(error @ (IntakeError::File { .. } | IntakeError::Io { .. })) => {
+                trouble = true;
+                eprintln!("error: {error}");
+            }
+            Err(IntakeError::Store(error)) => return Err(error.into()),
+        }
+    }
+    if json {
+        print_json(&reports)?;
+    }
+    if trouble {
+        Err(CommandError::Failed("some rows or files were not imported (see above)".to_string()))
+    } else {
+        Ok(())
+    }
+}
+
+/// A progress bar for a large file on a terminal; none in a pipe or under systemd.
+fn progress_bar(file: &std::path::Path) -> Option<indicatif::ProgressBar> {
+    const LARGE_FILE_BYTES: u64 = 256 * 1024;
+    let size = std::fs::metadata(file).ok()?.len();
+    if !std::io::stderr().is_terminal() || size < LARGE_FILE_BYTES {
+        return None;
+    }
+    let lines = std::fs::read(file).ok()?.iter().filter(|b| **b == b'\n').count() as u64;
+    let bar = indicatif::ProgressBar::new(lines.saturating_sub(1));
+    bar.set_message(file.display().to_string());
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} rows ({eta})") {
+        bar.set_style(style);
+    }
+    Some(bar)
+}

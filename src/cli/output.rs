@@ -1,0 +1,304 @@
+//! What the commands print: the stable JSON of DESIGN §6 and the text for people.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde_json::{Value, json};
+
+use crate::config::Settings;
+use crate::domain::LoadStatus;
+use crate::intake::{FileImport, LOADS_CHANNEL};
+use crate::store::{ExceptionRecord, HistoryRecord, LoadDetail, LoadRecord, LoadSummary, Store, StoreError};
+
+/// The JSON of one load (DESIGN §6). `history` is present for `loads show` only. Keys beyond
+/// the contract may be added; the contract's keys keep their meaning.
+pub fn load_json(load: &LoadRecord, exceptions: &[ExceptionRecord], history: Option<&[HistoryRecord]>) -> Value {
+    let f = &load.fields;
+    let mut value = json!({
+        "load_number": load.load_number,
+        "subsidiary": f.subsidiary,
+        "customer_id": f.customer_id,
+        "customer_name": load.customer_name,
+        "customer_mc": load.customer_mc,
+        "customer_dot": load.customer_dot,
+        "status": load.status.as_str(),
+        "amount_cents": f.amount.cents(),
+        "amount": f.amount.to_string(),
+        "invoice_number": load.invoice_number,
+        "exceptions": exceptions.iter().map(|e| json!({
+            "kind": e.kind.as_str(),
+            "detail": e.detail,
+            "raised_at": e.raised_at.to_rfc3339(),
+        })).collect::<Vec<_>>(),
+        "waiting_reason": load.waiting_reason,
+        "batch_id": load.batch_id,
+        "factor_reference": f.factor_reference,
+        "delivered_at": f.delivered_at,
+        "po_number": f.po_number,
+        "truck": f.truck,
+        "documents": { "pod": f.pod, "rate_confirmation": f.rate_confirmation },
+        "lane": {
+            "pickup_city": f.pickup_city, "pickup_state": f.pickup_state,
+            "delivery_city": f.delivery_city, "delivery_state": f.delivery_state,
+        },
+        "updated_at": load.updated_at.to_rfc3339(),
+    });
+    if let (Some(history), Value::Object(map)) = (history, &mut value) {
+        map.insert(
+            "history".to_string(),
+            Value::Array(
+                history
+                    .iter()
+                    .map(|h| json!({
+                        "from": h.from.map(LoadStatus::as_str),
+                        "to": h.to.as_str(),
+                        "at": h.at.to_rfc3339(),
+                        "cause": h.cause,
+                    }))
+                    .collect(),
+            ),
+        );
+    }
+    value
+}
+
+fn or_dash(value: &Option<String>) -> &str {
+    value.as_deref().filter(|v| !v.is_empty()).unwrap_or("-")
+}
+
+/// `loads show` for people.
+pub fn load_text(detail: &LoadDetail, settings: &Settings) -> String {
+    let load = &detail.load;
+    let f = &load.fields;
+    let mut out = String::new();
+    let _ = writeln!(out, "Load {}  [{}]", load.load_number, load.status);
+    let subsidiary_name = settings.subsidiary(&f.subsidiary).map_or("not configured", |s| s.name.as_str());
+    let _ = writeln!(out, "  subsidiary        {} ({subsidiary_name})", f.subsidiary);
+    let numbers = [("MC", &load.customer_mc), ("DOT", &load.customer_dot)]
+        .iter()
+        .filter_map(|(label, v)| v.as_deref().map(|v| format!("{label} {v}")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let _ = writeln!(out, "  customer          {} {} {}", f.customer_id, load.customer_name, if numbers.is_empty() { String::new() } else { format!("({numbers})") });
+    let _ = writeln!(out, "  amount            ${}", f.amount);
+    let _ = writeln!(out, "  invoice           {}", or_dash(&load.invoice_number));
+    let _ = writeln!(out, "  delivered         {}", or_dash(&f.delivered_at));
+    let _ = writeln!(out, "  po number         {}", or_dash(&f.po_number));
+    let lane = |city: &Option<String>, state: &Option<String>| {
+        [city.as_deref(), state.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(", ")
+    };
+    let (from, to) = (lane(&f.pickup_city, &f.pickup_state), lane(&f.delivery_city, &f.delivery_state));
+    if !from.is_empty() || !to.is_empty() {
+        let _ = writeln!(out, "  lane              {} → {}", if from.is_empty() { "?" } else { &from }, if to.is_empty() { "?" } else { &to });
+    }
+    let _ = writeln!(out, "  proof of delivery {}", or_dash(&f.pod));
+    let _ = writeln!(out, "  rate confirmation {}", or_dash(&f.rate_confirmation));
+    if f.truck.is_some() {
+        let _ = writeln!(out, "  truck             {}", or_dash(&f.truck));
+    }
+    if f.factor_reference.is_some() {
+        let _ = writeln!(out, "  factor reference  {}", or_dash(&f.factor_reference));
+    }
+    if let Some(batch) = &load.batch_id {
+        let _ = writeln!(out, "  batch             {batch}");
+    }
+    if let Some(reason) = &load.waiting_reason {
+        let _ = writeln!(out, "  waiting because   {reason}");
+    }
+    if detail.exceptions.is_empty() {
+        let _ = writeln!(out, "  exceptions        none");
+    } else {
+        let _ = writeln!(out, "  exceptions");
+        for e in &detail.exceptions {
+            let _ = writeln!(out, "    {:<16}{} (since {})", e.kind.as_str(), e.detail, e.raised_at.format("%Y-%m-%d %H:%M"));
+        }
+    }
+    let _ = writeln!(out, "  history");
+    for h in &detail.history {
+        let from = h.from.map_or("(new)", LoadStatus::as_str);
+        let _ = writeln!(out, "    {}  {from} → {}  {}", h.at.format("%Y-%m-%d %H:%M:%S UTC"), h.to, h.cause);
+    }
+    out
+}
+
+/// `loads list` for people: one line per load.
+pub fn list_text(loads: &[LoadSummary]) -> String {
+    let mut out = String::new();
+    if loads.is_empty() {
+        let _ = writeln!(out, "no loads");
+        return out;
+    }
+    let _ = writeln!(out, "{:<14} {:<14} {:<10} {:>12}  {:<12} {:<14} note", "LOAD", "SUBSIDIARY", "STATUS", "AMOUNT", "CUSTOMER", "INVOICE");
+    for l in loads {
+        let load = &l.load;
+        let mut note: Vec<String> = l.exceptions.iter().map(|e| e.kind.as_str().to_string()).collect();
+        if let Some(reason) = &load.waiting_reason {
+            note.push(reason.clone());
+        }
+        let _ = writeln!(
+            out,
+            "{:<14} {:<14} {:<10} {:>12}  {:<12} {:<14} {}",
+            load.load_number,
+            load.fields.subsidiary,
+            load.status.as_str(),
+            load.fields.amount.to_string(),
+            load.fields.customer_id,
+            or_dash(&load.invoice_number),
+            note.join("; ")
+        );
+    }
+    out
+}
+
+/// `loads import` for people: the counts, then every row that was not a plain success.
+pub fn import_text(report: &FileImport) -> String {
+    let mut out = String::new();
+    let c = report.counts;
+    let _ = writeln!(
+        out,
+        "{}: {} imported, {} updated, {} unchanged, {} rejected",
+        report.file, c.imported, c.updated, c.unchanged, c.rejected
+    );
+    for row in report.rows.iter().filter(|r| r.outcome == "rejected" || r.outcome == "updated") {
+        let _ = writeln!(out, "  row {}: {} {}: {}", row.row, row.load_number.as_deref().unwrap_or("?"), row.outcome, row.detail);
+    }
+    if !report.ignored_columns.is_empty() {
+        let _ = writeln!(out, "  columns not used: {}", report.ignored_columns.join(", "));
+    }
+    out
+}
+
+/// What `status` shows.
+pub struct Status {
+    subsidiaries: Vec<SubsidiaryStatus>,
+    load_files: Vec<Value>,
+}
+
+struct SubsidiaryStatus {
+    id: String,
+    name: Option<String>,
+    counts: BTreeMap<LoadStatus, i64>,
+    exceptions: i64,
+    waiting: i64,
+    waiting_loads: Vec<(String, String)>,
+}
+
+impl Status {
+    /// Every configured subsidiary (with zero counts if it has no loads yet), plus any
+    /// subsidiary that has loads but is no longer configured.
+    pub async fn gather(store: &Store, settings: &Settings) -> Result<Status, StoreError> {
+        let mut counts: BTreeMap<String, _> =
+            store.status_counts().await?.into_iter().map(|c| (c.subsidiary.clone(), c)).collect();
+        let mut subsidiaries = Vec::new();
+        let mut ids: Vec<String> = settings.subsidiaries.iter().map(|s| s.id.clone()).collect();
+        ids.extend(counts.keys().filter(|k| settings.subsidiary(k).is_none()).cloned());
+        for id in ids {
+            let c = counts.remove(&id);
+            let waiting = c.as_ref().map_or(0, |c| c.waiting);
+            let waiting_loads = if waiting > 0 {
+                let filter = crate::store::LoadFilter { subsidiary: Some(id.clone()), ..Default::default() };
+                store
+                    .list_loads(&filter)
+                    .await?
+                    .into_iter()
+                    .filter_map(|l| l.load.waiting_reason.clone().map(|r| (l.load.load_number.clone(), r)))
+                    .take(20)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            subsidiaries.push(SubsidiaryStatus {
+                name: settings.subsidiary(&id).map(|s| s.name.clone()),
+                counts: c.as_ref().map(|c| c.counts.clone()).unwrap_or_default(),
+                exceptions: c.as_ref().map_or(0, |c| c.exceptions),
+                waiting,
+                waiting_loads,
+                id,
+            });
+        }
+        let load_files = store
+            .recent_inbox_files(LOADS_CHANNEL, 5)
+            .await?
+            .into_iter()
+            .map(|f| {
+                let summary: Value = serde_json::from_str(&f.summary).unwrap_or(Value::Null);
+                json!({ "file": f.file_name, "processed_at": f.processed_at.to_rfc3339(), "summary": summary })
+            })
+            .collect();
+        Ok(Status { subsidiaries, load_files })
+    }
+
+    /// `status --json` (DESIGN §6).
+    pub fn json(&self) -> Value {
+        json!({
+            "subsidiaries": self.subsidiaries.iter().map(|s| {
+                let mut counts = serde_json::Map::new();
+                for status in LoadStatus::PIPELINE {
+                    counts.insert(status.as_str().to_string(), json!(s.counts.get(&status).copied().unwrap_or(0)));
+                }
+                json!({
+                    "id": s.id,
+                    "name": s.name,
+                    "configured": s.name.is_some(),
+                    "counts": counts,
+                    "delivered": s.counts.get(&LoadStatus::Delivered).copied().unwrap_or(0),
+                    "exceptions": s.exceptions,
+                    "waiting": s.waiting,
+                    "waiting_loads": s.waiting_loads.iter().map(|(l, r)| json!({"load_number": l, "reason": r})).collect::<Vec<_>>(),
+                })
+            }).collect::<Vec<_>>(),
+            "last_batches": [],
+            "last_reports": [],
+            "last_load_files": self.load_files,
+        })
+    }
+
+    /// `status` for people.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>8}",
+            "SUBSIDIARY", "Released", "Queued", "Invoiced", "Financed", "Completed", "exceptions", "waiting"
+        );
+        for s in &self.subsidiaries {
+            let n = |status| s.counts.get(&status).copied().unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "{:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>8}{}",
+                s.id,
+                n(LoadStatus::Released),
+                n(LoadStatus::Queued),
+                n(LoadStatus::Invoiced),
+                n(LoadStatus::Financed),
+                n(LoadStatus::Completed),
+                s.exceptions,
+                s.waiting,
+                if s.name.is_none() { "  (not configured)" } else { "" }
+            );
+        }
+        for s in self.subsidiaries.iter().filter(|s| !s.waiting_loads.is_empty()) {
+            let _ = writeln!(out, "\nwaiting in {}:", s.id);
+            for (load, reason) in &s.waiting_loads {
+                let _ = writeln!(out, "  {load}: {reason}");
+            }
+        }
+        if !self.load_files.is_empty() {
+            let _ = writeln!(out, "\nlast load files:");
+            for f in &self.load_files {
+                let summary = &f["summary"];
+                let _ = writeln!(
+                    out,
+                    "  {}  {}: {} imported, {} updated, {} unchanged, {} rejected",
+                    f["processed_at"].as_str().unwrap_or(""),
+                    f["file"].as_str().unwrap_or(""),
+                    summary["imported"],
+                    summary["updated"],
+                    summary["unchanged"],
+                    summary["rejected"]
+                );
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,240 @@
+//! `factord run`: the long-running daemon. Components start in order and stop in reverse when
+//! the shutdown token is cancelled (SIGTERM or SIGINT in `main`, a token in tests), within a
+//! grace period below systemd's `TimeoutStopSec`; a file in hand is finished first.
+//!
+//! Components so far: the `inbox/loads/` watcher. On SQLite, only one daemon may use a
+//! database: [`DaemonLock`] holds an exclusive lock on `<database>.lock` while it runs.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::hash::{BuildHasher, Hasher};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::intake::{InboxOutcome, LoadsInbox};
+use crate::store::Store;
+
+/// How long components get to finish after shutdown is asked (systemd's TimeoutStopSec is 30 s).
+pub const GRACE_PERIOD: Duration = Duration::from_secs(20);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error(
+        "another factord daemon is using this SQLite database: {lock} is held by {holder}. \
+         SQLite allows one daemon at a time; stop the other one, or use PostgreSQL to run several"
+    )]
+    Held { lock: String, holder: String },
+    #[error("cannot open the lock file {lock}: {source}")]
+    Io { lock: String, source: std::io::Error },
+}
+
+/// An exclusive lock on `<sqlite file>.lock`, held for the life of the daemon. The file holds
+/// the holder's pid and start time so that a second daemon can name it.
+#[derive(Debug)]
+pub struct DaemonLock {
+    _file: File,
+    pub path: PathBuf,
+}
+
+impl DaemonLock {
+    /// Takes the lock for the SQLite file `database`, or says who holds it.
+    pub fn acquire(database: &Path) -> Result<DaemonLock, LockError> {
+        let mut name = database.as_os_str().to_owned();
+        name.push(".lock");
+        let path = PathBuf::from(name);
+        let lock = path.display().to_string();
+        let io = |source| LockError::Io { lock: lock.clone(), source };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                let holder = if holder.is_empty() { "another process".to_string() } else { holder.to_string() };
+                return Err(LockError::Held { lock, holder });
+            }
+            Err(TryLockError::Error(source)) => return Err(io(source)),
+        }
+        let holder = format!(
+            "factord pid {} started {}",
+            std::process::id(),
+            chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
+        );
+        file.set_len(0).map_err(io)?;
+        file.rewind().map_err(io)?;
+        file.write_all(holder.as_bytes()).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        Ok(DaemonLock { _file: file, path })
+    }
+}
+
+/// Capped exponential backoff with full jitter (STYLE: atuin's sync loop, not sqlxmq's).
+#[derive(Debug)]
+pub struct Backoff {
+    attempt: u32,
+    base: Duration,
+    cap: Duration,
+}
+
+impl Backoff {
+    pub fn new(base: Duration, cap: Duration) -> Backoff {
+        Backoff { attempt: 0, base, cap }
+    }
+
+    /// The next delay: a random duration up to min(cap, base × 2^attempt).
+    pub fn next_delay(&mut self) -> Duration {
+        let ceiling = self.base.saturating_mul(1u32 << self.attempt.min(16)).min(self.cap);
+        self.attempt = self.attempt.saturating_add(1);
+        let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+        ceiling.mul_f64((random % 10_000) as f64 / 10_000.0)
+    }
+
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
+
+/// Runs the daemon's components until `shutdown` is cancelled, then stops them within the
+/// grace period.
+pub async fn run_until_stopped(settings: Arc<Settings>, store: Store, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(watch_loads_inbox(settings.clone(), store.clone(), shutdown.clone()));
+
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    if let Some(interval) = sd_notify::watchdog_enabled() {
+        tasks.spawn(ping_watchdog(interval / 2, shutdown.clone()));
+    }
+    tracing::info!(
+        database = store.backend(),
+        subsidiaries = settings.subsidiaries.len(),
+        inbox = %settings.paths.loads_inbox().display(),
+        "factord running"
+    );
+
+    shutdown.cancelled().await;
+    tracing::info!("shutting down");
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    let drained = tokio::time::timeout(GRACE_PERIOD, async {
+        while let Some(result) = tasks.join_next().await {
+            if let Err(error) = result {
+                tracing::error!(%error, "a component ended abnormally");
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(grace = ?GRACE_PERIOD, "components did not stop within the grace period; aborting them");
+        tasks.abort_all();
+    }
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn ping_watchdog(every: Duration, shutdown: CancellationToken) {
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = interval.tick() => { let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]); }
+        }
+    }
+}
+
+/// The `inbox/loads/` component: a timer scan, woken early by inotify.
+async fn watch_loads_inbox(settings: Arc<Settings>, store: Store, shutdown: CancellationToken) {
+    let mut inbox = LoadsInbox::new(&settings);
+    if let Err(error) = inbox.folder().create() {
+        tracing::error!(folder = %inbox.folder().dir.display(), %error, "cannot create the loads inbox");
+    }
+    let (wake_tx, mut wake_rx) = mpsc::channel::<()>(1);
+    let _watcher = start_watcher(&inbox.folder().dir, wake_tx);
+    let mut interval = tokio::time::interval(settings.intake.scan_interval);
+    interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+            Some(()) = wake_rx.recv() => {}
+        }
+        match inbox.run_once(&store, &settings, Instant::now(), &shutdown).await {
+            Ok(outcomes) => {
+                backoff.reset();
+                for outcome in outcomes {
+                    if let InboxOutcome::Failed { moved_to, .. } = outcome {
+                        tracing::warn!(file = %moved_to.display(), "load file moved to failed; see its .error.txt");
+                    }
+                }
+            }
+            Err(error) => {
+                let delay = backoff.next_delay();
+                tracing::error!(%error, retry_in = ?delay, "loads inbox pass failed; the file stays in processing and is retried");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}
+
+/// inotify on the folder, used only to wake the scanner. Failure (e.g. no inotify watches
+/// left) is logged; the timer scan carries on without it.
+fn start_watcher(dir: &Path, wake: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let handler = move |event: notify::Result<notify::Event>| {
+        if event.is_ok() {
+            let _ = wake.try_send(());
+        }
+    };
+    let mut watcher = match notify::recommended_watcher(handler) {
+        Ok(watcher) => watcher,
+        Err(error) => {
+            tracing::warn!(%error, "no file notifications; scanning on the timer only");
+            return None;
+        }
+    };
+    if let Err(error) = watcher.watch(dir, notify::RecursiveMode::NonRecursive) {
+        tracing::warn!(folder = %dir.display(), %error, "cannot watch the folder; scanning on the timer only");
+        return None;
+    }
+    Some(watcher)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_capped_and_jittered() {
+        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(8));
+        for _ in 0..20 {
+            assert!(backoff.next_delay() <= Duration::from_secs(8));
+        }
+        backoff.reset();
+        assert!(backoff.next_delay() <= Duration::from_secs(1));
+    }
+
+    #[test]
+    fn second_lock_names_the_holder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("factord.db");
+        let _first = DaemonLock::acquire(&db).expect("first lock");
+        let error = DaemonLock::acquire(&db).expect_err("second lock must fail");
+        let message = error.to_string();
+        assert!(message.contains("factord.db.lock"), "{message}");
+        assert!(message.contains(&format!("pid {}", std::process::id())), "{message}");
+    }
+}

@@ -1,0 +1,354 @@
+//! Load exports from the TMS (DESIGN §7): CSV with a header row or JSON (an array of objects,
+//! or one object per line), parsed into validated [`ImportRow`]s.
+//!
+//! A file as a whole is refused only when it cannot be read at all (not UTF-8, not CSV/JSON,
+//! a required column missing, over the size or row cap). Otherwise every row is judged on its
+//! own: good rows go on to the store, bad rows are reported by row number and reason.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
+
+use crate::config::Settings;
+use crate::domain::{Customer, LoadFields, LoadInput, LoadStatus, Money};
+use crate::store::ImportRow;
+
+/// Longest text accepted in one field; anything longer is a broken export, not a load.
+const MAX_FIELD_CHARS: usize = 500;
+
+/// The columns of DESIGN §7.
+const COLUMNS: &[&str] = &[
+    "load_number",
+    "subsidiary",
+    "customer_id",
+    "customer_name",
+    "customer_mc",
+    "customer_dot",
+    "amount",
+    "status",
+    "delivered_at",
+    "pod",
+    "rate_confirmation",
+    "po_number",
+    "factor_reference",
+    "truck",
+    "pickup_city",
+    "pickup_state",
+    "delivery_city",
+    "delivery_state",
+];
+const REQUIRED: &[&str] = &["load_number", "subsidiary", "customer_id", "customer_name", "amount"];
+
+/// Why a whole file cannot be imported.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("file is {size} bytes, over the limit of {limit} (intake.max_file_bytes)")]
+    TooLarge { size: u64, limit: u64 },
+    #[error("file has more than {limit} rows (intake.max_rows)")]
+    TooManyRows { limit: u64 },
+    #[error("file is not UTF-8 text (at byte {0})")]
+    NotUtf8(usize),
+    #[error("file is empty")]
+    Empty,
+    #[error("missing required column(s): {0}")]
+    MissingColumns(String),
+    #[error("duplicate column `{0}`")]
+    DuplicateColumn(String),
+    #[error("not valid CSV: {0}")]
+    Csv(String),
+    #[error("not valid JSON: {0}")]
+    Json(String),
+}
+
+/// One row that could not be read into a load.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowError {
+    /// Line number in a CSV file (header = 1), record number in a JSON array, line number in
+    /// a file of one object per line.
+    pub row: usize,
+    pub load_number: Option<String>,
+    pub reason: String,
+}
+
+#[derive(Debug, Default)]
+pub struct ParsedLoads {
+    pub rows: Vec<ImportRow>,
+    pub errors: Vec<RowError>,
+    /// Columns in the file that factord does not use (reported, not an error).
+    pub ignored_columns: Vec<String>,
+}
+
+/// Parses a load file. `name` decides the format by extension (`.csv`, `.json`, `.jsonl`,
+/// `.ndjson`); anything else is sniffed (`[` or `{` first means JSON).
+pub fn parse_load_file(name: &Path, bytes: &[u8], settings: &Settings) -> Result<ParsedLoads, FileError> {
+    let limit = settings.intake.max_file_bytes;
+    if bytes.len() as u64 > limit {
+        return Err(FileError::TooLarge { size: bytes.len() as u64, limit });
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| FileError::NotUtf8(e.valid_up_to()))?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.trim().is_empty() {
+        return Err(FileError::Empty);
+    }
+    let extension = name.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    let json = match extension.as_deref() {
+        Some("json" | "jsonl" | "ndjson") => true,
+        Some("csv") => false,
+        _ => text.trim_start().starts_with(['[', '{']),
+    };
+    let records = if json { json_records(text)? } else { csv_records(text)? };
+    if records.records.len() as u64 > settings.intake.max_rows {
+        return Err(FileError::TooManyRows { limit: settings.intake.max_rows });
+    }
+    let mut parsed = ParsedLoads { ignored_columns: records.ignored, ..ParsedLoads::default() };
+    for (row, record) in records.records {
+        match validate_row(&record, settings) {
+            Ok(input) => parsed.rows.push(ImportRow { row, input }),
+            Err(reason) => parsed.errors.push(RowError {
+                row,
+                load_number: record.get("load_number").filter(|v| !v.is_empty()).cloned(),
+                reason,
+            }),
+        }
+    }
+    Ok(parsed)
+}
+
+/// Records as column → text, with their row numbers.
+struct Records {
+    records: Vec<(usize, BTreeMap<String, String>)>,
+    ignored: Vec<String>,
+}
+
+fn normalise_column(name: &str) -> String {
+    name.trim().to_ascii_lowercase().replace([' ', '-'], "_")
+}
+
+fn check_columns<'a>(columns: impl Iterator<Item = &'a str>) -> Result<Vec<String>, FileError> {
+    let mut seen = Vec::new();
+    let mut ignored = Vec::new();
+    for column in columns {
+        let normal = normalise_column(column);
+        if seen.contains(&normal) {
+            return Err(FileError::DuplicateColumn(column.trim().to_string()));
+        }
+        if !COLUMNS.contains(&normal.as_str()) && !normal.is_empty() {
+            ignored.push(column.trim().to_string());
+        }
+        seen.push(normal);
+    }
+    let missing: Vec<&str> = REQUIRED.iter().copied().filter(|c| !seen.iter().any(|s| s == c)).collect();
+    if !missing.is_empty() {
+        return Err(FileError::MissingColumns(missing.join(", ")));
+    }
+    Ok(ignored)
+}
+
+fn csv_records(text: &str) -> Result<Records, FileError> {
+    let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(text.as_bytes());
+    let headers = reader.headers().map_err(|e| FileError::Csv(e.to_string()))?.clone();
+    let ignored = check_columns(headers.iter())?;
+    let names: Vec<String> = headers.iter().map(normalise_column).collect();
+    let mut records = Vec::new();
+    for result in reader.records() {
+        let record = result.map_err(|e| FileError::Csv(e.to_string()))?;
+        // Blank lines are skipped by the reader; a row of empty cells is skipped here too.
+        if record.iter().all(|cell| cell.trim().is_empty()) {
+            continue;
+        }
+        let line = record.position().map_or(0, |p| p.line() as usize);
+        let map = names.iter().cloned().zip(record.iter().map(|v| v.trim().to_string())).collect();
+        records.push((line, map));
+    }
+    Ok(Records { records, ignored })
+}
+
+fn json_records(text: &str) -> Result<Records, FileError> {
+    let trimmed = text.trim_start();
+    let objects: Vec<(usize, serde_json::Value)> = if trimmed.starts_with('[') {
+        let values: Vec<serde_json::Value> = serde_json::from_str(text).map_err(|e| FileError::Json(e.to_string()))?;
+        values.into_iter().enumerate().map(|(i, v)| (i + 1, v)).collect()
+    } else {
+        let mut out = Vec::new();
+        for (index, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let value = serde_json::from_str(line).map_err(|e| FileError::Json(format!("line {}: {e}", index + 1)))?;
+            out.push((index + 1, value));
+        }
+        out
+    };
+    let mut columns: Vec<String> = Vec::new();
+    let mut records = Vec::new();
+    for (row, value) in objects {
+        let serde_json::Value::Object(object) = value else {
+            return Err(FileError::Json(format!("record {row} is not an object")));
+        };
+        let mut map = BTreeMap::new();
+        for (key, value) in object {
+            let text = match value {
+                serde_json::Value::Null => String::new(),
+                serde_json::Value::String(s) => s.trim().to_string(),
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::Bool(b) => b.to_string(),
+                other => other.to_string(),
+            };
+            if !columns.contains(&key) {
+                columns.push(key.clone());
+            }
+            map.insert(normalise_column(&key), text);
+        }
+        records.push((row, map));
+    }
+    // JSON records may omit empty optional keys; only the required ones must appear somewhere.
+    let ignored = if records.is_empty() { Vec::new() } else { check_columns(columns.iter().map(String::as_str))? };
+    Ok(Records { records, ignored })
+}
+
+/// Turns one record into a load, or says what is wrong with it (every problem, not the first).
+fn validate_row(record: &BTreeMap<String, String>, settings: &Settings) -> Result<LoadInput, String> {
+    let mut problems = Vec::new();
+    let get = |column: &str| record.get(column).map(String::as_str).unwrap_or("");
+    let optional = |column: &str| Some(get(column).to_string()).filter(|v| !v.is_empty());
+    for (column, value) in record {
+        if value.chars().count() > MAX_FIELD_CHARS {
+            problems.push(format!("{column}: longer than {MAX_FIELD_CHARS} characters"));
+        } else if value.chars().any(|c| c.is_control() && c != '\t') && column != "customer_name" {
+            problems.push(format!("{column}: contains control characters"));
+        }
+    }
+    for column in REQUIRED {
+        if get(column).is_empty() {
+            problems.push(format!("{column}: required"));
+        }
+    }
+    let subsidiary = get("subsidiary");
+    if !subsidiary.is_empty() && settings.subsidiary(subsidiary).is_none() {
+        problems.push(format!("subsidiary: `{subsidiary}` is not configured"));
+    }
+    let amount = match Money::parse(get("amount")) {
+        Ok(amount) => amount,
+        Err(error) => {
+            if !get("amount").is_empty() {
+                problems.push(format!("amount: {error}"));
+            }
+            Money::ZERO
+        }
+    };
+    let status = match get("status") {
+        "" => LoadStatus::Released,
+        text => match text.parse::<LoadStatus>() {
+            Ok(status @ (LoadStatus::Released | LoadStatus::Delivered)) => status,
+            _ => {
+                problems.push(format!("status: `{text}` is not Released or Delivered"));
+                LoadStatus::Released
+            }
+        },
+    };
+    let delivered_at = match get("delivered_at") {
+        "" => None,
+        text => match parse_date_or_time(text) {
+            Some(normal) => Some(normal),
+            None => {
+                problems.push(format!(
+                    "delivered_at: `{text}` is not a date (2026-11-20, 11/20/2026) or date-time (2026-11-20T15:40:00-06:00)"
+                ));
+                None
+            }
+        },
+    };
+    for column in ["pod", "rate_confirmation"] {
+        if let Some(path) = optional(column) {
+            if let Err(reason) = check_document_path(&path) {
+                problems.push(format!("{column}: {reason}"));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems.join("; "));
+    }
+    Ok(LoadInput {
+        load_number: get("load_number").to_string(),
+        customer: Customer {
+            id: get("customer_id").to_string(),
+            name: get("customer_name").to_string(),
+            mc: optional("customer_mc"),
+            dot: optional("customer_dot"),
+        },
+        status,
+        fields: LoadFields {
+            subsidiary: subsidiary.to_string(),
+            customer_id: get("customer_id").to_string(),
+            amount,
+            delivered_at,
+            pod: optional("pod"),
+            rate_confirmation: optional("rate_confirmation"),
+            po_number: optional("po_number"),
+            factor_reference: optional("factor_reference"),
+            truck: optional("truck"),
+            pickup_city: optional("pickup_city"),
+            pickup_state: optional("pickup_state"),
+            delivery_city: optional("delivery_city"),
+            delivery_state: optional("delivery_state"),
+        },
+    })
+}
+
+/// Document paths are relative to the documents folder and may not leave it
+/// (RELIABILITY rule 14).
+fn check_document_path(path: &str) -> Result<(), String> {
+    let p = Path::new(path);
+    if p.is_absolute() || path.starts_with('\\') || path.contains(':') {
+        return Err(format!("`{path}` must be relative to the documents folder"));
+    }
+    if p.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+        return Err(format!("`{path}` may not contain `..` or `.`"));
+    }
+    Ok(())
+}
+
+/// Accepts `2026-11-20`, `11/20/2026`, `2026-11-20 15:40[:00]` and RFC 3339; returns
+/// `YYYY-MM-DD` for dates and RFC 3339 for date-times (local times without an offset are
+/// kept as written, `YYYY-MM-DDTHH:MM:SS`).
+pub fn parse_date_or_time(text: &str) -> Option<String> {
+    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Some(date.format("%Y-%m-%d").to_string());
+    }
+    if let Ok(date) = NaiveDate::parse_from_str(text, "%m/%d/%Y") {
+        return Some(date.format("%Y-%m-%d").to_string());
+    }
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Some(time.to_rfc3339());
+    }
+    for format in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%m/%d/%Y %H:%M"] {
+        if let Ok(time) = NaiveDateTime::parse_from_str(text, format) {
+            return Some(time.format("%Y-%m-%dT%H:%M:%S").to_string());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(parse_date_or_time("2026-11-20").as_deref(), Some("2026-11-20"));
+        assert_eq!(parse_date_or_time("11/20/2026").as_deref(), Some("2026-11-20"));
+        assert_eq!(parse_date_or_time("2026-11-21T15:40:00-06:00").as_deref(), Some("2026-11-21T15:40:00-06:00"));
+        assert_eq!(parse_date_or_time("2026-11-21 15:40").as_deref(), Some("2026-11-21T15:40:00"));
+        assert_eq!(parse_date_or_time("2026-13-01"), None);
+        assert_eq!(parse_date_or_time("yesterday"), None);
+    }
+
+    #[test]
+    fn document_paths_stay_inside() {
+        assert!(check_document_path("L-1/pod.pdf").is_ok());
+        assert!(check_document_path("/etc/passwd").is_err());
+        assert!(check_document_path("../secret.pdf").is_err());
+        assert!(check_document_path("C:\\x.pdf").is_err());
+    }
+}

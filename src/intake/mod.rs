@@ -1,0 +1,258 @@
+//! Load intake (DESIGN §7): `factord loads import FILE...` and the `inbox/loads/` folder that
+//! the daemon watches. Both parse with [`loads`] and apply through the store; the inbox adds
+//! the pickup of [`inbox`] and records each file's sha256 so the same content is never
+//! applied twice.
+
+pub mod inbox;
+pub mod loads;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::files::csv_cell;
+use crate::store::{FileRef, ImportCounts, ImportRequest, InboxFileRecord, Store, StoreError};
+use inbox::{InboxFolder, StableFiles};
+use loads::{FileError, parse_load_file};
+
+/// The `inbox_files` channel of load exports.
+pub const LOADS_CHANNEL: &str = "loads";
+
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{}: {source}", path.display())]
+    File { path: PathBuf, source: FileError },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl IntakeError {
+    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> IntakeError + '_ {
+        move |source| IntakeError::Io { path: path.to_path_buf(), source }
+    }
+}
+
+/// One row of an import's report.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReportRow {
+    pub row: usize,
+    pub load_number: Option<String>,
+    /// `imported`, `updated`, `unchanged` or `rejected`.
+    pub outcome: &'static str,
+    pub detail: String,
+}
+
+/// What importing one file did.
+#[derive(Clone, Debug, Serialize)]
+pub struct FileImport {
+    pub file: String,
+    #[serde(flatten)]
+    pub counts: ImportCounts,
+    pub ignored_columns: Vec<String>,
+    pub rows: Vec<ReportRow>,
+    /// For inbox files: the earlier file with the same content, when nothing was applied.
+    #[serde(skip)]
+    pub duplicate_of: Option<InboxFileRecord>,
+}
+
+impl FileImport {
+    /// The result file written beside the archived input: every row with its outcome, then
+    /// the totals. Text cells are escaped against formula injection.
+    pub fn result_csv(&self) -> Vec<u8> {
+        let mut out = csv::Writer::from_writer(Vec::new());
+        let mut write = |record: [&str; 4]| out.write_record(record.map(|c| csv_cell(c).into_owned()));
+        let _ = write(["row", "load_number", "outcome", "detail"]);
+        if let Some(previous) = &self.duplicate_of {
+            let note = format!(
+                "same content as {} processed {}; nothing applied again",
+                previous.file_name,
+                previous.processed_at.format("%Y-%m-%d %H:%M:%S UTC")
+            );
+            let _ = write(["", "", "duplicate", &note]);
+        }
+        for row in &self.rows {
+            let _ = write([&row.row.to_string(), row.load_number.as_deref().unwrap_or(""), row.outcome, &row.detail]);
+        }
+        if !self.ignored_columns.is_empty() {
+            let _ = write(["", "", "note", &format!("columns not used: {}", self.ignored_columns.join(", "))]);
+        }
+        let c = self.counts;
+        for (label, n) in [("imported", c.imported), ("updated", c.updated), ("unchanged", c.unchanged), ("rejected", c.rejected)] {
+            let _ = write(["total", "", label, &n.to_string()]);
+        }
+        out.into_inner().unwrap_or_default()
+    }
+}
+
+/// Hex sha256 of a file's bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reads, parses and imports one load file (the `loads import` command). `progress` is told
+/// how many rows are done.
+pub async fn import_load_file(
+    store: &Store,
+    settings: &Settings,
+    path: &Path,
+    progress: Option<&(dyn Fn(usize) + Send + Sync)>,
+) -> Result<FileImport, IntakeError> {
+    let bytes = read_capped(path, settings)?;
+    import_bytes(store, settings, path, &bytes, None, progress).await
+}
+
+fn read_capped(path: &Path, settings: &Settings) -> Result<Vec<u8>, IntakeError> {
+    let size = std::fs::metadata(path).map_err(IntakeError::io(path))?.len();
+    let limit = settings.intake.max_file_bytes;
+    if size > limit {
+        return Err(IntakeError::File { path: path.to_path_buf(), source: FileError::TooLarge { size, limit } });
+    }
+    std::fs::read(path).map_err(IntakeError::io(path))
+}
+
+async fn import_bytes(
+    store: &Store,
+    settings: &Settings,
+    path: &Path,
+    bytes: &[u8],
+    file: Option<FileRef<'_>>,
+    progress: Option<&(dyn Fn(usize) + Send + Sync)>,
+) -> Result<FileImport, IntakeError> {
+    let file_label = path.display().to_string();
+    let parsed =
+        parse_load_file(path, bytes, settings).map_err(|source| IntakeError::File { path: path.to_path_buf(), source })?;
+    let cause = format!("import {}", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default());
+    let result = store
+        .import_loads(ImportRequest { rows: &parsed.rows, cause: &cause, file, file_errors: parsed.errors.len(), progress })
+        .await?;
+
+    let mut rows: Vec<ReportRow> = parsed
+        .errors
+        .iter()
+        .map(|e| ReportRow { row: e.row, load_number: e.load_number.clone(), outcome: "rejected", detail: e.reason.clone() })
+        .collect();
+    let counts = if result.duplicate_of.is_some() {
+        ImportCounts::default()
+    } else {
+        rows.extend(result.rows.iter().map(|r| ReportRow {
+            row: r.row,
+            load_number: Some(r.load_number.clone()),
+            outcome: r.outcome.label(),
+            detail: r.outcome.detail().to_string(),
+        }));
+        ImportCounts::of(&result.rows, parsed.errors.len())
+    };
+    if result.duplicate_of.is_some() {
+        rows.clear();
+    }
+    rows.sort_by_key(|r| r.row);
+    for row in rows.iter().filter(|r| r.outcome == "rejected") {
+        tracing::warn!(file = %file_label, row = row.row, load = row.load_number.as_deref().unwrap_or(""), reason = %row.detail, "row rejected");
+    }
+    Ok(FileImport { file: file_label, counts, ignored_columns: parsed.ignored_columns, rows, duplicate_of: result.duplicate_of })
+}
+
+/// What happened to one inbox file.
+#[derive(Clone, Debug)]
+pub enum InboxOutcome {
+    /// Imported (possibly with rejected rows); archived with its result file.
+    Imported { file: PathBuf, archived: PathBuf, counts: ImportCounts },
+    /// Same content as an earlier file: archived, nothing applied.
+    Duplicate { file: PathBuf, archived: PathBuf },
+    /// Unreadable as a whole: moved to `failed/` with its `.error.txt`.
+    Failed { file: PathBuf, moved_to: PathBuf, reason: String },
+}
+
+/// The `inbox/loads/` job: one call scans once and processes what is ready.
+pub struct LoadsInbox {
+    folder: InboxFolder,
+    stable: StableFiles,
+    recovered: bool,
+}
+
+impl LoadsInbox {
+    pub fn new(settings: &Settings) -> LoadsInbox {
+        LoadsInbox {
+            folder: InboxFolder { dir: settings.paths.loads_inbox(), archive: settings.paths.archive.join("loads") },
+            stable: StableFiles::new(settings.intake.quiet_period),
+            recovered: false,
+        }
+    }
+
+    pub fn folder(&self) -> &InboxFolder {
+        &self.folder
+    }
+
+    /// One pass at time `now`: first (once) whatever a crash left in `processing/`, then every
+    /// file that has held still for the quiet period. Stops after the file in hand when
+    /// `shutdown` is cancelled. A database error leaves the file in `processing/` for the
+    /// next pass and is returned.
+    pub async fn run_once(
+        &mut self,
+        store: &Store,
+        settings: &Settings,
+        now: Instant,
+        shutdown: &CancellationToken,
+    ) -> Result<Vec<InboxOutcome>, IntakeError> {
+        self.folder.create().map_err(IntakeError::io(&self.folder.dir))?;
+        let mut outcomes = Vec::new();
+        if !self.recovered {
+            for file in self.folder.leftovers().map_err(IntakeError::io(&self.folder.processing()))? {
+                tracing::info!(file = %file.display(), "finishing a file left in processing by an earlier run");
+                outcomes.push(self.process(store, settings, &file).await?);
+                if shutdown.is_cancelled() {
+                    return Ok(outcomes);
+                }
+            }
+            self.recovered = true;
+        }
+        let ready = self.stable.scan(&self.folder.dir, now).map_err(IntakeError::io(&self.folder.dir))?;
+        for file in ready {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            let Some(claimed) = self.folder.claim(&file).map_err(IntakeError::io(&file))? else { continue };
+            outcomes.push(self.process(store, settings, &claimed).await?);
+        }
+        Ok(outcomes)
+    }
+
+    async fn process(&self, store: &Store, settings: &Settings, file: &Path) -> Result<InboxOutcome, IntakeError> {
+        let fail = |reason: String| -> Result<InboxOutcome, IntakeError> {
+            tracing::warn!(file = %file.display(), %reason, "load file refused");
+            let moved_to = self.folder.fail(file, &reason).map_err(IntakeError::io(file))?;
+            Ok(InboxOutcome::Failed { file: file.to_path_buf(), moved_to, reason })
+        };
+        let bytes = match read_capped(file, settings) {
+            Ok(bytes) => bytes,
+            Err(IntakeError::File { source, .. }) => return fail(source.to_string()),
+            Err(IntakeError::Io { source, .. }) => return fail(format!("cannot read the file: {source}")),
+            Err(other) => return Err(other),
+        };
+        let sha256 = sha256_hex(&bytes);
+        let file_name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let file_ref = FileRef { channel: LOADS_CHANNEL, sha256: &sha256, file_name: &file_name };
+        let import = match import_bytes(store, settings, file, &bytes, Some(file_ref), None).await {
+            Ok(import) => import,
+            Err(IntakeError::File { source, .. }) => return fail(source.to_string()),
+            Err(other) => return Err(other),
+        };
+        let archived = self.folder.archive(file, "result.csv", &import.result_csv()).map_err(IntakeError::io(file))?;
+        if let Some(previous) = &import.duplicate_of {
+            tracing::info!(file = %file_name, first = %previous.file_name, "same content as an earlier file; nothing applied");
+            return Ok(InboxOutcome::Duplicate { file: file.to_path_buf(), archived });
+        }
+        let c = import.counts;
+        tracing::info!(
+            file = %file_name, imported = c.imported, updated = c.updated, unchanged = c.unchanged, rejected = c.rejected,
+            "load file imported"
+        );
+        Ok(InboxOutcome::Imported { file: file.to_path_buf(), archived, counts: c })
+    }
+}
