@@ -69,6 +69,16 @@ pub fn unique_path(dir: &Path, name: &str) -> PathBuf {
         .unwrap_or(first)
 }
 
+/// A text cell for a generated CSV, with formula injection escaped (RELIABILITY rule 13):
+/// text starting with `=`, `+`, `-`, `@`, tab or CR gets a leading `'`.
+pub fn csv_cell(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{text}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,15 +99,5 @@ mod tests {
         assert_eq!(std::fs::read(&path).expect("read"), b"hello");
         let names: Vec<_> = std::fs::read_dir(dir.path().join("sub")).expect("list").collect();
         assert_eq!(names.len(), 1);
-    }
-}
-
-/// A text cell for a generated CSV, with formula injection escaped (RELIABILITY rule 13):
-/// text starting with `=`, `+`, `-`, `@`, tab or CR gets a leading `'`.
-pub fn csv_cell(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        std::borrow::Cow::Owned(format!("'{text}"))
-    } else {
-        std::borrow::Cow::Borrowed(text)
     }
 }

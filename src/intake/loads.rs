@@ -148,6 +148,13 @@ fn check_columns<'a>(columns: impl Iterator<Item = &'a str>) -> Result<Vec<Strin
 fn csv_records(text: &str) -> Result<Records, FileError> {
     let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(text.as_bytes());
     let headers = reader.headers().map_err(|e| FileError::Csv(e.to_string()))?.clone();
+    if let Some(separator) = [';', '\t', '|'].into_iter().find(|c| headers.len() == 1 && headers[0].contains(*c)) {
+        return Err(FileError::Csv(format!(
+            "the header is a single column `{}`: the file seems separated by `{}`, but load files use commas",
+            headers[0].escape_default(),
+            separator.escape_default()
+        )));
+    }
     let ignored = check_columns(headers.iter())?;
     let names: Vec<String> = headers.iter().map(normalise_column).collect();
     let mut records = Vec::new();
@@ -212,11 +219,12 @@ fn validate_row(record: &BTreeMap<String, String>, settings: &Settings) -> Resul
     let mut problems = Vec::new();
     let get = |column: &str| record.get(column).map(String::as_str).unwrap_or("");
     let optional = |column: &str| Some(get(column).to_string()).filter(|v| !v.is_empty());
-    for (column, value) in record {
+    // Only the columns factord uses are checked; others are reported as ignored, never read.
+    for (column, value) in record.iter().filter(|(column, _)| COLUMNS.contains(&column.as_str())) {
         if value.chars().count() > MAX_FIELD_CHARS {
             problems.push(format!("{column}: longer than {MAX_FIELD_CHARS} characters"));
-        } else if value.chars().any(|c| c.is_control() && c != '\t') && column != "customer_name" {
-            problems.push(format!("{column}: contains control characters"));
+        } else if value.chars().any(char::is_control) {
+            problems.push(format!("{column}: contains control characters (a line break or tab inside the value)"));
         }
     }
     for column in REQUIRED {
@@ -260,10 +268,8 @@ fn validate_row(record: &BTreeMap<String, String>, settings: &Settings) -> Resul
         },
     };
     for column in ["pod", "rate_confirmation"] {
-        if let Some(path) = optional(column) {
-            if let Err(reason) = check_document_path(&path) {
-                problems.push(format!("{column}: {reason}"));
-            }
+        if let Some(Err(reason)) = optional(column).map(|path| check_document_path(&path)) {
+            problems.push(format!("{column}: {reason}"));
         }
     }
     if !problems.is_empty() {

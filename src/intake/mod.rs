@@ -218,7 +218,14 @@ impl LoadsInbox {
                 break;
             }
             let Some(claimed) = self.folder.claim(&file).map_err(IntakeError::io(&file))? else { continue };
-            outcomes.push(self.process(store, settings, &claimed).await?);
+            match self.process(store, settings, &claimed).await {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(error) => {
+                    // The claimed file stays in processing/; the next pass picks it up there.
+                    self.recovered = false;
+                    return Err(error);
+                }
+            }
         }
         Ok(outcomes)
     }

@@ -56,6 +56,29 @@ pub enum Store {
     Sqlite(SqlitePool),
 }
 
+/// Opens a transaction that will write.
+trait BeginWrite {
+    type Db: sqlx::Database;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>;
+}
+
+impl BeginWrite for PgPool {
+    type Db = sqlx::Postgres;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.begin().await
+    }
+}
+
+impl BeginWrite for SqlitePool {
+    type Db = sqlx::Sqlite;
+    // DIALECT: SQLite takes the write lock at BEGIN IMMEDIATE, so a transaction that reads
+    // before it writes waits for the busy timeout instead of failing with SQLITE_BUSY when
+    // another writer got there first.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
 /// Expands `$body` once per backend with `$pool` bound to that backend's pool.
 macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
@@ -255,7 +278,7 @@ impl Store {
     pub async fn import_loads(&self, request: ImportRequest<'_>) -> Result<ImportResult, StoreError> {
         let now = Utc::now();
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             if let Some(file) = &request.file {
                 // DIALECT: none; both backends take ON CONFLICT DO NOTHING. The record is written
                 // first so that a concurrent pickup of the same content waits here and then
@@ -469,7 +492,7 @@ impl Store {
         }
         let now = Utc::now();
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let moved = sqlx::query(
                 "UPDATE loads SET status = $1, updated_at = $2 WHERE load_number = $3 AND status = $4 RETURNING id",
             )
