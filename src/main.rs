@@ -35,16 +35,25 @@ fn main() -> ExitCode {
     })
 }
 
-/// Cancels `shutdown` on SIGTERM (systemd stop) or SIGINT (Ctrl-C).
+/// Cancels `shutdown` on SIGTERM (systemd stop) or SIGINT (Ctrl-C). SIGHUP (what
+/// `systemctl reload` sends) must not kill the daemon: live reload is not built yet, so it
+/// only says so.
 async fn stop_on_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        tracing::error!("cannot listen for SIGTERM/SIGINT");
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
+    else {
+        tracing::error!("cannot listen for SIGTERM/SIGINT/SIGHUP");
         return;
     };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                tracing::warn!("SIGHUP: live reload is not supported yet; restart factord to apply configuration changes");
+            }
+        }
     }
     shutdown.cancel();
 }
