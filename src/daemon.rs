@@ -53,7 +53,8 @@ impl DaemonLock {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+        let mut file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -106,7 +107,11 @@ impl Backoff {
 
 /// Runs the daemon's components until `shutdown` is cancelled, then stops them within the
 /// grace period.
-pub async fn run_until_stopped(settings: Arc<Settings>, store: Store, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run_until_stopped(
+    settings: Arc<Settings>,
+    store: Store,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(watch_loads_inbox(settings.clone(), store.clone(), shutdown.clone()));
 

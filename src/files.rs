@@ -63,10 +63,7 @@ pub fn unique_path(dir: &Path, name: &str) -> PathBuf {
     if !first.exists() {
         return first;
     }
-    (2..)
-        .map(|n| dir.join(format!("{name}.{n}")))
-        .find(|p| !p.exists())
-        .unwrap_or(first)
+    (2..).map(|n| dir.join(format!("{name}.{n}"))).find(|p| !p.exists()).unwrap_or(first)
 }
 
 /// A text cell for a generated CSV, with formula injection escaped (RELIABILITY rule 13):

@@ -169,7 +169,10 @@ pub async fn execute(cli: Cli, shutdown: CancellationToken) -> Result<(), Comman
         Command::Loads(LoadsCommand::Import { files, json }) => import(&settings, &files, json).await,
         Command::Loads(LoadsCommand::Show { load, json }) => {
             let store = open_store(&settings).await?;
-            let detail = store.load_detail(&load).await?.ok_or_else(|| CommandError::Failed(format!("load {load} not found")))?;
+            let detail = store
+                .load_detail(&load)
+                .await?
+                .ok_or_else(|| CommandError::Failed(format!("load {load} not found")))?;
             if json {
                 print_json(&output::load_json(&detail.load, &detail.exceptions, Some(&detail.history)))
             } else {

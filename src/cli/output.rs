@@ -49,12 +49,14 @@ pub fn load_json(load: &LoadRecord, exceptions: &[ExceptionRecord], history: Opt
             Value::Array(
                 history
                     .iter()
-                    .map(|h| json!({
-                        "from": h.from.map(LoadStatus::as_str),
-                        "to": h.to.as_str(),
-                        "at": h.at.to_rfc3339(),
-                        "cause": h.cause,
-                    }))
+                    .map(|h| {
+                        json!({
+                            "from": h.from.map(LoadStatus::as_str),
+                            "to": h.to.as_str(),
+                            "at": h.at.to_rfc3339(),
+                            "cause": h.cause,
+                        })
+                    })
                     .collect(),
             ),
         );
@@ -79,7 +81,13 @@ pub fn load_text(detail: &LoadDetail, settings: &Settings) -> String {
         .filter_map(|(label, v)| v.as_deref().map(|v| format!("{label} {v}")))
         .collect::<Vec<_>>()
         .join(", ");
-    let _ = writeln!(out, "  customer          {} {} {}", f.customer_id, load.customer_name, if numbers.is_empty() { String::new() } else { format!("({numbers})") });
+    let _ = writeln!(
+        out,
+        "  customer          {} {} {}",
+        f.customer_id,
+        load.customer_name,
+        if numbers.is_empty() { String::new() } else { format!("({numbers})") }
+    );
     let _ = writeln!(out, "  amount            ${}", f.amount);
     let _ = writeln!(out, "  invoice           {}", or_dash(&load.invoice_number));
     let _ = writeln!(out, "  delivered         {}", or_dash(&f.delivered_at));
@@ -89,7 +97,12 @@ pub fn load_text(detail: &LoadDetail, settings: &Settings) -> String {
     };
     let (from, to) = (lane(&f.pickup_city, &f.pickup_state), lane(&f.delivery_city, &f.delivery_state));
     if !from.is_empty() || !to.is_empty() {
-        let _ = writeln!(out, "  lane              {} → {}", if from.is_empty() { "?" } else { &from }, if to.is_empty() { "?" } else { &to });
+        let _ = writeln!(
+            out,
+            "  lane              {} → {}",
+            if from.is_empty() { "?" } else { &from },
+            if to.is_empty() { "?" } else { &to }
+        );
     }
     let _ = writeln!(out, "  proof of delivery {}", or_dash(&f.pod));
     let _ = writeln!(out, "  rate confirmation {}", or_dash(&f.rate_confirmation));
@@ -110,7 +123,13 @@ pub fn load_text(detail: &LoadDetail, settings: &Settings) -> String {
     } else {
         let _ = writeln!(out, "  exceptions");
         for e in &detail.exceptions {
-            let _ = writeln!(out, "    {:<16}{} (since {})", e.kind.as_str(), e.detail, e.raised_at.format("%Y-%m-%d %H:%M"));
+            let _ = writeln!(
+                out,
+                "    {:<16}{} (since {})",
+                e.kind.as_str(),
+                e.detail,
+                e.raised_at.format("%Y-%m-%d %H:%M")
+            );
         }
     }
     let _ = writeln!(out, "  history");
@@ -128,7 +147,11 @@ pub fn list_text(loads: &[LoadSummary]) -> String {
         let _ = writeln!(out, "no loads");
         return out;
     }
-    let _ = writeln!(out, "{:<14} {:<14} {:<10} {:>12}  {:<12} {:<14} note", "LOAD", "SUBSIDIARY", "STATUS", "AMOUNT", "CUSTOMER", "INVOICE");
+    let _ = writeln!(
+        out,
+        "{:<14} {:<14} {:<10} {:>12}  {:<12} {:<14} note",
+        "LOAD", "SUBSIDIARY", "STATUS", "AMOUNT", "CUSTOMER", "INVOICE"
+    );
     for l in loads {
         let load = &l.load;
         let mut note: Vec<String> = l.exceptions.iter().map(|e| e.kind.as_str().to_string()).collect();
@@ -160,7 +183,14 @@ pub fn import_text(report: &FileImport) -> String {
         report.file, c.imported, c.updated, c.unchanged, c.rejected
     );
     for row in report.rows.iter().filter(|r| r.outcome == "rejected" || r.outcome == "updated") {
-        let _ = writeln!(out, "  row {}: {} {}: {}", row.row, row.load_number.as_deref().unwrap_or("?"), row.outcome, row.detail);
+        let _ = writeln!(
+            out,
+            "  row {}: {} {}: {}",
+            row.row,
+            row.load_number.as_deref().unwrap_or("?"),
+            row.outcome,
+            row.detail
+        );
     }
     if !report.ignored_columns.is_empty() {
         let _ = writeln!(out, "  columns not used: {}", report.ignored_columns.join(", "));

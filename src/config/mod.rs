@@ -116,48 +116,129 @@ fn read_layers(path: &Path, env: &Environment, issues: &mut Issues) -> Option<Lo
     let source = path.display().to_string();
     let mut table = read_toml(path, issues)?;
     let env_keys = overlay_environment(&mut table, env, issues);
+    let ids = subsidiary_ids(&table);
 
-    let mut unknown = Vec::new();
-    let value = toml::Value::Table(table);
-    let mut main: RawConfig = match serde_ignored::deserialize(value, |p| unknown.push(p.to_string())) {
-        Ok(raw) => raw,
-        Err(error) => {
-            // Say whether the file or an environment variable holds the bad value: the file
-            // alone either fails the same way (with its line) or the environment is to blame.
-            match std::fs::read_to_string(path).map(|text| toml::from_str::<RawConfig>(&text)) {
-                Ok(Err(file_error)) => issues.push(&source, "", one_line(&file_error.to_string())),
-                _ => issues.push("environment", "", format!("an override does not fit: {error}")),
-            }
-            return None;
-        }
-    };
-    for key in unknown {
-        let key = bracket_indices(&key);
-        match env_keys.get(&key) {
-            Some(var) => issues.push(format!("environment variable {var}"), key, "unknown key"),
-            None => issues.push(&source, key, "unknown key"),
+    let mut problems = Vec::new();
+    let main: Option<RawConfig> = deserialize_reporting(toml::Value::Table(table), &mut problems);
+    for problem in problems {
+        let key = name_subsidiaries(&problem.key, &ids);
+        // The environment variable that set this key (or a section under it), else the file.
+        let var = env_keys.iter().find(|(k, _)| **k == key || k.starts_with(&format!("{key}."))).map(|(_, v)| v);
+        match (var, problem.message) {
+            (Some(var), None) => issues.push(format!("environment variable {var}"), key, "unknown key"),
+            // The value came from the environment and may be a secret: it is not repeated.
+            (Some(var), Some(_)) => issues.push(format!("environment variable {var}"), key, "value has the wrong form"),
+            (None, None) => issues.push(&source, key, "unknown key"),
+            (None, Some(message)) => issues.push(&source, key, message),
         }
     }
+    let mut main = main?;
 
     let mut subsidiaries: Vec<SourcedSubsidiary> = Vec::new();
     for (index, raw) in std::mem::take(&mut main.subsidiary).into_iter().enumerate() {
         let label = raw.id.clone().unwrap_or_else(|| format!("#{}", index + 1));
-        subsidiaries.push(SourcedSubsidiary { raw, source: path.to_path_buf(), key_prefix: format!("subsidiary[{label}].") });
+        subsidiaries.push(SourcedSubsidiary {
+            raw,
+            source: path.to_path_buf(),
+            key_prefix: format!("subsidiary[{label}]."),
+        });
     }
     for file in subsidiary_files(path, issues) {
         let Some(table) = read_toml(&file, issues) else { continue };
-        let mut unknown = Vec::new();
-        match serde_ignored::deserialize(toml::Value::Table(table), |p| unknown.push(p.to_string())) {
-            Ok(raw) => {
-                for key in unknown {
-                    issues.push(file.display(), bracket_indices(&key), "unknown key");
-                }
-                subsidiaries.push(SourcedSubsidiary { raw, source: file, key_prefix: String::new() });
-            }
-            Err(error) => issues.push(file.display(), "", one_line(&error.to_string())),
+        let mut problems = Vec::new();
+        let raw = deserialize_reporting(toml::Value::Table(table), &mut problems);
+        for problem in problems {
+            issues.push(file.display(), problem.key, problem.message.unwrap_or_else(|| "unknown key".to_string()));
+        }
+        if let Some(raw) = raw {
+            subsidiaries.push(SourcedSubsidiary { raw, source: file, key_prefix: String::new() });
         }
     }
     Some(Loaded { main, main_path: path.to_path_buf(), subsidiaries, env_keys })
+}
+
+/// A key that is unknown (`message` is `None`) or whose value has the wrong type.
+struct Problem {
+    key: String,
+    message: Option<String>,
+}
+
+/// Deserializes `value`, reporting every unknown key and every value of the wrong type rather
+/// than stopping at the first: a badly typed value is reported, removed, and the rest tried
+/// again. `None` only when the document as a whole has the wrong shape.
+fn deserialize_reporting<T: serde::de::DeserializeOwned>(
+    mut value: toml::Value,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
+    // Each round removes one bad value, so the rounds are bounded by the number of values.
+    for _ in 0..256 {
+        let mut unknown = Vec::new();
+        let mut collect = |p: serde_ignored::Path<'_>| unknown.push(p.to_string());
+        let ignoring = serde_ignored::Deserializer::new(value.clone(), &mut collect);
+        match serde_path_to_error::deserialize::<_, T>(ignoring) {
+            Ok(parsed) => {
+                problems.extend(unknown.iter().map(|key| Problem { key: bracket_indices(key), message: None }));
+                return Some(parsed);
+            }
+            Err(error) => {
+                let key = bracket_indices(&error.path().to_string());
+                let message = one_line(&error.inner().to_string());
+                let removed = remove_path(&mut value, error.path());
+                problems.push(Problem { key, message: Some(message) });
+                if !removed {
+                    return None;
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Removes the value at `path` from a TOML document; `false` if there is nothing to remove.
+fn remove_path(value: &mut toml::Value, path: &serde_path_to_error::Path) -> bool {
+    use serde_path_to_error::Segment;
+    let segments: Vec<&Segment> = path.iter().filter(|s| !matches!(s, Segment::Unknown)).collect();
+    let Some((last, parents)) = segments.split_last() else { return false };
+    let mut node = value;
+    for segment in parents {
+        let next = match (segment, node) {
+            (Segment::Map { key }, toml::Value::Table(table)) => table.get_mut(key.as_str()),
+            (Segment::Seq { index }, toml::Value::Array(array)) => array.get_mut(*index),
+            _ => None,
+        };
+        match next {
+            Some(next) => node = next,
+            None => return false,
+        }
+    }
+    match (last, node) {
+        (Segment::Map { key }, toml::Value::Table(table)) => table.remove(key.as_str()).is_some(),
+        (Segment::Seq { index }, toml::Value::Array(array)) if *index < array.len() => {
+            array.remove(*index);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The `id` of each `[[subsidiary]]` in the main file, by position, for naming keys.
+fn subsidiary_ids(table: &toml::Table) -> Vec<Option<String>> {
+    match table.get("subsidiary") {
+        Some(toml::Value::Array(items)) => {
+            items.iter().map(|item| item.get("id").and_then(toml::Value::as_str).map(str::to_string)).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// `subsidiary[0].x` → `subsidiary[acme-east].x`, the form used in every other message.
+fn name_subsidiaries(key: &str, ids: &[Option<String>]) -> String {
+    let Some(rest) = key.strip_prefix("subsidiary[") else { return key.to_string() };
+    let Some((index, tail)) = rest.split_once(']') else { return key.to_string() };
+    match index.parse::<usize>().ok().and_then(|i| ids.get(i)).and_then(Option::as_deref) {
+        Some(id) => format!("subsidiary[{id}]{tail}"),
+        None => key.to_string(),
+    }
 }
 
 fn read_toml(path: &Path, issues: &mut Issues) -> Option<toml::Table> {
@@ -242,11 +323,12 @@ fn set_path(table: &mut toml::Table, path: &[String], value: &str) -> Result<(),
     }
 }
 
-/// serde_ignored prints sequence indices as `.0.`; ops read `subsidiary[0]` more easily.
+/// serde_ignored prints sequence indices as `.0.` and optional sections as `?`; ops read
+/// `subsidiary[0].factoring.retries` more easily.
 fn bracket_indices(path: &str) -> String {
     let mut out = String::new();
-    for segment in path.split('.') {
-        if !out.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) && !segment.is_empty() {
+    for segment in path.split('.').filter(|s| *s != "?" && !s.is_empty()) {
+        if !out.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) {
             out.push_str(&format!("[{segment}]"));
         } else {
             if !out.is_empty() {

@@ -59,20 +59,42 @@ impl DatabaseSettings {
     }
 }
 
-/// A URL with any password replaced, for logs and messages.
+/// A URL with any password replaced, for logs and messages: the one in the user info
+/// (`user:secret@`) and a `password=` query parameter, which sqlx also accepts.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
-    let (authority, tail) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
     };
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            let redacted = if userinfo.contains(':') { format!("{user}:[REDACTED]") } else { user.to_string() };
-            format!("{scheme}://{redacted}@{host}{tail}")
+    let base = match base.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, tail) = match rest.find('/') {
+                Some(i) => (&rest[..i], &rest[i..]),
+                None => (rest, ""),
+            };
+            match authority.rsplit_once('@') {
+                Some((userinfo, host)) => {
+                    let user = userinfo.split(':').next().unwrap_or("");
+                    let redacted = if userinfo.contains(':') { format!("{user}:[REDACTED]") } else { user.to_string() };
+                    format!("{scheme}://{redacted}@{host}{tail}")
+                }
+                None => base.to_string(),
+            }
         }
-        None => url.to_string(),
+        None => base.to_string(),
+    };
+    match query {
+        None => base,
+        Some(query) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|param| match param.split_once('=') {
+                    Some((name, _)) if name.eq_ignore_ascii_case("password") => format!("{name}=[REDACTED]"),
+                    _ => param.to_string(),
+                })
+                .collect();
+            format!("{base}?{}", params.join("&"))
+        }
     }
 }
 
@@ -351,7 +373,11 @@ impl Settings {
             issues,
         );
         if password.is_some() && is_sqlite {
-            issues.push(src("database.password_file"), "database.password_file", "a password applies to PostgreSQL only");
+            issues.push(
+                src("database.password_file"),
+                "database.password_file",
+                "a password applies to PostgreSQL only",
+            );
         }
         let max_connections = main.database.max_connections.unwrap_or(8);
         if max_connections == 0 {
@@ -395,7 +421,14 @@ impl Settings {
         });
 
         // [credit]
-        let max_age = parse_setting(main.credit.max_age.as_deref(), "24h", parse_duration, &src("credit.max_age"), "credit.max_age", issues);
+        let max_age = parse_setting(
+            main.credit.max_age.as_deref(),
+            "24h",
+            parse_duration,
+            &src("credit.max_age"),
+            "credit.max_age",
+            issues,
+        );
         let refresh_schedule = parse_setting(
             main.credit.refresh_schedule.as_deref(),
             "0 0 * * * *",
@@ -406,10 +439,22 @@ impl Settings {
         );
 
         // [intake]
-        let scan_interval =
-            parse_setting(main.intake.scan_interval.as_deref(), "2s", parse_duration, &src("intake.scan_interval"), "intake.scan_interval", issues);
-        let quiet_period =
-            parse_setting(main.intake.quiet_period.as_deref(), "2s", parse_duration, &src("intake.quiet_period"), "intake.quiet_period", issues);
+        let scan_interval = parse_setting(
+            main.intake.scan_interval.as_deref(),
+            "2s",
+            parse_duration,
+            &src("intake.scan_interval"),
+            "intake.scan_interval",
+            issues,
+        );
+        let quiet_period = parse_setting(
+            main.intake.quiet_period.as_deref(),
+            "2s",
+            parse_duration,
+            &src("intake.quiet_period"),
+            "intake.quiet_period",
+            issues,
+        );
         let intake = IntakeSettings {
             scan_interval: scan_interval.unwrap_or(Duration::from_secs(2)),
             quiet_period: quiet_period.unwrap_or(Duration::from_secs(2)),
@@ -522,7 +567,11 @@ struct SecretRef<'a> {
 fn read_secret(secret: SecretRef<'_>, source: &str, env: &Environment, issues: &mut Issues) -> Option<SecretString> {
     match (secret.file, secret.env_name) {
         (Some(_), Some(_)) => {
-            issues.push(source, secret.file_key, format!("give either {} or {}, not both", secret.file_key, secret.env_key));
+            issues.push(
+                source,
+                secret.file_key,
+                format!("give either {} or {}, not both", secret.file_key, secret.env_key),
+            );
             None
         }
         (Some(file), None) => match std::fs::read_to_string(file) {
@@ -549,7 +598,11 @@ fn read_secret(secret: SecretRef<'_>, source: &str, env: &Environment, issues: &
         },
         (None, None) => {
             if secret.required {
-                issues.push(source, secret.file_key, format!("required: set {} or {}", secret.file_key, secret.env_key));
+                issues.push(
+                    source,
+                    secret.file_key,
+                    format!("required: set {} or {}", secret.file_key, secret.env_key),
+                );
             }
             None
         }
@@ -561,13 +614,19 @@ fn validate_reports(raw: &RawReports, key: &str, src: &dyn Fn(&str) -> String, i
     match raw.encoding.as_deref().map(str::to_ascii_lowercase).as_deref() {
         None | Some("utf-8") | Some("utf8") => {}
         Some("windows-1252") | Some("cp1252") => reports.encoding = ReportEncoding::Windows1252,
-        Some(other) => issues.push(src(key), format!("{key}.reports.encoding"), format!("`{other}` is not utf-8 or windows-1252")),
+        Some(other) => {
+            issues.push(src(key), format!("{key}.reports.encoding"), format!("`{other}` is not utf-8 or windows-1252"))
+        }
     }
     if let Some(delimiter) = &raw.delimiter {
         let delimiter = if delimiter == "\\t" { "\t" } else { delimiter.as_str() };
         match delimiter.as_bytes() {
             [byte] if byte.is_ascii() && *byte != b'"' => reports.delimiter = *byte,
-            _ => issues.push(src(key), format!("{key}.reports.delimiter"), format!("`{delimiter}` is not a single character")),
+            _ => issues.push(
+                src(key),
+                format!("{key}.reports.delimiter"),
+                format!("`{delimiter}` is not a single character"),
+            ),
         }
     }
     reports.sheet = raw.sheet.clone();
@@ -590,7 +649,11 @@ fn validate_reports(raw: &RawReports, key: &str, src: &dyn Fn(&str) -> String, i
     reports
 }
 
-fn validate_subsidiary(sourced: &super::SourcedSubsidiary, env: &Environment, issues: &mut Issues) -> Option<Subsidiary> {
+fn validate_subsidiary(
+    sourced: &super::SourcedSubsidiary,
+    env: &Environment,
+    issues: &mut Issues,
+) -> Option<Subsidiary> {
     let raw = &sourced.raw;
     let source = sourced.source.display().to_string();
     let key = |k: &str| format!("{}{k}", sourced.key_prefix);
@@ -617,7 +680,11 @@ fn validate_subsidiary(sourced: &super::SourcedSubsidiary, env: &Environment, is
     if !invoice_prefix.is_empty()
         && !invoice_prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
-        issues.push(&source, key("invoice_prefix"), format!("`{invoice_prefix}` may use only letters, digits, - and _"));
+        issues.push(
+            &source,
+            key("invoice_prefix"),
+            format!("`{invoice_prefix}` may use only letters, digits, - and _"),
+        );
     }
     let timezone = if timezone_text.is_empty() {
         None
@@ -625,7 +692,11 @@ fn validate_subsidiary(sourced: &super::SourcedSubsidiary, env: &Environment, is
         match timezone_text.parse::<Tz>() {
             Ok(tz) => Some(tz),
             Err(_) => {
-                issues.push(&source, key("timezone"), format!("`{timezone_text}` is not a time zone (e.g. America/Chicago)"));
+                issues.push(
+                    &source,
+                    key("timezone"),
+                    format!("`{timezone_text}` is not a time zone (e.g. America/Chicago)"),
+                );
                 None
             }
         }
@@ -656,10 +727,18 @@ fn validate_subsidiary(sourced: &super::SourcedSubsidiary, env: &Environment, is
         || customer_overrides.values().any(|m| *m == InvoicingMethod::Factoring);
     if factors {
         if noa.is_none() {
-            issues.push(&source, key("noa"), "required for factoring: the Notice of Assignment printed on every factored invoice");
+            issues.push(
+                &source,
+                key("noa"),
+                "required for factoring: the Notice of Assignment printed on every factored invoice",
+            );
         }
         if !automerge {
-            issues.push(&source, key("automerge"), "must be true for factoring: the factor needs invoice, rate confirmation and POD in one packet");
+            issues.push(
+                &source,
+                key("automerge"),
+                "must be true for factoring: the factor needs invoice, rate confirmation and POD in one packet",
+            );
         }
         if raw.factoring.is_none() {
             issues.push(&source, key("factoring"), "required for factoring: a [factoring] section naming the provider");
@@ -699,7 +778,11 @@ fn validate_factoring(
         return None;
     };
     let Some(provider) = find_provider(provider_id) else {
-        issues.push(source, key("factoring.provider"), format!("unknown provider `{provider_id}` (known: {})", known_providers()));
+        issues.push(
+            source,
+            key("factoring.provider"),
+            format!("unknown provider `{provider_id}` (known: {})", known_providers()),
+        );
         return None;
     };
     let active = raw.active.unwrap_or(true);
@@ -713,7 +796,11 @@ fn validate_factoring(
         },
         None => {
             if active {
-                issues.push(source, key("factoring.schedule"), "required while the provider is active (e.g. \"0 0 16 * * Mon-Fri\")");
+                issues.push(
+                    source,
+                    key("factoring.schedule"),
+                    "required while the provider is active (e.g. \"0 0 16 * * Mon-Fri\")",
+                );
             }
             None
         }
@@ -731,19 +818,34 @@ fn validate_factoring(
         Transport::Manual => {
             for (present, block) in [(raw.ftp.is_some(), "factoring.ftp"), (raw.api.is_some(), "factoring.api")] {
                 if present {
-                    issues.push(source, key(block), format!("{} is a manual provider (batch files in the outbox): remove this section", provider.name));
+                    issues.push(
+                        source,
+                        key(block),
+                        format!(
+                            "{} is a manual provider (batch files in the outbox): remove this section",
+                            provider.name
+                        ),
+                    );
                 }
             }
             Connection::None
         }
         Transport::Ftp => {
             if raw.api.is_some() {
-                issues.push(source, key("factoring.api"), format!("{} takes batches by FTP: use [factoring.ftp], not [factoring.api]", provider.name));
+                issues.push(
+                    source,
+                    key("factoring.api"),
+                    format!("{} takes batches by FTP: use [factoring.ftp], not [factoring.api]", provider.name),
+                );
             }
             match &raw.ftp {
                 Some(ftp) => validate_ftp(ftp, active, source, key, env, issues).map(Connection::Ftp)?,
                 None if active => {
-                    issues.push(source, key("factoring.ftp"), format!("required: {} takes batches by FTP", provider.name));
+                    issues.push(
+                        source,
+                        key("factoring.ftp"),
+                        format!("required: {} takes batches by FTP", provider.name),
+                    );
                     return None;
                 }
                 None => Connection::None,
@@ -751,12 +853,20 @@ fn validate_factoring(
         }
         Transport::Api => {
             if raw.ftp.is_some() {
-                issues.push(source, key("factoring.ftp"), format!("{} takes batches by API: use [factoring.api], not [factoring.ftp]", provider.name));
+                issues.push(
+                    source,
+                    key("factoring.ftp"),
+                    format!("{} takes batches by API: use [factoring.api], not [factoring.ftp]", provider.name),
+                );
             }
             match &raw.api {
                 Some(api) => validate_api(api, provider, active, source, key, env, issues).map(Connection::Api)?,
                 None if active => {
-                    issues.push(source, key("factoring.api"), format!("required: {} takes batches by API", provider.name));
+                    issues.push(
+                        source,
+                        key("factoring.api"),
+                        format!("required: {} takes batches by API", provider.name),
+                    );
                     return None;
                 }
                 None => Connection::None,
@@ -809,7 +919,11 @@ fn validate_ftp(
         issues.push(source, key("factoring.ftp.host_key_sha256"), "applies to sftp only");
     }
     if protocol == FtpProtocol::Sftp && raw.host_key_sha256.is_none() && active {
-        issues.push(source, key("factoring.ftp.host_key_sha256"), "required for sftp: the server's host key fingerprint");
+        issues.push(
+            source,
+            key("factoring.ftp.host_key_sha256"),
+            "required for sftp: the server's host key fingerprint",
+        );
     }
     let host = raw.host.clone().unwrap_or_default();
     let username = raw.username.clone().unwrap_or_default();
@@ -872,23 +986,24 @@ fn validate_api(
         issues.push(source, key("factoring.api.base_url"), "required: the provider's https:// address");
     }
     let needs = |c: ApiCredential| active && provider.api_credentials.contains(&c);
-    let secret = |file: &Option<PathBuf>, env_name: &Option<String>, name: &str, required: bool, issues: &mut Issues| {
-        if !active {
-            return None;
-        }
-        read_secret(
-            SecretRef {
-                file: file.as_deref(),
-                env_name: env_name.as_deref(),
-                file_key: &key(&format!("factoring.api.{name}_file")),
-                env_key: &key(&format!("factoring.api.{name}_env")),
-                required,
-            },
-            source,
-            env,
-            issues,
-        )
-    };
+    let secret =
+        |file: &Option<PathBuf>, env_name: &Option<String>, name: &str, required: bool, issues: &mut Issues| {
+            if !active {
+                return None;
+            }
+            read_secret(
+                SecretRef {
+                    file: file.as_deref(),
+                    env_name: env_name.as_deref(),
+                    file_key: &key(&format!("factoring.api.{name}_file")),
+                    env_key: &key(&format!("factoring.api.{name}_env")),
+                    required,
+                },
+                source,
+                env,
+                issues,
+            )
+        };
     let up = needs(ApiCredential::UsernamePassword);
     if up && raw.username.as_deref().is_none_or(|u| u.trim().is_empty()) {
         issues.push(source, key("factoring.api.username"), format!("required for {}", provider.name));
@@ -984,5 +1099,9 @@ mod tests {
         assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:[REDACTED]@h:5432/db");
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("sqlite://data/f.db"), "sqlite://data/f.db");
+        assert_eq!(
+            redact_url("postgres://u@h/db?sslmode=require&password=pw"),
+            "postgres://u@h/db?sslmode=require&password=[REDACTED]"
+        );
     }
 }

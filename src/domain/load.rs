@@ -121,14 +121,8 @@ pub fn decide_import(existing: Option<&StoredLoad>, input: &LoadInput) -> Import
         return ImportDecision::Insert;
     };
     let changes = existing.fields.changes_to(&input.fields);
-    let describe = |changes: &[&FieldChange]| {
-        changes.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
-    };
-    let invoice = existing
-        .invoice_number
-        .as_deref()
-        .map(|n| format!(", invoice {n}"))
-        .unwrap_or_default();
+    let describe = |changes: &[&FieldChange]| changes.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+    let invoice = existing.invoice_number.as_deref().map(|n| format!(", invoice {n}")).unwrap_or_default();
 
     if existing.status >= LoadStatus::Invoiced && !changes.is_empty() {
         let all: Vec<&FieldChange> = changes.iter().collect();
@@ -153,11 +147,7 @@ pub fn decide_import(existing: Option<&StoredLoad>, input: &LoadInput) -> Import
         );
     }
     let release = existing.status == LoadStatus::Delivered && input.status == LoadStatus::Released;
-    if changes.is_empty() && !release {
-        ImportDecision::Unchanged
-    } else {
-        ImportDecision::Update { changes, release }
-    }
+    if changes.is_empty() && !release { ImportDecision::Unchanged } else { ImportDecision::Update { changes, release } }
 }
 
 #[cfg(test)]
@@ -221,10 +211,7 @@ mod tests {
     fn queued_load_refuses_invoiced_fields_but_takes_a_reference() {
         let mut newer = fields();
         newer.amount = Money::from_cents(250_000);
-        let decision = decide_import(
-            Some(&stored(LoadStatus::Queued, fields())),
-            &input(newer, LoadStatus::Released),
-        );
+        let decision = decide_import(Some(&stored(LoadStatus::Queued, fields())), &input(newer, LoadStatus::Released));
         let ImportDecision::Refuse(reason) = decision else { panic!("expected refusal") };
         assert!(reason.contains("amount 2450.00 → 2500.00"), "{reason}");
         assert!(reason.contains("AE-7"), "{reason}");
@@ -243,10 +230,8 @@ mod tests {
 
     #[test]
     fn statuses_only_move_forward_by_import() {
-        let release = decide_import(
-            Some(&stored(LoadStatus::Delivered, fields())),
-            &input(fields(), LoadStatus::Released),
-        );
+        let release =
+            decide_import(Some(&stored(LoadStatus::Delivered, fields())), &input(fields(), LoadStatus::Released));
         assert_eq!(release, ImportDecision::Update { changes: vec![], release: true });
         assert!(matches!(
             decide_import(Some(&stored(LoadStatus::Released, fields())), &input(fields(), LoadStatus::Delivered)),

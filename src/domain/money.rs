@@ -86,15 +86,10 @@ impl Money {
         let overflow = || MoneyError::Overflow(trimmed.to_string());
         let mut dollars: i64 = 0;
         for digit in whole_digits.bytes() {
-            dollars = dollars
-                .checked_mul(10)
-                .and_then(|d| d.checked_add(i64::from(digit - b'0')))
-                .ok_or_else(overflow)?;
+            dollars =
+                dollars.checked_mul(10).and_then(|d| d.checked_add(i64::from(digit - b'0'))).ok_or_else(overflow)?;
         }
-        let cents = dollars
-            .checked_mul(100)
-            .and_then(|c| c.checked_add(fraction_cents))
-            .ok_or_else(overflow)?;
+        let cents = dollars.checked_mul(100).and_then(|c| c.checked_add(fraction_cents)).ok_or_else(overflow)?;
         Ok(Money(if negative { -cents } else { cents }))
     }
 }
@@ -160,8 +155,22 @@ mod tests {
     #[test]
     fn refuses_ambiguous_and_garbage() {
         for text in [
-            "1.234,56", "12.345", "abc", "", "   ", "1,23", "12,3456.00", "$", "(12.00", "1.2.3",
-            "--5", "12.", "1 000", "1e5", "12.3a", "(-5)",
+            "1.234,56",
+            "12.345",
+            "abc",
+            "",
+            "   ",
+            "1,23",
+            "12,3456.00",
+            "$",
+            "(12.00",
+            "1.2.3",
+            "--5",
+            "12.",
+            "1 000",
+            "1e5",
+            "12.3a",
+            "(-5)",
         ] {
             assert!(Money::parse(text).is_err(), "`{text}` should be refused");
         }

@@ -30,13 +30,8 @@ impl LoadStatus {
     ];
 
     /// The statuses that `status` counts per subsidiary (DESIGN §6).
-    pub const PIPELINE: [LoadStatus; 5] = [
-        LoadStatus::Released,
-        LoadStatus::Queued,
-        LoadStatus::Invoiced,
-        LoadStatus::Financed,
-        LoadStatus::Completed,
-    ];
+    pub const PIPELINE: [LoadStatus; 5] =
+        [LoadStatus::Released, LoadStatus::Queued, LoadStatus::Invoiced, LoadStatus::Financed, LoadStatus::Completed];
 
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -105,12 +100,8 @@ pub enum ExceptionKind {
 }
 
 impl ExceptionKind {
-    pub const ALL: [ExceptionKind; 4] = [
-        ExceptionKind::Held,
-        ExceptionKind::Rejected,
-        ExceptionKind::ShortPaid,
-        ExceptionKind::CreditDeclined,
-    ];
+    pub const ALL: [ExceptionKind; 4] =
+        [ExceptionKind::Held, ExceptionKind::Rejected, ExceptionKind::ShortPaid, ExceptionKind::CreditDeclined];
 
     pub const fn as_str(self) -> &'static str {
         match self {

@@ -75,7 +75,9 @@ impl InboxFolder {
         let name = processing.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let target = unique_path(&self.failed(), &name);
         let target_name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or(name);
-        let text = format!("{target_name} could not be processed:\n{reason}\n\nFix the file and drop it into the inbox again.\n");
+        let text = format!(
+            "{target_name} could not be processed:\n{reason}\n\nFix the file and drop it into the inbox again.\n"
+        );
         write_atomically(&self.failed().join(format!("{target_name}.error.txt")), text.as_bytes())?;
         move_file(processing, &target)?;
         Ok(target)
@@ -171,7 +173,9 @@ mod tests {
 
     #[test]
     fn temp_and_editor_files_are_ignored() {
-        for name in ["~$loads.xlsx", ".~lock.loads.csv#", "loads.csv.tmp", "x.part", "y.crdownload", ".hidden", "a.csv~"] {
+        for name in
+            ["~$loads.xlsx", ".~lock.loads.csv#", "loads.csv.tmp", "x.part", "y.crdownload", ".hidden", "a.csv~"]
+        {
             assert!(is_ignored_name(name), "{name}");
         }
         assert!(!is_ignored_name("loads.csv"));

@@ -83,7 +83,9 @@ impl FileImport {
             let _ = write(["", "", "note", &format!("columns not used: {}", self.ignored_columns.join(", "))]);
         }
         let c = self.counts;
-        for (label, n) in [("imported", c.imported), ("updated", c.updated), ("unchanged", c.unchanged), ("rejected", c.rejected)] {
+        for (label, n) in
+            [("imported", c.imported), ("updated", c.updated), ("unchanged", c.unchanged), ("rejected", c.rejected)]
+        {
             let _ = write(["total", "", label, &n.to_string()]);
         }
         out.into_inner().unwrap_or_default()
@@ -125,17 +127,28 @@ async fn import_bytes(
     progress: Option<&(dyn Fn(usize) + Send + Sync)>,
 ) -> Result<FileImport, IntakeError> {
     let file_label = path.display().to_string();
-    let parsed =
-        parse_load_file(path, bytes, settings).map_err(|source| IntakeError::File { path: path.to_path_buf(), source })?;
+    let parsed = parse_load_file(path, bytes, settings)
+        .map_err(|source| IntakeError::File { path: path.to_path_buf(), source })?;
     let cause = format!("import {}", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default());
     let result = store
-        .import_loads(ImportRequest { rows: &parsed.rows, cause: &cause, file, file_errors: parsed.errors.len(), progress })
+        .import_loads(ImportRequest {
+            rows: &parsed.rows,
+            cause: &cause,
+            file,
+            file_errors: parsed.errors.len(),
+            progress,
+        })
         .await?;
 
     let mut rows: Vec<ReportRow> = parsed
         .errors
         .iter()
-        .map(|e| ReportRow { row: e.row, load_number: e.load_number.clone(), outcome: "rejected", detail: e.reason.clone() })
+        .map(|e| ReportRow {
+            row: e.row,
+            load_number: e.load_number.clone(),
+            outcome: "rejected",
+            detail: e.reason.clone(),
+        })
         .collect();
     let counts = if result.duplicate_of.is_some() {
         ImportCounts::default()
@@ -155,7 +168,13 @@ async fn import_bytes(
     for row in rows.iter().filter(|r| r.outcome == "rejected") {
         tracing::warn!(file = %file_label, row = row.row, load = row.load_number.as_deref().unwrap_or(""), reason = %row.detail, "row rejected");
     }
-    Ok(FileImport { file: file_label, counts, ignored_columns: parsed.ignored_columns, rows, duplicate_of: result.duplicate_of })
+    Ok(FileImport {
+        file: file_label,
+        counts,
+        ignored_columns: parsed.ignored_columns,
+        rows,
+        duplicate_of: result.duplicate_of,
+    })
 }
 
 /// What happened to one inbox file.

@@ -4,4 +4,4 @@
 
 mod catalogue;
 
-pub use catalogue::{ApiCredential, Provider, Transport, find_provider, PROVIDERS};
+pub use catalogue::{ApiCredential, PROVIDERS, Provider, Transport, find_provider};

@@ -486,7 +486,13 @@ impl Store {
 
     /// Moves a load `from → to` if it is still `from` (compare-and-set), with its history row,
     /// in one transaction. Moves outside the graph of DESIGN §2 are refused before any SQL.
-    pub async fn move_status(&self, load_number: &str, from: LoadStatus, to: LoadStatus, cause: &str) -> Result<(), StoreError> {
+    pub async fn move_status(
+        &self,
+        load_number: &str,
+        from: LoadStatus,
+        to: LoadStatus,
+        cause: &str,
+    ) -> Result<(), StoreError> {
         if !from.can_move_to(to) {
             return Err(StoreError::IllegalMove { load: load_number.to_string(), from, to });
         }
@@ -526,7 +532,12 @@ impl Store {
 
     /// Raises an exception flag on a load; a flag of that kind already open keeps its first
     /// detail and time.
-    pub async fn raise_exception(&self, load_number: &str, kind: ExceptionKind, detail: &str) -> Result<(), StoreError> {
+    pub async fn raise_exception(
+        &self,
+        load_number: &str,
+        kind: ExceptionKind,
+        detail: &str,
+    ) -> Result<(), StoreError> {
         let now = Utc::now();
         on_pool!(self, pool => {
             let inserted = sqlx::query(

@@ -10,7 +10,8 @@ use tokio_util::sync::CancellationToken;
 use crate::both_backends;
 use crate::harness::{Backend, TestEnv, loads_csv};
 
-const GOOD_1: &str = "L-1,acme-east,BRK-1,Blue River Logistics,123456,\"$2,450.00\",Released,2026-11-20,L-1-pod.pdf,L-1-rc.pdf,PO-1,,";
+const GOOD_1: &str =
+    "L-1,acme-east,BRK-1,Blue River Logistics,123456,\"$2,450.00\",Released,2026-11-20,L-1-pod.pdf,L-1-rc.pdf,PO-1,,";
 const GOOD_2: &str = "L-2,acme-west,BRK-2,\"Northstar Brokerage, Inc.\",,1875.5,,11/21/2026,,,,,T-17";
 
 both_backends!(good_rows_import_and_bad_rows_are_reported_by_row, |env| {
@@ -115,7 +116,9 @@ async fn unreadable_files_are_refused_whole() {
         let IntakeError::File { path: reported, source } = &error else { panic!("{name}: {error}") };
         assert_eq!(reported, &path);
         match name {
-            "missing.csv" => assert!(matches!(source, FileError::MissingColumns(c) if c == "customer_id, customer_name")),
+            "missing.csv" => {
+                assert!(matches!(source, FileError::MissingColumns(c) if c == "customer_id, customer_name"))
+            }
             "latin1.csv" => assert!(matches!(source, FileError::NotUtf8(_))),
             "empty.csv" => assert!(matches!(source, FileError::Empty)),
             _ => assert!(matches!(source, FileError::Json(_))),
@@ -199,7 +202,8 @@ async fn a_file_left_in_processing_by_a_crash_is_finished_at_start() {
     let env = TestEnv::new(Backend::Sqlite).await.expect("env");
     env.write("inbox/loads/processing/tuesday.csv", &loads_csv(&[GOOD_1]));
     let mut inbox = LoadsInbox::new(&env.settings);
-    let outcomes = inbox.run_once(&env.store, &env.settings, Instant::now(), &CancellationToken::new()).await.expect("pass");
+    let outcomes =
+        inbox.run_once(&env.store, &env.settings, Instant::now(), &CancellationToken::new()).await.expect("pass");
     assert!(matches!(outcomes.as_slice(), [InboxOutcome::Imported { .. }]), "{outcomes:?}");
     assert!(env.store.load_detail("L-1").await.expect("detail").is_some());
     assert!(files_in(&env.path("inbox/loads/processing")).is_empty());
@@ -235,10 +239,12 @@ async fn the_same_daemon_retries_a_file_after_the_database_comes_back() {
     env.write("inbox/loads/thu.csv", &loads_csv(&[GOOD_1]));
     // Make the loads table unwritable for a moment: the pass fails, the file waits in processing.
     let factord::store::Store::Sqlite(pool) = &env.store else { unreachable!() };
-    sqlx::query("CREATE TRIGGER block_loads BEFORE INSERT ON loads BEGIN SELECT RAISE(ABORT, 'database unavailable'); END")
-        .execute(pool)
-        .await
-        .expect("trigger");
+    sqlx::query(
+        "CREATE TRIGGER block_loads BEFORE INSERT ON loads BEGIN SELECT RAISE(ABORT, 'database unavailable'); END",
+    )
+    .execute(pool)
+    .await
+    .expect("trigger");
     let t0 = Instant::now();
     inbox.run_once(&env.store, &env.settings, t0, &never).await.expect("pass");
     let failed = inbox.run_once(&env.store, &env.settings, t0 + Duration::from_secs(5), &never).await;

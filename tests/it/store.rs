@@ -8,7 +8,12 @@ use crate::both_backends;
 fn input(load_number: &str, subsidiary: &str, cents: i64) -> LoadInput {
     LoadInput {
         load_number: load_number.to_string(),
-        customer: Customer { id: "BRK-1".into(), name: "Blue River Logistics".into(), mc: Some("123456".into()), dot: None },
+        customer: Customer {
+            id: "BRK-1".into(),
+            name: "Blue River Logistics".into(),
+            mc: Some("123456".into()),
+            dot: None,
+        },
         status: LoadStatus::Released,
         fields: LoadFields {
             subsidiary: subsidiary.to_string(),
@@ -29,9 +34,16 @@ fn input(load_number: &str, subsidiary: &str, cents: i64) -> LoadInput {
 }
 
 async fn import(store: &Store, inputs: &[LoadInput]) -> Vec<RowOutcome> {
-    let rows: Vec<ImportRow> = inputs.iter().enumerate().map(|(i, input)| ImportRow { row: i + 2, input: input.clone() }).collect();
+    let rows: Vec<ImportRow> =
+        inputs.iter().enumerate().map(|(i, input)| ImportRow { row: i + 2, input: input.clone() }).collect();
     let result = store
-        .import_loads(ImportRequest { rows: &rows, cause: "import test.csv", file: None, file_errors: 0, progress: None })
+        .import_loads(ImportRequest {
+            rows: &rows,
+            cause: "import test.csv",
+            file: None,
+            file_errors: 0,
+            progress: None,
+        })
         .await
         .expect("import");
     result.rows.into_iter().map(|r| r.outcome).collect()
@@ -108,19 +120,22 @@ both_backends!(delivered_loads_are_released_by_reimport_never_back, |env| {
     import(store, &[delivered.clone()]).await;
     assert_eq!(status_of(store, "L-5").await, LoadStatus::Delivered);
     let released = input("L-5", "acme-east", 5_000);
-    assert!(matches!(&import(store, &[released]).await[0], RowOutcome::Updated(d) if d.contains("Delivered → Released")));
+    assert!(
+        matches!(&import(store, &[released]).await[0], RowOutcome::Updated(d) if d.contains("Delivered → Released"))
+    );
     assert_eq!(status_of(store, "L-5").await, LoadStatus::Released);
     assert!(matches!(&import(store, &[delivered]).await[0], RowOutcome::Rejected(_)));
     let history = store.load_detail("L-5").await.expect("detail").expect("exists").history;
-    assert_eq!(history.iter().map(|h| (h.from, h.to)).collect::<Vec<_>>(), vec![
-        (None, LoadStatus::Delivered),
-        (Some(LoadStatus::Delivered), LoadStatus::Released)
-    ]);
+    assert_eq!(
+        history.iter().map(|h| (h.from, h.to)).collect::<Vec<_>>(),
+        vec![(None, LoadStatus::Delivered), (Some(LoadStatus::Delivered), LoadStatus::Released)]
+    );
 });
 
 both_backends!(every_move_outside_the_graph_is_refused, |env| {
     let store = &env.store;
-    let path = [LoadStatus::Released, LoadStatus::Queued, LoadStatus::Invoiced, LoadStatus::Financed, LoadStatus::Completed];
+    let path =
+        [LoadStatus::Released, LoadStatus::Queued, LoadStatus::Invoiced, LoadStatus::Financed, LoadStatus::Completed];
     for from in LoadStatus::ALL {
         for to in LoadStatus::ALL {
             if from.can_move_to(to) {
@@ -135,10 +150,7 @@ both_backends!(every_move_outside_the_graph_is_refused, |env| {
     advance(store, "L-6", &path).await;
     assert_eq!(status_of(store, "L-6").await, LoadStatus::Completed);
     let conflict = store.move_status("L-6", LoadStatus::Released, LoadStatus::Queued, "late").await;
-    assert!(
-        matches!(conflict, Err(StoreError::Conflict { actual: LoadStatus::Completed, .. })),
-        "{conflict:?}"
-    );
+    assert!(matches!(conflict, Err(StoreError::Conflict { actual: LoadStatus::Completed, .. })), "{conflict:?}");
     let missing = store.move_status("L-none", LoadStatus::Released, LoadStatus::Queued, "x").await;
     assert!(matches!(missing, Err(StoreError::LoadNotFound(_))), "{missing:?}");
     let history = store.load_detail("L-6").await.expect("detail").expect("exists").history;
@@ -163,12 +175,16 @@ both_backends!(concurrent_compare_and_set_has_exactly_one_winner, |env| {
             {
                 let store = store.clone();
                 let load = load.clone();
-                tokio::spawn(async move { store.move_status(&load, LoadStatus::Released, LoadStatus::Queued, "racer a").await })
+                tokio::spawn(async move {
+                    store.move_status(&load, LoadStatus::Released, LoadStatus::Queued, "racer a").await
+                })
             },
             {
                 let store = store.clone();
                 let load = load.clone();
-                tokio::spawn(async move { store.move_status(&load, LoadStatus::Released, LoadStatus::Queued, "racer b").await })
+                tokio::spawn(async move {
+                    store.move_status(&load, LoadStatus::Released, LoadStatus::Queued, "racer b").await
+                })
             }
         );
         let results = [a.expect("join a"), b.expect("join b")];
@@ -226,13 +242,18 @@ both_backends!(waiting_reasons_are_recorded_counted_and_cleared, |env| {
 
 both_backends!(list_filters_and_counts, |env| {
     let store = &env.store;
-    import(store, &[input("A-1", "acme-east", 100), input("A-2", "acme-east", 200), input("B-1", "acme-west", 300)]).await;
+    import(store, &[input("A-1", "acme-east", 100), input("A-2", "acme-east", 200), input("B-1", "acme-west", 300)])
+        .await;
     store.move_status("A-2", LoadStatus::Released, LoadStatus::Queued, "t").await.expect("queue");
 
     let all = store.list_loads(&LoadFilter::default()).await.expect("list");
     assert_eq!(all.iter().map(|l| l.load.load_number.as_str()).collect::<Vec<_>>(), vec!["A-1", "A-2", "B-1"]);
     let released_east = store
-        .list_loads(&LoadFilter { status: Some(LoadStatus::Released), subsidiary: Some("acme-east".into()), limit: None })
+        .list_loads(&LoadFilter {
+            status: Some(LoadStatus::Released),
+            subsidiary: Some("acme-east".into()),
+            limit: None,
+        })
         .await
         .expect("list");
     assert_eq!(released_east.len(), 1);
@@ -253,7 +274,13 @@ both_backends!(an_inbox_file_is_applied_once_per_content, |env| {
     let rows = vec![ImportRow { row: 2, input: input("F-1", "acme-east", 100) }];
     let file = FileRef { channel: "loads", sha256: "abc123", file_name: "monday.csv" };
     let first = store
-        .import_loads(ImportRequest { rows: &rows, cause: "import monday.csv", file: Some(file), file_errors: 1, progress: None })
+        .import_loads(ImportRequest {
+            rows: &rows,
+            cause: "import monday.csv",
+            file: Some(file),
+            file_errors: 1,
+            progress: None,
+        })
         .await
         .expect("first");
     assert!(first.duplicate_of.is_none());
@@ -270,7 +297,13 @@ both_backends!(an_inbox_file_is_applied_once_per_content, |env| {
     let rows = vec![ImportRow { row: 2, input: changed }];
     let again = FileRef { channel: "loads", sha256: "abc123", file_name: "monday (copy).csv" };
     let second = store
-        .import_loads(ImportRequest { rows: &rows, cause: "import copy", file: Some(again), file_errors: 0, progress: None })
+        .import_loads(ImportRequest {
+            rows: &rows,
+            cause: "import copy",
+            file: Some(again),
+            file_errors: 0,
+            progress: None,
+        })
         .await
         .expect("second");
     assert_eq!(second.duplicate_of.expect("duplicate").file_name, "monday.csv");
@@ -284,8 +317,12 @@ both_backends!(history_is_append_only_in_the_schema, |env| {
     let store = &env.store;
     import(store, &[input("H-1", "acme-east", 100)]).await;
     let result = match store {
-        Store::Sqlite(pool) => sqlx::query("UPDATE load_history SET cause = 'rewritten'").execute(pool).await.map(|_| ()),
-        Store::Postgres(pool) => sqlx::query("UPDATE load_history SET cause = 'rewritten'").execute(pool).await.map(|_| ()),
+        Store::Sqlite(pool) => {
+            sqlx::query("UPDATE load_history SET cause = 'rewritten'").execute(pool).await.map(|_| ())
+        }
+        Store::Postgres(pool) => {
+            sqlx::query("UPDATE load_history SET cause = 'rewritten'").execute(pool).await.map(|_| ())
+        }
     };
     assert!(result.is_err(), "history rows cannot be rewritten");
     let result = match store {
@@ -293,7 +330,10 @@ both_backends!(history_is_append_only_in_the_schema, |env| {
         Store::Postgres(pool) => sqlx::query("DELETE FROM load_history").execute(pool).await.map(|_| ()),
     };
     assert!(result.is_err(), "history rows cannot be deleted");
-    assert_eq!(store.load_detail("H-1").await.expect("detail").expect("exists").history[0].cause, "import test.csv row 2");
+    assert_eq!(
+        store.load_detail("H-1").await.expect("detail").expect("exists").history[0].cause,
+        "import test.csv row 2"
+    );
 });
 
 both_backends!(migrations_are_idempotent_and_the_database_answers, |env| {
