@@ -2,7 +2,7 @@
 //! the shutdown token is cancelled (SIGTERM or SIGINT in `main`, a token in tests), within a
 //! grace period below systemd's `TimeoutStopSec`; a file in hand is finished first.
 //!
-//! Components so far: the `inbox/loads/` watcher. On SQLite, only one daemon may use a
+//! Components so far: the `inbox/loads/` watcher and the invoice job. On SQLite, only one daemon may use a
 //! database: [`DaemonLock`] holds an exclusive lock on `<database>.lock` while it runs.
 
 use std::fs::{File, OpenOptions, TryLockError};
@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
@@ -113,7 +113,10 @@ pub async fn run_until_stopped(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(watch_loads_inbox(settings.clone(), store.clone(), shutdown.clone()));
+    // Rung by the loads inbox after an import, so new loads are invoiced without waiting.
+    let loads_arrived = Arc::new(Notify::new());
+    tasks.spawn(watch_loads_inbox(settings.clone(), store.clone(), loads_arrived.clone(), shutdown.clone()));
+    tasks.spawn(invoice_periodically(settings.clone(), store.clone(), loads_arrived, shutdown.clone()));
 
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     if let Some(interval) = sd_notify::watchdog_enabled() {
@@ -157,8 +160,53 @@ async fn ping_watchdog(every: Duration, shutdown: CancellationToken) {
     }
 }
 
+/// The invoice component: a pass every `invoicing.interval`, and one after each load import.
+async fn invoice_periodically(
+    settings: Arc<Settings>,
+    store: Store,
+    loads_arrived: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
+    let mut interval = tokio::time::interval(settings.invoicing.interval);
+    interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+            _ = loads_arrived.notified() => {}
+        }
+        match crate::invoicing::run_once(&store, &settings, None, &shutdown).await {
+            Ok(report) => {
+                backoff.reset();
+                if !report.invoiced.is_empty() || !report.failed.is_empty() {
+                    tracing::info!(
+                        invoiced = report.invoiced.len(),
+                        waiting = report.waiting.len(),
+                        failed = report.failed.len(),
+                        "invoice pass"
+                    );
+                }
+            }
+            Err(error) => {
+                let delay = backoff.next_delay();
+                tracing::error!(%error, retry_in = ?delay, "invoice pass failed");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}
+
 /// The `inbox/loads/` component: a timer scan, woken early by inotify.
-async fn watch_loads_inbox(settings: Arc<Settings>, store: Store, shutdown: CancellationToken) {
+async fn watch_loads_inbox(
+    settings: Arc<Settings>,
+    store: Store,
+    loads_arrived: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
     let mut inbox = LoadsInbox::new(&settings);
     if let Err(error) = inbox.folder().create() {
         tracing::error!(folder = %inbox.folder().dir.display(), %error, "cannot create the loads inbox");
@@ -178,8 +226,14 @@ async fn watch_loads_inbox(settings: Arc<Settings>, store: Store, shutdown: Canc
             Ok(outcomes) => {
                 backoff.reset();
                 for outcome in outcomes {
-                    if let InboxOutcome::Failed { moved_to, .. } = outcome {
-                        tracing::warn!(file = %moved_to.display(), "load file moved to failed; see its .error.txt");
+                    match outcome {
+                        InboxOutcome::Failed { moved_to, .. } => {
+                            tracing::warn!(file = %moved_to.display(), "load file moved to failed; see its .error.txt");
+                        }
+                        InboxOutcome::Imported { counts, .. } if counts.imported + counts.updated > 0 => {
+                            loads_arrived.notify_one();
+                        }
+                        _ => {}
                     }
                 }
             }

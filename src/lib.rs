@@ -7,16 +7,22 @@
 //! - [`domain`]: money in cents, the load status graph, exceptions, the load import rule.
 //! - [`providers`]: the catalogue of the 13 factoring companies.
 //! - [`store`]: the only code that speaks SQL, on PostgreSQL or SQLite.
+//! - [`invoicing`]: Released loads → invoice PDF with the NOA + merged packet → Queued; direct
+//!   customers' invoices to the outbox → Invoiced.
+//! - [`credit`]: broker credit checks (for now the hook the invoice job asks).
+//! - [`files`]: durable file writes (temp name, fsync, rename) and safe file names.
 //! - [`intake`]: load exports (CSV, JSON) → validated rows → the store; the inbox pickup
 //!   (stable-file detection, processing folder, archive and failed folders).
 //! - [`daemon`]: `factord run`: components started in order, stopped in reverse on shutdown.
 
 pub mod cli;
 pub mod config;
+pub mod credit;
 pub mod daemon;
 pub mod domain;
 pub mod files;
 pub mod intake;
+pub mod invoicing;
 pub mod providers;
 pub mod store;
 pub mod telemetry;

@@ -41,6 +41,8 @@ pub enum Command {
     Invoice {
         #[arg(long)]
         subsidiary: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
     /// Submit batches now.
     Submit {
@@ -202,7 +204,7 @@ pub async fn execute(cli: Cli, shutdown: CancellationToken) -> Result<(), Comman
                 Ok(())
             }
         }
-        Command::Invoice { .. } => Err(not_available("invoice")),
+        Command::Invoice { subsidiary, json } => invoice(&settings, subsidiary.as_deref(), json, &shutdown).await,
         Command::Submit { .. } => Err(not_available("submit")),
         Command::Credit(_) => Err(not_available("credit")),
         Command::Ingest { .. } => Err(not_available("ingest")),
@@ -236,6 +238,31 @@ async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), Comm
     crate::daemon::run_until_stopped(Arc::new(settings), store, shutdown)
         .await
         .map_err(|e| CommandError::Failed(format!("{e:#}")))
+}
+
+async fn invoice(
+    settings: &Settings,
+    subsidiary: Option<&str>,
+    json: bool,
+    shutdown: &CancellationToken,
+) -> Result<(), CommandError> {
+    if let Some(id) = subsidiary.filter(|id| settings.subsidiary(id).is_none()) {
+        return Err(CommandError::Usage(format!("subsidiary `{id}` is not configured")));
+    }
+    let store = open_store(settings).await?;
+    let report = crate::invoicing::run_once(&store, settings, subsidiary, shutdown)
+        .await
+        .map_err(|e| CommandError::Failed(e.to_string()))?;
+    if json {
+        print_json(&report)?;
+    } else {
+        print!("{}", output::invoice_text(&report));
+    }
+    if report.failed.is_empty() {
+        Ok(())
+    } else {
+        Err(CommandError::Failed(format!("{} invoice(s) could not be made (see above)", report.failed.len())))
+    }
 }
 
 async fn import(settings: &Settings, files: &[PathBuf], json: bool) -> Result<(), CommandError> {

@@ -198,6 +198,32 @@ pub fn import_text(report: &FileImport) -> String {
     out
 }
 
+/// `invoice` for people: each load invoiced, each load waiting with why, then the counts.
+pub fn invoice_text(report: &crate::invoicing::PassReport) -> String {
+    let mut out = String::new();
+    for done in &report.invoiced {
+        let _ = writeln!(
+            out,
+            "{} → {}  invoice {}  {} ({} pages)",
+            done.load_number, done.status, done.invoice_number, done.path, done.pages
+        );
+    }
+    for waiting in &report.waiting {
+        let _ = writeln!(out, "{} waits: {}", waiting.load_number, waiting.reason);
+    }
+    for failed in &report.failed {
+        let _ = writeln!(out, "{} FAILED: {}", failed.load_number, failed.reason);
+    }
+    let _ = writeln!(
+        out,
+        "{} invoiced, {} waiting, {} failed",
+        report.invoiced.len(),
+        report.waiting.len(),
+        report.failed.len()
+    );
+    out
+}
+
 /// What `status` shows.
 pub struct Status {
     subsidiaries: Vec<SubsidiaryStatus>,

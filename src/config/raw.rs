@@ -18,6 +18,7 @@ pub struct RawConfig {
     pub http: Option<RawHttp>,
     pub credit: RawCredit,
     pub intake: RawIntake,
+    pub invoicing: RawInvoicing,
     pub subsidiary: Vec<RawSubsidiary>,
     pub provider: BTreeMap<String, RawProvider>,
 }
@@ -72,6 +73,16 @@ pub struct RawIntake {
     pub max_file_bytes: Option<u64>,
     #[serde(deserialize_with = "lenient::opt_u64")]
     pub max_rows: Option<u64>,
+}
+
+/// The invoice job's timing and limits. Not in DESIGN §10's example; defaults suit ops.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawInvoicing {
+    pub interval: Option<String>,
+    pub lease: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_u64")]
+    pub max_document_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

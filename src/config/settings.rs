@@ -30,6 +30,7 @@ pub struct Settings {
     pub http: Option<HttpSettings>,
     pub credit: CreditSettings,
     pub intake: IntakeSettings,
+    pub invoicing: InvoicingSettings,
     pub subsidiaries: Vec<Subsidiary>,
     /// Per-provider report settings, by provider id.
     pub providers: BTreeMap<String, ProviderSettings>,
@@ -148,6 +149,17 @@ pub struct IntakeSettings {
     pub max_file_bytes: u64,
     /// Files with more data rows than this are refused.
     pub max_rows: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct InvoicingSettings {
+    /// How often the daemon runs an invoice pass (it also runs one after every load import).
+    pub interval: Duration,
+    /// How long a pass owns the loads it claimed without renewing; a pass renews its claims as
+    /// it works, and one that dies frees them after this.
+    pub lease: Duration,
+    /// Larger POD or rate confirmation files are refused.
+    pub max_document_bytes: u64,
 }
 
 /// A parsed 6-field cron expression (seconds first), kept with its text.
@@ -462,6 +474,32 @@ impl Settings {
             max_rows: main.intake.max_rows.unwrap_or(1_000_000),
         };
 
+        // [invoicing]
+        let interval = parse_setting(
+            main.invoicing.interval.as_deref(),
+            "10s",
+            parse_duration,
+            &src("invoicing.interval"),
+            "invoicing.interval",
+            issues,
+        );
+        let lease = parse_setting(
+            main.invoicing.lease.as_deref(),
+            "60s",
+            parse_duration,
+            &src("invoicing.lease"),
+            "invoicing.lease",
+            issues,
+        );
+        let invoicing = InvoicingSettings {
+            interval: interval.unwrap_or(Duration::from_secs(10)),
+            lease: lease.unwrap_or(Duration::from_secs(60)),
+            max_document_bytes: main.invoicing.max_document_bytes.unwrap_or(50 * 1024 * 1024),
+        };
+        if invoicing.lease < Duration::from_secs(1) {
+            issues.push(src("invoicing.lease"), "invoicing.lease", "must be at least 1s");
+        }
+
         // [provider.<id>]
         let mut providers = BTreeMap::new();
         for (id, raw) in &main.provider {
@@ -494,6 +532,7 @@ impl Settings {
             http,
             credit: CreditSettings { max_age: max_age?, refresh_schedule: refresh_schedule? },
             intake,
+            invoicing,
             subsidiaries,
             providers,
         })

@@ -109,7 +109,8 @@ macro_rules! load_columns {
         "l.id, l.load_number, l.subsidiary, l.customer_id, c.name AS customer_name, \
          c.mc AS customer_mc, c.dot AS customer_dot, l.amount_cents, l.status, l.delivered_at, l.pod, \
          l.rate_confirmation, l.po_number, l.factor_reference, l.truck, l.pickup_city, l.pickup_state, \
-         l.delivery_city, l.delivery_state, l.invoice_number, l.batch_id, l.waiting_reason, l.created_at, l.updated_at"
+         l.delivery_city, l.delivery_state, l.invoice_number, l.batch_id, l.waiting_reason, l.created_at, l.updated_at, \
+         l.invoice_date, l.packet_path"
     };
 }
 
@@ -126,6 +127,8 @@ macro_rules! load_from_row {
             customer_dot: row.try_get("customer_dot")?,
             status: LoadStatus::from_str(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?,
             invoice_number: row.try_get("invoice_number")?,
+            invoice_date: row.try_get("invoice_date")?,
+            packet_path: row.try_get("packet_path")?,
             batch_id: row.try_get("batch_id")?,
             waiting_reason: row.try_get("waiting_reason")?,
             created_at: row.try_get("created_at")?,
@@ -156,6 +159,10 @@ pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     }
     SqliteConnectOptions::from_str(url).ok().map(|o| o.get_filename().to_path_buf())
 }
+
+mod invoicing;
+
+pub use invoicing::{ClaimError, Completion, InvoiceHolder};
 
 impl Store {
     /// Opens the database named by the settings. SQLite files (and their folder) are created

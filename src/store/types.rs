@@ -126,6 +126,10 @@ pub struct LoadRecord {
     pub customer_dot: Option<String>,
     pub status: LoadStatus,
     pub invoice_number: Option<String>,
+    /// `YYYY-MM-DD` in the subsidiary's time zone, set when the invoice was generated.
+    pub invoice_date: Option<String>,
+    /// The packet (or direct invoice) file written for the load.
+    pub packet_path: Option<String>,
     pub batch_id: Option<String>,
     pub waiting_reason: Option<String>,
     pub created_at: DateTime<Utc>,

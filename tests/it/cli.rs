@@ -354,9 +354,13 @@ fn exit_codes_follow_the_contract() {
     let bad_status = wd.run(&["loads", "list", "--status", "Lost"]);
     assert_eq!(bad_status.code, 2, "an unknown status is a usage error:\n{bad_status}");
 
-    let invoice = wd.run(&["invoice"]);
-    assert_eq!(invoice.code, 2, "a command not available yet is a usage error:\n{invoice}");
-    assert!(invoice.stderr.contains("invoice"), "{invoice}");
+    let submit = wd.run(&["submit"]);
+    assert_eq!(submit.code, 2, "a command not available yet is a usage error:\n{submit}");
+    assert!(submit.stderr.contains("submit"), "{submit}");
+
+    let unknown_subsidiary = wd.run(&["invoice", "--subsidiary", "nowhere"]);
+    assert_eq!(unknown_subsidiary.code, 2, "an unknown subsidiary is a usage error:\n{unknown_subsidiary}");
+    assert!(unknown_subsidiary.stderr.contains("nowhere"), "{unknown_subsidiary}");
 
     let no_config = {
         let mut command = Command::new(env!("CARGO_BIN_EXE_factord"));

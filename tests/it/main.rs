@@ -2,9 +2,14 @@
 //! file and, when `TEST_DATABASE_URL` is set (CI sets it), a fresh PostgreSQL database.
 
 mod harness;
+#[allow(dead_code)]
+#[path = "../common/pdfs.rs"]
+mod pdfs;
 
 mod cli;
 mod config;
 mod daemon;
+mod examples;
 mod intake;
+mod invoicing;
 mod store;

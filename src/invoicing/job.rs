@@ -1,0 +1,443 @@
+//! The invoice job (`factord invoice`, and a component of the daemon): one pass takes the
+//! Released loads, and for each one that can be invoiced assigns its invoice number, renders
+//! the invoice, merges invoice + rate confirmation + proof of delivery into one packet
+//! (AutoMerge) and moves the load to Queued — or, for a direct customer, writes the invoice to
+//! the outbox and moves the load to Invoiced. A load that cannot be invoiced stays Released
+//! with the reason recorded, and the reason clears once the cause is fixed.
+//!
+//! Each load is one unit that a crash cannot leave half done:
+//! 1. claim (a lease in the database; a dead pass's claims expire),
+//! 2. take the invoice number and write it on the load (one transaction; a retry reuses it),
+//! 3. render and merge in memory, write the packet under a temp name `.<invoice>.<claim>.part`,
+//! 4. commit Released → Queued/Invoiced with the packet path and a history row,
+//! 5. rename the temp file to `<invoice>.pdf`.
+//!
+//! A kill before 4 leaves the load Released with no packet under its final name; a kill between
+//! 4 and 5 leaves a temp file that the next pass renames ([`repair_packet_files`]).
+
+use std::hash::{BuildHasher, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::content::InvoiceContent;
+use super::packet::{DocumentProblem, check_document, merge_packet};
+use super::render::render_invoice;
+use crate::config::{InvoicingMethod, Settings, Subsidiary};
+use crate::credit::{CreditCheck, check_before_queueing};
+use crate::domain::LoadStatus;
+use crate::files::sync_dir;
+use crate::store::{ClaimError, Completion, LoadRecord, Store, StoreError};
+
+/// Most loads one pass takes; the next pass takes the rest.
+const LOADS_PER_PASS: i64 = 500;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InvoiceError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// What one pass did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PassReport {
+    /// Loads invoiced: Queued with a packet, or Invoiced directly.
+    pub invoiced: Vec<Invoiced>,
+    /// Loads that stay Released, with why.
+    pub waiting: Vec<Waiting>,
+    /// Loads whose invoice could not be made this time (they stay Released and are retried).
+    pub failed: Vec<Waiting>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Invoiced {
+    pub load_number: String,
+    pub invoice_number: String,
+    pub status: LoadStatus,
+    pub path: String,
+    pub pages: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Waiting {
+    pub load_number: String,
+    pub reason: String,
+}
+
+/// A load ready to be invoiced: the documents that go behind the invoice, already checked.
+struct Plan<'a> {
+    subsidiary: &'a Subsidiary,
+    method: InvoicingMethod,
+    /// Rate confirmation, then proof of delivery; empty when AutoMerge is off (direct only).
+    documents: Vec<lopdf::Document>,
+}
+
+/// One invoice pass over the Released loads (of one subsidiary, or all).
+pub async fn run_once(
+    store: &Store,
+    settings: &Settings,
+    subsidiary: Option<&str>,
+    shutdown: &CancellationToken,
+) -> Result<PassReport, InvoiceError> {
+    repair_packet_files(store, settings).await?;
+    let token = claim_token();
+    let loads = store.claim_released_loads(subsidiary, &token, settings.invoicing.lease, LOADS_PER_PASS).await?;
+    let mut report = PassReport::default();
+    let lease = settings.invoicing.lease;
+    let mut renewed = Instant::now();
+    for load in &loads {
+        if shutdown.is_cancelled() {
+            store.release_claim(load.id, &token, load.waiting_reason.as_deref()).await?;
+            continue;
+        }
+        // Keep the lease on the loads not yet done well ahead of its expiry.
+        if renewed.elapsed() > lease / 3 {
+            store.renew_claims(&token, lease).await?;
+            renewed = Instant::now();
+        }
+        invoice_one(store, settings, load, &token, &mut report).await?;
+    }
+    Ok(report)
+}
+
+#[tracing::instrument(skip_all, fields(load = %load.load_number))]
+async fn invoice_one(
+    store: &Store,
+    settings: &Settings,
+    load: &LoadRecord,
+    token: &str,
+    report: &mut PassReport,
+) -> Result<(), InvoiceError> {
+    let plan = match prepare(settings, load).await {
+        Ok(plan) => plan,
+        Err(reasons) => {
+            let reason = reasons.join("; ");
+            if load.waiting_reason.as_deref() != Some(reason.as_str()) {
+                tracing::info!(%reason, "load waits");
+            }
+            store.release_claim(load.id, token, Some(&reason)).await?;
+            report.waiting.push(Waiting { load_number: load.load_number.clone(), reason });
+            return Ok(());
+        }
+    };
+    if plan.method == InvoicingMethod::Factoring {
+        match check_before_queueing(plan.subsidiary, load).await {
+            CreditCheck::NotNeeded => {}
+        }
+    }
+
+    let invoice_number = match store.assign_invoice_number(load, token, &plan.subsidiary.invoice_prefix).await {
+        Ok(number) => number,
+        Err(ClaimError::Lost(_)) => {
+            tracing::warn!("claim lost before numbering; another pass has the load");
+            return Ok(());
+        }
+        Err(ClaimError::Store(error)) => return Err(error.into()),
+    };
+    let invoice_date = chrono::Utc::now().with_timezone(&plan.subsidiary.timezone).date_naive();
+    let content = invoice_content(plan.subsidiary, load, &invoice_number, invoice_date, plan.method);
+    let documents = plan.documents;
+    let made = tokio::task::spawn_blocking(move || make_packet(&content, &documents)).await;
+    let (bytes, pages) = match made {
+        Ok(Ok(packet)) => packet,
+        Ok(Err(message)) => {
+            return fail(store, load, token, report, format!("invoice {invoice_number} could not be made: {message}"))
+                .await;
+        }
+        Err(join_error) => {
+            return fail(
+                store,
+                load,
+                token,
+                report,
+                format!("invoice {invoice_number} could not be made: {join_error}"),
+            )
+            .await;
+        }
+    };
+
+    let (status, dir) = match plan.method {
+        InvoicingMethod::Factoring => {
+            (LoadStatus::Queued, settings.paths.data.join("packets").join(&plan.subsidiary.id))
+        }
+        InvoicingMethod::Direct => {
+            (LoadStatus::Invoiced, settings.paths.outbox.join(&plan.subsidiary.id).join("direct"))
+        }
+    };
+    let final_path = dir.join(format!("{invoice_number}.pdf"));
+    let temp_path = dir.join(format!(".{invoice_number}.{token}.part"));
+    write_synced(&temp_path, &bytes).map_err(|source| InvoiceError::Io { path: temp_path.clone(), source })?;
+
+    let cause = match status {
+        LoadStatus::Queued => format!("invoice {invoice_number} generated"),
+        _ => format!("direct invoice {invoice_number} written to the outbox"),
+    };
+    let final_text = final_path.display().to_string();
+    // An inactive provider does not stop the invoice (the NOA is the subsidiary's), but the
+    // load then waits in Queued, and says so.
+    let still_waiting = plan
+        .subsidiary
+        .factoring
+        .as_ref()
+        .filter(|f| status == LoadStatus::Queued && !f.active)
+        .map(|f| format!("factoring provider {} is inactive for {}", f.provider.id, plan.subsidiary.id));
+    let completion = Completion {
+        to: status,
+        invoice_date: &invoice_date.to_string(),
+        packet_path: &final_text,
+        waiting_reason: still_waiting.as_deref(),
+        cause: &cause,
+    };
+    match store.complete_invoicing(load, token, completion).await {
+        Ok(()) => {}
+        Err(ClaimError::Lost(_)) => {
+            let _ = std::fs::remove_file(&temp_path);
+            tracing::warn!(invoice = %invoice_number, "claim lost before the move; another pass has the load");
+            return Ok(());
+        }
+        Err(ClaimError::Store(error)) => {
+            let _ = std::fs::remove_file(&temp_path);
+            return Err(error.into());
+        }
+    }
+    publish(&temp_path, &final_path).map_err(|source| InvoiceError::Io { path: final_path.clone(), source })?;
+    tracing::info!(invoice = %invoice_number, %status, path = %final_text, pages, "load invoiced");
+    report.invoiced.push(Invoiced {
+        load_number: load.load_number.clone(),
+        invoice_number,
+        status,
+        path: final_text,
+        pages,
+    });
+    Ok(())
+}
+
+async fn fail(
+    store: &Store,
+    load: &LoadRecord,
+    token: &str,
+    report: &mut PassReport,
+    reason: String,
+) -> Result<(), InvoiceError> {
+    tracing::error!(%reason, "invoice failed; the load stays Released and is retried");
+    store.release_claim(load.id, token, Some(&reason)).await?;
+    report.failed.push(Waiting { load_number: load.load_number.clone(), reason });
+    Ok(())
+}
+
+/// Decides whether the load can be invoiced now, and reads its documents. Every reason it
+/// cannot is returned, so ops fix them all at once.
+async fn prepare<'a>(settings: &'a Settings, load: &LoadRecord) -> Result<Plan<'a>, Vec<String>> {
+    let f = &load.fields;
+    let Some(subsidiary) = settings.subsidiary(&f.subsidiary) else {
+        return Err(vec![format!("subsidiary `{}` is not configured", f.subsidiary)]);
+    };
+    let method = subsidiary.method_for(&f.customer_id);
+    let mut reasons = Vec::new();
+    if method == InvoicingMethod::Factoring {
+        if subsidiary.factoring.is_none() {
+            reasons.push(format!("subsidiary {} has no factoring provider configured", subsidiary.id));
+        }
+        if subsidiary.noa.is_none() {
+            reasons.push(format!("no NOA configured for {}", subsidiary.id));
+        }
+    }
+    if !f.amount.is_positive() {
+        reasons.push(format!("amount is not positive ({})", f.amount));
+    }
+    let mut documents = Vec::new();
+    if subsidiary.automerge {
+        let paths = [("rate confirmation", &f.rate_confirmation), ("POD", &f.pod)];
+        let root = settings.paths.documents.clone();
+        let limit = settings.invoicing.max_document_bytes;
+        let wanted: Vec<(&'static str, Option<String>)> =
+            paths.iter().map(|(label, path)| (*label, (*path).clone())).collect();
+        let checked = tokio::task::spawn_blocking(move || {
+            wanted
+                .into_iter()
+                .map(|(label, path)| read_document(&root, label, path.as_deref(), limit))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_else(|error| vec![Err(format!("documents could not be read: {error}"))]);
+        for result in checked {
+            match result {
+                Ok(document) => documents.push(document),
+                Err(reason) => reasons.push(reason),
+            }
+        }
+    }
+    if reasons.is_empty() { Ok(Plan { subsidiary, method, documents }) } else { Err(reasons) }
+}
+
+/// Reads and checks one document under the documents folder. Paths were checked at import to
+/// stay inside it; a symlink pointing out of it is refused here too (RELIABILITY rule 14).
+fn read_document(root: &Path, label: &str, relative: Option<&str>, limit: u64) -> Result<lopdf::Document, String> {
+    let Some(relative) = relative else {
+        return Err(format!("missing {label}"));
+    };
+    let path = root.join(relative);
+    let shown = path.display();
+    let real = match path.canonicalize() {
+        Ok(real) => real,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Err(format!("{label} {shown} not found")),
+        Err(error) => return Err(format!("{label} {shown} is unreadable: {error}")),
+    };
+    if root.canonicalize().map(|r| !real.starts_with(r)).unwrap_or(true) {
+        return Err(format!("{label} {shown} points outside the documents folder"));
+    }
+    let size = std::fs::metadata(&real).map_err(|e| format!("{label} {shown} is unreadable: {e}"))?.len();
+    if size > limit {
+        return Err(format!("{label} {shown} is {size} bytes, over invoicing.max_document_bytes ({limit})"));
+    }
+    let bytes = std::fs::read(&real).map_err(|e| format!("{label} {shown} is unreadable: {e}"))?;
+    check_document(&bytes).map_err(|problem: DocumentProblem| format!("{label} {shown} {problem}"))
+}
+
+fn invoice_content(
+    subsidiary: &Subsidiary,
+    load: &LoadRecord,
+    invoice_number: &str,
+    invoice_date: chrono::NaiveDate,
+    method: InvoicingMethod,
+) -> InvoiceContent {
+    let f = &load.fields;
+    let place = |city: &Option<String>, state: &Option<String>| {
+        let parts: Vec<&str> = [city.as_deref(), state.as_deref()].into_iter().flatten().collect();
+        if parts.is_empty() { None } else { Some(parts.join(", ")) }
+    };
+    InvoiceContent {
+        seller_name: subsidiary.name.clone(),
+        seller_address: subsidiary.address.clone(),
+        seller_mc: subsidiary.mc.clone(),
+        seller_usdot: subsidiary.usdot.clone(),
+        customer_id: f.customer_id.clone(),
+        customer_name: load.customer_name.clone(),
+        customer_mc: load.customer_mc.clone(),
+        invoice_number: invoice_number.to_string(),
+        invoice_date,
+        load_number: load.load_number.clone(),
+        po_number: f.po_number.clone(),
+        pickup: place(&f.pickup_city, &f.pickup_state),
+        delivery: place(&f.delivery_city, &f.delivery_state),
+        delivered: f.delivered_at.clone(),
+        amount: f.amount,
+        noa: match method {
+            InvoicingMethod::Factoring => subsidiary.noa.clone(),
+            InvoicingMethod::Direct => None,
+        },
+    }
+}
+
+/// Renders the invoice and merges the documents behind it; returns the bytes and page count.
+fn make_packet(content: &InvoiceContent, documents: &[lopdf::Document]) -> Result<(Vec<u8>, usize), String> {
+    let invoice = render_invoice(content).map_err(|e| e.to_string())?;
+    if documents.is_empty() {
+        let pages = check_document(&invoice).map_err(|e| e.to_string())?.get_pages().len();
+        return Ok((invoice, pages));
+    }
+    let invoice = check_document(&invoice).map_err(|e| format!("the rendered invoice {e}"))?;
+    let mut parts: Vec<&lopdf::Document> = vec![&invoice];
+    parts.extend(documents.iter());
+    let pages = parts.iter().map(|d| d.get_pages().len()).sum();
+    let bytes = merge_packet(&parts).map_err(|e| e.to_string())?;
+    Ok((bytes, pages))
+}
+
+/// Writes and fsyncs a file (the temp name; [`publish`] makes it final).
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = std::fs::File::create(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// Renames the temp file to its final name and fsyncs the folder. If the temp file is gone
+/// but the final file exists, a repair pass already published it.
+fn publish(temp: &Path, final_path: &Path) -> std::io::Result<()> {
+    match std::fs::rename(temp, final_path) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound && final_path.exists() => {}
+        Err(error) => return Err(error),
+    }
+    sync_dir(final_path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Finishes what a crash left between the commit and the rename: a temp packet whose load was
+/// moved on is renamed to its final name; one whose load is still Released and no longer
+/// claimed by the pass that wrote it is deleted. Temp files of a pass still holding its lease
+/// are left alone.
+pub async fn repair_packet_files(store: &Store, settings: &Settings) -> Result<(), InvoiceError> {
+    for dir in packet_folders(settings) {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => return Err(InvoiceError::Io { path: dir, source }),
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some((invoice, token)) = parse_temp_name(&name) else { continue };
+            let temp = entry.path();
+            let final_path = dir.join(format!("{invoice}.pdf"));
+            match store.invoice_holder(invoice).await? {
+                Some(holder) if holder.status > LoadStatus::Released => {
+                    if !final_path.exists() {
+                        tracing::info!(file = %final_path.display(), "publishing a packet left unrenamed by a crash");
+                        publish(&temp, &final_path)
+                            .map_err(|source| InvoiceError::Io { path: final_path.clone(), source })?;
+                    } else {
+                        let _ = std::fs::remove_file(&temp);
+                    }
+                }
+                Some(holder) if holder.claim_live && holder.claim_token.as_deref() == Some(token) => {}
+                _ => {
+                    tracing::info!(file = %temp.display(), "removing a packet left by an interrupted pass");
+                    let _ = std::fs::remove_file(&temp);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `data/packets/<subsidiary>/` and `outbox/<subsidiary>/direct/` of every configured subsidiary.
+fn packet_folders(settings: &Settings) -> Vec<PathBuf> {
+    settings
+        .subsidiaries
+        .iter()
+        .flat_map(|s| {
+            [settings.paths.data.join("packets").join(&s.id), settings.paths.outbox.join(&s.id).join("direct")]
+        })
+        .collect()
+}
+
+/// `.<invoice>.<token>.part` → (invoice, token).
+fn parse_temp_name(name: &str) -> Option<(&str, &str)> {
+    let inner = name.strip_prefix('.')?.strip_suffix(".part")?;
+    inner.rsplit_once('.')
+}
+
+/// A random claim token: which pass holds a load, and the temp files it wrote.
+fn claim_token() -> String {
+    let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    format!("{:x}{:016x}", std::process::id(), random)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_names_round_trip() {
+        assert_eq!(parse_temp_name(".AE-12.abc123.part"), Some(("AE-12", "abc123")));
+        assert_eq!(parse_temp_name("AE-12.pdf"), None);
+        assert_eq!(parse_temp_name(".AE-12.pdf.tmp"), None);
+    }
+}
