@@ -155,7 +155,49 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!("  {:<40} {:>10.1} MiB", format!("RSS after {n} packets"), rss_end);
     println!("  {:<40} {:>10.1} MiB", "peak RSS (VmHWM)", peak);
 
+    parallel_pipeline(n, &rc_path, &pod_path, &packets)?;
     compare_with_qpdf(temp.path(), &content(0), &rc_path, &pod_path, check + merge, n)?;
+    Ok(())
+}
+
+/// The whole pipeline on one worker per core, as the invoice job runs it (it makes packets
+/// concurrently, one per core).
+fn parallel_pipeline(n: usize, rc_path: &Path, pod_path: &Path, packets: &Path) -> Result<(), Box<dyn Error>> {
+    let workers = std::thread::available_parallelism().map_or(2, |w| w.get());
+    let started = Instant::now();
+    let results: Vec<Result<(), String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|worker| {
+                scope.spawn(move || -> Result<(), String> {
+                    for index in (worker..n).step_by(workers) {
+                        let invoice = render_invoice(&content(index)).map_err(|e| e.to_string())?;
+                        let rc = std::fs::read(rc_path).map_err(|e| e.to_string())?;
+                        let pod = std::fs::read(pod_path).map_err(|e| e.to_string())?;
+                        let check = |bytes: &[u8]| check_document(bytes).map_err(|e| e.to_string());
+                        let parts = [check(&invoice)?, check(&rc)?, check(&pod)?];
+                        let packet = merge_packet(&[&parts[0], &parts[1], &parts[2]]).map_err(|e| e.to_string())?;
+                        let path = packets.join(format!("parallel-{:03}.pdf", index % OUTPUT_SLOTS));
+                        write_atomically(&path, &packet).map_err(|e| e.to_string())?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("worker panicked".to_string()))).collect()
+    });
+    let elapsed = started.elapsed();
+    for result in results {
+        result?;
+    }
+    println!();
+    println!("whole pipeline on {workers} workers (as the invoice job runs it):");
+    println!(
+        "  {:<40} {:>12.2} {:>12.0}",
+        "render + check + merge + write",
+        millis(elapsed, n),
+        per_second(n, elapsed)
+    );
+    println!("  {:<40} {:>10.1} MiB", "peak RSS (VmHWM) after both runs", memory_mib("VmHWM"));
     Ok(())
 }
 

@@ -19,6 +19,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use futures_util::{StreamExt, stream};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -76,7 +77,19 @@ struct Plan<'a> {
     documents: Vec<lopdf::Document>,
 }
 
+/// What became of one load whose invoice was being made.
+enum Outcome {
+    Invoiced(Invoiced),
+    Failed(Waiting),
+    /// Another pass took the load (our lease expired); nothing of ours remains.
+    Lost,
+}
+
 /// One invoice pass over the Released loads (of one subsidiary, or all).
+///
+/// Loads go through in chunks: their documents are read and checked concurrently, invoice
+/// numbers are then taken one by one in load order, and the packets are rendered, merged,
+/// written and committed concurrently, one per core.
 pub async fn run_once(
     store: &Store,
     settings: &Settings,
@@ -86,12 +99,15 @@ pub async fn run_once(
     repair_packet_files(store, settings).await?;
     let token = claim_token();
     let loads = store.claim_released_loads(subsidiary, &token, settings.invoicing.lease, LOADS_PER_PASS).await?;
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);
     let mut report = PassReport::default();
     let lease = settings.invoicing.lease;
     let mut renewed = Instant::now();
-    for load in &loads {
+    for chunk in loads.chunks(workers * 4) {
         if shutdown.is_cancelled() {
-            store.release_claim(load.id, &token, load.waiting_reason.as_deref()).await?;
+            for load in chunk {
+                store.release_claim(load.id, &token, load.waiting_reason.as_deref()).await?;
+            }
             continue;
         }
         // Keep the lease on the loads not yet done well ahead of its expiry.
@@ -99,67 +115,77 @@ pub async fn run_once(
             store.renew_claims(&token, lease).await?;
             renewed = Instant::now();
         }
-        invoice_one(store, settings, load, &token, &mut report).await?;
+        // The futures are collected before streaming them: a stream over a borrowing closure
+        // trips the compiler's higher-ranked lifetime check inside a spawned task.
+        let preparing: Vec<_> = chunk.iter().map(|load| prepare(settings, load)).collect();
+        let plans: Vec<_> = stream::iter(preparing).buffered(workers).collect().await;
+        let mut numbered = Vec::new();
+        for (load, plan) in chunk.iter().zip(plans) {
+            match plan {
+                Ok(plan) => {
+                    if let Some(number) = number_invoice(store, load, &token, &plan).await? {
+                        numbered.push((load, plan, number));
+                    }
+                }
+                Err(reasons) => {
+                    let reason = reasons.join("; ");
+                    if load.waiting_reason.as_deref() != Some(reason.as_str()) {
+                        tracing::info!(load = %load.load_number, %reason, "load waits");
+                    }
+                    store.release_claim(load.id, &token, Some(&reason)).await?;
+                    report.waiting.push(Waiting { load_number: load.load_number.clone(), reason });
+                }
+            }
+        }
+        let finishing: Vec<_> = numbered
+            .into_iter()
+            .map(|(load, plan, number)| finish_invoice(store, settings, load, &token, plan, number))
+            .collect();
+        let outcomes: Vec<_> = stream::iter(finishing).buffered(workers).collect().await;
+        for outcome in outcomes {
+            match outcome? {
+                Outcome::Invoiced(done) => report.invoiced.push(done),
+                Outcome::Failed(failed) => report.failed.push(failed),
+                Outcome::Lost => {}
+            }
+        }
     }
     Ok(report)
 }
 
-#[tracing::instrument(skip_all, fields(load = %load.load_number))]
-async fn invoice_one(
+/// Asks the credit module, then takes the load's invoice number. `None` if the claim was lost.
+async fn number_invoice(
     store: &Store,
-    settings: &Settings,
     load: &LoadRecord,
     token: &str,
-    report: &mut PassReport,
-) -> Result<(), InvoiceError> {
-    let plan = match prepare(settings, load).await {
-        Ok(plan) => plan,
-        Err(reasons) => {
-            let reason = reasons.join("; ");
-            if load.waiting_reason.as_deref() != Some(reason.as_str()) {
-                tracing::info!(%reason, "load waits");
-            }
-            store.release_claim(load.id, token, Some(&reason)).await?;
-            report.waiting.push(Waiting { load_number: load.load_number.clone(), reason });
-            return Ok(());
-        }
-    };
+    plan: &Plan<'_>,
+) -> Result<Option<String>, InvoiceError> {
     if plan.method == InvoicingMethod::Factoring {
         match check_before_queueing(plan.subsidiary, load).await {
             CreditCheck::NotNeeded => {}
         }
     }
-
-    let invoice_number = match store.assign_invoice_number(load, token, &plan.subsidiary.invoice_prefix).await {
-        Ok(number) => number,
+    match store.assign_invoice_number(load, token, &plan.subsidiary.invoice_prefix).await {
+        Ok(number) => Ok(Some(number)),
         Err(ClaimError::Lost(_)) => {
-            tracing::warn!("claim lost before numbering; another pass has the load");
-            return Ok(());
+            tracing::warn!(load = %load.load_number, "claim lost before numbering; another pass has the load");
+            Ok(None)
         }
-        Err(ClaimError::Store(error)) => return Err(error.into()),
-    };
-    let invoice_date = chrono::Utc::now().with_timezone(&plan.subsidiary.timezone).date_naive();
-    let content = invoice_content(plan.subsidiary, load, &invoice_number, invoice_date, plan.method);
-    let documents = plan.documents;
-    let made = tokio::task::spawn_blocking(move || make_packet(&content, &documents)).await;
-    let (bytes, pages) = match made {
-        Ok(Ok(packet)) => packet,
-        Ok(Err(message)) => {
-            return fail(store, load, token, report, format!("invoice {invoice_number} could not be made: {message}"))
-                .await;
-        }
-        Err(join_error) => {
-            return fail(
-                store,
-                load,
-                token,
-                report,
-                format!("invoice {invoice_number} could not be made: {join_error}"),
-            )
-            .await;
-        }
-    };
+        Err(ClaimError::Store(error)) => Err(error.into()),
+    }
+}
 
+/// Renders and merges the packet, writes it under its temp name, moves the load, and gives
+/// the packet its final name.
+#[tracing::instrument(skip_all, fields(load = %load.load_number, invoice = %invoice_number))]
+async fn finish_invoice(
+    store: &Store,
+    settings: &Settings,
+    load: &LoadRecord,
+    token: &str,
+    plan: Plan<'_>,
+    invoice_number: String,
+) -> Result<Outcome, InvoiceError> {
     let (status, dir) = match plan.method {
         InvoicingMethod::Factoring => {
             (LoadStatus::Queued, settings.paths.data.join("packets").join(&plan.subsidiary.id))
@@ -170,7 +196,28 @@ async fn invoice_one(
     };
     let final_path = dir.join(format!("{invoice_number}.pdf"));
     let temp_path = dir.join(format!(".{invoice_number}.{token}.part"));
-    write_synced(&temp_path, &bytes).map_err(|source| InvoiceError::Io { path: temp_path.clone(), source })?;
+    let invoice_date = chrono::Utc::now().with_timezone(&plan.subsidiary.timezone).date_naive();
+    let content = invoice_content(plan.subsidiary, load, &invoice_number, invoice_date, plan.method);
+    let documents = plan.documents;
+    let temp = temp_path.clone();
+    // Rendering, merging and the fsync are blocking work: off the async threads.
+    let made = tokio::task::spawn_blocking(move || -> Result<usize, String> {
+        let (bytes, pages) = make_packet(&content, &documents)?;
+        write_synced(&temp, &bytes).map_err(|e| format!("cannot write {}: {e}", temp.display()))?;
+        Ok(pages)
+    })
+    .await;
+    let pages = match made {
+        Ok(Ok(pages)) => pages,
+        Ok(Err(message)) => {
+            let _ = std::fs::remove_file(&temp_path);
+            return fail(store, load, token, format!("invoice {invoice_number} could not be made: {message}")).await;
+        }
+        Err(join_error) => {
+            let _ = std::fs::remove_file(&temp_path);
+            return fail(store, load, token, format!("invoice {invoice_number} could not be made: {join_error}")).await;
+        }
+    };
 
     let cause = match status {
         LoadStatus::Queued => format!("invoice {invoice_number} generated"),
@@ -196,8 +243,8 @@ async fn invoice_one(
         Ok(()) => {}
         Err(ClaimError::Lost(_)) => {
             let _ = std::fs::remove_file(&temp_path);
-            tracing::warn!(invoice = %invoice_number, "claim lost before the move; another pass has the load");
-            return Ok(());
+            tracing::warn!("claim lost before the move; another pass has the load");
+            return Ok(Outcome::Lost);
         }
         Err(ClaimError::Store(error)) => {
             let _ = std::fs::remove_file(&temp_path);
@@ -205,28 +252,20 @@ async fn invoice_one(
         }
     }
     publish(&temp_path, &final_path).map_err(|source| InvoiceError::Io { path: final_path.clone(), source })?;
-    tracing::info!(invoice = %invoice_number, %status, path = %final_text, pages, "load invoiced");
-    report.invoiced.push(Invoiced {
+    tracing::info!(%status, path = %final_text, pages, "load invoiced");
+    Ok(Outcome::Invoiced(Invoiced {
         load_number: load.load_number.clone(),
         invoice_number,
         status,
         path: final_text,
         pages,
-    });
-    Ok(())
+    }))
 }
 
-async fn fail(
-    store: &Store,
-    load: &LoadRecord,
-    token: &str,
-    report: &mut PassReport,
-    reason: String,
-) -> Result<(), InvoiceError> {
+async fn fail(store: &Store, load: &LoadRecord, token: &str, reason: String) -> Result<Outcome, InvoiceError> {
     tracing::error!(%reason, "invoice failed; the load stays Released and is retried");
     store.release_claim(load.id, token, Some(&reason)).await?;
-    report.failed.push(Waiting { load_number: load.load_number.clone(), reason });
-    Ok(())
+    Ok(Outcome::Failed(Waiting { load_number: load.load_number.clone(), reason }))
 }
 
 /// Decides whether the load can be invoiced now, and reads its documents. Every reason it

@@ -14,13 +14,13 @@
 use std::ops::Range;
 
 use chrono::{DateTime, NaiveDate};
-use krilla::Document;
 use krilla::geom::{PathBuilder, Point, Rect};
 use krilla::metadata::Metadata;
 use krilla::page::PageSettings;
 use krilla::paint::Stroke;
 use krilla::surface::Surface;
 use krilla::text::{Font, GlyphId, KrillaGlyph};
+use krilla::{Document, SerializeSettings};
 use skrifa::instance::{LocationRef, Size};
 use skrifa::metrics::GlyphMetrics;
 use skrifa::{FontRef, MetadataProvider};
@@ -505,7 +505,10 @@ fn lay_out(content: &InvoiceContent, fonts: &Fonts) -> Vec<Vec<Mark>> {
 
 /// The drawing pass: pages of marks → PDF bytes.
 fn draw(pages: &[Vec<Mark>], fonts: &Fonts, content: &InvoiceContent) -> Result<Vec<u8>, RenderError> {
-    let mut document = Document::new();
+    // No accessibility tags and no XMP packet: an invoice read by a factor's clerk needs
+    // neither, and leaving them out makes rendering about 40% faster (3.5 → 2.0 ms).
+    let serialize = SerializeSettings { xmp_metadata: false, enable_tagging: false, ..SerializeSettings::default() };
+    let mut document = Document::new_with(serialize);
     let title = format!("Invoice {} — {}", printable(&content.invoice_number), printable(&content.seller_name));
     document.set_metadata(Metadata::new().title(title).creator("factord".to_string()));
     let page_count = pages.len();
