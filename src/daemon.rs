@@ -103,6 +103,23 @@ impl Backoff {
     pub fn reset(&mut self) {
         self.attempt = 0;
     }
+
+    /// Sleeps the next delay; `false` if shutdown came first.
+    pub async fn sleep(&mut self, shutdown: &CancellationToken) -> bool {
+        let delay = self.next_delay();
+        tracing::debug!(retry_in = ?delay, "backing off");
+        tokio::select! {
+            _ = shutdown.cancelled() => false,
+            _ = tokio::time::sleep(delay) => true,
+        }
+    }
+}
+
+/// A timer that skips the ticks it missed rather than firing them in a burst.
+fn skipping_interval(period: Duration) -> tokio::time::Interval {
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    interval
 }
 
 /// Runs the daemon's components until `shutdown` is cancelled, then stops them within the
@@ -150,8 +167,7 @@ pub async fn run_until_stopped(
 }
 
 async fn ping_watchdog(every: Duration, shutdown: CancellationToken) {
-    let mut interval = tokio::time::interval(every);
-    interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut interval = skipping_interval(every);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -167,8 +183,7 @@ async fn invoice_periodically(
     loads_arrived: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
-    let mut interval = tokio::time::interval(settings.invoicing.interval);
-    interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut interval = skipping_interval(settings.invoicing.interval);
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     loop {
         tokio::select! {
@@ -189,11 +204,9 @@ async fn invoice_periodically(
                 }
             }
             Err(error) => {
-                let delay = backoff.next_delay();
-                tracing::error!(%error, retry_in = ?delay, "invoice pass failed");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(delay) => {}
+                tracing::error!(%error, "invoice pass failed; retrying with backoff");
+                if !backoff.sleep(&shutdown).await {
+                    return;
                 }
             }
         }
@@ -213,8 +226,7 @@ async fn watch_loads_inbox(
     }
     let (wake_tx, mut wake_rx) = mpsc::channel::<()>(1);
     let _watcher = start_watcher(&inbox.folder().dir, wake_tx);
-    let mut interval = tokio::time::interval(settings.intake.scan_interval);
-    interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut interval = skipping_interval(settings.intake.scan_interval);
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     loop {
         tokio::select! {
@@ -238,11 +250,9 @@ async fn watch_loads_inbox(
                 }
             }
             Err(error) => {
-                let delay = backoff.next_delay();
-                tracing::error!(%error, retry_in = ?delay, "loads inbox pass failed; the file stays in processing and is retried");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(delay) => {}
+                tracing::error!(%error, "loads inbox pass failed; the file stays in processing and is retried");
+                if !backoff.sleep(&shutdown).await {
+                    return;
                 }
             }
         }

@@ -224,19 +224,11 @@ async fn finish_invoice(
         _ => format!("direct invoice {invoice_number} written to the outbox"),
     };
     let final_text = final_path.display().to_string();
-    // An inactive provider does not stop the invoice (the NOA is the subsidiary's), but the
-    // load then waits in Queued, and says so.
-    let still_waiting = plan
-        .subsidiary
-        .factoring
-        .as_ref()
-        .filter(|f| status == LoadStatus::Queued && !f.active)
-        .map(|f| format!("factoring provider {} is inactive for {}", f.provider.id, plan.subsidiary.id));
     let completion = Completion {
         to: status,
         invoice_date: &invoice_date.to_string(),
         packet_path: &final_text,
-        waiting_reason: still_waiting.as_deref(),
+        waiting_reason: None,
         cause: &cause,
     };
     match store.complete_invoicing(load, token, completion).await {
@@ -278,8 +270,14 @@ async fn prepare<'a>(settings: &'a Settings, load: &LoadRecord) -> Result<Plan<'
     let method = subsidiary.method_for(&f.customer_id);
     let mut reasons = Vec::new();
     if method == InvoicingMethod::Factoring {
-        if subsidiary.factoring.is_none() {
-            reasons.push(format!("subsidiary {} has no factoring provider configured", subsidiary.id));
+        // The NOA names the factor that gets paid: while the provider is inactive (being set up,
+        // or being replaced) no factored invoice is made, so none carries a stale NOA.
+        match &subsidiary.factoring {
+            None => reasons.push(format!("subsidiary {} has no factoring provider configured", subsidiary.id)),
+            Some(factoring) if !factoring.active => {
+                reasons.push(format!("factoring provider {} is inactive for {}", factoring.provider.id, subsidiary.id));
+            }
+            Some(_) => {}
         }
         if subsidiary.noa.is_none() {
             reasons.push(format!("no NOA configured for {}", subsidiary.id));

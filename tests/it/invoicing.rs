@@ -180,12 +180,12 @@ async fn direct_customers_get_their_invoice_in_the_outbox() {
         &[
             row("D-1", "acme-west", "BRK-1", "1500.00"), // a direct subsidiary
             row("D-2", "acme-north", "BRK-9", "700.00"), // a direct override in a factoring subsidiary
-            row("F-1", "acme-north", "BRK-1", "800.00"), // factored, provider inactive
+            row("F-1", "acme-north", "BRK-1", "800.00"), // factored, but the provider is inactive
         ],
     )
     .await;
     let report = run_once(&env.store, &env.settings, None, &CancellationToken::new()).await.expect("pass");
-    assert_eq!(report.invoiced.len(), 3, "{report:#?}");
+    assert_eq!(report.invoiced.len(), 2, "{report:#?}");
 
     let d1 = detail(&env.store, "D-1").await;
     assert_eq!(d1.load.status, LoadStatus::Invoiced);
@@ -203,19 +203,20 @@ async fn direct_customers_get_their_invoice_in_the_outbox() {
     let file = env.path(&format!("outbox/acme-north/direct/{}.pdf", d2.load.invoice_number.expect("number")));
     assert!(!pdftotext(&file, Some(1)).contains("Remit to Triumph"), "the override drops the NOA");
 
-    // The factored load of the same subsidiary carries the NOA, and waits in Queued for the
-    // inactive provider, saying so.
+    // The factored load of the same subsidiary waits Released while its provider is inactive:
+    // no invoice is made that could carry a stale NOA.
     let f1 = detail(&env.store, "F-1").await;
-    assert_eq!(f1.load.status, LoadStatus::Queued);
+    assert_eq!(f1.load.status, LoadStatus::Released);
+    assert_eq!(f1.load.invoice_number, None, "no number is taken for a load that waits");
     assert!(
-        f1.load.waiting_reason.as_deref().is_some_and(|r| r.contains("triumph is inactive")),
+        f1.load
+            .waiting_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("factoring provider triumph is inactive for acme-north")),
         "{:?}",
         f1.load.waiting_reason
     );
-    let packet = env.path(&format!("data/packets/acme-north/{}.pdf", f1.load.invoice_number.expect("number")));
-    assert!(pdftotext(&packet, Some(1)).contains("Remit to Triumph"));
-    // Both subsidiaries' numbers come from their own sequences.
-    assert_eq!(report.invoiced.iter().filter(|i| i.invoice_number.starts_with("AN-")).count(), 2);
+    assert_eq!(report.waiting.len(), 1);
 }
 
 #[tokio::test]
@@ -284,9 +285,20 @@ async fn each_reason_to_wait_is_shown_and_clears_when_fixed() {
         assert_eq!(d.load.status, LoadStatus::Queued);
         assert_eq!(d.load.waiting_reason, None, "{load}: the reason clears");
     }
-    // With its subsidiary configured again, W-7 is invoiced too.
+    // With its subsidiary configured again, W-7 waits for its inactive provider…
     let report = run_once(&env.store, &env.settings, None, &CancellationToken::new()).await.expect("pass");
-    assert!(report.invoiced.iter().any(|i| i.load_number == "W-7"), "{report:#?}");
+    assert!(report.invoiced.is_empty(), "{report:#?}");
+    let waiting = detail(&env.store, "W-7").await.load.waiting_reason.unwrap_or_default();
+    assert!(waiting.contains("factoring provider triumph is inactive for acme-north"), "{waiting}");
+    // …and is invoiced once a provider is active.
+    let active = std::fs::read_to_string(&env.config_path)
+        .expect("config")
+        .replace("provider = \"triumph\"\nactive = false", "provider = \"capital_depot\"\nschedule = \"0 0 16 * * Mon-Fri\"");
+    let active_config = env.write("config-active/factord.toml", &active);
+    let settings = Settings::load(&active_config, &Environment::new()).expect("config with an active provider");
+    let report = run_once(&env.store, &settings, None, &CancellationToken::new()).await.expect("pass");
+    assert_eq!(report.invoiced.iter().map(|i| i.load_number.as_str()).collect::<Vec<_>>(), vec!["W-7"]);
+    assert_eq!(detail(&env.store, "W-7").await.load.waiting_reason, None);
 }
 
 /// `factord invoice` killed with SIGKILL at several moments of a pass over many loads; after
