@@ -2,11 +2,11 @@
 //! the shutdown token is cancelled (SIGTERM or SIGINT in `main`, a token in tests), within a
 //! grace period below systemd's `TimeoutStopSec`; a file in hand is finished first.
 //!
-//! Components so far: the `inbox/loads/` watcher and the invoice job. On SQLite, only one daemon may use a
+//! Components: the `inbox/loads/` watcher, the invoice job, and one submission schedule per
+//! subsidiary with an active provider; batches left `sending` are reconciled before they start. On SQLite, only one daemon may use a
 //! database: [`DaemonLock`] holds an exclusive lock on `<database>.lock` while it runs.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::hash::{BuildHasher, Hasher};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
 use crate::config::Settings;
 use crate::intake::{InboxOutcome, LoadsInbox};
 use crate::store::Store;
@@ -79,42 +80,6 @@ impl DaemonLock {
     }
 }
 
-/// Capped exponential backoff with full jitter (STYLE: atuin's sync loop, not sqlxmq's).
-#[derive(Debug)]
-pub struct Backoff {
-    attempt: u32,
-    base: Duration,
-    cap: Duration,
-}
-
-impl Backoff {
-    pub fn new(base: Duration, cap: Duration) -> Backoff {
-        Backoff { attempt: 0, base, cap }
-    }
-
-    /// The next delay: a random duration up to min(cap, base × 2^attempt).
-    pub fn next_delay(&mut self) -> Duration {
-        let ceiling = self.base.saturating_mul(1u32 << self.attempt.min(16)).min(self.cap);
-        self.attempt = self.attempt.saturating_add(1);
-        let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
-        ceiling.mul_f64((random % 10_000) as f64 / 10_000.0)
-    }
-
-    pub fn reset(&mut self) {
-        self.attempt = 0;
-    }
-
-    /// Sleeps the next delay; `false` if shutdown came first.
-    pub async fn sleep(&mut self, shutdown: &CancellationToken) -> bool {
-        let delay = self.next_delay();
-        tracing::debug!(retry_in = ?delay, "backing off");
-        tokio::select! {
-            _ = shutdown.cancelled() => false,
-            _ = tokio::time::sleep(delay) => true,
-        }
-    }
-}
-
 /// A timer that skips the ticks it missed rather than firing them in a burst.
 fn skipping_interval(period: Duration) -> tokio::time::Interval {
     let mut interval = tokio::time::interval(period);
@@ -129,11 +94,25 @@ pub async fn run_until_stopped(
     store: Store,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    // Batches a crash left `sending` are settled before anything else runs (RELIABILITY rule 5).
+    match crate::submit::reconcile_in_flight(&store, &settings).await {
+        Ok(reports) if !reports.is_empty() => {
+            tracing::info!(batches = reports.len(), "reconciled batches left sending")
+        }
+        Ok(_) => {}
+        Err(error) => tracing::error!(%error, "reconciliation failed; it is tried again before the next batch"),
+    }
     let mut tasks = tokio::task::JoinSet::new();
     // Rung by the loads inbox after an import, so new loads are invoiced without waiting.
     let loads_arrived = Arc::new(Notify::new());
     tasks.spawn(watch_loads_inbox(settings.clone(), store.clone(), loads_arrived.clone(), shutdown.clone()));
     tasks.spawn(invoice_periodically(settings.clone(), store.clone(), loads_arrived, shutdown.clone()));
+    for subsidiary in &settings.subsidiaries {
+        let scheduled = subsidiary.factoring.as_ref().is_some_and(|f| f.active && f.schedule.is_some());
+        if scheduled {
+            tasks.spawn(fire_schedule(settings.clone(), store.clone(), subsidiary.id.clone(), shutdown.clone()));
+        }
+    }
 
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     if let Some(interval) = sd_notify::watchdog_enabled() {
@@ -172,6 +151,63 @@ async fn ping_watchdog(every: Duration, shutdown: CancellationToken) {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = interval.tick() => { let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]); }
+        }
+    }
+}
+
+/// One subsidiary's submission schedule: sleeps until the next fire in the subsidiary's time
+/// zone, records the fire (once per subsidiary and fire time, whichever daemon gets there
+/// first), and submits. A fire already recorded — by another daemon, or before a restart or a
+/// clock step back — is not submitted again.
+async fn fire_schedule(settings: Arc<Settings>, store: Store, subsidiary_id: String, shutdown: CancellationToken) {
+    let Some(subsidiary) = settings.subsidiary(&subsidiary_id) else { return };
+    let Some(schedule) = subsidiary.factoring.as_ref().and_then(|f| f.schedule.as_ref()) else { return };
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+    let last = loop {
+        match store.last_fire(&subsidiary.id).await {
+            Ok(last) => break last,
+            Err(error) => {
+                tracing::error!(subsidiary = %subsidiary.id, %error, "cannot read the last fire");
+                if !backoff.sleep(&shutdown).await {
+                    return;
+                }
+            }
+        }
+    };
+    let mut after = last.map_or_else(chrono::Utc::now, |last| last.max(chrono::Utc::now()));
+    loop {
+        let Some(next) = crate::schedule::next_fire(schedule, subsidiary.timezone, after) else {
+            tracing::warn!(subsidiary = %subsidiary.id, "the schedule never fires again");
+            return;
+        };
+        let wait = (next - chrono::Utc::now()).to_std().unwrap_or_default();
+        tracing::debug!(subsidiary = %subsidiary.id, next = %next, "next submission");
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        if chrono::Utc::now() < next {
+            continue; // woke early (the clock was stepped back): sleep again
+        }
+        after = next;
+        match store.record_fire(&subsidiary.id, next).await {
+            Ok(true) => {
+                let cause = format!("schedule {}", next.to_rfc3339());
+                let mut report = crate::submit::SubmitReport::default();
+                let submitted =
+                    crate::submit::submit_subsidiary(&store, &settings, subsidiary, false, &cause, &mut report).await;
+                match submitted {
+                    Ok(()) => tracing::info!(
+                        subsidiary = %subsidiary.id, fire = %next, batches = report.batches.len(), waiting = report.waiting.len(),
+                        "scheduled submission"
+                    ),
+                    Err(error) => tracing::error!(subsidiary = %subsidiary.id, %error, "scheduled submission failed"),
+                }
+            }
+            Ok(false) => {
+                tracing::info!(subsidiary = %subsidiary.id, fire = %next, "fire already taken (another daemon, or before a restart)")
+            }
+            Err(error) => tracing::error!(subsidiary = %subsidiary.id, %error, "cannot record the fire; it is skipped"),
         }
     }
 }
@@ -285,16 +321,6 @@ fn start_watcher(dir: &Path, wake: mpsc::Sender<()>) -> Option<notify::Recommend
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_is_capped_and_jittered() {
-        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(8));
-        for _ in 0..20 {
-            assert!(backoff.next_delay() <= Duration::from_secs(8));
-        }
-        backoff.reset();
-        assert!(backoff.next_delay() <= Duration::from_secs(1));
-    }
 
     #[test]
     fn second_lock_names_the_holder() {

@@ -5,16 +5,22 @@
 //! - [`config`]: files and environment → validated [`config::Settings`]; secrets kept secret.
 //! - [`telemetry`]: the tracing subscriber, set up once.
 //! - [`domain`]: money in cents, the load status graph, exceptions, the load import rule.
-//! - [`providers`]: the catalogue of the 13 factoring companies.
+//! - [`providers`]: the catalogue of the 13 factoring companies, batch layouts and transports
+//!   (outbox, FTP, HTTP APIs).
 //! - [`store`]: the only code that speaks SQL, on PostgreSQL or SQLite.
 //! - [`invoicing`]: Released loads → invoice PDF with the NOA + merged packet → Queued; direct
 //!   customers' invoices to the outbox → Invoiced.
+//! - [`schedule`]: when a cron schedule fires in a subsidiary's time zone, across DST changes.
+//! - [`submit`]: batches of Queued invoices to the factor: pre-flight, write-ahead, transports,
+//!   outcomes, reconciliation after a crash.
 //! - [`credit`]: broker credit checks (for now the hook the invoice job asks).
 //! - [`files`]: durable file writes (temp name, fsync, rename) and safe file names.
 //! - [`intake`]: load exports (CSV, JSON) → validated rows → the store; the inbox pickup
 //!   (stable-file detection, processing folder, archive and failed folders).
+//! - [`backoff`]: capped exponential backoff with full jitter, for every retry loop.
 //! - [`daemon`]: `factord run`: components started in order, stopped in reverse on shutdown.
 
+pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod credit;
@@ -24,5 +30,7 @@ pub mod files;
 pub mod intake;
 pub mod invoicing;
 pub mod providers;
+pub mod schedule;
 pub mod store;
+pub mod submit;
 pub mod telemetry;

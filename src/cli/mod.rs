@@ -48,8 +48,11 @@ pub enum Command {
     Submit {
         #[arg(long)]
         subsidiary: Option<String>,
+        /// List what would go, and for every Queued load that would not, why; send nothing.
         #[arg(long)]
         dry_run: bool,
+        #[arg(long)]
+        json: bool,
     },
     /// Broker credit checks.
     #[command(subcommand)]
@@ -88,6 +91,8 @@ pub enum LoadsCommand {
     },
     /// Loads, filtered by status and subsidiary.
     List(ListArgs),
+    /// Clear a load's `rejected` exception so the next batch takes it again.
+    Retry { load: String },
 }
 
 #[derive(Debug, Args)]
@@ -205,7 +210,16 @@ pub async fn execute(cli: Cli, shutdown: CancellationToken) -> Result<(), Comman
             }
         }
         Command::Invoice { subsidiary, json } => invoice(&settings, subsidiary.as_deref(), json, &shutdown).await,
-        Command::Submit { .. } => Err(not_available("submit")),
+        Command::Submit { subsidiary, dry_run, json } => submit(&settings, subsidiary.as_deref(), dry_run, json).await,
+        Command::Loads(LoadsCommand::Retry { load }) => {
+            let store = open_store(&settings).await?;
+            if store.retry_rejected(&load).await? {
+                println!("{load}: rejection cleared; the next batch takes it again");
+                Ok(())
+            } else {
+                Err(CommandError::Failed(format!("load {load} has no open rejection")))
+            }
+        }
         Command::Credit(_) => Err(not_available("credit")),
         Command::Ingest { .. } => Err(not_available("ingest")),
     }
@@ -262,6 +276,27 @@ async fn invoice(
         Ok(())
     } else {
         Err(CommandError::Failed(format!("{} invoice(s) could not be made (see above)", report.failed.len())))
+    }
+}
+
+async fn submit(settings: &Settings, subsidiary: Option<&str>, dry_run: bool, json: bool) -> Result<(), CommandError> {
+    if let Some(id) = subsidiary.filter(|id| settings.subsidiary(id).is_none()) {
+        return Err(CommandError::Usage(format!("subsidiary `{id}` is not configured")));
+    }
+    let store = open_store(settings).await?;
+    let report = crate::submit::run_once(&store, settings, subsidiary, dry_run, "command")
+        .await
+        .map_err(|e| CommandError::Failed(e.to_string()))?;
+    if json {
+        print_json(&report)?;
+    } else {
+        print!("{}", output::submit_text(&report, dry_run));
+    }
+    let failed = report.batches.iter().filter(|b| b.status == "failed").count();
+    if failed == 0 {
+        Ok(())
+    } else {
+        Err(CommandError::Failed(format!("{failed} batch(es) were not delivered (see above); they are retried")))
     }
 }
 

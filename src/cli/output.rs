@@ -32,7 +32,11 @@ pub fn load_json(load: &LoadRecord, exceptions: &[ExceptionRecord], history: Opt
         })).collect::<Vec<_>>(),
         "waiting_reason": load.waiting_reason,
         "batch_id": load.batch_id,
-        "factor_reference": f.factor_reference,
+        // The factor's reference once a batch delivered the invoice, else the provider reference
+        // number from the load export.
+        "factor_reference": load.submission_reference.clone().or_else(|| f.factor_reference.clone()),
+        "reference_number": f.factor_reference,
+        "submission_reference": load.submission_reference,
         "delivered_at": f.delivered_at,
         "po_number": f.po_number,
         "truck": f.truck,
@@ -113,7 +117,9 @@ pub fn load_text(detail: &LoadDetail, settings: &Settings) -> String {
         let _ = writeln!(out, "  factor reference  {}", or_dash(&f.factor_reference));
     }
     if let Some(batch) = &load.batch_id {
-        let _ = writeln!(out, "  batch             {batch}");
+        let reference =
+            load.submission_reference.as_deref().map(|r| format!(", factor reference {r}")).unwrap_or_default();
+        let _ = writeln!(out, "  batch             {batch}{reference}");
     }
     if let Some(reason) = &load.waiting_reason {
         let _ = writeln!(out, "  waiting because   {reason}");
@@ -224,10 +230,52 @@ pub fn invoice_text(report: &crate::invoicing::PassReport) -> String {
     out
 }
 
+/// `submit` for people: each batch, each load that waits, or (dry run) what would go.
+pub fn submit_text(report: &crate::submit::SubmitReport, dry_run: bool) -> String {
+    let mut out = String::new();
+    for planned in &report.would_send {
+        let _ = writeln!(
+            out,
+            "would send {} → {}: {} invoice(s), {}: {}",
+            planned.subsidiary,
+            planned.provider,
+            planned.invoices.len(),
+            planned.total,
+            planned.invoices.join(", ")
+        );
+    }
+    for batch in &report.batches {
+        let _ = writeln!(
+            out,
+            "batch {} → {}: {} invoice(s), {}, {} (accepted {}, rejected {}, transient {}){}{}",
+            batch.id,
+            batch.provider,
+            batch.invoices,
+            batch.total,
+            batch.status,
+            batch.accepted,
+            batch.rejected,
+            batch.transient,
+            batch.reference.as_deref().map(|r| format!(", reference {r}")).unwrap_or_default(),
+            batch.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default(),
+        );
+    }
+    for waiting in &report.waiting {
+        let _ = writeln!(out, "{} waits: {}", waiting.load_number, waiting.reason);
+    }
+    if dry_run {
+        let _ = writeln!(out, "dry run: nothing was sent");
+    } else if report.batches.is_empty() {
+        let _ = writeln!(out, "nothing to send");
+    }
+    out
+}
+
 /// What `status` shows.
 pub struct Status {
     subsidiaries: Vec<SubsidiaryStatus>,
     load_files: Vec<Value>,
+    batches: Vec<crate::store::BatchSummary>,
 }
 
 struct SubsidiaryStatus {
@@ -281,7 +329,8 @@ impl Status {
                 json!({ "file": f.file_name, "processed_at": f.processed_at.to_rfc3339(), "summary": summary })
             })
             .collect();
-        Ok(Status { subsidiaries, load_files })
+        let batches = store.recent_batches(10).await?;
+        Ok(Status { subsidiaries, load_files, batches })
     }
 
     /// `status --json` (DESIGN §6).
@@ -303,7 +352,20 @@ impl Status {
                     "waiting_loads": s.waiting_loads.iter().map(|(l, r)| json!({"load_number": l, "reason": r})).collect::<Vec<_>>(),
                 })
             }).collect::<Vec<_>>(),
-            "last_batches": [],
+            "last_batches": self.batches.iter().map(|b| json!({
+                "id": b.id,
+                "subsidiary": b.subsidiary,
+                "provider": b.provider,
+                "status": b.status,
+                "invoices": b.invoice_count,
+                "total_cents": b.total_cents,
+                "reference": b.reference,
+                "accepted": b.accepted,
+                "rejected": b.rejected,
+                "transient": b.transient,
+                "error": b.error,
+                "created_at": b.created_at.to_rfc3339(),
+            })).collect::<Vec<_>>(),
             "last_reports": [],
             "last_load_files": self.load_files,
         })
@@ -337,6 +399,25 @@ impl Status {
             let _ = writeln!(out, "\nwaiting in {}:", s.id);
             for (load, reason) in &s.waiting_loads {
                 let _ = writeln!(out, "  {load}: {reason}");
+            }
+        }
+        if !self.batches.is_empty() {
+            let _ = writeln!(out, "\nlast batches:");
+            for b in &self.batches {
+                let _ = writeln!(
+                    out,
+                    "  {}  {} → {}: {} invoice(s), {}, {} (accepted {}, rejected {}, transient {}){}",
+                    b.created_at.format("%Y-%m-%d %H:%M"),
+                    b.id,
+                    b.provider,
+                    b.invoice_count,
+                    crate::domain::Money::from_cents(b.total_cents),
+                    b.status,
+                    b.accepted,
+                    b.rejected,
+                    b.transient,
+                    b.reference.as_deref().or(b.error.as_deref()).map(|r| format!("  {r}")).unwrap_or_default()
+                );
             }
         }
         if !self.load_files.is_empty() {

@@ -29,7 +29,7 @@ use super::render::render_invoice;
 use crate::config::{InvoicingMethod, Settings, Subsidiary};
 use crate::credit::{CreditCheck, check_before_queueing};
 use crate::domain::LoadStatus;
-use crate::files::sync_dir;
+use crate::files::{sync_dir, write_synced};
 use crate::store::{ClaimError, Completion, LoadRecord, Store, StoreError};
 
 /// Most loads one pass takes; the next pass takes the rest.
@@ -383,17 +383,6 @@ fn make_packet(content: &InvoiceContent, documents: &[lopdf::Document]) -> Resul
     let pages = parts.iter().map(|d| d.get_pages().len()).sum();
     let bytes = merge_packet(&parts).map_err(|e| e.to_string())?;
     Ok((bytes, pages))
-}
-
-/// Writes and fsyncs a file (the temp name; [`publish`] makes it final).
-fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut file = std::fs::File::create(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
 }
 
 /// Renames the temp file to its final name and fsyncs the folder. If the temp file is gone

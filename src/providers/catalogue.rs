@@ -22,6 +22,31 @@ impl Transport {
     }
 }
 
+/// What a provider needs on every load before it can join a batch (submission pre-flight).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Requirement {
+    /// The broker's MC number.
+    CustomerMc,
+    /// The subsidiary's USDOT number.
+    SellerUsdot,
+    /// A truck number on the load.
+    Truck,
+    /// The provider's reference number on the load (`factor_reference` in the load export).
+    ReferenceNumber,
+}
+
+impl Requirement {
+    /// Why a load waits when it lacks this.
+    pub fn missing(self) -> &'static str {
+        match self {
+            Requirement::CustomerMc => "customer MC missing",
+            Requirement::SellerUsdot => "subsidiary USDOT missing",
+            Requirement::Truck => "truck number missing",
+            Requirement::ReferenceNumber => "reference number missing",
+        }
+    }
+}
+
 /// A credential an API provider needs, each given in config as `<name>_file` or `<name>_env`
 /// (or, for the non-secret `client_id`, as a plain value).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,7 +61,7 @@ pub enum ApiCredential {
     ClientId,
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Provider {
     /// The config id (`provider = "..."`), also used in folder names.
     pub id: &'static str,
@@ -48,6 +73,8 @@ pub struct Provider {
     pub credit_checks: bool,
     /// What an active API subsidiary must configure.
     pub api_credentials: &'static [ApiCredential],
+    /// What every load must carry to join a batch.
+    pub requires: &'static [Requirement],
 }
 
 /// Batches larger than this are split even where a provider states no limit, so that one bad
@@ -62,6 +89,7 @@ pub static PROVIDERS: [Provider; 13] = [
         max_batch_size: DEFAULT_MAX_BATCH,
         credit_checks: false,
         api_credentials: &[ApiCredential::ApiKey],
+        requires: &[Requirement::CustomerMc],
     },
     Provider {
         id: "otr",
@@ -70,6 +98,7 @@ pub static PROVIDERS: [Provider; 13] = [
         max_batch_size: DEFAULT_MAX_BATCH,
         credit_checks: true,
         api_credentials: &[ApiCredential::UsernamePassword, ApiCredential::SubscriptionKey],
+        requires: &[Requirement::CustomerMc, Requirement::SellerUsdot],
     },
     Provider {
         id: "saint_johns",
@@ -78,6 +107,7 @@ pub static PROVIDERS: [Provider; 13] = [
         max_batch_size: DEFAULT_MAX_BATCH,
         credit_checks: true,
         api_credentials: &[ApiCredential::ClientId, ApiCredential::ApiKey],
+        requires: &[Requirement::CustomerMc],
     },
     Provider {
         id: "tafs",
@@ -86,6 +116,7 @@ pub static PROVIDERS: [Provider; 13] = [
         max_batch_size: DEFAULT_MAX_BATCH,
         credit_checks: false,
         api_credentials: &[ApiCredential::ApiKey],
+        requires: &[Requirement::Truck],
     },
     Provider {
         id: "trufunding",
@@ -94,6 +125,7 @@ pub static PROVIDERS: [Provider; 13] = [
         max_batch_size: DEFAULT_MAX_BATCH,
         credit_checks: false,
         api_credentials: &[ApiCredential::ApiKey],
+        requires: &[],
     },
     Provider {
         id: "capital_depot",
@@ -102,6 +134,7 @@ pub static PROVIDERS: [Provider; 13] = [
         max_batch_size: DEFAULT_MAX_BATCH,
         credit_checks: false,
         api_credentials: &[],
+        requires: &[],
     },
     Provider {
         id: "wex_fleetone",
@@ -110,6 +143,7 @@ pub static PROVIDERS: [Provider; 13] = [
         max_batch_size: DEFAULT_MAX_BATCH,
         credit_checks: false,
         api_credentials: &[],
+        requires: &[],
     },
     Provider {
         id: "winfactor",
@@ -118,6 +152,7 @@ pub static PROVIDERS: [Provider; 13] = [
         max_batch_size: DEFAULT_MAX_BATCH,
         credit_checks: false,
         api_credentials: &[],
+        requires: &[],
     },
     Provider {
         id: "compass",
@@ -126,6 +161,7 @@ pub static PROVIDERS: [Provider; 13] = [
         max_batch_size: DEFAULT_MAX_BATCH,
         credit_checks: false,
         api_credentials: &[],
+        requires: &[],
     },
     Provider {
         id: "rts",
@@ -134,6 +170,7 @@ pub static PROVIDERS: [Provider; 13] = [
         max_batch_size: 100,
         credit_checks: false,
         api_credentials: &[],
+        requires: &[],
     },
     Provider {
         id: "sunbelt",
@@ -142,6 +179,7 @@ pub static PROVIDERS: [Provider; 13] = [
         max_batch_size: DEFAULT_MAX_BATCH,
         credit_checks: false,
         api_credentials: &[],
+        requires: &[],
     },
     Provider {
         id: "triumph",
@@ -150,6 +188,7 @@ pub static PROVIDERS: [Provider; 13] = [
         max_batch_size: DEFAULT_MAX_BATCH,
         credit_checks: false,
         api_credentials: &[],
+        requires: &[],
     },
     Provider {
         id: "wex_fleetone_ftp",
@@ -158,6 +197,7 @@ pub static PROVIDERS: [Provider; 13] = [
         max_batch_size: DEFAULT_MAX_BATCH,
         credit_checks: false,
         api_credentials: &[],
+        requires: &[Requirement::ReferenceNumber],
     },
 ];
 

@@ -1,7 +1,17 @@
-//! The factoring companies factord knows. For now only the catalogue (DESIGN §4): ids,
-//! transports and the facts that configuration validation needs. The transports themselves
-//! arrive with batch submission.
+//! The factoring companies factord knows (DESIGN §4) and how batches reach them.
+//!
+//! - [`catalogue`]: the 13 providers: ids, transports, limits, what each needs.
+//! - [`batch`]: what a transport sends (a batch of invoices) and what it answers.
+//! - [`layout`]: the files of a batch for file-taking providers (schedule CSV + packets, zip).
+//! - [`outbox`]: the manual transport: the batch as a folder in the outbox for ops to send.
+//! - [`ftp`]: FTP / FTPS upload (suppaftp): temp name, size check, rename to the final name.
+//! - [`api`]: HTTP APIs, one file per provider with its request/response mapping.
 
+pub mod api;
+pub mod batch;
 mod catalogue;
+pub mod ftp;
+pub mod layout;
+pub mod outbox;
 
-pub use catalogue::{ApiCredential, PROVIDERS, Provider, Transport, find_provider};
+pub use catalogue::{ApiCredential, PROVIDERS, Provider, Requirement, Transport, find_provider};

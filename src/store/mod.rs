@@ -47,6 +47,8 @@ pub enum StoreError {
     Conflict { load: String, expected: LoadStatus, actual: LoadStatus },
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
+    #[error("a load of this batch is already in another live batch")]
+    AlreadyBatched,
 }
 
 /// A connection pool to one of the two backends.
@@ -110,7 +112,7 @@ macro_rules! load_columns {
          c.mc AS customer_mc, c.dot AS customer_dot, l.amount_cents, l.status, l.delivered_at, l.pod, \
          l.rate_confirmation, l.po_number, l.factor_reference, l.truck, l.pickup_city, l.pickup_state, \
          l.delivery_city, l.delivery_state, l.invoice_number, l.batch_id, l.waiting_reason, l.created_at, l.updated_at, \
-         l.invoice_date, l.packet_path"
+         l.invoice_date, l.packet_path, l.submission_reference"
     };
 }
 
@@ -129,6 +131,7 @@ macro_rules! load_from_row {
             invoice_number: row.try_get("invoice_number")?,
             invoice_date: row.try_get("invoice_date")?,
             packet_path: row.try_get("packet_path")?,
+            submission_reference: row.try_get("submission_reference")?,
             batch_id: row.try_get("batch_id")?,
             waiting_reason: row.try_get("waiting_reason")?,
             created_at: row.try_get("created_at")?,
@@ -163,6 +166,10 @@ pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
 mod invoicing;
 
 pub use invoicing::{ClaimError, Completion, InvoiceHolder};
+
+mod submission;
+
+pub use submission::{BatchDraft, BatchSummary, CreatedBatch, DraftItem, PendingBatch};
 
 impl Store {
     /// Opens the database named by the settings. SQLite files (and their folder) are created
@@ -582,6 +589,16 @@ impl Store {
             .rows_affected();
             Ok(cleared > 0)
         })
+    }
+
+    /// Clears a load's open `rejected` exception and its waiting reason, so the next batch
+    /// takes it again. `false` if it had none.
+    pub async fn retry_rejected(&self, load_number: &str) -> Result<bool, StoreError> {
+        let cleared = self.clear_exception(load_number, ExceptionKind::Rejected).await?;
+        if cleared {
+            self.set_waiting_reason(load_number, None).await?;
+        }
+        Ok(cleared)
     }
 
     /// Records why a load cannot move on (or clears it with `None`).

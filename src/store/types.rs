@@ -130,6 +130,8 @@ pub struct LoadRecord {
     pub invoice_date: Option<String>,
     /// The packet (or direct invoice) file written for the load.
     pub packet_path: Option<String>,
+    /// The factor's reference for the invoice once a batch delivered it.
+    pub submission_reference: Option<String>,
     pub batch_id: Option<String>,
     pub waiting_reason: Option<String>,
     pub created_at: DateTime<Utc>,

@@ -354,9 +354,12 @@ fn exit_codes_follow_the_contract() {
     let bad_status = wd.run(&["loads", "list", "--status", "Lost"]);
     assert_eq!(bad_status.code, 2, "an unknown status is a usage error:\n{bad_status}");
 
-    let submit = wd.run(&["submit"]);
-    assert_eq!(submit.code, 2, "a command not available yet is a usage error:\n{submit}");
-    assert!(submit.stderr.contains("submit"), "{submit}");
+    let ingest = wd.run(&["ingest", "report.csv", "--provider", "otr"]);
+    assert_eq!(ingest.code, 2, "a command not available yet is a usage error:\n{ingest}");
+    assert!(ingest.stderr.contains("ingest"), "{ingest}");
+
+    let unknown_submit = wd.run(&["submit", "--subsidiary", "nowhere"]);
+    assert_eq!(unknown_submit.code, 2, "{unknown_submit}");
 
     let unknown_subsidiary = wd.run(&["invoice", "--subsidiary", "nowhere"]);
     assert_eq!(unknown_subsidiary.code, 2, "an unknown subsidiary is a usage error:\n{unknown_subsidiary}");

@@ -461,3 +461,41 @@ directory = "/incoming"
     let leaked = files_containing(wd.root(), SECRET, &password_file);
     assert!(leaked.is_empty(), "the secret is in {leaked:?}");
 }
+
+/// The daemon end to end on its own: a dropped export is imported, invoiced into packets and,
+/// at the next fire of the subsidiary's schedule (every second here), submitted to the outbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_loads_are_invoiced_and_submitted_on_schedule() {
+    let subsidiaries =
+        crate::harness::SUBSIDIARIES.replace("schedule = \"0 0 16 * * Mon-Fri\"", "schedule = \"* * * * * *\"");
+    let wd = Workdir::new("scan_interval = \"100ms\"\nquiet_period = \"300ms\"", "info", &subsidiaries);
+    std::fs::create_dir_all(wd.path("documents")).expect("mkdir");
+    std::fs::write(wd.path("documents/rc.pdf"), crate::pdfs::rate_confirmation("D", 1)).expect("rc");
+    std::fs::write(
+        wd.path("documents/pod.pdf"),
+        crate::pdfs::pod_with_jpeg("D", &crate::pdfs::scanned_jpeg(100, 80, 3)),
+    )
+    .expect("pod");
+    let mut daemon = wd.start("daemon");
+    daemon.wait_running().await;
+    let rows = ["D-1", "D-2"].map(|l| format!("{l},acme-east,C-1,Broker One,123456,150.00,,,pod.pdf,rc.pdf,,,"));
+    let staged = wd.write("staging/loads.csv", &loads_csv(&[&rows[0], &rows[1]]));
+    std::fs::create_dir_all(wd.path("inbox/loads")).expect("mkdir inbox");
+    std::fs::rename(&staged, wd.path("inbox/loads/loads.csv")).expect("move into the inbox");
+
+    let expected: Vec<(String, String)> =
+        ["D-1", "D-2"].iter().map(|l| (l.to_string(), "Invoiced".to_string())).collect();
+    let (wd_ref, expected_ref) = (&wd, &expected);
+    wait_for(
+        DEADLINE,
+        "the loads to be submitted",
+        || async move { wd_ref.statuses().await.filter(|s| s == expected_ref) },
+    )
+    .await;
+    let status = wd.try_json(&["status", "--json"]).await.expect("status --json");
+    let batches = status["last_batches"].as_array().expect("batches");
+    assert_eq!(batches.len(), 1, "{status:#}");
+    assert_eq!((batches[0]["status"].as_str(), batches[0]["accepted"].as_i64()), (Some("sent"), Some(2)));
+    let exit = daemon.stop().await;
+    assert!(exit.success(), "{exit}:\n{}", daemon.logs());
+}

@@ -291,9 +291,10 @@ async fn each_reason_to_wait_is_shown_and_clears_when_fixed() {
     let waiting = detail(&env.store, "W-7").await.load.waiting_reason.unwrap_or_default();
     assert!(waiting.contains("factoring provider triumph is inactive for acme-north"), "{waiting}");
     // …and is invoiced once a provider is active.
-    let active = std::fs::read_to_string(&env.config_path)
-        .expect("config")
-        .replace("provider = \"triumph\"\nactive = false", "provider = \"capital_depot\"\nschedule = \"0 0 16 * * Mon-Fri\"");
+    let active = std::fs::read_to_string(&env.config_path).expect("config").replace(
+        "provider = \"triumph\"\nactive = false",
+        "provider = \"capital_depot\"\nschedule = \"0 0 16 * * Mon-Fri\"",
+    );
     let active_config = env.write("config-active/factord.toml", &active);
     let settings = Settings::load(&active_config, &Environment::new()).expect("config with an active provider");
     let report = run_once(&env.store, &settings, None, &CancellationToken::new()).await.expect("pass");

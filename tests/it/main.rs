@@ -6,10 +6,14 @@ mod harness;
 #[path = "../common/pdfs.rs"]
 mod pdfs;
 
+mod api;
 mod cli;
 mod config;
 mod daemon;
 mod examples;
+mod ftp;
 mod intake;
 mod invoicing;
+mod multi;
 mod store;
+mod submit;

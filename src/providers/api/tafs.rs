@@ -1,0 +1,52 @@
+//! TAFS. It publishes no API, so this is **factord's own mapping, to be replaced by the
+//! partner's spec**: everything it assumes about the wire is in this file, and the flow (one
+//! multipart request per invoice, idempotency key, 409 = duplicate) is
+//! [`per_invoice`](super::per_invoice).
+//!
+//! TAFS knows each debtor by its own factoring id (`customer_factoring_id`) and wants the truck
+//! of every load; an invoice missing either is rejected before any request, naming the field.
+//! TAFS batches cannot be reversed (DESIGN §4), so nothing here ever deletes or amends.
+
+use serde_json::json;
+
+use super::ApiTransport;
+use super::http;
+use super::per_invoice::{self, AuthHeaders, Mapping, required};
+use crate::providers::batch::{Batch, BatchInvoice, ProviderError};
+
+// ---- The mapping (replace with the partner's spec) -------------------------------------------
+
+const SUBMIT_PATH: &[&str] = &["invoices"];
+
+fn invoice(batch: &Batch, invoice: &BatchInvoice) -> Result<serde_json::Value, String> {
+    let customer_id = required(&invoice.customer_factoring_id, "customer_factoring_id", "TAFS")?;
+    let truck = required(&invoice.truck, "truck", "TAFS")?;
+    Ok(json!({
+        "invoiceNumber": invoice.invoice_number,
+        "invoiceDate": invoice.invoice_date,
+        "amount": per_invoice::amount(invoice),
+        "loadNumber": invoice.load_number,
+        "poNumber": invoice.po_number,
+        "truckNumber": truck,
+        "customerId": customer_id,
+        "customerName": invoice.customer_name,
+        "customerMc": invoice.customer_mc,
+        "pickup": invoice.pickup,
+        "delivery": invoice.delivery,
+        "deliveredAt": invoice.delivered_at,
+        "batchReference": batch.id,
+        "carrierUsdot": batch.seller.usdot,
+    }))
+}
+
+fn auth(transport: &ApiTransport<'_>) -> Result<AuthHeaders, ProviderError> {
+    Ok(vec![transport.bearer_api_key()?])
+}
+
+fn reference(json: &serde_json::Value) -> Option<String> {
+    http::field_id(json, &["invoiceId", "id"])
+}
+
+// ---- End of the mapping -----------------------------------------------------------------------
+
+pub(super) static MAPPING: Mapping = Mapping { submit_path: SUBMIT_PATH, invoice, auth, reference };

@@ -1,0 +1,108 @@
+//! What a transport sends and what it answers: a batch (the factor's "schedule of accounts")
+//! of one subsidiary's invoices, and each invoice's outcome. Plain data: transports never see
+//! the store or the config files.
+
+use std::path::PathBuf;
+
+use crate::domain::Money;
+
+/// One invoice in a batch, as sent to the factor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchInvoice {
+    pub invoice_number: String,
+    pub load_number: String,
+    /// Stable across retries of this invoice in this batch: `<batch id>:<invoice number>`. API
+    /// providers send it as the idempotency key so a resend is recognised.
+    pub idempotency_key: String,
+    pub amount: Money,
+    /// `YYYY-MM-DD`.
+    pub invoice_date: String,
+    pub customer_id: String,
+    pub customer_name: String,
+    pub customer_mc: Option<String>,
+    pub customer_dot: Option<String>,
+    /// The factor's own id for the customer (TAFS), when known.
+    pub customer_factoring_id: Option<String>,
+    pub po_number: Option<String>,
+    /// The provider's reference number from the TMS (Wex FleetOne FTP).
+    pub reference_number: Option<String>,
+    pub truck: Option<String>,
+    pub pickup: Option<String>,
+    pub delivery: Option<String>,
+    pub delivered_at: Option<String>,
+    /// The merged packet (invoice + rate confirmation + POD).
+    pub packet: PathBuf,
+}
+
+/// The subsidiary a batch belongs to, as the factor knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchSeller {
+    pub id: String,
+    pub name: String,
+    pub usdot: Option<String>,
+    pub mc: Option<String>,
+}
+
+/// A batch to send. Its id is safe in file names (`[A-Za-z0-9_-]`) and deterministic remote
+/// names derive from it, so a resend after a crash lands on the same names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Batch {
+    pub id: String,
+    /// A short per-subsidiary number (1, 2, …) for file names factors expect.
+    pub number: i64,
+    /// `YYYY-MM-DD` in the subsidiary's time zone.
+    pub date: String,
+    pub seller: BatchSeller,
+    pub provider: &'static super::Provider,
+    pub invoices: Vec<BatchInvoice>,
+}
+
+impl Batch {
+    pub fn total(&self) -> Money {
+        self.invoices.iter().fold(Money::ZERO, |sum, i| sum.checked_add(i.amount).unwrap_or(sum))
+    }
+}
+
+/// What the factor said about one invoice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InvoiceOutcome {
+    /// Taken; `reference` is the factor's id for it (invoice id, file name), if any.
+    Accepted { reference: Option<String> },
+    /// Refused for good (e.g. broker not approved); not retried by itself.
+    Rejected { reason: String },
+    /// Not taken this time (e.g. a timeout); retried at a later fire.
+    Transient { reason: String },
+}
+
+/// The answer to a whole batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchReceipt {
+    /// The factor's reference for the batch: remote file name, schedule number.
+    pub reference: Option<String>,
+    /// One outcome per invoice number of the batch.
+    pub outcomes: Vec<(String, InvoiceOutcome)>,
+}
+
+impl BatchReceipt {
+    /// Every invoice of `batch` with the same outcome (file transports take a batch whole).
+    pub fn all(batch: &Batch, reference: Option<String>, outcome: InvoiceOutcome) -> BatchReceipt {
+        BatchReceipt {
+            reference,
+            outcomes: batch.invoices.iter().map(|i| (i.invoice_number.clone(), outcome.clone())).collect(),
+        }
+    }
+}
+
+/// Why a transport could not deliver a batch at all, shaped by what the caller does next.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    /// Connection refused, timeout, 429, 5xx: try again later with the same batch id.
+    #[error("transient: {0}")]
+    Transient(String),
+    /// The factor refused the batch as a whole (4xx other than auth): ops must look.
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// Credentials refused: nothing will work until config changes.
+    #[error("authentication failed: {0}")]
+    Auth(String),
+}

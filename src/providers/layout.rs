@@ -1,0 +1,278 @@
+//! The files of a batch for the providers that take files (manual outbox and FTP): a
+//! schedule-of-accounts CSV and the packets, loose or in one zip, under names derived from the
+//! batch. No factor publishes its layout; these are factord's, one table per provider in
+//! [`layout_for`], documented in the README. Text cells are escaped against formula injection
+//! (RELIABILITY rule 13).
+
+use std::io::Write;
+
+use super::batch::{Batch, BatchInvoice};
+use crate::files::csv_cell;
+
+/// One file to write or upload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchFile {
+    /// A name made only of `[A-Za-z0-9._-]`.
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
+/// A column of the schedule CSV.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Column {
+    InvoiceNumber,
+    InvoiceDate,
+    LoadNumber,
+    CustomerId,
+    CustomerName,
+    CustomerMc,
+    CustomerDot,
+    PoNumber,
+    ReferenceNumber,
+    Amount,
+    PacketFile,
+}
+
+impl Column {
+    fn value(self, invoice: &BatchInvoice) -> String {
+        let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+        match self {
+            Column::InvoiceNumber => invoice.invoice_number.clone(),
+            Column::InvoiceDate => invoice.invoice_date.clone(),
+            Column::LoadNumber => invoice.load_number.clone(),
+            Column::CustomerId => invoice.customer_id.clone(),
+            Column::CustomerName => invoice.customer_name.clone(),
+            Column::CustomerMc => opt(&invoice.customer_mc),
+            Column::CustomerDot => opt(&invoice.customer_dot),
+            Column::PoNumber => opt(&invoice.po_number),
+            Column::ReferenceNumber => opt(&invoice.reference_number),
+            Column::Amount => invoice.amount.to_string(),
+            Column::PacketFile => packet_name(invoice),
+        }
+    }
+}
+
+/// How the packets travel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Packaging {
+    /// The CSV and one PDF per invoice, side by side.
+    Loose,
+    /// The CSV and the PDFs in one zip.
+    Zip,
+}
+
+/// One provider's batch layout.
+#[derive(Clone, Copy, Debug)]
+pub struct Layout {
+    pub columns: &'static [(&'static str, Column)],
+    pub packaging: Packaging,
+}
+
+const STANDARD_COLUMNS: &[(&str, Column)] = &[
+    ("Invoice Number", Column::InvoiceNumber),
+    ("Invoice Date", Column::InvoiceDate),
+    ("Load Number", Column::LoadNumber),
+    ("Debtor Name", Column::CustomerName),
+    ("Debtor MC", Column::CustomerMc),
+    ("Debtor DOT", Column::CustomerDot),
+    ("PO Number", Column::PoNumber),
+    ("Amount", Column::Amount),
+    ("Document", Column::PacketFile),
+];
+
+/// Triumph bills by its customer number: it comes first.
+const TRIUMPH_COLUMNS: &[(&str, Column)] = &[
+    ("Customer Number", Column::CustomerId),
+    ("Customer Name", Column::CustomerName),
+    ("Invoice Number", Column::InvoiceNumber),
+    ("Invoice Date", Column::InvoiceDate),
+    ("Load Number", Column::LoadNumber),
+    ("Customer MC", Column::CustomerMc),
+    ("PO Number", Column::PoNumber),
+    ("Amount", Column::Amount),
+    ("Document", Column::PacketFile),
+];
+
+/// Wex FleetOne needs its reference number on every line.
+const WEX_COLUMNS: &[(&str, Column)] = &[
+    ("Reference Number", Column::ReferenceNumber),
+    ("Invoice Number", Column::InvoiceNumber),
+    ("Invoice Date", Column::InvoiceDate),
+    ("Load Number", Column::LoadNumber),
+    ("Debtor Name", Column::CustomerName),
+    ("Debtor MC", Column::CustomerMc),
+    ("Amount", Column::Amount),
+    ("Document", Column::PacketFile),
+];
+
+/// The layout of each file-taking provider; `None` for API providers.
+pub fn layout_for(provider_id: &str) -> Option<Layout> {
+    let layout = |columns, packaging| Some(Layout { columns, packaging });
+    match provider_id {
+        "capital_depot" | "winfactor" | "rts" | "sunbelt" => layout(STANDARD_COLUMNS, Packaging::Loose),
+        "wex_fleetone" => layout(WEX_COLUMNS, Packaging::Loose),
+        "triumph" => layout(TRIUMPH_COLUMNS, Packaging::Loose),
+        "compass" => layout(STANDARD_COLUMNS, Packaging::Zip),
+        "wex_fleetone_ftp" => layout(WEX_COLUMNS, Packaging::Zip),
+        _ => None,
+    }
+}
+
+/// The stem of every file name of the batch: `<subsidiary>_<YYYYMMDD>_<batch number>`, e.g.
+/// `acme-east_20261130_7`. Deterministic, so a resend lands on the same names.
+pub fn batch_stem(batch: &Batch) -> String {
+    format!("{}_{}_{}", batch.seller.id, batch.date.replace('-', ""), batch.number)
+}
+
+/// `<invoice number>.pdf`.
+pub fn packet_name(invoice: &BatchInvoice) -> String {
+    format!("{}.pdf", invoice.invoice_number)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    #[error("provider {0} takes no batch files")]
+    NoLayout(&'static str),
+    #[error("cannot read the packet {}: {source}", path.display())]
+    Packet { path: std::path::PathBuf, source: std::io::Error },
+    #[error("cannot build the batch file: {0}")]
+    Build(String),
+}
+
+/// The schedule-of-accounts CSV of a batch, with a totals line.
+pub fn schedule_csv(batch: &Batch, layout: &Layout) -> Result<Vec<u8>, LayoutError> {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let build = |e: csv::Error| LayoutError::Build(e.to_string());
+    out.write_record(layout.columns.iter().map(|(header, _)| *header)).map_err(build)?;
+    for invoice in &batch.invoices {
+        let cells: Vec<String> =
+            layout.columns.iter().map(|(_, column)| csv_cell(&column.value(invoice)).into_owned()).collect();
+        out.write_record(&cells).map_err(build)?;
+    }
+    let mut totals = vec![String::new(); layout.columns.len()];
+    if let Some(first) = totals.first_mut() {
+        *first = format!("TOTAL {} invoices", batch.invoices.len());
+    }
+    if let Some(i) = layout.columns.iter().position(|(_, c)| *c == Column::Amount) {
+        totals[i] = batch.total().to_string();
+    }
+    out.write_record(&totals).map_err(build)?;
+    out.into_inner().map_err(|e| LayoutError::Build(e.to_string()))
+}
+
+/// Every file of the batch, in upload order: the packets first, the schedule CSV last, so a
+/// factor's watcher that starts on the CSV finds the PDFs already there. Zip layouts give one
+/// file.
+pub fn batch_files(batch: &Batch) -> Result<Vec<BatchFile>, LayoutError> {
+    let layout = layout_for(batch.provider.id).ok_or(LayoutError::NoLayout(batch.provider.id))?;
+    let stem = batch_stem(batch);
+    let csv = BatchFile { name: format!("{stem}.csv"), bytes: schedule_csv(batch, &layout)? };
+    let mut packets = Vec::with_capacity(batch.invoices.len());
+    for invoice in &batch.invoices {
+        let bytes = std::fs::read(&invoice.packet)
+            .map_err(|source| LayoutError::Packet { path: invoice.packet.clone(), source })?;
+        packets.push(BatchFile { name: packet_name(invoice), bytes });
+    }
+    match layout.packaging {
+        Packaging::Loose => {
+            packets.push(csv);
+            Ok(packets)
+        }
+        Packaging::Zip => {
+            let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+            // PDFs are compressed already: stored, not deflated.
+            let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+            let deflated = zip::write::SimpleFileOptions::default();
+            let build = |e: zip::result::ZipError| LayoutError::Build(e.to_string());
+            for file in packets {
+                zip.start_file(file.name.as_str(), stored).map_err(build)?;
+                zip.write_all(&file.bytes).map_err(|e| LayoutError::Build(e.to_string()))?;
+            }
+            zip.start_file(csv.name.as_str(), deflated).map_err(build)?;
+            zip.write_all(&csv.bytes).map_err(|e| LayoutError::Build(e.to_string()))?;
+            let bytes = zip.finish().map_err(build)?.into_inner();
+            Ok(vec![BatchFile { name: format!("{stem}.zip"), bytes }])
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Money;
+    use crate::providers::batch::BatchSeller;
+    use crate::providers::find_provider;
+
+    fn batch(provider: &str, packet: std::path::PathBuf) -> Batch {
+        let invoice = |n: &str, cents: i64, name: &str| BatchInvoice {
+            invoice_number: n.to_string(),
+            load_number: format!("L-{n}"),
+            idempotency_key: format!("b1:{n}"),
+            amount: Money::from_cents(cents),
+            invoice_date: "2026-11-30".into(),
+            customer_id: "BRK-1".into(),
+            customer_name: name.into(),
+            customer_mc: Some("123456".into()),
+            customer_dot: None,
+            customer_factoring_id: None,
+            po_number: None,
+            reference_number: Some("WEX-9".into()),
+            truck: None,
+            pickup: None,
+            delivery: None,
+            delivered_at: None,
+            packet: packet.clone(),
+        };
+        Batch {
+            id: "acme-east-b1".into(),
+            number: 7,
+            date: "2026-11-30".into(),
+            seller: BatchSeller { id: "acme-east".into(), name: "ACME".into(), usdot: None, mc: None },
+            provider: find_provider(provider).expect("provider"),
+            invoices: vec![invoice("AE-1", 245_000, "=HYPERLINK(\"x\")"), invoice("AE-2", 100_050, "Blue, Inc.")],
+        }
+    }
+
+    #[test]
+    fn csv_escapes_formulas_and_totals_add_up() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let packet = dir.path().join("p.pdf");
+        std::fs::write(&packet, b"%PDF-1.7").expect("write");
+        let b = batch("capital_depot", packet);
+        let files = batch_files(&b).expect("files");
+        let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["AE-1.pdf", "AE-2.pdf", "acme-east_20261130_7.csv"]);
+        let csv = String::from_utf8(files[2].bytes.clone()).expect("utf-8");
+        assert!(csv.contains("'=HYPERLINK"), "{csv}");
+        assert!(csv.contains("\"Blue, Inc.\""), "{csv}");
+        assert!(csv.contains("TOTAL 2 invoices,,,,,,,3450.50,"), "{csv}");
+    }
+
+    #[test]
+    fn zip_layouts_hold_the_packets_and_the_csv() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let packet = dir.path().join("p.pdf");
+        std::fs::write(&packet, b"%PDF-1.7 packet").expect("write");
+        let files = batch_files(&batch("wex_fleetone_ftp", packet)).expect("files");
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].name, "acme-east_20261130_7.zip");
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(files[0].bytes.clone())).expect("zip");
+        let mut names: Vec<String> =
+            (0..archive.len()).map(|i| archive.by_index(i).expect("entry").name().expect("name").to_string()).collect();
+        names.sort();
+        assert_eq!(names, ["AE-1.pdf", "AE-2.pdf", "acme-east_20261130_7.csv"]);
+        let mut csv = String::new();
+        std::io::Read::read_to_string(&mut archive.by_name("acme-east_20261130_7.csv").expect("csv"), &mut csv)
+            .expect("read");
+        assert!(csv.starts_with("Reference Number,"), "{csv}");
+        assert!(csv.contains("WEX-9,AE-1"), "{csv}");
+    }
+
+    #[test]
+    fn every_file_provider_has_a_layout_and_api_providers_none() {
+        for provider in crate::providers::PROVIDERS.iter() {
+            let has = layout_for(provider.id).is_some();
+            assert_eq!(has, provider.transport != crate::providers::Transport::Api, "{}", provider.id);
+        }
+    }
+}

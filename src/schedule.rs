@@ -1,0 +1,151 @@
+//! When a subsidiary's cron schedule fires, in its own time zone, right across daylight-saving
+//! changes. Schedulers that turn a named zone into a fixed offset drift an hour after a change
+//! (tokio-cron-scheduler's issue #87); this computes every next fire from the zone's rules.
+//!
+//! The cron expression is matched against the *wall clock* of the zone, then mapped to an
+//! instant:
+//! - a wall time skipped by the spring change (02:30 on the night clocks jump 02:00 → 03:00)
+//!   fires once, at the change (03:00 local);
+//! - a wall time repeated by the autumn change (01:30 happens twice) fires once, the first time.
+
+use chrono::{DateTime, Duration, LocalResult, NaiveDateTime, TimeZone, Timelike, Utc};
+use chrono_tz::Tz;
+
+use crate::config::Schedule;
+
+/// Longest a spring-forward gap can be; time zones use one hour, a few used 30 minutes.
+const MAX_GAP_MINUTES: i64 = 3 * 60;
+
+/// The first fire strictly after `after`, or `None` if the expression never matches again.
+pub fn next_fire(schedule: &Schedule, zone: Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    // Fire times are whole seconds, so every daemon computes the very same instant (the
+    // database keeps each (subsidiary, fire time) once).
+    let after = after.with_nanosecond(0)?;
+    let mut wall = after.with_timezone(&zone).naive_local();
+    // Bounded: each round moves the wall clock forward; a few rounds cover a repeated hour.
+    for _ in 0..1_000 {
+        let candidate = next_wall_match(schedule, wall)?;
+        if let Some(instant) = wall_to_instant(zone, candidate).filter(|instant| *instant > after) {
+            return Some(instant);
+        }
+        wall = candidate;
+    }
+    None
+}
+
+/// The first wall-clock time strictly after `wall` that the expression matches, with the
+/// wall clock treated as a zone without changes.
+fn next_wall_match(schedule: &Schedule, wall: NaiveDateTime) -> Option<NaiveDateTime> {
+    let as_utc = Utc.from_utc_datetime(&wall);
+    schedule.cron.find_next_occurrence(&as_utc, false).ok().map(|t| t.naive_utc())
+}
+
+/// The instant a wall-clock time means in `zone`: the first of two in a repeated hour, and the
+/// end of the gap for a time the spring change skipped.
+fn wall_to_instant(zone: Tz, wall: NaiveDateTime) -> Option<DateTime<Utc>> {
+    match zone.from_local_datetime(&wall) {
+        LocalResult::Single(t) => Some(t.with_timezone(&Utc)),
+        LocalResult::Ambiguous(first, _) => Some(first.with_timezone(&Utc)),
+        LocalResult::None => {
+            // Changes happen on whole minutes: the first valid minute after the skipped wall
+            // time is the change itself (e.g. 03:00).
+            let floor = wall.date().and_hms_opt(wall.hour(), wall.minute(), 0)?;
+            (1..=MAX_GAP_MINUTES).find_map(|minutes| {
+                match zone.from_local_datetime(&(floor + Duration::minutes(minutes))) {
+                    LocalResult::Single(t) => Some(t.with_timezone(&Utc)),
+                    LocalResult::Ambiguous(first, _) => Some(first.with_timezone(&Utc)),
+                    LocalResult::None => None,
+                }
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chicago() -> Tz {
+        "America/Chicago".parse().expect("zone")
+    }
+
+    fn utc(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).expect("time").with_timezone(&Utc)
+    }
+
+    /// Every fire from `from` for `count` fires.
+    fn fires(expression: &str, from: &str, count: usize) -> Vec<String> {
+        let schedule = Schedule::parse(expression).expect("cron");
+        let mut after = utc(from);
+        let mut out = Vec::new();
+        for _ in 0..count {
+            let next = next_fire(&schedule, chicago(), after).expect("next");
+            out.push(next.with_timezone(&chicago()).to_rfc3339());
+            after = next;
+        }
+        out
+    }
+
+    #[test]
+    fn weekday_afternoons_keep_local_time_across_both_changes() {
+        // 2026: DST starts Sunday March 8, ends Sunday November 1 (America/Chicago).
+        assert_eq!(
+            fires("0 0 16 * * Mon-Fri", "2026-03-05T00:00:00Z", 4),
+            [
+                "2026-03-05T16:00:00-06:00",
+                "2026-03-06T16:00:00-06:00",
+                "2026-03-09T16:00:00-05:00",
+                "2026-03-10T16:00:00-05:00"
+            ]
+        );
+        assert_eq!(
+            fires("0 0 16 * * Mon-Fri", "2026-10-29T00:00:00Z", 3),
+            ["2026-10-29T16:00:00-05:00", "2026-10-30T16:00:00-05:00", "2026-11-02T16:00:00-06:00"]
+        );
+    }
+
+    #[test]
+    fn fire_times_are_whole_seconds_whatever_the_clock_says() {
+        let schedule = Schedule::parse("* * * * * *").expect("cron");
+        let a = next_fire(&schedule, chicago(), utc("2026-11-30T12:00:00.123456789Z")).expect("next");
+        let b = next_fire(&schedule, chicago(), utc("2026-11-30T12:00:00.987Z")).expect("next");
+        assert_eq!(a, b);
+        assert_eq!(a, utc("2026-11-30T12:00:01Z"));
+    }
+
+    #[test]
+    fn a_skipped_local_time_fires_once_at_the_change() {
+        assert_eq!(
+            fires("0 30 2 * * *", "2026-03-07T12:00:00Z", 3),
+            ["2026-03-08T03:00:00-05:00", "2026-03-09T02:30:00-05:00", "2026-03-10T02:30:00-05:00"]
+        );
+    }
+
+    #[test]
+    fn a_repeated_local_time_fires_once() {
+        assert_eq!(
+            fires("0 30 1 * * *", "2026-10-31T12:00:00Z", 2),
+            ["2026-11-01T01:30:00-05:00", "2026-11-02T01:30:00-06:00"]
+        );
+        // Every 20 minutes through the repeated hour: 01:00, 01:20, 01:40 once each.
+        assert_eq!(
+            fires("0 */20 1-2 1 11 *", "2026-11-01T05:30:00Z", 6),
+            [
+                "2026-11-01T01:00:00-05:00",
+                "2026-11-01T01:20:00-05:00",
+                "2026-11-01T01:40:00-05:00",
+                "2026-11-01T02:00:00-06:00",
+                "2026-11-01T02:20:00-06:00",
+                "2026-11-01T02:40:00-06:00"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_fire_in_the_repeated_hour_is_not_repeated_when_asked_from_its_second_pass() {
+        let schedule = Schedule::parse("0 30 1 * * *").expect("cron");
+        // 01:15 CST (the second 01:15): 01:30 CDT already happened at 06:30Z.
+        let next = next_fire(&schedule, chicago(), utc("2026-11-01T07:15:00Z")).expect("next");
+        assert_eq!(next.with_timezone(&chicago()).to_rfc3339(), "2026-11-02T01:30:00-06:00");
+    }
+}

@@ -1,0 +1,383 @@
+//! Store methods of batch submission: schedule fires, the write-ahead batch, each invoice's
+//! outcome, and what reconciliation needs after a crash.
+//!
+//! A batch and its items are committed as `sending` before any call to the factor (RELIABILITY
+//! rule 5); the unique index on live items keeps a load in at most one batch at a time, and the
+//! unique (subsidiary, fire time) keeps every schedule fire single (rule 4).
+
+// FromStr is used by `load_from_row!`.
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+// LoadFields and Money are named by `load_from_row!`.
+use super::{BeginWrite, LoadRecord, Store, StoreError};
+use crate::domain::{ExceptionKind, LoadFields, LoadStatus, Money};
+use crate::providers::batch::InvoiceOutcome;
+
+/// A batch to write ahead of sending it.
+#[derive(Clone, Debug)]
+pub struct BatchDraft<'a> {
+    pub subsidiary: &'a str,
+    pub provider: &'a str,
+    /// `YYYY-MM-DD` in the subsidiary's time zone.
+    pub batch_date: &'a str,
+    /// What started it: `schedule <fire time>` or `command`.
+    pub cause: &'a str,
+    pub items: Vec<DraftItem>,
+}
+
+#[derive(Clone, Debug)]
+pub struct DraftItem {
+    pub load_id: i64,
+    pub invoice_number: String,
+    pub amount_cents: i64,
+    /// sha256 of what is sent for this invoice (its packet and fields).
+    pub payload_sha256: String,
+}
+
+/// A batch as written: its id (`<subsidiary>-<number>`) and number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreatedBatch {
+    pub id: String,
+    pub number: i64,
+}
+
+/// A batch left `sending`, with its loads, for reconciliation.
+#[derive(Clone, Debug)]
+pub struct PendingBatch {
+    pub id: String,
+    pub number: i64,
+    pub subsidiary: String,
+    pub provider: String,
+    pub batch_date: String,
+    pub items: Vec<(LoadRecord, String)>,
+}
+
+/// One recent batch, for `status`.
+#[derive(Clone, Debug)]
+pub struct BatchSummary {
+    pub id: String,
+    pub subsidiary: String,
+    pub provider: String,
+    pub status: String,
+    pub invoice_count: i64,
+    pub total_cents: i64,
+    pub reference: Option<String>,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub accepted: i64,
+    pub rejected: i64,
+    pub transient: i64,
+}
+
+impl Store {
+    /// Records a schedule fire; `false` if this (subsidiary, fire time) was fired before, by this
+    /// daemon or another.
+    pub async fn record_fire(&self, subsidiary: &str, fire_time: DateTime<Utc>) -> Result<bool, StoreError> {
+        let now = Utc::now();
+        on_pool!(self, pool => {
+            let inserted = sqlx::query(
+                "INSERT INTO schedule_fires (subsidiary, fire_time, fired_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (subsidiary, fire_time) DO NOTHING",
+            )
+            .bind(subsidiary)
+            .bind(fire_time)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected();
+            Ok(inserted == 1)
+        })
+    }
+
+    /// The latest recorded fire of a subsidiary's schedule.
+    pub async fn last_fire(&self, subsidiary: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        on_pool!(self, pool => {
+            let last: Option<DateTime<Utc>> =
+                sqlx::query_scalar("SELECT MAX(fire_time) FROM schedule_fires WHERE subsidiary = $1")
+                    .bind(subsidiary)
+                    .fetch_one(pool)
+                    .await?;
+            Ok(last)
+        })
+    }
+
+    /// Queued loads of a subsidiary that are in no live batch, in load order.
+    pub async fn loads_to_submit(&self, subsidiary: &str) -> Result<Vec<LoadRecord>, StoreError> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(concat!(
+                "SELECT ", load_columns!(), " FROM loads l JOIN customers c ON c.id = l.customer_id \
+                 WHERE l.status = 'Queued' AND l.subsidiary = $1 AND NOT EXISTS (SELECT 1 FROM batch_items b \
+                 WHERE b.load_id = l.id AND b.outcome IN ('pending', 'accepted')) ORDER BY l.id"
+            ))
+            .bind(subsidiary)
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(|row| Ok(load_from_row!(row))).collect()
+        })
+    }
+
+    /// Writes a batch and its items as `sending`, in one transaction, before anything is sent.
+    /// Fails with [`StoreError::AlreadyBatched`], writing nothing, if a load is already in a
+    /// live batch (the unique index: another submitter was first).
+    pub async fn create_batch(&self, draft: &BatchDraft<'_>) -> Result<CreatedBatch, StoreError> {
+        let now = Utc::now();
+        let total: i64 = draft.items.iter().map(|i| i.amount_cents).sum();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let number: i64 = sqlx::query_scalar(
+                "INSERT INTO batch_sequences (subsidiary, last_number) VALUES ($1, 1) \
+                 ON CONFLICT (subsidiary) DO UPDATE SET last_number = batch_sequences.last_number + 1 \
+                 RETURNING last_number",
+            )
+            .bind(draft.subsidiary)
+            .fetch_one(&mut *tx)
+            .await?;
+            let id = format!("{}-{number}", draft.subsidiary);
+            sqlx::query(
+                "INSERT INTO batches (id, subsidiary, provider, number, batch_date, status, invoice_count, total_cents, \
+                 cause, created_at) VALUES ($1, $2, $3, $4, $5, 'sending', $6, $7, $8, $9)",
+            )
+            .bind(&id)
+            .bind(draft.subsidiary)
+            .bind(draft.provider)
+            .bind(number)
+            .bind(draft.batch_date)
+            .bind(draft.items.len() as i64)
+            .bind(total)
+            .bind(draft.cause)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            for item in &draft.items {
+                let inserted = sqlx::query(
+                    "INSERT INTO batch_items (batch_id, load_id, invoice_number, idempotency_key, payload_sha256, outcome) \
+                     VALUES ($1, $2, $3, $4, $5, 'pending')",
+                )
+                .bind(&id)
+                .bind(item.load_id)
+                .bind(&item.invoice_number)
+                .bind(format!("{id}:{}", item.invoice_number))
+                .bind(&item.payload_sha256)
+                .execute(&mut *tx)
+                .await;
+                match inserted {
+                    Ok(_) => {}
+                    // Another submitter batched this load first: nothing of this batch is kept.
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        tx.rollback().await?;
+                        return Err(StoreError::AlreadyBatched);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            tx.commit().await?;
+            Ok(CreatedBatch { id, number })
+        })
+    }
+
+    /// Records what the factor said, in one transaction: accepted invoices move Queued →
+    /// Invoiced with the batch id and the factor's reference; rejected ones get the `rejected`
+    /// exception with the factor's message and stay Queued; transient ones stay Queued, free
+    /// for a later batch. The batch becomes `sent` (the factor answered) or `failed` (nothing
+    /// was taken).
+    pub async fn record_batch_outcome(
+        &self,
+        batch_id: &str,
+        reference: Option<&str>,
+        outcomes: &[(String, InvoiceOutcome)],
+    ) -> Result<(), StoreError> {
+        let now = Utc::now();
+        let delivered = outcomes.iter().any(|(_, o)| !matches!(o, InvoiceOutcome::Transient { .. }));
+        on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            for (invoice, outcome) in outcomes {
+                let item = sqlx::query(
+                    "SELECT i.load_id, l.load_number, l.status FROM batch_items i JOIN loads l ON l.id = i.load_id \
+                     WHERE i.batch_id = $1 AND i.invoice_number = $2 AND i.outcome = 'pending'",
+                )
+                .bind(batch_id)
+                .bind(invoice)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(item) = item else { continue };
+                let load_id: i64 = item.try_get("load_id")?;
+                let (label, factor_reference, message) = match outcome {
+                    InvoiceOutcome::Accepted { reference } => ("accepted", reference.as_deref(), None),
+                    InvoiceOutcome::Rejected { reason } => ("rejected", None, Some(reason.as_str())),
+                    InvoiceOutcome::Transient { reason } => ("transient", None, Some(reason.as_str())),
+                };
+                sqlx::query(
+                    "UPDATE batch_items SET outcome = $1, factor_reference = $2, message = $3 \
+                     WHERE batch_id = $4 AND load_id = $5",
+                )
+                .bind(label)
+                .bind(factor_reference)
+                .bind(message)
+                .bind(batch_id)
+                .bind(load_id)
+                .execute(&mut *tx)
+                .await?;
+                match outcome {
+                    InvoiceOutcome::Accepted { reference } => {
+                        let moved = sqlx::query(
+                            "UPDATE loads SET status = 'Invoiced', batch_id = $1, submission_reference = $2, \
+                             waiting_reason = NULL, updated_at = $3 WHERE id = $4 AND status = 'Queued'",
+                        )
+                        .bind(batch_id)
+                        .bind(reference.as_deref())
+                        .bind(now)
+                        .bind(load_id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                        if moved == 1 {
+                            let cause = format!("batch {batch_id}");
+                            insert_history!(tx, load_id, Some(LoadStatus::Queued.as_str()), LoadStatus::Invoiced.as_str(), now, &cause);
+                            sqlx::query(
+                                "UPDATE load_exceptions SET cleared_at = $1 WHERE load_id = $2 AND kind = 'rejected' \
+                                 AND cleared_at IS NULL",
+                            )
+                            .bind(now)
+                            .bind(load_id)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                    }
+                    InvoiceOutcome::Rejected { reason } => {
+                        sqlx::query(
+                            "INSERT INTO load_exceptions (load_id, kind, detail, raised_at) VALUES ($1, $2, $3, $4) \
+                             ON CONFLICT (load_id, kind) WHERE cleared_at IS NULL DO UPDATE SET detail = excluded.detail",
+                        )
+                        .bind(load_id)
+                        .bind(ExceptionKind::Rejected.as_str())
+                        .bind(format!("batch {batch_id}: {reason}"))
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                        sqlx::query("UPDATE loads SET waiting_reason = $1 WHERE id = $2")
+                            .bind(format!("rejected by the factor: {reason}"))
+                            .bind(load_id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    InvoiceOutcome::Transient { reason } => {
+                        sqlx::query("UPDATE loads SET waiting_reason = $1 WHERE id = $2")
+                            .bind(format!("submission failed: {reason}; retried at the next fire"))
+                            .bind(load_id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+            }
+            sqlx::query("UPDATE batches SET status = $1, reference = $2, finished_at = $3 WHERE id = $4 AND status = 'sending'")
+                .bind(if delivered { "sent" } else { "failed" })
+                .bind(reference)
+                .bind(now)
+                .bind(batch_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Marks a batch that could not be delivered at all: every pending item becomes
+    /// `transient` (or `rejected` when `rejected` is set), and the batch `failed` with the error.
+    pub async fn fail_batch(&self, batch_id: &str, error: &str, rejected: bool) -> Result<(), StoreError> {
+        let invoices: Vec<String> = on_pool!(self, pool => {
+            sqlx::query_scalar("SELECT invoice_number FROM batch_items WHERE batch_id = $1 AND outcome = 'pending'")
+                .bind(batch_id)
+                .fetch_all(pool)
+                .await?
+        });
+        let outcome = if rejected {
+            InvoiceOutcome::Rejected { reason: error.to_string() }
+        } else {
+            InvoiceOutcome::Transient { reason: error.to_string() }
+        };
+        let outcomes: Vec<(String, InvoiceOutcome)> = invoices.into_iter().map(|i| (i, outcome.clone())).collect();
+        self.record_batch_outcome(batch_id, None, &outcomes).await?;
+        on_pool!(self, pool => {
+            sqlx::query("UPDATE batches SET error = $1 WHERE id = $2")
+                .bind(error)
+                .bind(batch_id)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Batches left `sending` (by a crash), with their loads, oldest first.
+    pub async fn batches_in_flight(&self) -> Result<Vec<PendingBatch>, StoreError> {
+        on_pool!(self, pool => {
+            let batches = sqlx::query(
+                "SELECT id, number, subsidiary, provider, batch_date FROM batches WHERE status = 'sending' ORDER BY created_at",
+            )
+            .fetch_all(pool)
+            .await?;
+            let mut out = Vec::with_capacity(batches.len());
+            for b in &batches {
+                let id: String = b.try_get("id")?;
+                let rows = sqlx::query(concat!(
+                    "SELECT ", load_columns!(), ", i.idempotency_key FROM batch_items i JOIN loads l ON l.id = i.load_id \
+                     JOIN customers c ON c.id = l.customer_id WHERE i.batch_id = $1 AND i.outcome = 'pending' ORDER BY l.id"
+                ))
+                .bind(&id)
+                .fetch_all(pool)
+                .await?;
+                let mut items = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    let key: String = row.try_get("idempotency_key")?;
+                    items.push((load_from_row!(row), key));
+                }
+                out.push(PendingBatch {
+                    id,
+                    number: b.try_get("number")?,
+                    subsidiary: b.try_get("subsidiary")?,
+                    provider: b.try_get("provider")?,
+                    batch_date: b.try_get("batch_date")?,
+                    items,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// The latest batches, newest first, with their item counts.
+    pub async fn recent_batches(&self, limit: i64) -> Result<Vec<BatchSummary>, StoreError> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT b.id, b.subsidiary, b.provider, b.status, b.invoice_count, b.total_cents, b.reference, b.error, \
+                 b.created_at, \
+                 (SELECT COUNT(*) FROM batch_items i WHERE i.batch_id = b.id AND i.outcome = 'accepted') AS accepted, \
+                 (SELECT COUNT(*) FROM batch_items i WHERE i.batch_id = b.id AND i.outcome = 'rejected') AS rejected, \
+                 (SELECT COUNT(*) FROM batch_items i WHERE i.batch_id = b.id AND i.outcome = 'transient') AS transient \
+                 FROM batches b ORDER BY b.created_at DESC, b.id DESC LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(BatchSummary {
+                        id: r.try_get("id")?,
+                        subsidiary: r.try_get("subsidiary")?,
+                        provider: r.try_get("provider")?,
+                        status: r.try_get("status")?,
+                        invoice_count: r.try_get("invoice_count")?,
+                        total_cents: r.try_get("total_cents")?,
+                        reference: r.try_get("reference")?,
+                        error: r.try_get("error")?,
+                        created_at: r.try_get("created_at")?,
+                        accepted: r.try_get("accepted")?,
+                        rejected: r.try_get("rejected")?,
+                        transient: r.try_get("transient")?,
+                    })
+                })
+                .collect()
+        })
+    }
+}

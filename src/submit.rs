@@ -1,0 +1,447 @@
+//! Batch submission (DESIGN §4, RELIABILITY rules 1–5): the Queued factored loads of a
+//! subsidiary go to its factor in batches — as a folder in the outbox, by FTP, or by API.
+//!
+//! For each subsidiary whose provider is active:
+//! 1. **Pre-flight**: every Queued load that is in no live batch is checked against what the
+//!    provider needs (packet on disk, customer MC, USDOT, truck, reference number). A load that
+//!    fails waits in Queued with the reason recorded; one the factor rejected waits until ops
+//!    retry it (`factord loads retry`).
+//! 2. **Write-ahead**: the batch (split at the provider's maximum size) and one item per invoice,
+//!    with its idempotency key and a hash of what is sent, are committed as `sending` before any
+//!    call. No transaction is open during the call.
+//! 3. **Send**, then record each invoice's outcome in one transaction: accepted → Invoiced with
+//!    the batch id and the factor's reference; rejected → the `rejected` exception; transient →
+//!    stays Queued for a later batch.
+//! 4. **Reconcile** (at start-up, before anything else): a batch left `sending` by a crash has an
+//!    unknown outcome; the transport looks at the factor's side (outbox folder, remote file
+//!    names, the API's records) and the outcome is recorded, never blindly resent.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::config::{Connection, Settings, Subsidiary};
+use crate::providers::api::ApiTransport;
+use crate::providers::batch::{Batch, BatchInvoice, BatchReceipt, BatchSeller, InvoiceOutcome, ProviderError};
+use crate::providers::ftp::FtpTransport;
+use crate::providers::layout::batch_files;
+use crate::providers::outbox::OutboxTransport;
+use crate::providers::{Provider, Requirement, Transport, find_provider};
+use crate::store::{BatchDraft, DraftItem, LoadRecord, PendingBatch, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What one submission did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SubmitReport {
+    pub batches: Vec<BatchReport>,
+    /// Queued loads that did not go, with why.
+    pub waiting: Vec<WaitingLoad>,
+    /// `--dry-run`: what would go, per subsidiary, in batches.
+    pub would_send: Vec<PlannedBatch>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BatchReport {
+    pub id: String,
+    pub subsidiary: String,
+    pub provider: String,
+    pub invoices: usize,
+    pub total: String,
+    /// `sent` or `failed`.
+    pub status: String,
+    pub reference: Option<String>,
+    pub accepted: usize,
+    pub rejected: usize,
+    pub transient: usize,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct WaitingLoad {
+    pub subsidiary: String,
+    pub load_number: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PlannedBatch {
+    pub subsidiary: String,
+    pub provider: String,
+    pub invoices: Vec<String>,
+    pub total: String,
+}
+
+/// Submits the Queued loads of every active subsidiary (or one), now.
+pub async fn run_once(
+    store: &Store,
+    settings: &Settings,
+    only: Option<&str>,
+    dry_run: bool,
+    cause: &str,
+) -> Result<SubmitReport, SubmitError> {
+    let mut report = SubmitReport::default();
+    if !dry_run {
+        report.batches.extend(reconcile_in_flight(store, settings).await?);
+    }
+    for subsidiary in settings.subsidiaries.iter().filter(|s| only.is_none_or(|id| id == s.id)) {
+        submit_subsidiary(store, settings, subsidiary, dry_run, cause, &mut report).await?;
+    }
+    Ok(report)
+}
+
+/// One subsidiary's submission: pre-flight, batches, outcomes.
+pub async fn submit_subsidiary(
+    store: &Store,
+    settings: &Settings,
+    subsidiary: &Subsidiary,
+    dry_run: bool,
+    cause: &str,
+    report: &mut SubmitReport,
+) -> Result<(), SubmitError> {
+    let Some(factoring) = subsidiary.factoring.as_ref() else { return Ok(()) };
+    let loads = store.loads_to_submit(&subsidiary.id).await?;
+    if loads.is_empty() {
+        return Ok(());
+    }
+    let mut ready = Vec::new();
+    for load in loads {
+        match preflight(subsidiary, factoring.provider, factoring.active, &load, store).await? {
+            Ok(()) => ready.push(load),
+            Err(reason) => {
+                if !dry_run && load.waiting_reason.as_deref() != Some(reason.as_str()) {
+                    store.set_waiting_reason(&load.load_number, Some(&reason)).await?;
+                }
+                report.waiting.push(WaitingLoad {
+                    subsidiary: subsidiary.id.clone(),
+                    load_number: load.load_number.clone(),
+                    reason,
+                });
+            }
+        }
+    }
+    let size = factoring.max_batch_size.max(1) as usize;
+    for chunk in ready.chunks(size) {
+        if dry_run {
+            report.would_send.push(PlannedBatch {
+                subsidiary: subsidiary.id.clone(),
+                provider: factoring.provider.id.to_string(),
+                invoices: chunk.iter().filter_map(|l| l.invoice_number.clone()).collect(),
+                total: sum(chunk).to_string(),
+            });
+            continue;
+        }
+        if let Some(batch) = send_batch(store, settings, subsidiary, factoring.provider, chunk, cause).await? {
+            report.batches.push(batch);
+        }
+    }
+    Ok(())
+}
+
+fn sum(loads: &[LoadRecord]) -> crate::domain::Money {
+    loads.iter().fold(crate::domain::Money::ZERO, |s, l| s.checked_add(l.fields.amount).unwrap_or(s))
+}
+
+/// Why a Queued load cannot join a batch now, if anything.
+async fn preflight(
+    subsidiary: &Subsidiary,
+    provider: &'static Provider,
+    active: bool,
+    load: &LoadRecord,
+    store: &Store,
+) -> Result<Result<(), String>, SubmitError> {
+    if !active {
+        return Ok(Err(format!("factoring provider {} is inactive for {}", provider.id, subsidiary.id)));
+    }
+    let detail = store.load_detail(&load.load_number).await?;
+    if let Some(rejected) =
+        detail.as_ref().and_then(|d| d.exceptions.iter().find(|e| e.kind == crate::domain::ExceptionKind::Rejected))
+    {
+        return Ok(Err(format!(
+            "rejected by the factor ({}); fix the cause, then `factord loads retry {}`",
+            rejected.detail, load.load_number
+        )));
+    }
+    let mut reasons = Vec::new();
+    match &load.packet_path {
+        Some(path) if PathBuf::from(path).is_file() => {}
+        Some(path) => reasons.push(format!("packet {path} is missing")),
+        None => reasons.push("no packet".to_string()),
+    }
+    if load.invoice_number.is_none() {
+        reasons.push("no invoice number".to_string());
+    }
+    for requirement in provider.requires {
+        let present = match requirement {
+            Requirement::CustomerMc => load.customer_mc.as_deref().is_some_and(|v| !v.is_empty()),
+            Requirement::SellerUsdot => subsidiary.usdot.is_some(),
+            Requirement::Truck => load.fields.truck.is_some(),
+            Requirement::ReferenceNumber => load.fields.factor_reference.is_some(),
+        };
+        if !present {
+            reasons.push(format!("{} ({} needs it)", requirement.missing(), provider.name));
+        }
+    }
+    Ok(if reasons.is_empty() { Ok(()) } else { Err(reasons.join("; ")) })
+}
+
+/// The transport for a subsidiary's provider.
+enum Sender<'a> {
+    Outbox(OutboxTransport),
+    Ftp(FtpTransport<'a>),
+    Api(ApiTransport<'a>),
+}
+
+impl<'a> Sender<'a> {
+    fn for_subsidiary(
+        settings: &Settings,
+        subsidiary: &'a Subsidiary,
+        provider: &'static Provider,
+    ) -> Result<Sender<'a>, ProviderError> {
+        let connection = subsidiary.factoring.as_ref().map(|f| &f.connection);
+        match (provider.transport, connection) {
+            (Transport::Manual, _) => {
+                Ok(Sender::Outbox(OutboxTransport::new(settings.paths.outbox.join(&subsidiary.id).join(provider.id))))
+            }
+            (Transport::Ftp, Some(Connection::Ftp(ftp))) => Ok(Sender::Ftp(FtpTransport::new(ftp))),
+            (Transport::Api, Some(Connection::Api(api))) => Ok(Sender::Api(ApiTransport::new(provider, api)?)),
+            _ => Err(ProviderError::Rejected(format!("{} has no connection configured", provider.name))),
+        }
+    }
+
+    async fn send(&self, batch: &Batch) -> Result<BatchReceipt, ProviderError> {
+        match self {
+            Sender::Outbox(outbox) => outbox.send(batch, &files(batch)?),
+            Sender::Ftp(ftp) => ftp.send(batch, &files(batch)?).await,
+            Sender::Api(api) => api.send(batch).await,
+        }
+    }
+
+    async fn reconcile(&self, batch: &Batch) -> Result<Option<BatchReceipt>, ProviderError> {
+        match self {
+            Sender::Outbox(outbox) => outbox.reconcile(batch),
+            Sender::Ftp(ftp) => ftp.reconcile(batch, &files(batch)?).await,
+            Sender::Api(api) => api.reconcile(batch).await,
+        }
+    }
+}
+
+fn files(batch: &Batch) -> Result<Vec<crate::providers::layout::BatchFile>, ProviderError> {
+    // A packet that vanished since pre-flight is not the factor's fault: try again later.
+    batch_files(batch).map_err(|e| ProviderError::Transient(e.to_string()))
+}
+
+/// Writes one batch ahead, sends it, records the outcome.
+#[tracing::instrument(skip_all, fields(subsidiary = %subsidiary.id, provider = provider.id))]
+async fn send_batch(
+    store: &Store,
+    settings: &Settings,
+    subsidiary: &Subsidiary,
+    provider: &'static Provider,
+    loads: &[LoadRecord],
+    cause: &str,
+) -> Result<Option<BatchReport>, SubmitError> {
+    let date = chrono::Utc::now().with_timezone(&subsidiary.timezone).date_naive().to_string();
+    let items: Vec<DraftItem> = loads
+        .iter()
+        .map(|load| DraftItem {
+            load_id: load.id,
+            invoice_number: load.invoice_number.clone().unwrap_or_default(),
+            amount_cents: load.fields.amount.cents(),
+            payload_sha256: payload_hash(load),
+        })
+        .collect();
+    let draft = BatchDraft { subsidiary: &subsidiary.id, provider: provider.id, batch_date: &date, cause, items };
+    let created = match store.create_batch(&draft).await {
+        Ok(created) => created,
+        Err(StoreError::AlreadyBatched) => {
+            tracing::info!("another submitter batched these loads first");
+            return Ok(None);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let keys: Vec<String> =
+        loads.iter().map(|l| format!("{}:{}", created.id, l.invoice_number.as_deref().unwrap_or(""))).collect();
+    let batch = build_batch(subsidiary, provider, &created.id, created.number, &date, loads.iter().zip(keys));
+    tracing::info!(batch = %batch.id, invoices = batch.invoices.len(), total = %batch.total(), "sending batch");
+    let sender = Sender::for_subsidiary(settings, subsidiary, provider);
+    let result = match &sender {
+        Ok(sender) => sender.send(&batch).await,
+        Err(error) => Err(error.clone()),
+    };
+    finish(store, &batch, result).await.map(Some)
+}
+
+/// Records a transport's answer and reports it.
+async fn finish(
+    store: &Store,
+    batch: &Batch,
+    result: Result<BatchReceipt, ProviderError>,
+) -> Result<BatchReport, SubmitError> {
+    let mut report = BatchReport {
+        id: batch.id.clone(),
+        subsidiary: batch.seller.id.clone(),
+        provider: batch.provider.id.to_string(),
+        invoices: batch.invoices.len(),
+        total: batch.total().to_string(),
+        status: "sent".to_string(),
+        reference: None,
+        accepted: 0,
+        rejected: 0,
+        transient: 0,
+        error: None,
+    };
+    match result {
+        Ok(receipt) => {
+            store.record_batch_outcome(&batch.id, receipt.reference.as_deref(), &receipt.outcomes).await?;
+            for (_, outcome) in &receipt.outcomes {
+                match outcome {
+                    InvoiceOutcome::Accepted { .. } => report.accepted += 1,
+                    InvoiceOutcome::Rejected { .. } => report.rejected += 1,
+                    InvoiceOutcome::Transient { .. } => report.transient += 1,
+                }
+            }
+            if report.accepted + report.rejected == 0 {
+                report.status = "failed".to_string();
+            }
+            report.reference = receipt.reference;
+            tracing::info!(
+                batch = %batch.id, accepted = report.accepted, rejected = report.rejected, transient = report.transient,
+                reference = report.reference.as_deref().unwrap_or(""), "batch recorded"
+            );
+        }
+        Err(error) => {
+            let rejected = matches!(error, ProviderError::Rejected(_));
+            tracing::error!(batch = %batch.id, %error, "batch not delivered");
+            store.fail_batch(&batch.id, &error.to_string(), rejected).await?;
+            report.status = "failed".to_string();
+            if rejected {
+                report.rejected = batch.invoices.len();
+            } else {
+                report.transient = batch.invoices.len();
+            }
+            report.error = Some(error.to_string());
+        }
+    }
+    Ok(report)
+}
+
+/// Finishes every batch a crash left `sending`: asks the transport what the factor has, and
+/// records it; a batch that never arrived is marked failed, its loads free for a later batch.
+pub async fn reconcile_in_flight(store: &Store, settings: &Settings) -> Result<Vec<BatchReport>, SubmitError> {
+    let mut reports = Vec::new();
+    for pending in store.batches_in_flight().await? {
+        let Some(subsidiary) = settings.subsidiary(&pending.subsidiary) else {
+            tracing::warn!(batch = %pending.id, subsidiary = %pending.subsidiary, "batch left sending for a subsidiary no longer configured");
+            continue;
+        };
+        let Some(provider) = find_provider(&pending.provider) else { continue };
+        let batch = rebuild(subsidiary, provider, &pending);
+        tracing::info!(batch = %batch.id, "reconciling a batch left sending by an earlier run");
+        let result = match Sender::for_subsidiary(settings, subsidiary, provider) {
+            Ok(sender) => sender.reconcile(&batch).await,
+            Err(error) => Err(error),
+        };
+        let report = match result {
+            Ok(Some(receipt)) => finish(store, &batch, Ok(receipt)).await?,
+            Ok(None) => {
+                let error = ProviderError::Transient(
+                    "not delivered before the daemon stopped; the loads go in a later batch".to_string(),
+                );
+                finish(store, &batch, Err(error)).await?
+            }
+            // The factor cannot be asked now: the outcome stays unknown until it can.
+            Err(error) => {
+                tracing::warn!(batch = %batch.id, %error, "cannot reconcile yet; the batch stays sending");
+                continue;
+            }
+        };
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+fn rebuild(subsidiary: &Subsidiary, provider: &'static Provider, pending: &PendingBatch) -> Batch {
+    build_batch(
+        subsidiary,
+        provider,
+        &pending.id,
+        pending.number,
+        &pending.batch_date,
+        pending.items.iter().map(|(load, key)| (load, key.clone())),
+    )
+}
+
+fn build_batch<'l>(
+    subsidiary: &Subsidiary,
+    provider: &'static Provider,
+    id: &str,
+    number: i64,
+    date: &str,
+    loads: impl Iterator<Item = (&'l LoadRecord, String)>,
+) -> Batch {
+    let place = |city: &Option<String>, state: &Option<String>| {
+        let parts: Vec<&str> = [city.as_deref(), state.as_deref()].into_iter().flatten().collect();
+        if parts.is_empty() { None } else { Some(parts.join(", ")) }
+    };
+    Batch {
+        id: id.to_string(),
+        number,
+        date: date.to_string(),
+        seller: BatchSeller {
+            id: subsidiary.id.clone(),
+            name: subsidiary.name.clone(),
+            usdot: subsidiary.usdot.clone(),
+            mc: subsidiary.mc.clone(),
+        },
+        provider,
+        invoices: loads
+            .map(|(load, key)| {
+                let f = &load.fields;
+                BatchInvoice {
+                    invoice_number: load.invoice_number.clone().unwrap_or_default(),
+                    load_number: load.load_number.clone(),
+                    idempotency_key: key,
+                    amount: f.amount,
+                    invoice_date: load.invoice_date.clone().unwrap_or_else(|| date.to_string()),
+                    customer_id: f.customer_id.clone(),
+                    customer_name: load.customer_name.clone(),
+                    customer_mc: load.customer_mc.clone(),
+                    customer_dot: load.customer_dot.clone(),
+                    customer_factoring_id: None,
+                    po_number: f.po_number.clone(),
+                    reference_number: f.factor_reference.clone(),
+                    truck: f.truck.clone(),
+                    pickup: place(&f.pickup_city, &f.pickup_state),
+                    delivery: place(&f.delivery_city, &f.delivery_state),
+                    delivered_at: f.delivered_at.clone(),
+                    packet: PathBuf::from(load.packet_path.clone().unwrap_or_default()),
+                }
+            })
+            .collect(),
+    }
+}
+
+/// sha256 over what is sent for one invoice: its fields and its packet's bytes.
+fn payload_hash(load: &LoadRecord) -> String {
+    let mut hasher = Sha256::new();
+    for part in [
+        load.invoice_number.as_deref().unwrap_or(""),
+        &load.load_number,
+        &load.fields.amount.cents().to_string(),
+        &load.fields.customer_id,
+        load.customer_mc.as_deref().unwrap_or(""),
+    ] {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    if let Some(bytes) = load.packet_path.as_ref().and_then(|p| std::fs::read(p).ok()) {
+        hasher.update(&bytes);
+    }
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}

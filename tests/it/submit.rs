@@ -1,0 +1,265 @@
+//! Batch submission through the manual provider (the outbox): batches, outcomes, pre-flight,
+//! dry runs, crash reconciliation, concurrent submitters and schedule fires.
+
+use std::path::{Path, PathBuf};
+
+use factord::domain::{ExceptionKind, LoadStatus};
+use factord::intake::import_load_file;
+use factord::invoicing;
+use factord::providers::batch::InvoiceOutcome;
+use factord::store::{BatchDraft, DraftItem, LoadFilter, Store};
+use factord::submit::{self, run_once};
+use tokio_util::sync::CancellationToken;
+
+use crate::both_backends;
+use crate::harness::{TestEnv, loads_csv};
+use crate::pdfs;
+
+/// Imports `count` loads for acme-east with documents and invoices them: all Queued.
+async fn queued_loads(env: &TestEnv, count: usize) {
+    let dir = env.path("documents");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join("rc.pdf"), pdfs::rate_confirmation("S", 1)).expect("rc");
+    std::fs::write(dir.join("pod.pdf"), pdfs::pod_with_jpeg("S", &pdfs::scanned_jpeg(200, 100, 1))).expect("pod");
+    let rows: Vec<String> = (1..=count)
+        .map(|i| format!("S-{i:02},acme-east,BRK-1,Blue,123456,{i}00.00,,,pod.pdf,rc.pdf,PO-{i},,"))
+        .collect();
+    let refs: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let file = env.write("loads.csv", &loads_csv(&refs));
+    import_load_file(&env.store, &env.settings, &file, None).await.expect("import");
+    let report =
+        invoicing::run_once(&env.store, &env.settings, None, &CancellationToken::new()).await.expect("invoice");
+    assert_eq!(report.invoiced.len(), count, "{report:#?}");
+}
+
+async fn loads_in(store: &Store, status: LoadStatus) -> Vec<factord::store::LoadSummary> {
+    store.list_loads(&LoadFilter { status: Some(status), ..LoadFilter::default() }).await.expect("list")
+}
+
+fn batch_folders(env: &TestEnv) -> Vec<PathBuf> {
+    let dir = env.path("outbox/acme-east/capital_depot");
+    let mut folders: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|entries| entries.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    folders.sort();
+    folders
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("list")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+both_backends!(a_manual_batch_goes_to_the_outbox_and_the_loads_to_invoiced, |env| {
+    queued_loads(&env, 3).await;
+    let report = run_once(&env.store, &env.settings, None, false, "command").await.expect("submit");
+    assert_eq!(report.batches.len(), 1, "{report:#?}");
+    let batch = &report.batches[0];
+    assert_eq!((batch.status.as_str(), batch.accepted, batch.invoices), ("sent", 3, 3));
+    assert_eq!(batch.total, "600.00");
+
+    let folders = batch_folders(&env);
+    assert_eq!(folders.len(), 1, "one folder, no temp left: {folders:?}");
+    let folder = &folders[0];
+    let stem = folder.file_name().expect("name").to_string_lossy().into_owned();
+    assert!(stem.starts_with("acme-east_") && stem.ends_with("_1"), "{stem}");
+    assert_eq!(
+        names(folder),
+        vec!["AE-1.pdf".to_string(), "AE-2.pdf".into(), "AE-3.pdf".into(), format!("{stem}.csv")]
+    );
+    let csv = std::fs::read_to_string(folder.join(format!("{stem}.csv"))).expect("csv");
+    assert!(csv.starts_with("Invoice Number,Invoice Date,Load Number,Debtor Name"), "{csv}");
+    assert!(csv.contains("AE-2,") && csv.contains(",S-02,Blue,123456,") && csv.contains("TOTAL 3 invoices"), "{csv}");
+    // The packets are the invoice packets, byte for byte.
+    assert_eq!(
+        std::fs::read(folder.join("AE-1.pdf")).expect("copy"),
+        std::fs::read(env.path("data/packets/acme-east/AE-1.pdf")).expect("packet")
+    );
+
+    let invoiced = loads_in(&env.store, LoadStatus::Invoiced).await;
+    assert_eq!(invoiced.len(), 3);
+    let detail = env.store.load_detail("S-01").await.expect("detail").expect("load");
+    assert_eq!(detail.load.batch_id.as_deref(), Some(batch.id.as_str()));
+    assert!(detail.load.submission_reference.is_some());
+    let last = detail.history.last().expect("history");
+    assert_eq!(
+        (last.from, last.to, last.cause.as_str()),
+        (Some(LoadStatus::Queued), LoadStatus::Invoiced, "batch acme-east-1")
+    );
+
+    // Nothing left: a second submission sends nothing.
+    let again = run_once(&env.store, &env.settings, None, false, "command").await.expect("submit");
+    assert!(again.batches.is_empty());
+    assert_eq!(batch_folders(&env).len(), 1);
+    let recent = env.store.recent_batches(5).await.expect("recent");
+    assert_eq!((recent.len(), recent[0].accepted, recent[0].status.as_str()), (1, 3, "sent"));
+});
+
+#[tokio::test]
+async fn batches_split_at_the_maximum_size() {
+    let extra = "";
+    let env = TestEnv::with_config(crate::harness::Backend::Sqlite, extra).await.expect("env");
+    queued_loads(&env, 5).await;
+    // The shipped provider limit is large; a subsidiary can lower it.
+    let text = std::fs::read_to_string(&env.config_path)
+        .expect("config")
+        .replace("provider = \"capital_depot\"\n", "provider = \"capital_depot\"\nmax_batch_size = 2\n");
+    let config = env.write("config-small/factord.toml", &text);
+    let settings = factord::config::Settings::load(&config, &Default::default()).expect("config");
+    let report = run_once(&env.store, &settings, None, false, "command").await.expect("submit");
+    assert_eq!(report.batches.iter().map(|b| b.invoices).collect::<Vec<_>>(), vec![2, 2, 1]);
+    assert_eq!(batch_folders(&env).len(), 3);
+    assert_eq!(loads_in(&env.store, LoadStatus::Invoiced).await.len(), 5);
+}
+
+both_backends!(a_dry_run_lists_what_would_go_and_why_others_wait, |env| {
+    queued_loads(&env, 3).await;
+    std::fs::remove_file(env.path("data/packets/acme-east/AE-2.pdf")).expect("remove a packet");
+    let report = run_once(&env.store, &env.settings, None, true, "command").await.expect("dry run");
+    assert!(report.batches.is_empty());
+    assert_eq!(report.would_send.len(), 1);
+    assert_eq!(report.would_send[0].invoices, vec!["AE-1".to_string(), "AE-3".to_string()]);
+    assert_eq!(report.waiting.len(), 1);
+    assert_eq!(report.waiting[0].load_number, "S-02");
+    assert!(report.waiting[0].reason.contains("AE-2.pdf is missing"), "{:?}", report.waiting[0]);
+    // Nothing changed.
+    assert_eq!(loads_in(&env.store, LoadStatus::Queued).await.len(), 3);
+    assert!(env.store.recent_batches(5).await.expect("recent").is_empty());
+    assert!(batch_folders(&env).is_empty());
+
+    // A real submission sends the two and records why the third waits.
+    let report = run_once(&env.store, &env.settings, None, false, "command").await.expect("submit");
+    assert_eq!(report.batches[0].invoices, 2);
+    let waiting = env.store.load_detail("S-02").await.expect("detail").expect("load").load;
+    assert_eq!(waiting.status, LoadStatus::Queued);
+    assert!(
+        waiting.waiting_reason.as_deref().is_some_and(|r| r.contains("is missing")),
+        "{:?}",
+        waiting.waiting_reason
+    );
+});
+
+/// Writes a batch ahead for all Queued loads, as `send_batch` does before a crash.
+async fn write_ahead(env: &TestEnv) -> String {
+    let loads = env.store.loads_to_submit("acme-east").await.expect("loads");
+    let items = loads
+        .iter()
+        .map(|l| DraftItem {
+            load_id: l.id,
+            invoice_number: l.invoice_number.clone().expect("number"),
+            amount_cents: l.fields.amount.cents(),
+            payload_sha256: "hash".into(),
+        })
+        .collect();
+    let today = chrono::Utc::now().with_timezone(&chrono_tz::America::Chicago).date_naive().to_string();
+    let draft =
+        BatchDraft { subsidiary: "acme-east", provider: "capital_depot", batch_date: &today, cause: "test", items };
+    env.store.create_batch(&draft).await.expect("write-ahead").id
+}
+
+both_backends!(a_batch_left_sending_that_never_arrived_is_failed_and_resent_in_a_new_batch, |env| {
+    queued_loads(&env, 2).await;
+    let crashed = write_ahead(&env).await;
+    // While it is in flight its loads are in no other batch.
+    assert!(env.store.loads_to_submit("acme-east").await.expect("loads").is_empty());
+    let reports = submit::reconcile_in_flight(&env.store, &env.settings).await.expect("reconcile");
+    assert_eq!(reports.len(), 1);
+    assert_eq!((reports[0].id.as_str(), reports[0].status.as_str()), (crashed.as_str(), "failed"));
+    assert_eq!(loads_in(&env.store, LoadStatus::Queued).await.len(), 2, "not delivered: still Queued");
+    let report = run_once(&env.store, &env.settings, None, false, "command").await.expect("submit");
+    assert_eq!(report.batches.len(), 1);
+    assert_ne!(report.batches[0].id, crashed);
+    assert_eq!(loads_in(&env.store, LoadStatus::Invoiced).await.len(), 2);
+    assert_eq!(batch_folders(&env).len(), 1, "one delivery only");
+});
+
+both_backends!(a_batch_left_sending_that_did_arrive_is_recorded_not_resent, |env| {
+    queued_loads(&env, 2).await;
+    let crashed = write_ahead(&env).await;
+    // The crash came after the folder was published, before the outcome was recorded: the
+    // folder is there (written here with the same layout the transport uses).
+    let pending = env.store.batches_in_flight().await.expect("in flight");
+    assert_eq!(pending.len(), 1);
+    let stem = format!("acme-east_{}_{}", pending[0].batch_date.replace('-', ""), pending[0].number);
+    std::fs::create_dir_all(env.path(&format!("outbox/acme-east/capital_depot/{stem}"))).expect("folder");
+    let reports = submit::reconcile_in_flight(&env.store, &env.settings).await.expect("reconcile");
+    assert_eq!(
+        (reports[0].id.as_str(), reports[0].status.as_str(), reports[0].accepted),
+        (crashed.as_str(), "sent", 2)
+    );
+    assert_eq!(loads_in(&env.store, LoadStatus::Invoiced).await.len(), 2);
+    let report = run_once(&env.store, &env.settings, None, false, "command").await.expect("submit");
+    assert!(report.batches.is_empty(), "nothing resent: {report:#?}");
+    assert_eq!(batch_folders(&env).len(), 1);
+});
+
+both_backends!(two_submitters_at_once_send_every_invoice_once, |env| {
+    queued_loads(&env, 12).await;
+    let (a, b) = tokio::join!(
+        run_once(&env.store, &env.settings, None, false, "a"),
+        run_once(&env.store, &env.settings, None, false, "b")
+    );
+    let (a, b) = (a.expect("a"), b.expect("b"));
+    let accepted: usize = a.batches.iter().chain(&b.batches).map(|b| b.accepted).sum();
+    assert_eq!(accepted, 12, "{a:#?}\n{b:#?}");
+    let mut delivered: Vec<String> =
+        batch_folders(&env).iter().flat_map(|f| names(f).into_iter().filter(|n| n.ends_with(".pdf"))).collect();
+    delivered.sort();
+    let mut expected: Vec<String> = (1..=12).map(|i| format!("AE-{i}.pdf")).collect();
+    expected.sort();
+    assert_eq!(delivered, expected, "every invoice delivered exactly once");
+    for load in loads_in(&env.store, LoadStatus::Invoiced).await {
+        let history = env.store.load_detail(&load.load.load_number).await.expect("detail").expect("load").history;
+        assert_eq!(history.iter().filter(|h| h.to == LoadStatus::Invoiced).count(), 1);
+    }
+});
+
+both_backends!(rejected_invoices_wait_until_retried, |env| {
+    queued_loads(&env, 2).await;
+    let id = write_ahead(&env).await;
+    env.store
+        .record_batch_outcome(
+            &id,
+            Some("ref"),
+            &[
+                ("AE-1".to_string(), InvoiceOutcome::Accepted { reference: Some("F-1".into()) }),
+                ("AE-2".to_string(), InvoiceOutcome::Rejected { reason: "broker not approved".into() }),
+            ],
+        )
+        .await
+        .expect("record");
+    let rejected = env.store.load_detail("S-02").await.expect("detail").expect("load");
+    assert_eq!(rejected.load.status, LoadStatus::Queued);
+    assert_eq!(rejected.exceptions[0].kind, ExceptionKind::Rejected);
+    assert!(rejected.exceptions[0].detail.contains("broker not approved"));
+    // Not retried by itself…
+    let report = run_once(&env.store, &env.settings, None, false, "command").await.expect("submit");
+    assert!(report.batches.is_empty());
+    assert!(report.waiting[0].reason.contains("factord loads retry S-02"), "{report:#?}");
+    // …until ops retry it; the next batch takes it and the exception is gone.
+    assert!(env.store.retry_rejected("S-02").await.expect("retry"));
+    let report = run_once(&env.store, &env.settings, None, false, "command").await.expect("submit");
+    assert_eq!(report.batches[0].accepted, 1);
+    let done = env.store.load_detail("S-02").await.expect("detail").expect("load");
+    assert_eq!(done.load.status, LoadStatus::Invoiced);
+    assert!(done.exceptions.is_empty());
+});
+
+both_backends!(each_schedule_fire_is_recorded_once, |env| {
+    let fire = chrono::DateTime::parse_from_rfc3339("2026-11-30T22:00:00Z").expect("time").with_timezone(&chrono::Utc);
+    let store = env.store.clone();
+    let (a, b) = tokio::join!(store.record_fire("acme-east", fire), env.store.record_fire("acme-east", fire));
+    assert_eq!(
+        [a.expect("a"), b.expect("b")].iter().filter(|won| **won).count(),
+        1,
+        "exactly one daemon takes the fire"
+    );
+    assert!(!env.store.record_fire("acme-east", fire).await.expect("again"), "a restart does not fire it again");
+    assert!(env.store.record_fire("acme-west", fire).await.expect("other subsidiary"));
+    assert_eq!(env.store.last_fire("acme-east").await.expect("last"), Some(fire));
+});
