@@ -182,6 +182,9 @@ async fn preflight(
             Requirement::SellerUsdot => subsidiary.usdot.is_some(),
             Requirement::Truck => load.fields.truck.is_some(),
             Requirement::ReferenceNumber => load.fields.factor_reference.is_some(),
+            Requirement::CustomerFactoringId => {
+                subsidiary.factoring.as_ref().is_some_and(|f| f.customer_ids.contains_key(&load.fields.customer_id))
+            }
         };
         if !present {
             reasons.push(format!("{} ({} needs it)", requirement.missing(), provider.name));
@@ -413,7 +416,10 @@ fn build_batch<'l>(
                     customer_name: load.customer_name.clone(),
                     customer_mc: load.customer_mc.clone(),
                     customer_dot: load.customer_dot.clone(),
-                    customer_factoring_id: None,
+                    customer_factoring_id: subsidiary
+                        .factoring
+                        .as_ref()
+                        .and_then(|factoring| factoring.customer_ids.get(&f.customer_id).cloned()),
                     po_number: f.po_number.clone(),
                     reference_number: f.factor_reference.clone(),
                     truck: f.truck.clone(),

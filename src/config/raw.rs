@@ -116,6 +116,8 @@ pub struct RawFactoring {
     pub block_on_unknown_credit: Option<bool>,
     #[serde(deserialize_with = "lenient::opt_u32")]
     pub max_batch_size: Option<u32>,
+    /// The factor's own id for each customer (TAFS), by TMS customer id.
+    pub customer_ids: BTreeMap<String, String>,
     pub ftp: Option<RawFtp>,
     pub api: Option<RawApi>,
 }

@@ -249,6 +249,8 @@ pub struct Factoring {
     pub block_on_declined_credit: bool,
     pub block_on_unknown_credit: bool,
     pub max_batch_size: u32,
+    /// The factor's own id for each customer (TAFS), by TMS customer id.
+    pub customer_ids: BTreeMap<String, String>,
     pub connection: Connection,
 }
 
@@ -919,6 +921,7 @@ fn validate_factoring(
         block_on_declined_credit: raw.block_on_declined_credit.unwrap_or(true),
         block_on_unknown_credit: raw.block_on_unknown_credit.unwrap_or(false),
         max_batch_size,
+        customer_ids: raw.customer_ids.clone(),
         connection,
     })
 }

@@ -33,6 +33,8 @@ pub enum Requirement {
     Truck,
     /// The provider's reference number on the load (`factor_reference` in the load export).
     ReferenceNumber,
+    /// The factor's own id for the customer (`customer_ids` in the provider's config).
+    CustomerFactoringId,
 }
 
 impl Requirement {
@@ -43,6 +45,7 @@ impl Requirement {
             Requirement::SellerUsdot => "subsidiary USDOT missing",
             Requirement::Truck => "truck number missing",
             Requirement::ReferenceNumber => "reference number missing",
+            Requirement::CustomerFactoringId => "the factor's customer id is not configured (factoring.customer_ids)",
         }
     }
 }
@@ -116,7 +119,7 @@ pub static PROVIDERS: [Provider; 13] = [
         max_batch_size: DEFAULT_MAX_BATCH,
         credit_checks: false,
         api_credentials: &[ApiCredential::ApiKey],
-        requires: &[Requirement::Truck],
+        requires: &[Requirement::Truck, Requirement::CustomerFactoringId],
     },
     Provider {
         id: "trufunding",
