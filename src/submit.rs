@@ -388,10 +388,6 @@ fn build_batch<'l>(
     date: &str,
     loads: impl Iterator<Item = (&'l LoadRecord, String)>,
 ) -> Batch {
-    let place = |city: &Option<String>, state: &Option<String>| {
-        let parts: Vec<&str> = [city.as_deref(), state.as_deref()].into_iter().flatten().collect();
-        if parts.is_empty() { None } else { Some(parts.join(", ")) }
-    };
     Batch {
         id: id.to_string(),
         number,
@@ -423,8 +419,8 @@ fn build_batch<'l>(
                     po_number: f.po_number.clone(),
                     reference_number: f.factor_reference.clone(),
                     truck: f.truck.clone(),
-                    pickup: place(&f.pickup_city, &f.pickup_state),
-                    delivery: place(&f.delivery_city, &f.delivery_state),
+                    pickup: f.pickup(),
+                    delivery: f.delivery(),
                     delivered_at: f.delivered_at.clone(),
                     packet: PathBuf::from(load.packet_path.clone().unwrap_or_default()),
                 }

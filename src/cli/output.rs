@@ -96,10 +96,7 @@ pub fn load_text(detail: &LoadDetail, settings: &Settings) -> String {
     let _ = writeln!(out, "  invoice           {}", or_dash(&load.invoice_number));
     let _ = writeln!(out, "  delivered         {}", or_dash(&f.delivered_at));
     let _ = writeln!(out, "  po number         {}", or_dash(&f.po_number));
-    let lane = |city: &Option<String>, state: &Option<String>| {
-        [city.as_deref(), state.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(", ")
-    };
-    let (from, to) = (lane(&f.pickup_city, &f.pickup_state), lane(&f.delivery_city, &f.delivery_state));
+    let (from, to) = (f.pickup().unwrap_or_default(), f.delivery().unwrap_or_default());
     if !from.is_empty() || !to.is_empty() {
         let _ = writeln!(
             out,

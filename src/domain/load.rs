@@ -86,6 +86,16 @@ pub enum ImportDecision {
 }
 
 impl LoadFields {
+    /// "Dallas, TX", or `None` when the export named no pickup place.
+    pub fn pickup(&self) -> Option<String> {
+        place(&self.pickup_city, &self.pickup_state)
+    }
+
+    /// "Memphis, TN", or `None` when the export named no delivery place.
+    pub fn delivery(&self) -> Option<String> {
+        place(&self.delivery_city, &self.delivery_state)
+    }
+
     /// Every field that differs, old and new as text.
     pub fn changes_to(&self, new: &LoadFields) -> Vec<FieldChange> {
         let opt = |v: &Option<String>| v.clone().unwrap_or_default();
@@ -110,6 +120,11 @@ impl LoadFields {
             .map(|(field, old, new, invoiced)| FieldChange { field, old, new, invoiced })
             .collect()
     }
+}
+
+fn place(city: &Option<String>, state: &Option<String>) -> Option<String> {
+    let parts: Vec<&str> = [city.as_deref(), state.as_deref()].into_iter().flatten().collect();
+    if parts.is_empty() { None } else { Some(parts.join(", ")) }
 }
 
 /// The rule of DESIGN §7: a load may be updated freely until it is Queued; from then on the

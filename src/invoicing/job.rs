@@ -343,10 +343,6 @@ fn invoice_content(
     method: InvoicingMethod,
 ) -> InvoiceContent {
     let f = &load.fields;
-    let place = |city: &Option<String>, state: &Option<String>| {
-        let parts: Vec<&str> = [city.as_deref(), state.as_deref()].into_iter().flatten().collect();
-        if parts.is_empty() { None } else { Some(parts.join(", ")) }
-    };
     InvoiceContent {
         seller_name: subsidiary.name.clone(),
         seller_address: subsidiary.address.clone(),
@@ -359,8 +355,8 @@ fn invoice_content(
         invoice_date,
         load_number: load.load_number.clone(),
         po_number: f.po_number.clone(),
-        pickup: place(&f.pickup_city, &f.pickup_state),
-        delivery: place(&f.delivery_city, &f.delivery_state),
+        pickup: f.pickup(),
+        delivery: f.delivery(),
         delivered: f.delivered_at.clone(),
         amount: f.amount,
         noa: match method {
