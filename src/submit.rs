@@ -60,6 +60,8 @@ pub struct BatchReport {
     pub rejected: usize,
     pub transient: usize,
     pub error: Option<String>,
+    /// Settled by reconciliation after a crash rather than sent by this run.
+    pub reconciled: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -272,9 +274,11 @@ async fn send_batch(
         loads.iter().map(|l| format!("{}:{}", created.id, l.invoice_number.as_deref().unwrap_or(""))).collect();
     let batch = build_batch(subsidiary, provider, &created.id, created.number, &date, loads.iter().zip(keys));
     tracing::info!(batch = %batch.id, invoices = batch.invoices.len(), total = %batch.total(), "sending batch");
+    let lease = settings.submission.lease;
+    store.renew_batch_lease(&batch.id, lease).await?;
     let sender = Sender::for_subsidiary(settings, subsidiary, provider);
     let result = match &sender {
-        Ok(sender) => sender.send(&batch).await,
+        Ok(sender) => holding_lease(store, &batch.id, lease, sender.send(&batch)).await,
         Err(error) => Err(error.clone()),
     };
     finish(store, &batch, result).await.map(Some)
@@ -298,6 +302,7 @@ async fn finish(
         rejected: 0,
         transient: 0,
         error: None,
+        reconciled: false,
     };
     match result {
         Ok(receipt) => {
@@ -344,10 +349,16 @@ pub async fn reconcile_in_flight(store: &Store, settings: &Settings) -> Result<V
             continue;
         };
         let Some(provider) = find_provider(&pending.provider) else { continue };
+        let lease = settings.submission.lease;
+        // A batch whose sender still renews its lease is being sent right now, by this daemon
+        // or another: it is not a crashed one.
+        if !store.take_stale_batch(&pending.id, lease).await? {
+            continue;
+        }
         let batch = rebuild(subsidiary, provider, &pending);
         tracing::info!(batch = %batch.id, "reconciling a batch left sending by an earlier run");
         let result = match Sender::for_subsidiary(settings, subsidiary, provider) {
-            Ok(sender) => sender.reconcile(&batch).await,
+            Ok(sender) => holding_lease(store, &batch.id, lease, sender.reconcile(&batch)).await,
             Err(error) => Err(error),
         };
         let report = match result {
@@ -364,9 +375,31 @@ pub async fn reconcile_in_flight(store: &Store, settings: &Settings) -> Result<V
                 continue;
             }
         };
-        reports.push(report);
+        reports.push(BatchReport { reconciled: true, ..report });
     }
     Ok(reports)
+}
+
+/// Runs `work` while renewing the batch's lease every third of it, so no other process takes
+/// the batch for a crashed one however long the transport takes.
+async fn holding_lease<T>(
+    store: &Store,
+    batch_id: &str,
+    lease: std::time::Duration,
+    work: impl Future<Output = T>,
+) -> T {
+    let renew = async {
+        loop {
+            tokio::time::sleep(lease / 3).await;
+            if let Err(error) = store.renew_batch_lease(batch_id, lease).await {
+                tracing::warn!(batch = %batch_id, %error, "cannot renew the batch's lease");
+            }
+        }
+    };
+    tokio::select! {
+        done = work => done,
+        never = renew => never,
+    }
 }
 
 fn rebuild(subsidiary: &Subsidiary, provider: &'static Provider, pending: &PendingBatch) -> Batch {

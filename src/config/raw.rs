@@ -19,6 +19,7 @@ pub struct RawConfig {
     pub credit: RawCredit,
     pub intake: RawIntake,
     pub invoicing: RawInvoicing,
+    pub submission: RawSubmission,
     pub subsidiary: Vec<RawSubsidiary>,
     pub provider: BTreeMap<String, RawProvider>,
 }
@@ -83,6 +84,13 @@ pub struct RawInvoicing {
     pub lease: Option<String>,
     #[serde(deserialize_with = "lenient::opt_u64")]
     pub max_document_bytes: Option<u64>,
+}
+
+/// Batch submission timing. Not in DESIGN §10's example; defaults suit ops.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawSubmission {
+    pub lease: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

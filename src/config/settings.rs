@@ -31,6 +31,7 @@ pub struct Settings {
     pub credit: CreditSettings,
     pub intake: IntakeSettings,
     pub invoicing: InvoicingSettings,
+    pub submission: SubmissionSettings,
     pub subsidiaries: Vec<Subsidiary>,
     /// Per-provider report settings, by provider id.
     pub providers: BTreeMap<String, ProviderSettings>,
@@ -160,6 +161,13 @@ pub struct InvoicingSettings {
     pub lease: Duration,
     /// Larger POD or rate confirmation files are refused.
     pub max_document_bytes: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct SubmissionSettings {
+    /// How long a batch being sent is held without renewal; the sender renews it while the
+    /// transport works. A batch whose sender died is reconciled once this has passed.
+    pub lease: Duration,
 }
 
 /// A parsed 6-field cron expression (seconds first), kept with its text.
@@ -502,6 +510,20 @@ impl Settings {
             issues.push(src("invoicing.lease"), "invoicing.lease", "must be at least 1s");
         }
 
+        // [submission]
+        let submission_lease = parse_setting(
+            main.submission.lease.as_deref(),
+            "60s",
+            parse_duration,
+            &src("submission.lease"),
+            "submission.lease",
+            issues,
+        );
+        let submission = SubmissionSettings { lease: submission_lease.unwrap_or(Duration::from_secs(60)) };
+        if submission.lease < Duration::from_secs(1) {
+            issues.push(src("submission.lease"), "submission.lease", "must be at least 1s");
+        }
+
         // [provider.<id>]
         let mut providers = BTreeMap::new();
         for (id, raw) in &main.provider {
@@ -535,6 +557,7 @@ impl Settings {
             credit: CreditSettings { max_age: max_age?, refresh_schedule: refresh_schedule? },
             intake,
             invoicing,
+            submission,
             subsidiaries,
             providers,
         })
@@ -966,6 +989,14 @@ fn validate_ftp(
             key("factoring.ftp.host_key_sha256"),
             "required for sftp: the server's host key fingerprint",
         );
+    }
+    if let Some(Err(message)) = raw
+        .host_key_sha256
+        .as_deref()
+        .filter(|_| protocol == FtpProtocol::Sftp)
+        .map(crate::providers::sftp::parse_host_key_sha256)
+    {
+        issues.push(source, key("factoring.ftp.host_key_sha256"), message);
     }
     let host = raw.host.clone().unwrap_or_default();
     let username = raw.username.clone().unwrap_or_default();

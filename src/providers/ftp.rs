@@ -21,7 +21,8 @@
 //! - Passive mode, with the PASV address replaced by the control connection's peer (servers
 //!   behind NAT advertise private addresses; it also stops a server from steering the data
 //!   connection elsewhere).
-//! - SFTP (`protocol = "sftp"`) is not supported yet.
+//! - SFTP (`protocol = "sftp"`) is handed to [`super::sftp::SftpTransport`], with the same
+//!   timeouts: same temp names, size check, rename and reconciliation, over SSH.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -39,6 +40,7 @@ use tracing::{debug, info, warn};
 
 use super::batch::{Batch, BatchReceipt, InvoiceOutcome, ProviderError};
 use super::layout::BatchFile;
+use super::sftp::SftpTransport;
 use crate::config::{FtpProtocol, FtpSettings, FtpTls};
 
 /// Default limit on TCP connect + greeting.
@@ -121,7 +123,10 @@ impl<'a> FtpTransport<'a> {
     /// A file whose final name already exists is overwritten by the rename.
     #[tracing::instrument(name = "ftp_send", skip_all, fields(batch = %batch.id, host = %self.settings.host))]
     pub async fn send(&self, batch: &Batch, files: &[BatchFile]) -> Result<BatchReceipt, ProviderError> {
-        let receipt = self.receipt(batch, files)?;
+        if self.settings.protocol == FtpProtocol::Sftp {
+            return self.sftp().send(batch, files).await;
+        }
+        let receipt = Self::receipt(batch, files)?;
         match self.connect().await? {
             Control::Plain(mut ftp) => self.send_over(&mut ftp, files).await?,
             Control::Tls(mut ftp) => self.send_over(&mut ftp, files).await?,
@@ -141,7 +146,10 @@ impl<'a> FtpTransport<'a> {
     /// wrong size is uploaded again (the rename replaces it).
     #[tracing::instrument(name = "ftp_reconcile", skip_all, fields(batch = %batch.id, host = %self.settings.host))]
     pub async fn reconcile(&self, batch: &Batch, files: &[BatchFile]) -> Result<Option<BatchReceipt>, ProviderError> {
-        let receipt = self.receipt(batch, files)?;
+        if self.settings.protocol == FtpProtocol::Sftp {
+            return self.sftp().reconcile(batch, files).await;
+        }
+        let receipt = Self::receipt(batch, files)?;
         let uploaded = match self.connect().await? {
             Control::Plain(mut ftp) => self.reconcile_over(&mut ftp, files).await?,
             Control::Tls(mut ftp) => self.reconcile_over(&mut ftp, files).await?,
@@ -149,9 +157,18 @@ impl<'a> FtpTransport<'a> {
         Ok(uploaded.then_some(receipt))
     }
 
+    /// The SFTP transport for the same settings and timeouts.
+    fn sftp(&self) -> SftpTransport<'a> {
+        SftpTransport::new(self.settings).with_timeouts(
+            self.connect_timeout,
+            self.command_timeout,
+            self.transfer_timeout,
+        )
+    }
+
     /// What [`Self::send`] answers: the whole batch accepted, referenced by its schedule file
     /// (the CSV, or the zip holding it). Also checks the files before anything is sent.
-    fn receipt(&self, batch: &Batch, files: &[BatchFile]) -> Result<BatchReceipt, ProviderError> {
+    pub(super) fn receipt(batch: &Batch, files: &[BatchFile]) -> Result<BatchReceipt, ProviderError> {
         if files.is_empty() {
             return Err(ProviderError::Rejected(format!("batch {} has no files to upload", batch.id)));
         }
@@ -320,7 +337,8 @@ impl<'a> FtpTransport<'a> {
     async fn connect(&self) -> Result<Control, ProviderError> {
         let settings = self.settings;
         if settings.protocol == FtpProtocol::Sftp {
-            return Err(ProviderError::Rejected("sftp is not supported yet".into()));
+            // `send` and `reconcile` hand sftp over before connecting.
+            return Err(ProviderError::Rejected("sftp settings reached the FTP client".into()));
         }
         let password = settings.password.as_ref().ok_or_else(|| {
             ProviderError::Auth(format!("{}: no password configured for user {}", self.endpoint(), settings.username))
@@ -451,7 +469,7 @@ impl<'a> FtpTransport<'a> {
 }
 
 /// `.<name>.part`: hidden, and ignored by watchers that skip temp files.
-fn temp_name(name: &str) -> String {
+pub(super) fn temp_name(name: &str) -> String {
     format!(".{name}.part")
 }
 
@@ -478,7 +496,7 @@ fn reply_text(body: &[u8]) -> String {
 }
 
 /// Keeps the password out of an error even if a server echoes it back.
-fn redact(error: ProviderError, secret: &str) -> ProviderError {
+pub(super) fn redact(error: ProviderError, secret: &str) -> ProviderError {
     if secret.is_empty() {
         return error;
     }

@@ -5,6 +5,8 @@
 //! - [`layout`]: the files of a batch for file-taking providers (schedule CSV + packets, zip).
 //! - [`outbox`]: the manual transport: the batch as a folder in the outbox for ops to send.
 //! - [`ftp`]: FTP / FTPS upload (suppaftp): temp name, size check, rename to the final name.
+//! - [`sftp`]: SFTP upload (russh, russh-sftp) with a pinned host key, the same contract as
+//!   [`ftp`], which hands `protocol = "sftp"` to it.
 //! - [`api`]: HTTP APIs, one file per provider with its request/response mapping.
 
 pub mod api;
@@ -13,5 +15,6 @@ mod catalogue;
 pub mod ftp;
 pub mod layout;
 pub mod outbox;
+pub mod sftp;
 
 pub use catalogue::{ApiCredential, PROVIDERS, Provider, Requirement, Transport, find_provider};

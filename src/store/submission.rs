@@ -16,6 +16,17 @@ use super::{BeginWrite, LoadRecord, Store, StoreError};
 use crate::domain::{ExceptionKind, LoadFields, LoadStatus, Money};
 use crate::providers::batch::InvoiceOutcome;
 
+// DIALECT: lease arithmetic on the database clock.
+const LEASE_POSTGRES: &str = "UPDATE batches SET lease_until = now() + make_interval(secs => $2) \
+    WHERE id = $1 AND status = 'sending'";
+const LEASE_SQLITE: &str = "UPDATE batches SET lease_until = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+' || $2 || ' seconds') \
+    WHERE id = $1 AND status = 'sending'";
+const TAKE_POSTGRES: &str = "UPDATE batches SET lease_until = now() + make_interval(secs => $2) \
+    WHERE id = $1 AND status = 'sending' AND (lease_until IS NULL OR lease_until < now())";
+const TAKE_SQLITE: &str = "UPDATE batches SET lease_until = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+' || $2 || ' seconds') \
+    WHERE id = $1 AND status = 'sending' \
+    AND (lease_until IS NULL OR lease_until < strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))";
+
 /// A batch to write ahead of sending it.
 #[derive(Clone, Debug)]
 pub struct BatchDraft<'a> {
@@ -120,6 +131,7 @@ impl Store {
     }
 
     /// Writes a batch and its items as `sending`, in one transaction, before anything is sent.
+    /// The caller then takes the batch's lease with [`Self::renew_batch_lease`] before sending.
     /// Fails with [`StoreError::AlreadyBatched`], writing nothing, if a load is already in a
     /// live batch (the unique index: another submitter was first).
     pub async fn create_batch(&self, draft: &BatchDraft<'_>) -> Result<CreatedBatch, StoreError> {
@@ -178,6 +190,31 @@ impl Store {
         })
     }
 
+    /// Extends the lease of a batch this process is sending (`lease` from now).
+    pub async fn renew_batch_lease(&self, batch_id: &str, lease: std::time::Duration) -> Result<(), StoreError> {
+        let sql = match self {
+            Store::Postgres(_) => LEASE_POSTGRES,
+            Store::Sqlite(_) => LEASE_SQLITE,
+        };
+        on_pool!(self, pool => {
+            sqlx::query(sql).bind(batch_id).bind(lease.as_secs_f64()).execute(pool).await?;
+            Ok(())
+        })
+    }
+
+    /// Takes a batch left `sending` for reconciliation: only if its lease has expired (its
+    /// sender is gone), and then this process holds the lease. `false` if someone holds it.
+    pub async fn take_stale_batch(&self, batch_id: &str, lease: std::time::Duration) -> Result<bool, StoreError> {
+        let sql = match self {
+            Store::Postgres(_) => TAKE_POSTGRES,
+            Store::Sqlite(_) => TAKE_SQLITE,
+        };
+        on_pool!(self, pool => {
+            let taken = sqlx::query(sql).bind(batch_id).bind(lease.as_secs_f64()).execute(pool).await?.rows_affected();
+            Ok(taken == 1)
+        })
+    }
+
     /// Records what the factor said, in one transaction: accepted invoices move Queued →
     /// Invoiced with the batch id and the factor's reference; rejected ones get the `rejected`
     /// exception with the factor's message and stay Queued; transient ones stay Queued, free
@@ -189,8 +226,21 @@ impl Store {
         reference: Option<&str>,
         outcomes: &[(String, InvoiceOutcome)],
     ) -> Result<(), StoreError> {
+        self.settle_batch(batch_id, reference, outcomes, None).await
+    }
+
+    /// [`Self::record_batch_outcome`], or with `failure` the batch as a whole was not delivered:
+    /// it becomes `failed` with that error whatever the outcomes say, in the same transaction.
+    async fn settle_batch(
+        &self,
+        batch_id: &str,
+        reference: Option<&str>,
+        outcomes: &[(String, InvoiceOutcome)],
+        failure: Option<&str>,
+    ) -> Result<(), StoreError> {
         let now = Utc::now();
-        let delivered = outcomes.iter().any(|(_, o)| !matches!(o, InvoiceOutcome::Transient { .. }));
+        let delivered =
+            failure.is_none() && outcomes.iter().any(|(_, o)| !matches!(o, InvoiceOutcome::Transient { .. }));
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             for (invoice, outcome) in outcomes {
@@ -272,20 +322,25 @@ impl Store {
                     }
                 }
             }
-            sqlx::query("UPDATE batches SET status = $1, reference = $2, finished_at = $3 WHERE id = $4 AND status = 'sending'")
-                .bind(if delivered { "sent" } else { "failed" })
-                .bind(reference)
-                .bind(now)
-                .bind(batch_id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE batches SET status = $1, reference = $2, error = $3, finished_at = $4 \
+                 WHERE id = $5 AND status = 'sending'",
+            )
+            .bind(if delivered { "sent" } else { "failed" })
+            .bind(reference)
+            .bind(failure)
+            .bind(now)
+            .bind(batch_id)
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             Ok(())
         })
     }
 
     /// Marks a batch that could not be delivered at all: every pending item becomes
-    /// `transient` (or `rejected` when `rejected` is set), and the batch `failed` with the error.
+    /// `transient` (or `rejected` when `rejected` is set), and the batch `failed` with the error,
+    /// all in one transaction. A batch refused whole is `failed` too: nothing was taken.
     pub async fn fail_batch(&self, batch_id: &str, error: &str, rejected: bool) -> Result<(), StoreError> {
         let invoices: Vec<String> = on_pool!(self, pool => {
             sqlx::query_scalar("SELECT invoice_number FROM batch_items WHERE batch_id = $1 AND outcome = 'pending'")
@@ -299,15 +354,7 @@ impl Store {
             InvoiceOutcome::Transient { reason: error.to_string() }
         };
         let outcomes: Vec<(String, InvoiceOutcome)> = invoices.into_iter().map(|i| (i, outcome.clone())).collect();
-        self.record_batch_outcome(batch_id, None, &outcomes).await?;
-        on_pool!(self, pool => {
-            sqlx::query("UPDATE batches SET error = $1 WHERE id = $2")
-                .bind(error)
-                .bind(batch_id)
-                .execute(pool)
-                .await?;
-        });
-        Ok(())
+        self.settle_batch(batch_id, None, &outcomes, Some(error)).await
     }
 
     /// Batches left `sending` (by a crash), with their loads, oldest first.

@@ -1,12 +1,13 @@
 //! API transports against HTTP servers on loopback that play the factor: OTR (token login,
-//! subscription key, 409/204/402, documents), Apex (schedule + schedule number) and TAFS
-//! (factord's own mapping). Each server counts *effective* submissions: an invoice is created
-//! once per idempotency key and invoice number, whatever the client resends.
+//! subscription key, 409/204/402, documents; the fake is [`crate::fakes::api`], shared with the
+//! submission fault tests), Apex (schedule + schedule number) and TAFS (factord's own
+//! mapping). Each server counts *effective* submissions: an invoice is created once per
+//! idempotency key and invoice number, whatever the client resends.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -23,13 +24,12 @@ use factord::providers::find_provider;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-const USERNAME: &str = "acme";
-const PASSWORD: &str = "pw-Hunter2-otr-secret";
-const SUBSCRIPTION_KEY: &str = "sub-4f1d9c-apim-secret";
-const API_KEY: &str = "key-7a7a7a-api-secret";
+use crate::fakes::api::{
+    API_KEY, Otr, OtrInvoice, PASSWORD, PREFIX, SUBSCRIPTION_KEY, Shared, USERNAME, bearer, json_response, lock,
+    otr_server, serve,
+};
+
 const SECRETS: [&str; 3] = [PASSWORD, SUBSCRIPTION_KEY, API_KEY];
-/// The servers live under a path, as OTR's does, to prove endpoints are appended to it.
-const PREFIX: &str = "/carrier-tms/2";
 
 // ---- Fixtures ---------------------------------------------------------------------------------
 
@@ -91,18 +91,6 @@ fn transport<'a>(provider: &str, settings: &'a ApiSettings) -> ApiTransport<'a> 
     ApiTransport::new(find_provider(provider).expect("provider"), settings).expect("transport")
 }
 
-/// Serves `routes` under [`PREFIX`] on 127.0.0.1:0; returns the base URL.
-async fn serve(routes: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let address = listener.local_addr().expect("address");
-    tokio::spawn(async move { axum::serve(listener, Router::new().nest(PREFIX, routes)).await });
-    format!("http://{address}{PREFIX}")
-}
-
-fn lock<T>(shared: &Mutex<T>) -> MutexGuard<'_, T> {
-    shared.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 fn outcome<'r>(receipt: &'r factord::providers::batch::BatchReceipt, number: &str) -> &'r InvoiceOutcome {
     &receipt.outcomes.iter().find(|(n, _)| n == number).expect("an outcome per invoice").1
 }
@@ -115,235 +103,6 @@ fn assert_no_secret(text: &str) {
     for secret in SECRETS {
         assert!(!text.contains(secret), "a secret leaked into: {text}");
     }
-}
-
-fn bearer(headers: &HeaderMap) -> Option<String> {
-    headers.get("authorization")?.to_str().ok()?.strip_prefix("Bearer ").map(str::to_string)
-}
-
-fn json_response(status: StatusCode, body: Value) -> Response {
-    (status, axum::Json(body)).into_response()
-}
-
-// ---- The OTR server ---------------------------------------------------------------------------
-
-#[derive(Default)]
-struct OtrInvoice {
-    id: String,
-    number: String,
-    documents: Vec<u64>,
-}
-
-/// What the fake OTR does (knobs) and what it saw (counters).
-#[derive(Default)]
-struct Otr {
-    /// The first token issued is refused once, as an expired token would be.
-    expire_first_token: bool,
-    /// Every token is refused (credentials revoked).
-    refuse_tokens: bool,
-    /// This many `POST invoices` answer 500 / 429 (`Retry-After: 1`) first.
-    fail_500: u32,
-    fail_429: u32,
-    /// `POST invoices` for this invoice number never answers.
-    hang: Option<String>,
-    /// `POST invoices` creates the invoice, then the connection drops without an answer.
-    drop_after_commit: bool,
-    unknown_mc: Option<String>,
-    unapproved_mc: Option<String>,
-
-    logins: u32,
-    valid_tokens: Vec<String>,
-    requests: u32,
-    without_subscription_key: u32,
-    invoice_posts: u32,
-    document_posts: u32,
-    invoices: Vec<OtrInvoice>,
-    by_key: HashMap<String, String>,
-}
-
-type Shared<T> = Arc<Mutex<T>>;
-
-impl Otr {
-    /// Counts a request and whether it carried the subscription key.
-    fn saw(&mut self, headers: &HeaderMap) {
-        self.requests += 1;
-        if headers.get("ocp-apim-subscription-key").and_then(|v| v.to_str().ok()) != Some(SUBSCRIPTION_KEY) {
-            self.without_subscription_key += 1;
-        }
-    }
-
-    fn authorized(&self, headers: &HeaderMap) -> bool {
-        !self.refuse_tokens && bearer(headers).is_some_and(|t| self.valid_tokens.contains(&t))
-    }
-
-    fn record(&self, invoice: &OtrInvoice) -> Value {
-        json!({
-            "id": invoice.id,
-            "invoiceNumber": invoice.number,
-            "documents": invoice.documents.iter().map(|t| json!({"documentType": t})).collect::<Vec<_>>(),
-        })
-    }
-}
-
-fn otr_routes(state: Shared<Otr>) -> Router {
-    Router::new()
-        .route("/auth/token", post(otr_login))
-        .route("/invoices", post(otr_create).get(otr_search))
-        .route("/invoices/{id}", get(otr_get))
-        .route("/invoices/{id}/documents", post(otr_document))
-        .with_state(state)
-}
-
-async fn otr_login(State(state): State<Shared<Otr>>, headers: HeaderMap, body: String) -> Response {
-    let mut otr = lock(&state);
-    otr.saw(&headers);
-    let form: HashMap<String, String> =
-        body.split('&').filter_map(|pair| pair.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    if form.get("username").map(String::as_str) != Some(USERNAME)
-        || form.get("password").map(String::as_str) != Some(PASSWORD)
-    {
-        // Echoes what it got, as careless servers do: the client must scrub it.
-        return json_response(
-            StatusCode::UNAUTHORIZED,
-            json!({"message": format!("bad login {body} with key {SUBSCRIPTION_KEY}")}),
-        );
-    }
-    otr.logins += 1;
-    let token = format!("token-{}", otr.logins);
-    if !(otr.expire_first_token && otr.logins == 1) {
-        otr.valid_tokens.push(token.clone());
-    }
-    json_response(StatusCode::OK, json!({"access_token": token, "token_type": "Bearer", "expires_in": 3600}))
-}
-
-async fn otr_create(State(state): State<Shared<Otr>>, headers: HeaderMap, body: axum::Json<Value>) -> Response {
-    let hang = {
-        let mut otr = lock(&state);
-        otr.saw(&headers);
-        if !otr.authorized(&headers) {
-            return StatusCode::UNAUTHORIZED.into_response();
-        }
-        otr.invoice_posts += 1;
-        if otr.fail_500 > 0 {
-            otr.fail_500 -= 1;
-            return json_response(StatusCode::INTERNAL_SERVER_ERROR, json!({"message": "database busy"}));
-        }
-        if otr.fail_429 > 0 {
-            otr.fail_429 -= 1;
-            return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], "slow down").into_response();
-        }
-        let number = body["invoiceNumber"].as_str().unwrap_or_default().to_string();
-        let mc = body["brokerMc"].as_str().unwrap_or_default().to_string();
-        let Some(key) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_string) else {
-            return json_response(StatusCode::BAD_REQUEST, json!({"message": "Idempotency-Key required"}));
-        };
-        if otr.hang.as_deref() == Some(number.as_str()) {
-            true
-        } else {
-            if otr.unknown_mc.as_deref() == Some(mc.as_str()) {
-                return StatusCode::NO_CONTENT.into_response();
-            }
-            if otr.unapproved_mc.as_deref() == Some(mc.as_str()) {
-                return json_response(
-                    StatusCode::PAYMENT_REQUIRED,
-                    json!({"message": format!("Broker MC {mc} is not approved for factoring")}),
-                );
-            }
-            let existing = otr
-                .by_key
-                .get(&key)
-                .cloned()
-                .or_else(|| otr.invoices.iter().find(|i| i.number == number).map(|i| i.id.clone()));
-            if let Some(id) = existing {
-                return json_response(
-                    StatusCode::CONFLICT,
-                    json!({"message": "Invoice already exists", "existingInvoiceId": id}),
-                );
-            }
-            let id = format!("otr-{}", otr.invoices.len() + 1);
-            otr.invoices.push(OtrInvoice { id: id.clone(), number, documents: Vec::new() });
-            otr.by_key.insert(key, id.clone());
-            if otr.drop_after_commit {
-                drop(otr);
-                // Committed, and now the connection dies without an answer: the panic ends the
-                // connection's task, which closes the socket.
-                panic!("simulated crash after commit (expected in this test)");
-            }
-            return json_response(StatusCode::CREATED, json!({"id": id, "status": "Pending"}));
-        }
-    };
-    if hang {
-        std::future::pending::<()>().await;
-    }
-    StatusCode::INTERNAL_SERVER_ERROR.into_response()
-}
-
-#[derive(serde::Deserialize)]
-struct Search {
-    #[serde(rename = "invoiceNumber")]
-    invoice_number: String,
-}
-
-async fn otr_search(State(state): State<Shared<Otr>>, headers: HeaderMap, Query(search): Query<Search>) -> Response {
-    let mut otr = lock(&state);
-    otr.saw(&headers);
-    if !otr.authorized(&headers) {
-        return StatusCode::UNAUTHORIZED.into_response();
-    }
-    let found: Vec<Value> =
-        otr.invoices.iter().filter(|i| i.number == search.invoice_number).map(|i| otr.record(i)).collect();
-    json_response(StatusCode::OK, Value::Array(found))
-}
-
-async fn otr_get(State(state): State<Shared<Otr>>, headers: HeaderMap, UrlPath(id): UrlPath<String>) -> Response {
-    let mut otr = lock(&state);
-    otr.saw(&headers);
-    if !otr.authorized(&headers) {
-        return StatusCode::UNAUTHORIZED.into_response();
-    }
-    match otr.invoices.iter().find(|i| i.id == id) {
-        Some(invoice) => json_response(StatusCode::OK, otr.record(invoice)),
-        None => StatusCode::NOT_FOUND.into_response(),
-    }
-}
-
-/// The multipart `documentType` field's value.
-fn document_type(body: &[u8]) -> Option<u64> {
-    let text = String::from_utf8_lossy(body);
-    let after = text.split_once("name=\"documentType\"")?.1;
-    after.split_once("\r\n\r\n")?.1.lines().next()?.trim().parse().ok()
-}
-
-async fn otr_document(
-    State(state): State<Shared<Otr>>,
-    headers: HeaderMap,
-    UrlPath(id): UrlPath<String>,
-    body: Bytes,
-) -> Response {
-    let mut otr = lock(&state);
-    otr.saw(&headers);
-    if !otr.authorized(&headers) {
-        return StatusCode::UNAUTHORIZED.into_response();
-    }
-    otr.document_posts += 1;
-    let Some(kind) = document_type(&body) else {
-        return json_response(StatusCode::BAD_REQUEST, json!({"message": "documentType required"}));
-    };
-    if !String::from_utf8_lossy(&body).contains("%PDF-1.4 packet of") {
-        return json_response(StatusCode::BAD_REQUEST, json!({"message": "file required"}));
-    }
-    match otr.invoices.iter_mut().find(|i| i.id == id) {
-        Some(invoice) => {
-            invoice.documents.push(kind);
-            json_response(StatusCode::CREATED, json!({"documentId": format!("doc-{id}-{kind}")}))
-        }
-        None => StatusCode::NOT_FOUND.into_response(),
-    }
-}
-
-async fn otr_server(otr: Otr) -> (String, Shared<Otr>) {
-    let state = Arc::new(Mutex::new(otr));
-    (serve(otr_routes(state.clone())).await, state)
 }
 
 // ---- OTR tests --------------------------------------------------------------------------------

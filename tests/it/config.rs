@@ -573,7 +573,12 @@ fn sftp_needs_the_host_key_fingerprint() {
     issue(&issues, &cfg.source("config/factord.toml"), "subsidiary[acme-east].factoring.ftp.host_key_sha256");
     assert_eq!(issues.len(), 1, "{}", listing(&issues));
 
-    let with_key = format!("{sftp}host_key_sha256 = \"SHA256:abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG\"\n");
+    let malformed = format!("{sftp}host_key_sha256 = \"MD5:12:34\"\n");
+    cfg.main(&subsidiary("acme-east", "AE-", "", Some(&malformed)));
+    let issues = cfg.load_err(&env(&[("PW", "pw")]));
+    issue(&issues, &cfg.source("config/factord.toml"), "subsidiary[acme-east].factoring.ftp.host_key_sha256");
+
+    let with_key = format!("{sftp}host_key_sha256 = \"SHA256:abcdefghijklmnopqrstuvwxyz0123456789ABCDEFA\"\n");
     cfg.main(&subsidiary("acme-east", "AE-", "", Some(&with_key)));
     let settings = cfg.load_ok(&env(&[("PW", "pw")]));
     let factoring = settings.subsidiary("acme-east").expect("acme-east").factoring.as_ref().expect("factoring");

@@ -1,13 +1,11 @@
 //! The FTP / FTPS transport against a real in-process server (libunftp on a filesystem tempdir,
-//! on its own thread and runtime): final names only after a size-checked rename, FTPS with the
-//! data channel protected, reconciliation after a crash, and the faults the caller must tell
-//! apart (down, hung, wrong password, refused rename).
+//! on its own thread and runtime; the servers are in [`crate::fakes::ftp`]): final names only
+//! after a size-checked rename, FTPS with the data channel protected, reconciliation after a
+//! crash, and the faults the caller must tell apart (down, hung, wrong password, refused
+//! rename).
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::pin::Pin;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,14 +15,11 @@ use factord::providers::batch::{Batch, BatchInvoice, BatchReceipt, BatchSeller, 
 use factord::providers::find_provider;
 use factord::providers::ftp::FtpTransport;
 use factord::providers::layout::{BatchFile, batch_files};
-use libunftp::notification::{DataEvent, DataListener, EventMeta};
-use libunftp::options::FtpsRequired;
+use libunftp::notification::DataEvent;
 use secrecy::SecretString;
-use unftp_core::auth::{AuthenticationError, Authenticator, ChannelEncryptionState, Credentials, Principal};
-use unftp_sbe_fs::Filesystem;
 
-const USER: &str = "acme";
-const PASSWORD: &str = "s3cret-Pa55word";
+use crate::fakes::ftp::{Login, PASSWORD, Script, ScriptedServer, TestServer, USER, base_name, test_cert};
+
 const CSV: &str = "acme-east_20261130_7.csv";
 const ZIP: &str = "acme-east_20261130_7.zip";
 
@@ -90,198 +85,6 @@ fn accepted(batch: &Batch, reference: &str) -> BatchReceipt {
         Some(reference.to_string()),
         InvoiceOutcome::Accepted { reference: Some(reference.to_string()) },
     )
-}
-
-// --- the server -------------------------------------------------------------------------
-
-/// A self-signed certificate for 127.0.0.1 / localhost, as PEM files for the server and DER
-/// for the client's extra root.
-struct TestCert {
-    _dir: tempfile::TempDir,
-    cert: PathBuf,
-    key: PathBuf,
-    der: Vec<u8>,
-}
-
-fn test_cert() -> TestCert {
-    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-        .expect("certificate");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cert = dir.path().join("cert.pem");
-    let key = dir.path().join("key.pem");
-    std::fs::write(&cert, generated.cert.pem()).expect("write cert");
-    std::fs::write(&key, generated.signing_key.serialize_pem()).expect("write key");
-    TestCert { der: generated.cert.der().to_vec(), cert, key, _dir: dir }
-}
-
-/// One login the server accepted: who, and whether the control channel was TLS by then.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Login {
-    user: String,
-    tls: bool,
-}
-
-#[derive(Clone, Debug)]
-struct PasswordCheck {
-    logins: Arc<Mutex<Vec<Login>>>,
-}
-
-// libunftp's traits are `#[async_trait]`; these impls spell out what the macro would write
-// rather than pull in the macro crate for two tests helpers.
-impl Authenticator for PasswordCheck {
-    fn authenticate<'life0, 'life1, 'life2, 'async_trait>(
-        &'life0 self,
-        username: &'life1 str,
-        creds: &'life2 Credentials,
-    ) -> Pin<Box<dyn Future<Output = Result<Principal, AuthenticationError>> + Send + 'async_trait>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        'life2: 'async_trait,
-        Self: 'async_trait,
-    {
-        Box::pin(async move {
-            if username != USER {
-                return Err(AuthenticationError::BadUser);
-            }
-            if creds.password.as_deref() != Some(PASSWORD) {
-                return Err(AuthenticationError::BadPassword);
-            }
-            let tls = creds.command_channel_security == ChannelEncryptionState::Tls;
-            self.logins.lock().expect("logins").push(Login { user: username.to_string(), tls });
-            Ok(Principal { username: username.to_string() })
-        })
-    }
-}
-
-/// Every completed STOR, DELE and rename, in order; recorded before the server replies.
-#[derive(Clone, Debug, Default)]
-struct EventLog(Arc<Mutex<Vec<DataEvent>>>);
-
-impl DataListener for EventLog {
-    fn receive_data_event<'life0, 'async_trait>(
-        &'life0 self,
-        e: DataEvent,
-        _m: EventMeta,
-    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'async_trait>>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
-        Box::pin(async move { self.0.lock().expect("events").push(e) })
-    }
-}
-
-struct TestServer {
-    addr: SocketAddr,
-    root: tempfile::TempDir,
-    events: EventLog,
-    logins: Arc<Mutex<Vec<Login>>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl TestServer {
-    /// Plain FTP, or FTPS required on both channels (`ftps_required(All, All)`: no login
-    /// before AUTH TLS, no PASV before PROT P).
-    fn start(tls: Option<&TestCert>) -> TestServer {
-        let root = tempfile::tempdir().expect("tempdir");
-        std::fs::create_dir(root.path().join("incoming")).expect("mkdir incoming");
-        let events = EventLog::default();
-        let logins = Arc::new(Mutex::new(Vec::new()));
-        let tls = tls.map(|c| (c.cert.clone(), c.key.clone()));
-        let (root_path, server_events, auth) =
-            (root.path().to_path_buf(), events.clone(), PasswordCheck { logins: logins.clone() });
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-        // Its own thread and runtime: the server runs while a test blocks or times out, and
-        // its logging never reaches the test's log capture.
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-                addr_tx.send(listener.local_addr().expect("addr")).expect("send addr");
-                loop {
-                    let stream = tokio::select! {
-                        _ = &mut stopped => break,
-                        accepted = listener.accept() => match accepted {
-                            Ok((stream, _)) => stream,
-                            Err(_) => continue,
-                        },
-                    };
-                    // `Server::service` takes the server by value: one per connection.
-                    let fs_root = root_path.clone();
-                    let mut builder = libunftp::ServerBuilder::with_authenticator(
-                        Box::new(move || Filesystem::new(fs_root.clone()).expect("filesystem")),
-                        Arc::new(auth.clone()),
-                    )
-                    .notify_data(server_events.clone());
-                    if let Some((cert, key)) = &tls {
-                        builder =
-                            builder.ftps(cert.clone(), key.clone()).ftps_required(FtpsRequired::All, FtpsRequired::All);
-                    }
-                    let server = builder.build().expect("server");
-                    tokio::spawn(async move {
-                        let _ = server.service(stream).await;
-                    });
-                }
-            });
-        });
-        let addr = addr_rx.recv_timeout(Duration::from_secs(10)).expect("server listening");
-        TestServer { addr, root, events, logins, stop: Some(stop), thread: Some(thread) }
-    }
-
-    fn dir(&self) -> PathBuf {
-        self.root.path().join("incoming")
-    }
-
-    /// The names in the upload directory, sorted.
-    fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.dir())
-            .expect("read dir")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
-
-    fn read(&self, name: &str) -> Vec<u8> {
-        std::fs::read(self.dir().join(name)).expect("read uploaded file")
-    }
-
-    fn events(&self) -> Vec<DataEvent> {
-        self.events.0.lock().expect("events").clone()
-    }
-
-    /// The names of the files STORed, in order.
-    fn stored(&self) -> Vec<String> {
-        self.events()
-            .into_iter()
-            .filter_map(|e| match e {
-                DataEvent::Put { path, .. } => Some(base_name(&path)),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn logins(&self) -> Vec<Login> {
-        self.logins.lock().expect("logins").clone()
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn base_name(path: &str) -> String {
-    path.rsplit('/').next().unwrap_or(path).to_string()
 }
 
 fn assert_uploaded(server: &TestServer, files: &[BatchFile]) {
@@ -381,17 +184,16 @@ async fn a_zip_provider_uploads_one_zip() {
 }
 
 #[tokio::test]
-async fn sftp_and_implicit_ftps_are_refused_up_front() {
+async fn unpinned_sftp_and_implicit_ftps_are_refused_up_front() {
     let packets = tempfile::tempdir().expect("tempdir");
     let batch = batch("winfactor", packets.path());
     let files = batch_files(&batch).expect("files");
-    // Port 9 (discard) is never dialled: the refusal comes first.
-    let mut sftp = settings(9, FtpTls::Explicit, PASSWORD);
+    // Port 9 (discard) is never dialled: the refusal comes first. SFTP goes to SftpTransport
+    // (tests/it/sftp.rs), which will not connect without a host key pin.
+    let mut sftp = settings(9, FtpTls::None, PASSWORD);
     sftp.protocol = FtpProtocol::Sftp;
-    assert_eq!(
-        transport(&sftp).send(&batch, &files).await,
-        Err(ProviderError::Rejected("sftp is not supported yet".into()))
-    );
+    let refused = transport(&sftp).send(&batch, &files).await;
+    assert!(matches!(&refused, Err(ProviderError::Auth(text)) if text.contains("no host_key_sha256")), "{refused:?}");
     let implicit = settings(9, FtpTls::Implicit, PASSWORD);
     assert_eq!(
         transport(&implicit).reconcile(&batch, &files).await,
@@ -592,128 +394,6 @@ async fn a_refused_rename_is_an_error_and_leaves_no_final_file() {
 }
 
 // --- a scripted server, for what libunftp will not do -----------------------------------
-
-/// How the scripted server misbehaves.
-#[derive(Clone, Copy, Default)]
-struct Script {
-    /// Added to every SIZE answer: a server that lost bytes.
-    size_error: i64,
-    /// The answer to every STOR, instead of taking the file.
-    stor_reply: Option<&'static str>,
-}
-
-/// A minimal FTP server that records every command line, keeps files in memory, and
-/// advertises an unroutable address in its PASV replies (a server behind NAT).
-struct ScriptedServer {
-    port: u16,
-    commands: Arc<Mutex<Vec<String>>>,
-    files: Arc<Mutex<std::collections::BTreeMap<String, Vec<u8>>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl ScriptedServer {
-    async fn start(script: Script) -> ScriptedServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let (commands, files) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Default::default())));
-        let (log, store) = (Arc::clone(&commands), Arc::clone(&files));
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(Self::session(stream, script, Arc::clone(&log), Arc::clone(&store)));
-            }
-        });
-        ScriptedServer { port, commands, files, task }
-    }
-
-    async fn session(
-        stream: tokio::net::TcpStream,
-        script: Script,
-        log: Arc<Mutex<Vec<String>>>,
-        store: Arc<Mutex<std::collections::BTreeMap<String, Vec<u8>>>>,
-    ) {
-        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
-        let (read, mut write) = stream.into_split();
-        let mut lines = tokio::io::BufReader::new(read).lines();
-        let mut passive: Option<tokio::net::TcpListener> = None;
-        let mut rename_from = None;
-        if write.write_all(b"220 scripted\r\n").await.is_err() {
-            return;
-        }
-        while let Ok(Some(line)) = lines.next_line().await {
-            log.lock().expect("log").push(line.clone());
-            let (verb, arg) = line.split_once(' ').unwrap_or((line.as_str(), ""));
-            let arg = arg.to_string();
-            let reply = match verb {
-                "USER" => "331 password please".to_string(),
-                "PASS" => "230 logged in".to_string(),
-                "CWD" => "250 ok".to_string(),
-                "TYPE" => "200 ok".to_string(),
-                "PASV" => {
-                    let data = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind data");
-                    let port = data.local_addr().expect("addr").port();
-                    passive = Some(data);
-                    format!("227 Entering Passive Mode (10,255,255,1,{},{})", port / 256, port % 256)
-                }
-                "STOR" => match (script.stor_reply, passive.take()) {
-                    (Some(refusal), _) => refusal.to_string(),
-                    (None, Some(data)) => {
-                        let _ = write.write_all(b"150 send it\r\n").await;
-                        let Ok((mut socket, _)) = data.accept().await else { return };
-                        let mut bytes = Vec::new();
-                        let _ = socket.read_to_end(&mut bytes).await;
-                        store.lock().expect("files").insert(arg, bytes);
-                        "226 stored".to_string()
-                    }
-                    (None, None) => "425 use PASV first".to_string(),
-                },
-                "SIZE" => match store.lock().expect("files").get(&arg) {
-                    Some(bytes) => format!("213 {}", bytes.len() as i64 + script.size_error),
-                    None => "550 no such file".to_string(),
-                },
-                "RNFR" => {
-                    rename_from = Some(arg);
-                    "350 go on".to_string()
-                }
-                "RNTO" => {
-                    let mut files = store.lock().expect("files");
-                    match rename_from.take().and_then(|from| files.remove(&from)) {
-                        Some(bytes) => {
-                            files.insert(arg, bytes);
-                            "250 renamed".to_string()
-                        }
-                        None => "550 no such file".to_string(),
-                    }
-                }
-                "DELE" => match store.lock().expect("files").remove(&arg) {
-                    Some(_) => "250 deleted".to_string(),
-                    None => "550 no such file".to_string(),
-                },
-                "QUIT" => {
-                    let _ = write.write_all(b"221 bye\r\n").await;
-                    return;
-                }
-                _ => "502 not here".to_string(),
-            };
-            if write.write_all(format!("{reply}\r\n").as_bytes()).await.is_err() {
-                return;
-            }
-        }
-    }
-
-    fn commands(&self) -> Vec<String> {
-        self.commands.lock().expect("commands").clone()
-    }
-
-    fn file_names(&self) -> Vec<String> {
-        self.files.lock().expect("files").keys().cloned().collect()
-    }
-}
-
-impl Drop for ScriptedServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
 
 #[tokio::test]
 async fn uploads_are_binary_and_follow_the_control_connection_through_nat() {

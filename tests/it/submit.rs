@@ -263,3 +263,26 @@ both_backends!(each_schedule_fire_is_recorded_once, |env| {
     assert!(env.store.record_fire("acme-west", fire).await.expect("other subsidiary"));
     assert_eq!(env.store.last_fire("acme-east").await.expect("last"), Some(fire));
 });
+
+both_backends!(a_batch_another_process_is_sending_is_not_taken_for_a_crashed_one, |env| {
+    queued_loads(&env, 2).await;
+    let sending = write_ahead(&env).await;
+    // Its sender holds the lease (renewed while the transport works).
+    env.store.renew_batch_lease(&sending, std::time::Duration::from_secs(60)).await.expect("lease");
+    let reports = submit::reconcile_in_flight(&env.store, &env.settings).await.expect("reconcile");
+    assert!(reports.is_empty(), "a live batch is left alone: {reports:#?}");
+    let report = run_once(&env.store, &env.settings, None, false, "command").await.expect("submit");
+    assert!(report.batches.is_empty(), "its loads are not sent again: {report:#?}");
+    assert_eq!(env.store.batches_in_flight().await.expect("in flight").len(), 1);
+
+    // Once the lease runs out (its sender died), reconciliation takes it.
+    env.store.renew_batch_lease(&sending, std::time::Duration::from_millis(1)).await.expect("short lease");
+    let store = env.store.clone();
+    let settings = &env.settings;
+    let reports = crate::harness::wait_for(std::time::Duration::from_secs(10), "the lease to expire", || {
+        let store = store.clone();
+        async move { submit::reconcile_in_flight(&store, settings).await.ok().filter(|r| !r.is_empty()) }
+    })
+    .await;
+    assert_eq!((reports[0].id.as_str(), reports[0].reconciled), (sending.as_str(), true));
+});

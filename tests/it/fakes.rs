@@ -1,0 +1,716 @@
+//! Fake factors on loopback, shared by the transport tests (`ftp`, `api`) and the submission
+//! fault tests (`submit_faults`): an FTP server (libunftp on a tempdir) and a scripted one that
+//! can misbehave or stall at a chosen step, and an HTTP server playing OTR that counts
+//! *effective* submissions (one invoice per idempotency key and invoice number, whatever the
+//! client resends) and can stall inside a request, before or after committing it.
+
+pub mod ftp {
+    use std::future::Future;
+    use std::net::SocketAddr;
+    use std::path::PathBuf;
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use libunftp::notification::{DataEvent, DataListener, EventMeta};
+    use libunftp::options::FtpsRequired;
+    use unftp_core::auth::{AuthenticationError, Authenticator, ChannelEncryptionState, Credentials, Principal};
+    use unftp_sbe_fs::Filesystem;
+
+    pub const USER: &str = "acme";
+    pub const PASSWORD: &str = "s3cret-Pa55word";
+
+    /// A self-signed certificate for 127.0.0.1 / localhost, as PEM files for the server and DER
+    /// for the client's extra root.
+    pub struct TestCert {
+        _dir: tempfile::TempDir,
+        pub cert: PathBuf,
+        pub key: PathBuf,
+        pub der: Vec<u8>,
+    }
+
+    pub fn test_cert() -> TestCert {
+        let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .expect("certificate");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cert = dir.path().join("cert.pem");
+        let key = dir.path().join("key.pem");
+        std::fs::write(&cert, generated.cert.pem()).expect("write cert");
+        std::fs::write(&key, generated.signing_key.serialize_pem()).expect("write key");
+        TestCert { der: generated.cert.der().to_vec(), cert, key, _dir: dir }
+    }
+
+    /// One login the server accepted: who, and whether the control channel was TLS by then.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct Login {
+        pub user: String,
+        pub tls: bool,
+    }
+
+    #[derive(Clone, Debug)]
+    struct PasswordCheck {
+        logins: Arc<Mutex<Vec<Login>>>,
+    }
+
+    // libunftp's traits are `#[async_trait]`; these impls spell out what the macro would write
+    // rather than pull in the macro crate for two tests helpers.
+    impl Authenticator for PasswordCheck {
+        fn authenticate<'life0, 'life1, 'life2, 'async_trait>(
+            &'life0 self,
+            username: &'life1 str,
+            creds: &'life2 Credentials,
+        ) -> Pin<Box<dyn Future<Output = Result<Principal, AuthenticationError>> + Send + 'async_trait>>
+        where
+            'life0: 'async_trait,
+            'life1: 'async_trait,
+            'life2: 'async_trait,
+            Self: 'async_trait,
+        {
+            Box::pin(async move {
+                if username != USER {
+                    return Err(AuthenticationError::BadUser);
+                }
+                if creds.password.as_deref() != Some(PASSWORD) {
+                    return Err(AuthenticationError::BadPassword);
+                }
+                let tls = creds.command_channel_security == ChannelEncryptionState::Tls;
+                self.logins.lock().expect("logins").push(Login { user: username.to_string(), tls });
+                Ok(Principal { username: username.to_string() })
+            })
+        }
+    }
+
+    /// Every completed STOR, DELE and rename, in order; recorded before the server replies.
+    #[derive(Clone, Debug, Default)]
+    pub struct EventLog(pub Arc<Mutex<Vec<DataEvent>>>);
+
+    impl DataListener for EventLog {
+        fn receive_data_event<'life0, 'async_trait>(
+            &'life0 self,
+            e: DataEvent,
+            _m: EventMeta,
+        ) -> Pin<Box<dyn Future<Output = ()> + Send + 'async_trait>>
+        where
+            'life0: 'async_trait,
+            Self: 'async_trait,
+        {
+            Box::pin(async move { self.0.lock().expect("events").push(e) })
+        }
+    }
+
+    pub struct TestServer {
+        pub addr: SocketAddr,
+        pub root: tempfile::TempDir,
+        pub events: EventLog,
+        pub logins: Arc<Mutex<Vec<Login>>>,
+        stop: Option<tokio::sync::oneshot::Sender<()>>,
+        thread: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl TestServer {
+        /// Plain FTP, or FTPS required on both channels (`ftps_required(All, All)`: no login
+        /// before AUTH TLS, no PASV before PROT P).
+        pub fn start(tls: Option<&TestCert>) -> TestServer {
+            TestServer::start_on(tls, 0)
+        }
+
+        /// As [`TestServer::start`], on a given port of 127.0.0.1 (0: any free one), so that a
+        /// server found down can be started where the config points.
+        pub fn start_on(tls: Option<&TestCert>, port: u16) -> TestServer {
+            let root = tempfile::tempdir().expect("tempdir");
+            std::fs::create_dir(root.path().join("incoming")).expect("mkdir incoming");
+            let events = EventLog::default();
+            let logins = Arc::new(Mutex::new(Vec::new()));
+            let tls = tls.map(|c| (c.cert.clone(), c.key.clone()));
+            let (root_path, server_events, auth) =
+                (root.path().to_path_buf(), events.clone(), PasswordCheck { logins: logins.clone() });
+            let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+            let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+            // Its own thread and runtime: the server runs while a test blocks or times out, and
+            // its logging never reaches the test's log capture.
+            let thread = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                runtime.block_on(async move {
+                    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
+                    addr_tx.send(listener.local_addr().expect("addr")).expect("send addr");
+                    loop {
+                        let stream = tokio::select! {
+                            _ = &mut stopped => break,
+                            accepted = listener.accept() => match accepted {
+                                Ok((stream, _)) => stream,
+                                Err(_) => continue,
+                            },
+                        };
+                        // `Server::service` takes the server by value: one per connection.
+                        let fs_root = root_path.clone();
+                        let mut builder = libunftp::ServerBuilder::with_authenticator(
+                            Box::new(move || Filesystem::new(fs_root.clone()).expect("filesystem")),
+                            Arc::new(auth.clone()),
+                        )
+                        .notify_data(server_events.clone());
+                        if let Some((cert, key)) = &tls {
+                            builder = builder
+                                .ftps(cert.clone(), key.clone())
+                                .ftps_required(FtpsRequired::All, FtpsRequired::All);
+                        }
+                        let server = builder.build().expect("server");
+                        tokio::spawn(async move {
+                            let _ = server.service(stream).await;
+                        });
+                    }
+                });
+            });
+            let addr = addr_rx.recv_timeout(Duration::from_secs(10)).expect("server listening");
+            TestServer { addr, root, events, logins, stop: Some(stop), thread: Some(thread) }
+        }
+
+        pub fn dir(&self) -> PathBuf {
+            self.root.path().join("incoming")
+        }
+
+        /// The names in the upload directory, sorted.
+        pub fn names(&self) -> Vec<String> {
+            let mut names: Vec<String> = std::fs::read_dir(self.dir())
+                .expect("read dir")
+                .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        }
+
+        pub fn read(&self, name: &str) -> Vec<u8> {
+            std::fs::read(self.dir().join(name)).expect("read uploaded file")
+        }
+
+        pub fn events(&self) -> Vec<DataEvent> {
+            self.events.0.lock().expect("events").clone()
+        }
+
+        /// The names of the files STORed, in order.
+        pub fn stored(&self) -> Vec<String> {
+            self.events()
+                .into_iter()
+                .filter_map(|e| match e {
+                    DataEvent::Put { path, .. } => Some(base_name(&path)),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        pub fn logins(&self) -> Vec<Login> {
+            self.logins.lock().expect("logins").clone()
+        }
+    }
+
+    impl Drop for TestServer {
+        fn drop(&mut self) {
+            if let Some(stop) = self.stop.take() {
+                let _ = stop.send(());
+            }
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+
+    pub fn base_name(path: &str) -> String {
+        path.rsplit('/').next().unwrap_or(path).to_string()
+    }
+
+    // --- a scripted server, for what libunftp will not do -----------------------------------
+
+    /// How the scripted server misbehaves.
+    #[derive(Clone, Copy, Default)]
+    pub struct Script {
+        /// Added to every SIZE answer: a server that lost bytes.
+        pub size_error: i64,
+        /// The answer to every STOR, instead of taking the file.
+        pub stor_reply: Option<&'static str>,
+        /// Where the server stops answering, the first time it gets there.
+        pub stall: Option<Stall>,
+    }
+
+    /// A point where the scripted server stops answering on one connection, as a hung server
+    /// would: it counts the stall (see [`ScriptedServer::stalls`]) and then reads and ignores
+    /// everything until the client goes away. It happens once per server, so a client started
+    /// again afterwards gets normal answers.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Stall {
+        pub point: StallPoint,
+        /// The file the stall waits for: a STOR or RNTO argument ending with this (any for the
+        /// greeting).
+        pub suffix: &'static str,
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum StallPoint {
+        /// Connected, before the greeting: nothing sent yet.
+        Greeting,
+        /// After a STOR's bytes arrived and were kept under its (temp) name, before the 226.
+        Stored,
+        /// An RNTO received, before the file is renamed.
+        BeforeRename,
+        /// After the file is renamed, before the answer.
+        AfterRename,
+    }
+
+    type Files = Arc<Mutex<std::collections::BTreeMap<String, Vec<u8>>>>;
+    type Lines = tokio::io::Lines<tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>>;
+
+    /// A minimal FTP server that records every command line, keeps files in memory (shared by all
+    /// connections, so a second client sees what the first left), and advertises an unroutable
+    /// address in its PASV replies (a server behind NAT).
+    pub struct ScriptedServer {
+        pub port: u16,
+        commands: Arc<Mutex<Vec<String>>>,
+        files: Files,
+        stalls: Arc<AtomicUsize>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl ScriptedServer {
+        pub async fn start(script: Script) -> ScriptedServer {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let port = listener.local_addr().expect("addr").port();
+            let (commands, files) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Default::default())));
+            let stalls = Arc::new(AtomicUsize::new(0));
+            let (log, store, stalled) = (Arc::clone(&commands), Arc::clone(&files), Arc::clone(&stalls));
+            let task = tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    let session =
+                        Self::session(stream, script, Arc::clone(&log), Arc::clone(&store), Arc::clone(&stalled));
+                    tokio::spawn(session);
+                }
+            });
+            ScriptedServer { port, commands, files, stalls, task }
+        }
+
+        async fn session(
+            stream: tokio::net::TcpStream,
+            script: Script,
+            log: Arc<Mutex<Vec<String>>>,
+            store: Files,
+            stalls: Arc<AtomicUsize>,
+        ) {
+            use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+            // Whether to stall here: the script says so and no stall happened yet.
+            let trip = |point: StallPoint, name: &str| {
+                script.stall.is_some_and(|s| s.point == point && name.ends_with(s.suffix))
+                    && stalls.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+            };
+            let (read, mut write) = stream.into_split();
+            let mut lines = tokio::io::BufReader::new(read).lines();
+            let mut passive: Option<tokio::net::TcpListener> = None;
+            let mut rename_from = None;
+            if trip(StallPoint::Greeting, "") {
+                return ignore_until_closed(&mut lines).await;
+            }
+            if write.write_all(b"220 scripted\r\n").await.is_err() {
+                return;
+            }
+            while let Ok(Some(line)) = lines.next_line().await {
+                log.lock().expect("log").push(line.clone());
+                let (verb, arg) = line.split_once(' ').unwrap_or((line.as_str(), ""));
+                let arg = arg.to_string();
+                let reply = match verb {
+                    "USER" => "331 password please".to_string(),
+                    "PASS" => "230 logged in".to_string(),
+                    "CWD" => "250 ok".to_string(),
+                    "TYPE" => "200 ok".to_string(),
+                    "PASV" => {
+                        let data = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind data");
+                        let port = data.local_addr().expect("addr").port();
+                        passive = Some(data);
+                        format!("227 Entering Passive Mode (10,255,255,1,{},{})", port / 256, port % 256)
+                    }
+                    "STOR" => match (script.stor_reply, passive.take()) {
+                        (Some(refusal), _) => refusal.to_string(),
+                        (None, Some(data)) => {
+                            let _ = write.write_all(b"150 send it\r\n").await;
+                            let Ok((mut socket, _)) = data.accept().await else { return };
+                            let mut bytes = Vec::new();
+                            let _ = socket.read_to_end(&mut bytes).await;
+                            store.lock().expect("files").insert(arg.clone(), bytes);
+                            if trip(StallPoint::Stored, &arg) {
+                                return ignore_until_closed(&mut lines).await;
+                            }
+                            "226 stored".to_string()
+                        }
+                        (None, None) => "425 use PASV first".to_string(),
+                    },
+                    "NLST" => match passive.take() {
+                        Some(data) => {
+                            let _ = write.write_all(b"150 listing\r\n").await;
+                            let Ok((mut socket, _)) = data.accept().await else { return };
+                            let listing: String =
+                                store.lock().expect("files").keys().map(|name| format!("{name}\r\n")).collect();
+                            let _ = socket.write_all(listing.as_bytes()).await;
+                            let _ = socket.shutdown().await;
+                            "226 listed".to_string()
+                        }
+                        None => "425 use PASV first".to_string(),
+                    },
+                    "SIZE" => match store.lock().expect("files").get(&arg) {
+                        Some(bytes) => format!("213 {}", bytes.len() as i64 + script.size_error),
+                        None => "550 no such file".to_string(),
+                    },
+                    "RNFR" => {
+                        rename_from = Some(arg);
+                        "350 go on".to_string()
+                    }
+                    "RNTO" => {
+                        if trip(StallPoint::BeforeRename, &arg) {
+                            return ignore_until_closed(&mut lines).await;
+                        }
+                        let renamed = {
+                            let mut files = store.lock().expect("files");
+                            match rename_from.take().and_then(|from| files.remove(&from)) {
+                                Some(bytes) => {
+                                    files.insert(arg.clone(), bytes);
+                                    true
+                                }
+                                None => false,
+                            }
+                        };
+                        if renamed && trip(StallPoint::AfterRename, &arg) {
+                            return ignore_until_closed(&mut lines).await;
+                        }
+                        if renamed { "250 renamed" } else { "550 no such file" }.to_string()
+                    }
+                    "DELE" => match store.lock().expect("files").remove(&arg) {
+                        Some(_) => "250 deleted".to_string(),
+                        None => "550 no such file".to_string(),
+                    },
+                    "QUIT" => {
+                        let _ = write.write_all(b"221 bye\r\n").await;
+                        return;
+                    }
+                    _ => "502 not here".to_string(),
+                };
+                if write.write_all(format!("{reply}\r\n").as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+        }
+
+        pub fn commands(&self) -> Vec<String> {
+            self.commands.lock().expect("commands").clone()
+        }
+
+        pub fn file_names(&self) -> Vec<String> {
+            self.files.lock().expect("files").keys().cloned().collect()
+        }
+
+        /// The bytes held under `name`.
+        pub fn file(&self, name: &str) -> Option<Vec<u8>> {
+            self.files.lock().expect("files").get(name).cloned()
+        }
+
+        /// How many times the server stalled (0 or 1): the sign that a client is stuck there.
+        pub fn stalls(&self) -> usize {
+            self.stalls.load(Ordering::SeqCst)
+        }
+    }
+
+    /// A stalled connection: commands are read and never answered until the client goes away.
+    async fn ignore_until_closed(lines: &mut Lines) {
+        while let Ok(Some(_)) = lines.next_line().await {}
+    }
+
+    impl Drop for ScriptedServer {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+}
+
+pub mod api {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+    use axum::Router;
+    use axum::body::Bytes;
+    use axum::extract::{Path as UrlPath, Query, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::{get, post};
+    use serde_json::{Value, json};
+
+    pub const USERNAME: &str = "acme";
+    pub const PASSWORD: &str = "pw-Hunter2-otr-secret";
+    pub const SUBSCRIPTION_KEY: &str = "sub-4f1d9c-apim-secret";
+    pub const API_KEY: &str = "key-7a7a7a-api-secret";
+    /// The servers live under a path, as OTR's does, to prove endpoints are appended to it.
+    pub const PREFIX: &str = "/carrier-tms/2";
+
+    /// Serves `routes` under [`PREFIX`] on 127.0.0.1:0; returns the base URL.
+    pub async fn serve(routes: Router) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(async move { axum::serve(listener, Router::new().nest(PREFIX, routes)).await });
+        format!("http://{address}{PREFIX}")
+    }
+
+    pub fn lock<T>(shared: &Mutex<T>) -> MutexGuard<'_, T> {
+        shared.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn bearer(headers: &HeaderMap) -> Option<String> {
+        headers.get("authorization")?.to_str().ok()?.strip_prefix("Bearer ").map(str::to_string)
+    }
+
+    pub fn json_response(status: StatusCode, body: Value) -> Response {
+        (status, axum::Json(body)).into_response()
+    }
+
+    // ---- The OTR server -----------------------------------------------------------------------
+
+    #[derive(Default)]
+    pub struct OtrInvoice {
+        pub id: String,
+        pub number: String,
+        pub documents: Vec<u64>,
+    }
+
+    /// What the fake OTR does (knobs) and what it saw (counters).
+    #[derive(Default)]
+    pub struct Otr {
+        /// The first token issued is refused once, as an expired token would be.
+        pub expire_first_token: bool,
+        /// Every token is refused (credentials revoked).
+        pub refuse_tokens: bool,
+        /// This many `POST invoices` answer 500 / 429 (`Retry-After: 1`) first.
+        pub fail_500: u32,
+        pub fail_429: u32,
+        /// `POST invoices` for this invoice number never answers.
+        pub hang: Option<String>,
+        /// `POST invoices` creates the invoice, then the connection drops without an answer.
+        pub drop_after_commit: bool,
+        /// The first `POST invoices` for this invoice number stops there and never answers, once:
+        /// before the invoice is committed, or after (a factor that took it and then hung).
+        pub stall: Option<(String, OtrStall)>,
+        pub unknown_mc: Option<String>,
+        pub unapproved_mc: Option<String>,
+
+        pub logins: u32,
+        pub valid_tokens: Vec<String>,
+        pub requests: u32,
+        pub without_subscription_key: u32,
+        pub invoice_posts: u32,
+        pub document_posts: u32,
+        pub invoices: Vec<OtrInvoice>,
+        pub by_key: HashMap<String, String>,
+        /// How many times a stall happened: the sign that a client is stuck inside a request.
+        pub stalled: u32,
+    }
+
+    /// Where [`Otr::stall`] stops a `POST invoices`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum OtrStall {
+        BeforeCommit,
+        AfterCommit,
+    }
+
+    pub type Shared<T> = Arc<Mutex<T>>;
+
+    impl Otr {
+        /// Counts a request and whether it carried the subscription key.
+        fn saw(&mut self, headers: &HeaderMap) {
+            self.requests += 1;
+            if headers.get("ocp-apim-subscription-key").and_then(|v| v.to_str().ok()) != Some(SUBSCRIPTION_KEY) {
+                self.without_subscription_key += 1;
+            }
+        }
+
+        fn authorized(&self, headers: &HeaderMap) -> bool {
+            !self.refuse_tokens && bearer(headers).is_some_and(|t| self.valid_tokens.contains(&t))
+        }
+
+        fn record(&self, invoice: &OtrInvoice) -> Value {
+            json!({
+                "id": invoice.id,
+                "invoiceNumber": invoice.number,
+                "documents": invoice.documents.iter().map(|t| json!({"documentType": t})).collect::<Vec<_>>(),
+            })
+        }
+    }
+
+    fn otr_routes(state: Shared<Otr>) -> Router {
+        Router::new()
+            .route("/auth/token", post(otr_login))
+            .route("/invoices", post(otr_create).get(otr_search))
+            .route("/invoices/{id}", get(otr_get))
+            .route("/invoices/{id}/documents", post(otr_document))
+            .with_state(state)
+    }
+
+    async fn otr_login(State(state): State<Shared<Otr>>, headers: HeaderMap, body: String) -> Response {
+        let mut otr = lock(&state);
+        otr.saw(&headers);
+        let form: HashMap<String, String> = body
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if form.get("username").map(String::as_str) != Some(USERNAME)
+            || form.get("password").map(String::as_str) != Some(PASSWORD)
+        {
+            // Echoes what it got, as careless servers do: the client must scrub it.
+            return json_response(
+                StatusCode::UNAUTHORIZED,
+                json!({"message": format!("bad login {body} with key {SUBSCRIPTION_KEY}")}),
+            );
+        }
+        otr.logins += 1;
+        let token = format!("token-{}", otr.logins);
+        if !(otr.expire_first_token && otr.logins == 1) {
+            otr.valid_tokens.push(token.clone());
+        }
+        json_response(StatusCode::OK, json!({"access_token": token, "token_type": "Bearer", "expires_in": 3600}))
+    }
+
+    async fn otr_create(State(state): State<Shared<Otr>>, headers: HeaderMap, body: axum::Json<Value>) -> Response {
+        let hang = {
+            let mut otr = lock(&state);
+            otr.saw(&headers);
+            if !otr.authorized(&headers) {
+                return StatusCode::UNAUTHORIZED.into_response();
+            }
+            otr.invoice_posts += 1;
+            if otr.fail_500 > 0 {
+                otr.fail_500 -= 1;
+                return json_response(StatusCode::INTERNAL_SERVER_ERROR, json!({"message": "database busy"}));
+            }
+            if otr.fail_429 > 0 {
+                otr.fail_429 -= 1;
+                return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], "slow down").into_response();
+            }
+            let number = body["invoiceNumber"].as_str().unwrap_or_default().to_string();
+            let mc = body["brokerMc"].as_str().unwrap_or_default().to_string();
+            let Some(key) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_string) else {
+                return json_response(StatusCode::BAD_REQUEST, json!({"message": "Idempotency-Key required"}));
+            };
+            let stall = otr.stall.take_if(|(n, _)| *n == number).map(|(_, point)| point);
+            if stall == Some(OtrStall::BeforeCommit) {
+                otr.stalled += 1;
+                true
+            } else if otr.hang.as_deref() == Some(number.as_str()) {
+                true
+            } else {
+                if otr.unknown_mc.as_deref() == Some(mc.as_str()) {
+                    return StatusCode::NO_CONTENT.into_response();
+                }
+                if otr.unapproved_mc.as_deref() == Some(mc.as_str()) {
+                    return json_response(
+                        StatusCode::PAYMENT_REQUIRED,
+                        json!({"message": format!("Broker MC {mc} is not approved for factoring")}),
+                    );
+                }
+                let existing = otr
+                    .by_key
+                    .get(&key)
+                    .cloned()
+                    .or_else(|| otr.invoices.iter().find(|i| i.number == number).map(|i| i.id.clone()));
+                if let Some(id) = existing {
+                    return json_response(
+                        StatusCode::CONFLICT,
+                        json!({"message": "Invoice already exists", "existingInvoiceId": id}),
+                    );
+                }
+                let id = format!("otr-{}", otr.invoices.len() + 1);
+                otr.invoices.push(OtrInvoice { id: id.clone(), number, documents: Vec::new() });
+                otr.by_key.insert(key, id.clone());
+                if otr.drop_after_commit {
+                    drop(otr);
+                    // Committed, and now the connection dies without an answer: the panic ends the
+                    // connection's task, which closes the socket.
+                    panic!("simulated crash after commit (expected in this test)");
+                }
+                if stall == Some(OtrStall::AfterCommit) {
+                    otr.stalled += 1;
+                    true
+                } else {
+                    return json_response(StatusCode::CREATED, json!({"id": id, "status": "Pending"}));
+                }
+            }
+        };
+        if hang {
+            std::future::pending::<()>().await;
+        }
+        StatusCode::INTERNAL_SERVER_ERROR.into_response()
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Search {
+        #[serde(rename = "invoiceNumber")]
+        invoice_number: String,
+    }
+
+    async fn otr_search(
+        State(state): State<Shared<Otr>>,
+        headers: HeaderMap,
+        Query(search): Query<Search>,
+    ) -> Response {
+        let mut otr = lock(&state);
+        otr.saw(&headers);
+        if !otr.authorized(&headers) {
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+        let found: Vec<Value> =
+            otr.invoices.iter().filter(|i| i.number == search.invoice_number).map(|i| otr.record(i)).collect();
+        json_response(StatusCode::OK, Value::Array(found))
+    }
+
+    async fn otr_get(State(state): State<Shared<Otr>>, headers: HeaderMap, UrlPath(id): UrlPath<String>) -> Response {
+        let mut otr = lock(&state);
+        otr.saw(&headers);
+        if !otr.authorized(&headers) {
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+        match otr.invoices.iter().find(|i| i.id == id) {
+            Some(invoice) => json_response(StatusCode::OK, otr.record(invoice)),
+            None => StatusCode::NOT_FOUND.into_response(),
+        }
+    }
+
+    /// The multipart `documentType` field's value.
+    fn document_type(body: &[u8]) -> Option<u64> {
+        let text = String::from_utf8_lossy(body);
+        let after = text.split_once("name=\"documentType\"")?.1;
+        after.split_once("\r\n\r\n")?.1.lines().next()?.trim().parse().ok()
+    }
+
+    async fn otr_document(
+        State(state): State<Shared<Otr>>,
+        headers: HeaderMap,
+        UrlPath(id): UrlPath<String>,
+        body: Bytes,
+    ) -> Response {
+        let mut otr = lock(&state);
+        otr.saw(&headers);
+        if !otr.authorized(&headers) {
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+        otr.document_posts += 1;
+        let Some(kind) = document_type(&body) else {
+            return json_response(StatusCode::BAD_REQUEST, json!({"message": "documentType required"}));
+        };
+        // Any PDF: the transport tests' made-up packets and the invoicing job's real ones.
+        if !String::from_utf8_lossy(&body).contains("%PDF-") {
+            return json_response(StatusCode::BAD_REQUEST, json!({"message": "file required"}));
+        }
+        match otr.invoices.iter_mut().find(|i| i.id == id) {
+            Some(invoice) => {
+                invoice.documents.push(kind);
+                json_response(StatusCode::CREATED, json!({"documentId": format!("doc-{id}-{kind}")}))
+            }
+            None => StatusCode::NOT_FOUND.into_response(),
+        }
+    }
+
+    pub async fn otr_server(otr: Otr) -> (String, Shared<Otr>) {
+        let state = Arc::new(Mutex::new(otr));
+        (serve(otr_routes(state.clone())).await, state)
+    }
+}
