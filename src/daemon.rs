@@ -174,42 +174,38 @@ async fn fire_schedule(settings: Arc<Settings>, store: Store, subsidiary_id: Str
             }
         }
     };
-    let mut after = last.map_or_else(chrono::Utc::now, |last| last.max(chrono::Utc::now()));
-    loop {
-        let Some(next) = crate::schedule::next_fire(schedule, subsidiary.timezone, after) else {
-            tracing::warn!(subsidiary = %subsidiary.id, "the schedule never fires again");
-            return;
-        };
-        let wait = (next - chrono::Utc::now()).to_std().unwrap_or_default();
-        tracing::debug!(subsidiary = %subsidiary.id, next = %next, "next submission");
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
-        }
-        if chrono::Utc::now() < next {
-            continue; // woke early (the clock was stepped back): sleep again
-        }
-        after = next;
-        match store.record_fire(&subsidiary.id, next).await {
-            Ok(true) => {
-                let cause = format!("schedule {}", next.to_rfc3339());
-                let mut report = crate::submit::SubmitReport::default();
-                let submitted =
-                    crate::submit::submit_subsidiary(&store, &settings, subsidiary, false, &cause, &mut report).await;
-                match submitted {
-                    Ok(()) => tracing::info!(
-                        subsidiary = %subsidiary.id, fire = %next, batches = report.batches.len(), waiting = report.waiting.len(),
-                        "scheduled submission"
-                    ),
-                    Err(error) => tracing::error!(subsidiary = %subsidiary.id, %error, "scheduled submission failed"),
+    let clock = crate::schedule::SystemClock;
+    let after = last.map_or_else(chrono::Utc::now, |last| last.max(chrono::Utc::now()));
+    let fire = |next: chrono::DateTime<chrono::Utc>| {
+        let (store, settings) = (&store, &settings);
+        async move {
+            match store.record_fire(&subsidiary.id, next).await {
+                Ok(true) => {
+                    let cause = format!("schedule {}", next.to_rfc3339());
+                    let mut report = crate::submit::SubmitReport::default();
+                    let submitted =
+                        crate::submit::submit_subsidiary(store, settings, subsidiary, false, &cause, &mut report).await;
+                    match submitted {
+                        Ok(()) => tracing::info!(
+                            subsidiary = %subsidiary.id, fire = %next, batches = report.batches.len(),
+                            waiting = report.waiting.len(), "scheduled submission"
+                        ),
+                        Err(error) => {
+                            tracing::error!(subsidiary = %subsidiary.id, %error, "scheduled submission failed")
+                        }
+                    }
+                }
+                Ok(false) => tracing::info!(
+                    subsidiary = %subsidiary.id, fire = %next, "fire already taken (another daemon, or before a restart)"
+                ),
+                Err(error) => {
+                    tracing::error!(subsidiary = %subsidiary.id, %error, "cannot record the fire; it is skipped")
                 }
             }
-            Ok(false) => {
-                tracing::info!(subsidiary = %subsidiary.id, fire = %next, "fire already taken (another daemon, or before a restart)")
-            }
-            Err(error) => tracing::error!(subsidiary = %subsidiary.id, %error, "cannot record the fire; it is skipped"),
         }
-    }
+    };
+    crate::schedule::run_fires(schedule, subsidiary.timezone, after, &clock, &shutdown, fire).await;
+    tracing::warn!(subsidiary = %subsidiary.id, "the schedule never fires again");
 }
 
 /// The invoice component: a pass every `invoicing.interval`, and one after each load import.

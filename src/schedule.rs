@@ -13,6 +13,54 @@ use chrono_tz::Tz;
 
 use crate::config::Schedule;
 
+/// Where the scheduler reads the time: the system clock in the daemon, a clock driven by
+/// tokio's (pausable) time in tests.
+pub trait Clock {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system's wall clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// Calls `fire` at every fire of the schedule after `after`, in order, until `shutdown` (or
+/// the expression never matches again). Sleeps until each fire; if it wakes before the fire by
+/// `clock` (the clock was stepped back), it sleeps again, and a fire already made is never made
+/// again: each next fire is computed from the last one, not from the clock.
+pub async fn run_fires<C, F, Fut>(
+    schedule: &Schedule,
+    zone: Tz,
+    mut after: DateTime<Utc>,
+    clock: &C,
+    shutdown: &tokio_util::sync::CancellationToken,
+    mut fire: F,
+) where
+    C: Clock,
+    F: FnMut(DateTime<Utc>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    while let Some(next) = next_fire(schedule, zone, after) {
+        loop {
+            let wait = (next - clock.now()).to_std().unwrap_or_default();
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            if clock.now() >= next {
+                break;
+            }
+        }
+        after = next;
+        fire(next).await;
+    }
+}
+
 /// Longest a spring-forward gap can be; time zones use one hour, a few used 30 minutes.
 const MAX_GAP_MINUTES: i64 = 3 * 60;
 
@@ -139,6 +187,86 @@ mod tests {
                 "2026-11-01T02:40:00-06:00"
             ]
         );
+    }
+
+    /// A clock that follows tokio's time from a chosen start, and can be stepped like a wall clock.
+    struct TokioClock {
+        start: DateTime<Utc>,
+        origin: tokio::time::Instant,
+        step_seconds: std::sync::atomic::AtomicI64,
+    }
+
+    impl TokioClock {
+        fn at(start: &str) -> TokioClock {
+            TokioClock { start: utc(start), origin: tokio::time::Instant::now(), step_seconds: Default::default() }
+        }
+    }
+
+    impl Clock for TokioClock {
+        fn now(&self) -> DateTime<Utc> {
+            let step = Duration::seconds(self.step_seconds.load(std::sync::atomic::Ordering::SeqCst));
+            self.start + Duration::from_std(self.origin.elapsed()).unwrap_or_default() + step
+        }
+    }
+
+    /// The first `count` fires the scheduler makes from `start`, on tokio's paused clock.
+    async fn run_paused(expression: &str, start: &str, count: usize) -> Vec<String> {
+        let schedule = Schedule::parse(expression).expect("cron");
+        let clock = TokioClock::at(start);
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let mut fired = Vec::new();
+        run_fires(&schedule, chicago(), clock.now(), &clock, &shutdown, |at| {
+            fired.push((at, clock.now()));
+            if fired.len() == count {
+                shutdown.cancel();
+            }
+            async {}
+        })
+        .await;
+        fired
+            .into_iter()
+            .map(|(at, woke)| {
+                assert!(woke >= at, "fired at {at} before its time ({woke})");
+                at.with_timezone(&chicago()).to_rfc3339()
+            })
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_scheduler_fires_across_the_2026_changes_on_a_paused_clock() {
+        assert_eq!(
+            run_paused("0 30 2 * * *", "2026-03-07T12:00:00Z", 3).await,
+            ["2026-03-08T03:00:00-05:00", "2026-03-09T02:30:00-05:00", "2026-03-10T02:30:00-05:00"]
+        );
+        assert_eq!(
+            run_paused("0 30 1 * * *", "2026-10-31T12:00:00Z", 2).await,
+            ["2026-11-01T01:30:00-05:00", "2026-11-02T01:30:00-06:00"]
+        );
+        assert_eq!(
+            run_paused("0 0 16 * * Mon-Fri", "2026-10-30T12:00:00Z", 2).await,
+            ["2026-10-30T16:00:00-05:00", "2026-11-02T16:00:00-06:00"]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_clock_stepped_back_never_fires_a_time_twice() {
+        let schedule = Schedule::parse("0 0 * * * *").expect("cron");
+        let clock = TokioClock::at("2026-11-30T10:30:00Z");
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let mut fired = Vec::new();
+        run_fires(&schedule, chicago(), clock.now(), &clock, &shutdown, |at| {
+            fired.push(at);
+            if fired.len() == 1 {
+                // Right after the 11:00 fire, the wall clock is stepped back 90 minutes.
+                clock.step_seconds.store(-90 * 60, std::sync::atomic::Ordering::SeqCst);
+            }
+            if fired.len() == 3 {
+                shutdown.cancel();
+            }
+            async {}
+        })
+        .await;
+        assert_eq!(fired, [utc("2026-11-30T11:00:00Z"), utc("2026-11-30T12:00:00Z"), utc("2026-11-30T13:00:00Z")]);
     }
 
     #[test]
