@@ -214,7 +214,9 @@ impl<'a> Sender<'a> {
                 Ok(Sender::Outbox(OutboxTransport::new(settings.paths.outbox.join(&subsidiary.id).join(provider.id))))
             }
             (Transport::Ftp, Some(Connection::Ftp(ftp))) => Ok(Sender::Ftp(FtpTransport::new(ftp))),
-            (Transport::Api, Some(Connection::Api(api))) => Ok(Sender::Api(ApiTransport::new(provider, api)?)),
+            (Transport::Api, Some(Connection::Api(api))) => {
+                Ok(Sender::Api(ApiTransport::new(provider, api)?.with_timeout(api.timeout)))
+            }
             _ => Err(ProviderError::Rejected(format!("{} has no connection configured", provider.name))),
         }
     }

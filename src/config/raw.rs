@@ -157,6 +157,7 @@ pub struct RawApi {
     pub api_key_file: Option<PathBuf>,
     pub api_key_env: Option<String>,
     pub client_id: Option<String>,
+    pub timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -305,6 +305,8 @@ pub struct ApiSettings {
     pub subscription_key: Option<SecretString>,
     pub api_key: Option<SecretString>,
     pub client_id: Option<String>,
+    /// Longest wait for one request's answer (each retry gets it anew).
+    pub timeout: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -1093,10 +1095,25 @@ fn validate_api(
     if needs(ApiCredential::ClientId) && raw.client_id.as_deref().is_none_or(|c| c.trim().is_empty()) {
         issues.push(source, key("factoring.api.client_id"), format!("required for {}", provider.name));
     }
+    let timeout = match raw.timeout.as_deref() {
+        None => Duration::from_secs(30),
+        Some(text) => match parse_duration(text) {
+            Ok(timeout) if timeout >= Duration::from_millis(100) => timeout,
+            Ok(_) => {
+                issues.push(source, key("factoring.api.timeout"), "must be at least 100ms");
+                Duration::from_secs(30)
+            }
+            Err(message) => {
+                issues.push(source, key("factoring.api.timeout"), message);
+                Duration::from_secs(30)
+            }
+        },
+    };
     if issues.0.len() > before {
         return None;
     }
     Some(ApiSettings {
+        timeout,
         base_url,
         username: raw.username.clone(),
         password,

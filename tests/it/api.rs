@@ -41,6 +41,7 @@ fn settings(base_url: &str) -> ApiSettings {
         subscription_key: Some(SecretString::from(SUBSCRIPTION_KEY)),
         api_key: Some(SecretString::from(API_KEY)),
         client_id: Some("SJ-CLIENT-42".to_string()),
+        timeout: Duration::from_secs(30),
     }
 }
 

@@ -699,3 +699,50 @@ async fn killed_after_otr_committed_before_the_answer_the_invoice_is_found_not_r
     // found by number, AE-2's packet uploaded, and only AE-3 is posted.
     assert_eq!(lock(&otr).invoice_posts, 3, "nothing resent");
 }
+
+/// A hung API through the real job: with `factoring.api.timeout` short, the batch is transient,
+/// the loads stay Queued with the timeout as their reason, and go through once OTR answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_api_leaves_the_loads_queued_with_the_reason_and_they_go_once_it_answers() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            open.push(stream);
+        }
+    });
+    let env = TestEnv::new(Backend::Sqlite).await.expect("env");
+    let password = secret(&env, "otr-password", fake_api::PASSWORD);
+    let key = secret(&env, "otr-subscription-key", fake_api::SUBSCRIPTION_KEY);
+    let api = |base_url: &str| {
+        format!(
+            "provider = \"otr\"\n\n[subsidiary.factoring.api]\nbase_url = \"{base_url}\"\nusername = \"{user}\"\n\
+             password_file = \"{password}\"\nsubscription_key_file = \"{key}\"\ntimeout = \"300ms\"\n",
+            user = fake_api::USERNAME,
+            password = password.display(),
+            key = key.display(),
+        )
+    };
+    let (_, hung) = provider_config(&env, "config-hung", &api(&format!("http://{address}{}", fake_api::PREFIX)));
+    queue_loads(&env, &hung, 2).await;
+
+    let started = Instant::now();
+    let report = run_once(&env.store, &hung, None, false, "command").await.expect("submit");
+    assert!(started.elapsed() < Duration::from_secs(20), "the timeout bounds the wait: {:?}", started.elapsed());
+    assert_eq!(report.batches[0].status, "failed", "{report:#?}");
+    for load in load_numbers(2) {
+        let waiting = detail(&env.store, &load).await.load;
+        assert_eq!(waiting.status, LoadStatus::Queued);
+        let reason = waiting.waiting_reason.unwrap_or_default();
+        assert!(reason.contains("timed out") || reason.contains("no answer"), "{load}: {reason}");
+    }
+    held.abort();
+
+    let (url, otr) = otr_server(Otr::default()).await;
+    let (_, answering) = provider_config(&env, "config-answering", &api(&url));
+    let report = run_once(&env.store, &answering, None, false, "command").await.expect("submit");
+    assert_eq!((report.batches[0].id.as_str(), report.batches[0].accepted), ("acme-east-2", 2), "{report:#?}");
+    assert_invoiced_once(&env.store, 2, "acme-east-2").await;
+    assert_eq!(lock(&otr).invoices.len(), 2);
+}
