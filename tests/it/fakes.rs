@@ -714,3 +714,52 @@ pub mod api {
         (serve(otr_routes(state.clone())).await, state)
     }
 }
+
+/// A batch of two invoices whose packets hold line feeds, CRs and non-UTF-8 bytes, so an
+/// ASCII-mode transfer (which rewrites line endings) shows up as a byte mismatch.
+pub fn sample_batch(provider: &str, dir: &std::path::Path) -> factord::providers::batch::Batch {
+    use factord::providers::batch::{Batch, BatchInvoice, BatchSeller};
+    let invoice = |n: &str, cents: i64| {
+        let packet = dir.join(format!("{n}-packet.pdf"));
+        let mut bytes = format!("%PDF-1.7\n% packet {n}\n").into_bytes();
+        bytes.extend_from_slice(b"stream\r\n\x00\xff\xfe\nline\nendstream\n%%EOF\n");
+        std::fs::write(&packet, bytes).expect("write packet");
+        BatchInvoice {
+            invoice_number: n.to_string(),
+            load_number: format!("L-{n}"),
+            idempotency_key: format!("acme-east-b7:{n}"),
+            amount: factord::domain::Money::from_cents(cents),
+            invoice_date: "2026-11-30".into(),
+            customer_id: "BRK-1".into(),
+            customer_name: "Blue Brokerage".into(),
+            customer_mc: Some("123456".into()),
+            customer_dot: None,
+            customer_factoring_id: None,
+            po_number: None,
+            reference_number: Some("WEX-9".into()),
+            truck: None,
+            pickup: None,
+            delivery: None,
+            delivered_at: None,
+            packet,
+        }
+    };
+    Batch {
+        id: "acme-east-b7".into(),
+        number: 7,
+        date: "2026-11-30".into(),
+        seller: BatchSeller { id: "acme-east".into(), name: "ACME".into(), usdot: None, mc: None },
+        provider: factord::providers::find_provider(provider).expect("provider"),
+        invoices: vec![invoice("AE-1", 245_000), invoice("AE-2", 100_050)],
+    }
+}
+
+/// What a file transport answers for a batch it took whole.
+pub fn accepted(batch: &factord::providers::batch::Batch, reference: &str) -> factord::providers::batch::BatchReceipt {
+    use factord::providers::batch::{BatchReceipt, InvoiceOutcome};
+    BatchReceipt::all(
+        batch,
+        Some(reference.to_string()),
+        InvoiceOutcome::Accepted { reference: Some(reference.to_string()) },
+    )
+}

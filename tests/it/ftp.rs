@@ -5,20 +5,18 @@
 //! rename).
 
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use factord::config::{FtpProtocol, FtpSettings, FtpTls};
-use factord::domain::Money;
-use factord::providers::batch::{Batch, BatchInvoice, BatchReceipt, BatchSeller, InvoiceOutcome, ProviderError};
-use factord::providers::find_provider;
+use factord::providers::batch::ProviderError;
 use factord::providers::ftp::FtpTransport;
 use factord::providers::layout::{BatchFile, batch_files};
 use libunftp::notification::DataEvent;
 use secrecy::SecretString;
 
 use crate::fakes::ftp::{Login, PASSWORD, Script, ScriptedServer, TestServer, USER, base_name, test_cert};
+use crate::fakes::{accepted, sample_batch as batch};
 
 const CSV: &str = "acme-east_20261130_7.csv";
 const ZIP: &str = "acme-east_20261130_7.zip";
@@ -39,52 +37,6 @@ fn settings(port: u16, tls: FtpTls, password: &str) -> FtpSettings {
         tls,
         host_key_sha256: None,
     }
-}
-
-/// A batch of two invoices whose packets hold line feeds, CRs and non-UTF-8 bytes, so an
-/// ASCII-mode transfer (which rewrites line endings) shows up as a byte mismatch.
-fn batch(provider: &str, dir: &Path) -> Batch {
-    let invoice = |n: &str, cents: i64| {
-        let packet = dir.join(format!("{n}-packet.pdf"));
-        let mut bytes = format!("%PDF-1.7\n% packet {n}\n").into_bytes();
-        bytes.extend_from_slice(b"stream\r\n\x00\xff\xfe\nline\nendstream\n%%EOF\n");
-        std::fs::write(&packet, bytes).expect("write packet");
-        BatchInvoice {
-            invoice_number: n.to_string(),
-            load_number: format!("L-{n}"),
-            idempotency_key: format!("acme-east-b7:{n}"),
-            amount: Money::from_cents(cents),
-            invoice_date: "2026-11-30".into(),
-            customer_id: "BRK-1".into(),
-            customer_name: "Blue Brokerage".into(),
-            customer_mc: Some("123456".into()),
-            customer_dot: None,
-            customer_factoring_id: None,
-            po_number: None,
-            reference_number: Some("WEX-9".into()),
-            truck: None,
-            pickup: None,
-            delivery: None,
-            delivered_at: None,
-            packet,
-        }
-    };
-    Batch {
-        id: "acme-east-b7".into(),
-        number: 7,
-        date: "2026-11-30".into(),
-        seller: BatchSeller { id: "acme-east".into(), name: "ACME".into(), usdot: None, mc: None },
-        provider: find_provider(provider).expect("provider"),
-        invoices: vec![invoice("AE-1", 245_000), invoice("AE-2", 100_050)],
-    }
-}
-
-fn accepted(batch: &Batch, reference: &str) -> BatchReceipt {
-    BatchReceipt::all(
-        batch,
-        Some(reference.to_string()),
-        InvoiceOutcome::Accepted { reference: Some(reference.to_string()) },
-    )
 }
 
 fn assert_uploaded(server: &TestServer, files: &[BatchFile]) {
