@@ -100,7 +100,7 @@ pub async fn run_until_stopped(
             tracing::info!(batches = reports.len(), "reconciled batches left sending")
         }
         Ok(_) => {}
-        Err(error) => tracing::error!(%error, "reconciliation failed; it is tried again before the next batch"),
+        Err(error) => tracing::error!(%error, "reconciliation failed; it is tried again at the next fire"),
     }
     let mut tasks = tokio::task::JoinSet::new();
     // Rung by the loads inbox after an import, so new loads are invoiced without waiting.
@@ -181,6 +181,10 @@ async fn fire_schedule(settings: Arc<Settings>, store: Store, subsidiary_id: Str
         async move {
             match store.record_fire(&subsidiary.id, next).await {
                 Ok(true) => {
+                    // Batches whose outcome is still unknown are settled before new ones go.
+                    if let Err(error) = crate::submit::reconcile_in_flight(store, settings).await {
+                        tracing::error!(%error, "reconciliation failed; it is tried again at the next fire");
+                    }
                     let cause = format!("schedule {}", next.to_rfc3339());
                     let mut report = crate::submit::SubmitReport::default();
                     let submitted =

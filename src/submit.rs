@@ -263,7 +263,9 @@ async fn send_batch(
             payload_sha256: payload_hash(load),
         })
         .collect();
-    let draft = BatchDraft { subsidiary: &subsidiary.id, provider: provider.id, batch_date: &date, cause, items };
+    let lease = settings.submission.lease;
+    let draft =
+        BatchDraft { subsidiary: &subsidiary.id, provider: provider.id, batch_date: &date, cause, items, lease };
     let created = match store.create_batch(&draft).await {
         Ok(created) => created,
         Err(StoreError::AlreadyBatched) => {
@@ -276,14 +278,47 @@ async fn send_batch(
         loads.iter().map(|l| format!("{}:{}", created.id, l.invoice_number.as_deref().unwrap_or(""))).collect();
     let batch = build_batch(subsidiary, provider, &created.id, created.number, &date, loads.iter().zip(keys));
     tracing::info!(batch = %batch.id, invoices = batch.invoices.len(), total = %batch.total(), "sending batch");
-    let lease = settings.submission.lease;
-    store.renew_batch_lease(&batch.id, lease).await?;
-    let sender = Sender::for_subsidiary(settings, subsidiary, provider);
-    let result = match &sender {
-        Ok(sender) => holding_lease(store, &batch.id, lease, sender.send(&batch)).await,
-        Err(error) => Err(error.clone()),
+    let sender = match Sender::for_subsidiary(settings, subsidiary, provider) {
+        Ok(sender) => sender,
+        Err(error) => return finish(store, &batch, Err(error)).await.map(Some),
+    };
+    let result = holding_lease(store, &batch.id, lease, sender.send(&batch)).await;
+    let result = match result {
+        // A transient failure may have come after the factor took (part of) the batch: a
+        // dropped answer, a lost reply to the last rename. Ask the factor before anything is
+        // resent in a new batch; if it cannot be asked, the outcome stays unknown.
+        Err(ProviderError::Transient(error)) => {
+            match holding_lease(store, &batch.id, lease, sender.reconcile(&batch)).await {
+                Ok(Some(receipt)) => Ok(receipt),
+                Ok(None) => Err(ProviderError::Transient(error)),
+                Err(_) => {
+                    tracing::warn!(batch = %batch.id, %error, "outcome unknown; the batch is settled when the factor can be asked");
+                    store.park_batch(&batch.id, &error).await?;
+                    return Ok(Some(unknown_report(&batch, error)));
+                }
+            }
+        }
+        other => other,
     };
     finish(store, &batch, result).await.map(Some)
+}
+
+/// The report of a batch whose outcome is not known yet.
+fn unknown_report(batch: &Batch, error: String) -> BatchReport {
+    BatchReport {
+        id: batch.id.clone(),
+        subsidiary: batch.seller.id.clone(),
+        provider: batch.provider.id.to_string(),
+        invoices: batch.invoices.len(),
+        total: batch.total().to_string(),
+        status: "sending".to_string(),
+        reference: None,
+        accepted: 0,
+        rejected: 0,
+        transient: 0,
+        error: Some(error),
+        reconciled: false,
+    }
 }
 
 /// Records a transport's answer and reports it.

@@ -430,9 +430,16 @@ impl Store {
                         // this row affect nothing, and the whole import is retried by its caller.
                         let new_status = if release { LoadStatus::Released } else { stored.status };
                         let updated = sqlx::query(
+                            // A Released load an invoice pass is rendering loses that pass's claim, so the
+                            // packet is made again from the new fields; a number taken under another
+                            // subsidiary's prefix is dropped (it was never sent anywhere).
                             "UPDATE loads SET subsidiary = $1, customer_id = $2, amount_cents = $3, delivered_at = $4, pod = $5, \
                              rate_confirmation = $6, po_number = $7, factor_reference = $8, truck = $9, pickup_city = $10, \
-                             pickup_state = $11, delivery_city = $12, delivery_state = $13, status = $14, updated_at = $15 \
+                             pickup_state = $11, delivery_city = $12, delivery_state = $13, status = $14, updated_at = $15, \
+                             claim_token = CASE WHEN status = 'Released' THEN NULL ELSE claim_token END, \
+                             claimed_until = CASE WHEN status = 'Released' THEN NULL ELSE claimed_until END, \
+                             invoice_number = CASE WHEN status IN ('Delivered', 'Released') AND subsidiary <> $1 THEN NULL \
+                             ELSE invoice_number END \
                              WHERE id = $16 AND status = $17",
                         )
                         .bind(&f.subsidiary)

@@ -22,10 +22,10 @@ const LEASE_POSTGRES: &str = "UPDATE batches SET lease_until = now() + make_inte
 const LEASE_SQLITE: &str = "UPDATE batches SET lease_until = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+' || $2 || ' seconds') \
     WHERE id = $1 AND status = 'sending'";
 const TAKE_POSTGRES: &str = "UPDATE batches SET lease_until = now() + make_interval(secs => $2) \
-    WHERE id = $1 AND status = 'sending' AND (lease_until IS NULL OR lease_until < now())";
+    WHERE id = $1 AND status = 'sending' AND (lease_until IS NULL OR lease_until <= now())";
 const TAKE_SQLITE: &str = "UPDATE batches SET lease_until = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+' || $2 || ' seconds') \
     WHERE id = $1 AND status = 'sending' \
-    AND (lease_until IS NULL OR lease_until < strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))";
+    AND (lease_until IS NULL OR lease_until <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))";
 
 /// A batch to write ahead of sending it.
 #[derive(Clone, Debug)]
@@ -37,6 +37,9 @@ pub struct BatchDraft<'a> {
     /// What started it: `schedule <fire time>` or `command`.
     pub cause: &'a str,
     pub items: Vec<DraftItem>,
+    /// The sender's lease on the batch, taken in the same transaction that writes it, so no
+    /// other process can take a batch being sent for a crashed one, not even for a moment.
+    pub lease: std::time::Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -137,6 +140,10 @@ impl Store {
     pub async fn create_batch(&self, draft: &BatchDraft<'_>) -> Result<CreatedBatch, StoreError> {
         let now = Utc::now();
         let total: i64 = draft.items.iter().map(|i| i.amount_cents).sum();
+        let lease_sql = match self {
+            Store::Postgres(_) => LEASE_POSTGRES,
+            Store::Sqlite(_) => LEASE_SQLITE,
+        };
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             let number: i64 = sqlx::query_scalar(
@@ -163,6 +170,7 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+            sqlx::query(lease_sql).bind(&id).bind(draft.lease.as_secs_f64()).execute(&mut *tx).await?;
             for item in &draft.items {
                 let inserted = sqlx::query(
                     "INSERT INTO batch_items (batch_id, load_id, invoice_number, idempotency_key, payload_sha256, outcome) \
@@ -198,6 +206,30 @@ impl Store {
         };
         on_pool!(self, pool => {
             sqlx::query(sql).bind(batch_id).bind(lease.as_secs_f64()).execute(pool).await?;
+            Ok(())
+        })
+    }
+
+    /// Leaves a batch whose outcome is unknown (the factor could not be asked) `sending`, its
+    /// lease given up so the next reconciliation settles it, and says so on its loads.
+    pub async fn park_batch(&self, batch_id: &str, reason: &str) -> Result<(), StoreError> {
+        self.renew_batch_lease(batch_id, std::time::Duration::ZERO).await?;
+        on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query("UPDATE batches SET error = $1 WHERE id = $2 AND status = 'sending'")
+                .bind(reason)
+                .bind(batch_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "UPDATE loads SET waiting_reason = $1 WHERE id IN \
+                 (SELECT load_id FROM batch_items WHERE batch_id = $2 AND outcome = 'pending')",
+            )
+            .bind(format!("batch {batch_id}: outcome unknown ({reason}); settled once the factor can be asked"))
+            .bind(batch_id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
             Ok(())
         })
     }
@@ -322,6 +354,15 @@ impl Store {
                     }
                 }
             }
+            // An invoice the answer did not mention is not left pending (which would hold its
+            // load in this batch for good): it goes in a later batch.
+            sqlx::query(
+                "UPDATE batch_items SET outcome = 'transient', message = 'not in the factor''s answer' \
+                 WHERE batch_id = $1 AND outcome = 'pending'",
+            )
+            .bind(batch_id)
+            .execute(&mut *tx)
+            .await?;
             sqlx::query(
                 "UPDATE batches SET status = $1, reference = $2, error = $3, finished_at = $4 \
                  WHERE id = $5 AND status = 'sending'",

@@ -367,3 +367,22 @@ async fn a_pass_killed_midway_is_completed_by_the_next_one() {
     assert_eq!(numbers, (1..=count).collect::<Vec<_>>(), "gap-free: a kill never burns a number");
     assert!(leftovers(&env.path("data/packets/acme-east")).is_empty(), "no temp file left");
 }
+
+/// A load re-imported while an invoice pass holds it (say its amount was corrected) loses that
+/// pass's claim: the pass cannot queue a packet made from the old fields.
+#[tokio::test]
+async fn a_reimport_during_a_pass_takes_the_load_from_that_pass() {
+    let env = TestEnv::new(Backend::Sqlite).await.expect("env");
+    documents(&env, "R-1", 1);
+    import_rows(&env, &[row("R-1", "acme-east", "BRK-1", "100.00")]).await;
+    let claimed = env.store.claim_released_loads(None, "pass-a", Duration::from_secs(60), 10).await.expect("claim");
+    assert_eq!(claimed.len(), 1);
+    import_rows(&env, &[row("R-1", "acme-east", "BRK-1", "120.00")]).await;
+    let number = env.store.assign_invoice_number(&claimed[0], "pass-a", "AE-").await;
+    assert!(matches!(number, Err(factord::store::ClaimError::Lost(_))), "{number:?}");
+    // The next pass makes the invoice from the corrected amount.
+    let report = run_once(&env.store, &env.settings, None, &CancellationToken::new()).await.expect("pass");
+    assert_eq!(report.invoiced.len(), 1);
+    let packet = env.path("data/packets/acme-east/AE-1.pdf");
+    assert!(pdftotext(&packet, Some(1)).contains("$120.00"));
+}

@@ -146,6 +146,11 @@ both_backends!(a_dry_run_lists_what_would_go_and_why_others_wait, |env| {
 
 /// Writes a batch ahead for all Queued loads, as `send_batch` does before a crash.
 async fn write_ahead(env: &TestEnv) -> String {
+    write_ahead_holding(env, std::time::Duration::ZERO).await
+}
+
+/// As [`write_ahead`], with the sender's lease taken for `lease` in the same transaction.
+async fn write_ahead_holding(env: &TestEnv, lease: std::time::Duration) -> String {
     let loads = env.store.loads_to_submit("acme-east").await.expect("loads");
     let items = loads
         .iter()
@@ -157,8 +162,14 @@ async fn write_ahead(env: &TestEnv) -> String {
         })
         .collect();
     let today = chrono::Utc::now().with_timezone(&chrono_tz::America::Chicago).date_naive().to_string();
-    let draft =
-        BatchDraft { subsidiary: "acme-east", provider: "capital_depot", batch_date: &today, cause: "test", items };
+    let draft = BatchDraft {
+        subsidiary: "acme-east",
+        provider: "capital_depot",
+        batch_date: &today,
+        cause: "test",
+        items,
+        lease,
+    };
     env.store.create_batch(&draft).await.expect("write-ahead").id
 }
 
@@ -266,9 +277,9 @@ both_backends!(each_schedule_fire_is_recorded_once, |env| {
 
 both_backends!(a_batch_another_process_is_sending_is_not_taken_for_a_crashed_one, |env| {
     queued_loads(&env, 2).await;
-    let sending = write_ahead(&env).await;
-    // Its sender holds the lease (renewed while the transport works).
-    env.store.renew_batch_lease(&sending, std::time::Duration::from_secs(60)).await.expect("lease");
+    // Its sender holds the lease from the moment the batch is written (renewed while the
+    // transport works): there is no instant at which another process could take it.
+    let sending = write_ahead_holding(&env, std::time::Duration::from_secs(60)).await;
     let reports = submit::reconcile_in_flight(&env.store, &env.settings).await.expect("reconcile");
     assert!(reports.is_empty(), "a live batch is left alone: {reports:#?}");
     let report = run_once(&env.store, &env.settings, None, false, "command").await.expect("submit");
