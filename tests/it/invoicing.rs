@@ -321,11 +321,36 @@ async fn a_pass_killed_midway_is_completed_by_the_next_one() {
         command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
         command
     };
-    for delay_ms in [80u64, 200, 350, 500, 700] {
-        let mut child = invoice().spawn().expect("spawn factord invoice");
-        std::thread::sleep(Duration::from_millis(delay_ms)); // the moment of the kill, not a wait
+    // Five passes, each killed right after it has queued its first load (in the middle of the
+    // pass: the next load's number may be taken, its packet half written), whatever the speed
+    // of the machine. Claims of killed passes expire after the 1 s lease.
+    let queued = || async {
+        env.store
+            .list_loads(&LoadFilter { status: Some(LoadStatus::Queued), ..LoadFilter::default() })
+            .await
+            .expect("list")
+            .len()
+    };
+    for round in 0..5 {
+        let before = queued().await;
+        // A pass started while the killed one's claims are still leased finds nothing to do
+        // and ends: start another until one gets to work, then kill it.
+        let child = std::sync::Mutex::new(invoice().spawn().expect("spawn factord invoice"));
+        wait_for(Duration::from_secs(60), "a pass to queue a load", || async {
+            if queued().await > before {
+                return Some(());
+            }
+            let mut running = child.lock().expect("child");
+            if running.try_wait().expect("child status").is_some() {
+                *running = invoice().spawn().expect("respawn factord invoice");
+            }
+            None
+        })
+        .await;
+        let mut child = child.into_inner().expect("child");
         let _ = child.kill();
         let _ = child.wait();
+        assert!(queued().await < count, "round {round}: killed mid-pass, before every load was done");
     }
     // The kills really landed mid-pass: some loads are done, some are not.
     let released = env
@@ -338,7 +363,7 @@ async fn a_pass_killed_midway_is_completed_by_the_next_one() {
         "{} of {count} still Released after the kills",
         released.len()
     );
-    // Restart until everything is done; claims of killed passes expire after the 1 s lease.
+    // Restart until everything is done.
     wait_for(Duration::from_secs(60), "every load to be Queued", || async {
         let status = invoice().status().expect("run factord invoice");
         assert!(status.success() || status.code() == Some(1), "{status:?}");
