@@ -23,7 +23,9 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{Connection, Settings, Subsidiary};
 use crate::providers::api::ApiTransport;
-use crate::providers::batch::{Batch, BatchInvoice, BatchReceipt, BatchSeller, InvoiceOutcome, ProviderError};
+use crate::providers::batch::{
+    Batch, BatchInvoice, BatchReceipt, BatchSeller, InvoiceOutcome, ProviderError, idempotency_key,
+};
 use crate::providers::ftp::FtpTransport;
 use crate::providers::layout::batch_files;
 use crate::providers::outbox::OutboxTransport;
@@ -111,9 +113,10 @@ pub async fn submit_subsidiary(
     if loads.is_empty() {
         return Ok(());
     }
+    let rejected = store.rejected_loads(&subsidiary.id).await?;
     let mut ready = Vec::new();
     for load in loads {
-        match preflight(subsidiary, factoring.provider, factoring.active, &load, store).await? {
+        match preflight(subsidiary, factoring.provider, factoring.active, &load, rejected.get(&load.id)) {
             Ok(()) => ready.push(load),
             Err(reason) => {
                 if !dry_run && load.waiting_reason.as_deref() != Some(reason.as_str()) {
@@ -149,25 +152,23 @@ fn sum(loads: &[LoadRecord]) -> crate::domain::Money {
     loads.iter().fold(crate::domain::Money::ZERO, |s, l| s.checked_add(l.fields.amount).unwrap_or(s))
 }
 
-/// Why a Queued load cannot join a batch now, if anything.
-async fn preflight(
+/// Why a Queued load cannot join a batch now, if anything. `rejected` is the factor's
+/// rejection still open on the load.
+fn preflight(
     subsidiary: &Subsidiary,
     provider: &'static Provider,
     active: bool,
     load: &LoadRecord,
-    store: &Store,
-) -> Result<Result<(), String>, SubmitError> {
+    rejected: Option<&String>,
+) -> Result<(), String> {
     if !active {
-        return Ok(Err(format!("factoring provider {} is inactive for {}", provider.id, subsidiary.id)));
+        return Err(format!("factoring provider {} is inactive for {}", provider.id, subsidiary.id));
     }
-    let detail = store.load_detail(&load.load_number).await?;
-    if let Some(rejected) =
-        detail.as_ref().and_then(|d| d.exceptions.iter().find(|e| e.kind == crate::domain::ExceptionKind::Rejected))
-    {
-        return Ok(Err(format!(
-            "rejected by the factor ({}); fix the cause, then `factord loads retry {}`",
-            rejected.detail, load.load_number
-        )));
+    if let Some(detail) = rejected {
+        return Err(format!(
+            "rejected by the factor ({detail}); fix the cause, then `factord loads retry {}`",
+            load.load_number
+        ));
     }
     let mut reasons = Vec::new();
     match &load.packet_path {
@@ -192,7 +193,7 @@ async fn preflight(
             reasons.push(format!("{} ({} needs it)", requirement.missing(), provider.name));
         }
     }
-    Ok(if reasons.is_empty() { Ok(()) } else { Err(reasons.join("; ")) })
+    if reasons.is_empty() { Ok(()) } else { Err(reasons.join("; ")) }
 }
 
 /// The transport for a subsidiary's provider.
@@ -254,13 +255,19 @@ async fn send_batch(
     cause: &str,
 ) -> Result<Option<BatchReport>, SubmitError> {
     let date = chrono::Utc::now().with_timezone(&subsidiary.timezone).date_naive().to_string();
+    // Hashing reads every packet: blocking work, off the async threads.
+    let owned = loads.to_vec();
+    let hashes = tokio::task::spawn_blocking(move || owned.iter().map(payload_hash).collect::<Vec<_>>())
+        .await
+        .unwrap_or_default();
     let items: Vec<DraftItem> = loads
         .iter()
-        .map(|load| DraftItem {
+        .zip(hashes.into_iter().chain(std::iter::repeat(String::new())))
+        .map(|(load, payload_sha256)| DraftItem {
             load_id: load.id,
             invoice_number: load.invoice_number.clone().unwrap_or_default(),
             amount_cents: load.fields.amount.cents(),
-            payload_sha256: payload_hash(load),
+            payload_sha256,
         })
         .collect();
     let lease = settings.submission.lease;
@@ -275,7 +282,7 @@ async fn send_batch(
         Err(error) => return Err(error.into()),
     };
     let keys: Vec<String> =
-        loads.iter().map(|l| format!("{}:{}", created.id, l.invoice_number.as_deref().unwrap_or(""))).collect();
+        loads.iter().map(|l| idempotency_key(&created.id, l.invoice_number.as_deref().unwrap_or(""))).collect();
     let batch = build_batch(subsidiary, provider, &created.id, created.number, &date, loads.iter().zip(keys));
     tracing::info!(batch = %batch.id, invoices = batch.invoices.len(), total = %batch.total(), "sending batch");
     let sender = match Sender::for_subsidiary(settings, subsidiary, provider) {

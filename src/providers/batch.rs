@@ -6,6 +6,12 @@ use std::path::PathBuf;
 
 use crate::domain::Money;
 
+/// The idempotency key of an invoice in a batch: `<batch id>:<invoice number>`. Stored with the
+/// batch item when the batch is written ahead, and sent by API transports.
+pub fn idempotency_key(batch_id: &str, invoice_number: &str) -> String {
+    format!("{batch_id}:{invoice_number}")
+}
+
 /// One invoice in a batch, as sent to the factor.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BatchInvoice {

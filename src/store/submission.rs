@@ -14,7 +14,7 @@ use sqlx::Row;
 // LoadFields and Money are named by `load_from_row!`.
 use super::{BeginWrite, LoadRecord, Store, StoreError};
 use crate::domain::{ExceptionKind, LoadFields, LoadStatus, Money};
-use crate::providers::batch::InvoiceOutcome;
+use crate::providers::batch::{InvoiceOutcome, idempotency_key};
 
 // DIALECT: lease arithmetic on the database clock.
 const LEASE_POSTGRES: &str = "UPDATE batches SET lease_until = now() + make_interval(secs => $2) \
@@ -133,6 +133,20 @@ impl Store {
         })
     }
 
+    /// The open `rejected` exceptions of a subsidiary's loads, by load id, in one query.
+    pub async fn rejected_loads(&self, subsidiary: &str) -> Result<std::collections::HashMap<i64, String>, StoreError> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT e.load_id, e.detail FROM load_exceptions e JOIN loads l ON l.id = e.load_id \
+                 WHERE l.subsidiary = $1 AND e.kind = 'rejected' AND e.cleared_at IS NULL",
+            )
+            .bind(subsidiary)
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(|r| Ok((r.try_get("load_id")?, r.try_get("detail")?))).collect()
+        })
+    }
+
     /// Writes a batch and its items as `sending`, in one transaction, before anything is sent.
     /// The caller then takes the batch's lease with [`Self::renew_batch_lease`] before sending.
     /// Fails with [`StoreError::AlreadyBatched`], writing nothing, if a load is already in a
@@ -179,7 +193,7 @@ impl Store {
                 .bind(&id)
                 .bind(item.load_id)
                 .bind(&item.invoice_number)
-                .bind(format!("{id}:{}", item.invoice_number))
+                .bind(idempotency_key(&id, &item.invoice_number))
                 .bind(&item.payload_sha256)
                 .execute(&mut *tx)
                 .await;
