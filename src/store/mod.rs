@@ -105,6 +105,20 @@ macro_rules! insert_history {
     };
 }
 
+/// Reads an [`InboxFileRecord`] from a row of `inbox_files` (either backend).
+macro_rules! inbox_file_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        InboxFileRecord {
+            channel: row.try_get("channel")?,
+            sha256: row.try_get("sha256")?,
+            file_name: row.try_get("file_name")?,
+            processed_at: row.try_get("processed_at")?,
+            summary: row.try_get("summary")?,
+        }
+    }};
+}
+
 /// The columns `load_from_row!` reads, as a literal so queries stay `&'static str`.
 macro_rules! load_columns {
     () => {
@@ -248,13 +262,7 @@ impl Store {
             .fetch_optional(pool)
             .await?;
             match row {
-                Some(row) => Ok(Some(InboxFileRecord {
-                    channel: row.try_get("channel")?,
-                    sha256: row.try_get("sha256")?,
-                    file_name: row.try_get("file_name")?,
-                    processed_at: row.try_get("processed_at")?,
-                    summary: row.try_get("summary")?,
-                })),
+                Some(row) => Ok(Some(inbox_file_from_row!(row))),
                 None => Ok(None),
             }
         })
@@ -270,17 +278,7 @@ impl Store {
             .bind(limit)
             .fetch_all(pool)
             .await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(InboxFileRecord {
-                        channel: row.try_get("channel")?,
-                        sha256: row.try_get("sha256")?,
-                        file_name: row.try_get("file_name")?,
-                        processed_at: row.try_get("processed_at")?,
-                        summary: row.try_get("summary")?,
-                    })
-                })
-                .collect()
+            rows.iter().map(|row| Ok(inbox_file_from_row!(row))).collect()
         })
     }
 
