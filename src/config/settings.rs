@@ -444,15 +444,49 @@ impl Settings {
             }
         });
 
+        // Durations: parsed, or the default (also when invalid, with the issue recorded).
+        let mut duration = |value: &Option<String>, key: &str, default: Duration, min: Duration| {
+            duration_setting(value.as_deref(), default, min, &src(key), key, issues)
+        };
+
         // [credit]
-        let max_age = parse_setting(
-            main.credit.max_age.as_deref(),
-            "24h",
-            parse_duration,
-            &src("credit.max_age"),
-            "credit.max_age",
-            issues,
-        );
+        let max_age = duration(&main.credit.max_age, "credit.max_age", Duration::from_secs(86_400), Duration::ZERO);
+
+        // [intake]
+        let intake = IntakeSettings {
+            scan_interval: duration(
+                &main.intake.scan_interval,
+                "intake.scan_interval",
+                Duration::from_secs(2),
+                Duration::ZERO,
+            ),
+            quiet_period: duration(
+                &main.intake.quiet_period,
+                "intake.quiet_period",
+                Duration::from_secs(2),
+                Duration::ZERO,
+            ),
+            max_file_bytes: main.intake.max_file_bytes.unwrap_or(64 * 1024 * 1024),
+            max_rows: main.intake.max_rows.unwrap_or(1_000_000),
+        };
+
+        // [invoicing]
+        let invoicing = InvoicingSettings {
+            interval: duration(&main.invoicing.interval, "invoicing.interval", Duration::from_secs(10), Duration::ZERO),
+            lease: duration(&main.invoicing.lease, "invoicing.lease", Duration::from_secs(60), Duration::from_secs(1)),
+            max_document_bytes: main.invoicing.max_document_bytes.unwrap_or(50 * 1024 * 1024),
+        };
+
+        // [submission]
+        let submission = SubmissionSettings {
+            lease: duration(
+                &main.submission.lease,
+                "submission.lease",
+                Duration::from_secs(60),
+                Duration::from_secs(1),
+            ),
+        };
+
         let refresh_schedule = parse_setting(
             main.credit.refresh_schedule.as_deref(),
             "0 0 * * * *",
@@ -461,70 +495,6 @@ impl Settings {
             "credit.refresh_schedule",
             issues,
         );
-
-        // [intake]
-        let scan_interval = parse_setting(
-            main.intake.scan_interval.as_deref(),
-            "2s",
-            parse_duration,
-            &src("intake.scan_interval"),
-            "intake.scan_interval",
-            issues,
-        );
-        let quiet_period = parse_setting(
-            main.intake.quiet_period.as_deref(),
-            "2s",
-            parse_duration,
-            &src("intake.quiet_period"),
-            "intake.quiet_period",
-            issues,
-        );
-        let intake = IntakeSettings {
-            scan_interval: scan_interval.unwrap_or(Duration::from_secs(2)),
-            quiet_period: quiet_period.unwrap_or(Duration::from_secs(2)),
-            max_file_bytes: main.intake.max_file_bytes.unwrap_or(64 * 1024 * 1024),
-            max_rows: main.intake.max_rows.unwrap_or(1_000_000),
-        };
-
-        // [invoicing]
-        let interval = parse_setting(
-            main.invoicing.interval.as_deref(),
-            "10s",
-            parse_duration,
-            &src("invoicing.interval"),
-            "invoicing.interval",
-            issues,
-        );
-        let lease = parse_setting(
-            main.invoicing.lease.as_deref(),
-            "60s",
-            parse_duration,
-            &src("invoicing.lease"),
-            "invoicing.lease",
-            issues,
-        );
-        let invoicing = InvoicingSettings {
-            interval: interval.unwrap_or(Duration::from_secs(10)),
-            lease: lease.unwrap_or(Duration::from_secs(60)),
-            max_document_bytes: main.invoicing.max_document_bytes.unwrap_or(50 * 1024 * 1024),
-        };
-        if invoicing.lease < Duration::from_secs(1) {
-            issues.push(src("invoicing.lease"), "invoicing.lease", "must be at least 1s");
-        }
-
-        // [submission]
-        let submission_lease = parse_setting(
-            main.submission.lease.as_deref(),
-            "60s",
-            parse_duration,
-            &src("submission.lease"),
-            "submission.lease",
-            issues,
-        );
-        let submission = SubmissionSettings { lease: submission_lease.unwrap_or(Duration::from_secs(60)) };
-        if submission.lease < Duration::from_secs(1) {
-            issues.push(src("submission.lease"), "submission.lease", "must be at least 1s");
-        }
 
         // [provider.<id>]
         let mut providers = BTreeMap::new();
@@ -556,7 +526,7 @@ impl Settings {
             paths,
             log: LogSettings { format, level },
             http,
-            credit: CreditSettings { max_age: max_age?, refresh_schedule: refresh_schedule? },
+            credit: CreditSettings { max_age, refresh_schedule: refresh_schedule? },
             intake,
             invoicing,
             submission,
@@ -568,6 +538,39 @@ impl Settings {
 
 fn known_providers() -> String {
     crate::providers::PROVIDERS.iter().map(|p| p.id).collect::<Vec<_>>().join(", ")
+}
+
+/// A duration setting: `value` parsed, or `default` when absent. A value that does not parse
+/// or is below `min` is an issue naming `key` (and the default stands in, so validation goes on).
+fn duration_setting(
+    value: Option<&str>,
+    default: Duration,
+    min: Duration,
+    source: &str,
+    key: &str,
+    issues: &mut Issues,
+) -> Duration {
+    let Some(text) = value else { return default };
+    match parse_duration(text) {
+        Ok(parsed) if parsed >= min => parsed,
+        Ok(_) => {
+            issues.push(source, key, format!("must be at least {}", format_duration(min)));
+            default
+        }
+        Err(message) => {
+            issues.push(source, key, message);
+            default
+        }
+    }
+}
+
+/// `1s`, `100ms`: the shortest form of a duration, for messages.
+fn format_duration(duration: Duration) -> String {
+    if duration.subsec_millis() == 0 {
+        format!("{}s", duration.as_secs())
+    } else {
+        format!("{}ms", duration.as_millis())
+    }
 }
 
 fn parse_setting<T>(
@@ -1095,20 +1098,14 @@ fn validate_api(
     if needs(ApiCredential::ClientId) && raw.client_id.as_deref().is_none_or(|c| c.trim().is_empty()) {
         issues.push(source, key("factoring.api.client_id"), format!("required for {}", provider.name));
     }
-    let timeout = match raw.timeout.as_deref() {
-        None => Duration::from_secs(30),
-        Some(text) => match parse_duration(text) {
-            Ok(timeout) if timeout >= Duration::from_millis(100) => timeout,
-            Ok(_) => {
-                issues.push(source, key("factoring.api.timeout"), "must be at least 100ms");
-                Duration::from_secs(30)
-            }
-            Err(message) => {
-                issues.push(source, key("factoring.api.timeout"), message);
-                Duration::from_secs(30)
-            }
-        },
-    };
+    let timeout = duration_setting(
+        raw.timeout.as_deref(),
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        source,
+        &key("factoring.api.timeout"),
+        issues,
+    );
     if issues.0.len() > before {
         return None;
     }
