@@ -2,8 +2,9 @@
 //! the shutdown token is cancelled (SIGTERM or SIGINT in `main`, a token in tests), within a
 //! grace period below systemd's `TimeoutStopSec`; a file in hand is finished first.
 //!
-//! Components: the `inbox/loads/` watcher, the invoice job, and one submission schedule per
-//! subsidiary with an active provider; batches left `sending` are reconciled before they start. On SQLite, only one daemon may use a
+//! Components: the `inbox/loads/` watcher, the report inboxes watcher (`inbox/<provider>/`),
+//! the invoice job, and one submission schedule per subsidiary with an active provider;
+//! batches left `sending` are reconciled before they start. On SQLite, only one daemon may use a
 //! database: [`DaemonLock`] holds an exclusive lock on `<database>.lock` while it runs.
 
 use std::fs::{File, OpenOptions, TryLockError};
@@ -19,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::Backoff;
 use crate::config::Settings;
 use crate::intake::{InboxOutcome, LoadsInbox};
+use crate::reports::{ReportOutcome, ReportsInbox};
 use crate::store::Store;
 
 /// How long components get to finish after shutdown is asked (systemd's TimeoutStopSec is 30 s).
@@ -107,6 +109,7 @@ pub async fn run_until_stopped(
     let loads_arrived = Arc::new(Notify::new());
     tasks.spawn(watch_loads_inbox(settings.clone(), store.clone(), loads_arrived.clone(), shutdown.clone()));
     tasks.spawn(invoice_periodically(settings.clone(), store.clone(), loads_arrived, shutdown.clone()));
+    tasks.spawn(watch_report_inboxes(settings.clone(), store.clone(), shutdown.clone()));
     for subsidiary in &settings.subsidiaries {
         let scheduled = subsidiary.factoring.as_ref().is_some_and(|f| f.active && f.schedule.is_some());
         if scheduled {
@@ -261,7 +264,7 @@ async fn watch_loads_inbox(
         tracing::error!(folder = %inbox.folder().dir.display(), %error, "cannot create the loads inbox");
     }
     let (wake_tx, mut wake_rx) = mpsc::channel::<()>(1);
-    let _watcher = start_watcher(&inbox.folder().dir, wake_tx);
+    let _watcher = start_watcher(std::slice::from_ref(&inbox.folder().dir), wake_tx);
     let mut interval = skipping_interval(settings.intake.scan_interval);
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     loop {
@@ -295,9 +298,44 @@ async fn watch_loads_inbox(
     }
 }
 
-/// inotify on the folder, used only to wake the scanner. Failure (e.g. no inotify watches
+/// The report inboxes of every provider: a timer scan, woken early by inotify.
+async fn watch_report_inboxes(settings: Arc<Settings>, store: Store, shutdown: CancellationToken) {
+    let mut inbox = ReportsInbox::new(&settings);
+    if let Err(error) = inbox.create() {
+        tracing::error!(folder = %settings.paths.inbox.display(), %error, "cannot create the report inboxes");
+    }
+    let (wake_tx, mut wake_rx) = mpsc::channel::<()>(1);
+    let _watcher = start_watcher(&inbox.dirs(), wake_tx);
+    let mut interval = skipping_interval(settings.intake.scan_interval);
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+            Some(()) = wake_rx.recv() => {}
+        }
+        match inbox.run_once(&store, &settings, Instant::now(), &shutdown).await {
+            Ok(outcomes) => {
+                backoff.reset();
+                for outcome in outcomes {
+                    if let ReportOutcome::Refused { moved_to, .. } = outcome {
+                        tracing::warn!(file = %moved_to.display(), "report moved to failed; see its .error.txt");
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "report inbox pass failed; the file stays in processing and is retried");
+                if !backoff.sleep(&shutdown).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// inotify on the folders, used only to wake the scanner. Failure (e.g. no inotify watches
 /// left) is logged; the timer scan carries on without it.
-fn start_watcher(dir: &Path, wake: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
+fn start_watcher(dirs: &[PathBuf], wake: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
     use notify::Watcher;
     let handler = move |event: notify::Result<notify::Event>| {
         if event.is_ok() {
@@ -311,9 +349,11 @@ fn start_watcher(dir: &Path, wake: mpsc::Sender<()>) -> Option<notify::Recommend
             return None;
         }
     };
-    if let Err(error) = watcher.watch(dir, notify::RecursiveMode::NonRecursive) {
-        tracing::warn!(folder = %dir.display(), %error, "cannot watch the folder; scanning on the timer only");
-        return None;
+    for dir in dirs {
+        if let Err(error) = watcher.watch(dir, notify::RecursiveMode::NonRecursive) {
+            tracing::warn!(folder = %dir.display(), %error, "cannot watch the folder; scanning on the timer only");
+            return None;
+        }
     }
     Some(watcher)
 }

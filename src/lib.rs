@@ -17,6 +17,8 @@
 //! - [`files`]: durable file writes (temp name, fsync, rename) and safe file names.
 //! - [`intake`]: load exports (CSV, JSON) → validated rows → the store; the inbox pickup
 //!   (stable-file detection, processing folder, archive and failed folders).
+//! - [`reports`]: the factor's purchase and payment reports (CSV, XLSX) → Financed and
+//!   Completed, from the per-provider inboxes or `factord ingest`.
 //! - [`backoff`]: capped exponential backoff with full jitter, for every retry loop.
 //! - [`daemon`]: `factord run`: components started in order, stopped in reverse on shutdown.
 
@@ -30,6 +32,7 @@ pub mod files;
 pub mod intake;
 pub mod invoicing;
 pub mod providers;
+pub mod reports;
 pub mod schedule;
 pub mod store;
 pub mod submit;

@@ -180,10 +180,14 @@ pub async fn execute(cli: Cli, shutdown: CancellationToken) -> Result<(), Comman
                 .load_detail(&load)
                 .await?
                 .ok_or_else(|| CommandError::Failed(format!("load {load} not found")))?;
+            let report_rows = store.load_report_rows(detail.load.id).await?;
             if json {
-                print_json(&output::load_json(&detail.load, &detail.exceptions, Some(&detail.history)))
+                let mut value = output::load_json(&detail.load, &detail.exceptions, Some(&detail.history));
+                output::add_report_rows(&mut value, &report_rows);
+                print_json(&value)
             } else {
                 print!("{}", output::load_text(&detail, &settings));
+                print!("{}", output::report_rows_text(&report_rows));
                 Ok(())
             }
         }
@@ -221,7 +225,9 @@ pub async fn execute(cli: Cli, shutdown: CancellationToken) -> Result<(), Comman
             }
         }
         Command::Credit(_) => Err(not_available("credit")),
-        Command::Ingest { .. } => Err(not_available("ingest")),
+        Command::Ingest { file, provider, kind, json } => {
+            ingest(&settings, &file, &provider, kind.as_deref(), json).await
+        }
     }
 }
 
@@ -233,6 +239,34 @@ fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CommandError> {
     let text = serde_json::to_string_pretty(value).map_err(|e| CommandError::Failed(e.to_string()))?;
     println!("{text}");
     Ok(())
+}
+
+/// `factord ingest FILE --provider P [--kind K]`: one report, now. A refused file exits 1.
+async fn ingest(
+    settings: &Settings,
+    file: &std::path::Path,
+    provider: &str,
+    kind: Option<&str>,
+    json: bool,
+) -> Result<(), CommandError> {
+    if crate::providers::find_provider(provider).is_none() {
+        let known: Vec<&str> = crate::providers::PROVIDERS.iter().map(|p| p.id).collect();
+        return Err(CommandError::Usage(format!("unknown provider `{provider}` (known: {})", known.join(", "))));
+    }
+    let kind = kind.map(str::parse::<crate::reports::ReportKind>).transpose().map_err(CommandError::Usage)?;
+    let store = open_store(settings).await?;
+    let summary = crate::reports::ingest_file(&store, settings, file, provider, kind)
+        .await
+        .map_err(|e| CommandError::Failed(e.to_string()))?;
+    if json {
+        print_json(&output::ingest_json(&summary))?;
+    } else {
+        print!("{}", output::ingest_text(&summary));
+    }
+    match &summary.refused {
+        Some(reason) => Err(CommandError::Failed(format!("{}: refused, nothing applied: {reason}", file.display()))),
+        None => Ok(()),
+    }
 }
 
 /// Opens the database and brings its schema up to date.

@@ -8,7 +8,12 @@ use serde_json::{Value, json};
 use crate::config::Settings;
 use crate::domain::LoadStatus;
 use crate::intake::{FileImport, LOADS_CHANNEL};
-use crate::store::{ExceptionRecord, HistoryRecord, LoadDetail, LoadRecord, LoadSummary, Store, StoreError};
+use crate::reports::apply::Outcome;
+use crate::reports::{IngestSummary, ReportKind};
+use crate::store::{
+    ExceptionRecord, HistoryRecord, LoadDetail, LoadRecord, LoadReportRow, LoadSummary, ReportFileRecord, Store,
+    StoreError,
+};
 
 /// The JSON of one load (DESIGN §6). `history` is present for `loads show` only. Keys beyond
 /// the contract may be added; the contract's keys keep their meaning.
@@ -273,6 +278,7 @@ pub struct Status {
     subsidiaries: Vec<SubsidiaryStatus>,
     load_files: Vec<Value>,
     batches: Vec<crate::store::BatchSummary>,
+    reports: Vec<ReportFileRecord>,
 }
 
 struct SubsidiaryStatus {
@@ -327,7 +333,8 @@ impl Status {
             })
             .collect();
         let batches = store.recent_batches(10).await?;
-        Ok(Status { subsidiaries, load_files, batches })
+        let reports = store.recent_report_files(REPORTS_PER_PROVIDER).await?;
+        Ok(Status { subsidiaries, load_files, batches, reports })
     }
 
     /// `status --json` (DESIGN §6).
@@ -363,7 +370,7 @@ impl Status {
                 "error": b.error,
                 "created_at": b.created_at.to_rfc3339(),
             })).collect::<Vec<_>>(),
-            "last_reports": [],
+            "last_reports": self.reports.iter().map(report_file_json).collect::<Vec<_>>(),
             "last_load_files": self.load_files,
         })
     }
@@ -417,6 +424,26 @@ impl Status {
                 );
             }
         }
+        if !self.reports.is_empty() {
+            let _ = writeln!(out, "\nlast report files:");
+            for f in &self.reports {
+                let what = match &f.refused {
+                    Some(reason) => format!("REFUSED: {reason}"),
+                    None => format!(
+                        "{} rows: {} applied, {} skipped, {} rejected",
+                        f.rows, f.applied, f.skipped, f.rejected
+                    ),
+                };
+                let _ = writeln!(
+                    out,
+                    "  {}  {} {} {}: {what}",
+                    f.processed_at.format("%Y-%m-%d %H:%M"),
+                    f.provider,
+                    f.kind.as_deref().unwrap_or("report"),
+                    f.file_name
+                );
+            }
+        }
         if !self.load_files.is_empty() {
             let _ = writeln!(out, "\nlast load files:");
             for f in &self.load_files {
@@ -435,4 +462,108 @@ impl Status {
         }
         out
     }
+}
+
+/// How many report files per provider `status` shows.
+const REPORTS_PER_PROVIDER: i64 = 5;
+
+fn report_file_json(f: &ReportFileRecord) -> Value {
+    json!({
+        "file": f.file_name,
+        "provider": f.provider,
+        "kind": f.kind,
+        "processed_at": f.processed_at.to_rfc3339(),
+        "rows": f.rows,
+        "applied": f.applied,
+        "skipped": f.skipped,
+        "rejected": f.rejected,
+        "refused": f.refused,
+    })
+}
+
+/// Adds the report rows that changed a load to its `loads show --json` object.
+pub fn add_report_rows(value: &mut Value, rows: &[LoadReportRow]) {
+    if let Value::Object(map) = value {
+        let rows = rows
+            .iter()
+            .map(|r| {
+                json!({
+                    "kind": r.kind,
+                    "file": r.file_name,
+                    "row": r.row,
+                    "processed_at": r.processed_at.to_rfc3339(),
+                    "detail": r.detail,
+                })
+            })
+            .collect();
+        map.insert("report_rows".to_string(), Value::Array(rows));
+    }
+}
+
+/// The report rows section of `loads show`.
+pub fn report_rows_text(rows: &[LoadReportRow]) -> String {
+    let mut out = String::new();
+    if rows.is_empty() {
+        return out;
+    }
+    let _ = writeln!(out, "  report rows");
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "    {}  {} report {} row {}: {}",
+            r.processed_at.format("%Y-%m-%d %H:%M"),
+            r.kind,
+            r.file_name,
+            r.row,
+            r.detail
+        );
+    }
+    out
+}
+
+/// `ingest --json` (DESIGN §6): the summary without the per-row list, plus the rows that
+/// were not applied.
+pub fn ingest_json(summary: &IngestSummary) -> Value {
+    json!({
+        "file": summary.file,
+        "provider": summary.provider,
+        "kind": summary.kind,
+        "rows": summary.rows,
+        "applied": summary.applied,
+        "skipped": summary.skipped,
+        "rejected": summary.rejected,
+        "refused": summary.refused,
+        "duplicate_of": summary.duplicate_of,
+        "not_applied": summary.outcomes.iter().filter(|o| o.outcome != Outcome::Applied).collect::<Vec<_>>(),
+    })
+}
+
+/// How many rows not applied `ingest` lists; the result file (or `--json`) has them all.
+const LISTED_ROWS: usize = 50;
+
+/// `ingest` for people.
+pub fn ingest_text(summary: &IngestSummary) -> String {
+    let mut out = String::new();
+    let kind = summary.kind.map_or("report", ReportKind::as_str);
+    if let Some(reason) = &summary.refused {
+        let _ = writeln!(out, "{}: {} {kind} refused, nothing applied: {reason}", summary.file, summary.provider);
+        return out;
+    }
+    if let Some(first) = &summary.duplicate_of {
+        let _ = writeln!(out, "{}: same content as {first}, already ingested; nothing applied again", summary.file);
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "{}: {} {kind} report, {} rows: {} applied, {} skipped, {} rejected",
+        summary.file, summary.provider, summary.rows, summary.applied, summary.skipped, summary.rejected
+    );
+    let not_applied: Vec<_> = summary.outcomes.iter().filter(|o| o.outcome != Outcome::Applied).collect();
+    for o in not_applied.iter().take(LISTED_ROWS) {
+        let _ = writeln!(out, "  row {:<6} {:<16} {:<8} {}", o.row, o.invoice_number, o.outcome.as_str(), o.reason);
+    }
+    if not_applied.len() > LISTED_ROWS {
+        let _ = writeln!(out, "  … and {} more (see --json)", not_applied.len() - LISTED_ROWS);
+    }
+    out
 }

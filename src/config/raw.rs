@@ -74,6 +74,9 @@ pub struct RawIntake {
     pub max_file_bytes: Option<u64>,
     #[serde(deserialize_with = "lenient::opt_u64")]
     pub max_rows: Option<u64>,
+    /// XLSX reports: the most bytes a workbook's zip entries may inflate to.
+    #[serde(deserialize_with = "lenient::opt_u64")]
+    pub max_unpacked_bytes: Option<u64>,
 }
 
 /// The invoice job's timing and limits. Not in DESIGN §10's example; defaults suit ops.

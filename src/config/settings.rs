@@ -114,6 +114,12 @@ impl Paths {
     pub fn loads_inbox(&self) -> PathBuf {
         self.inbox.join("loads")
     }
+
+    /// `inbox/<provider>/`: reports of one factor (kind told by the columns), with `purchase/`
+    /// and `payment/` below it.
+    pub fn reports_inbox(&self, provider: &str) -> PathBuf {
+        self.inbox.join(provider)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,6 +156,8 @@ pub struct IntakeSettings {
     pub max_file_bytes: u64,
     /// Files with more data rows than this are refused.
     pub max_rows: u64,
+    /// XLSX reports whose zip entries inflate to more than this are refused unread.
+    pub max_unpacked_bytes: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -468,6 +476,7 @@ impl Settings {
             ),
             max_file_bytes: main.intake.max_file_bytes.unwrap_or(64 * 1024 * 1024),
             max_rows: main.intake.max_rows.unwrap_or(1_000_000),
+            max_unpacked_bytes: main.intake.max_unpacked_bytes.unwrap_or(256 * 1024 * 1024),
         };
 
         // [invoicing]

@@ -181,6 +181,10 @@ mod invoicing;
 
 pub use invoicing::{ClaimError, Completion, InvoiceHolder};
 
+mod reports;
+
+pub use reports::{Ingested, LoadReportRow, ReportFileMeta, ReportFileRecord};
+
 mod submission;
 
 pub use submission::{BatchDraft, BatchSummary, CreatedBatch, DraftItem, PendingBatch};

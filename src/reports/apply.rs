@@ -1,0 +1,497 @@
+//! The rules of DESIGN §8, as a pure function from the report's rows and the loads they name
+//! to a plan: every row's outcome and the set of changes the store writes in one
+//! transaction. Rows are taken in file order against a working copy of the loads, so two rows
+//! for one load in the same file see each other (two partial payments add up).
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use super::ReportKind;
+use super::parse::ReportRow;
+use crate::domain::{ExceptionKind, LoadStatus, Money};
+
+/// A load as a report sees it, read in the ingest's transaction.
+#[derive(Clone, Debug)]
+pub struct ReportLoad {
+    pub id: i64,
+    pub load_number: String,
+    pub invoice_number: Option<String>,
+    pub subsidiary: String,
+    pub status: LoadStatus,
+    pub amount_cents: i64,
+    /// The provider of the batch that submitted it; `None` if it never went to a factor.
+    pub provider: Option<String>,
+    /// Whether a purchase is recorded for it.
+    pub purchased: bool,
+    pub paid_cents: i64,
+    pub payments: HashSet<PaymentKey>,
+    pub open_exceptions: HashSet<ExceptionKind>,
+}
+
+/// What makes a payment the same payment: amount, date and reference.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PaymentKey {
+    pub paid_cents: i64,
+    pub payment_date: String,
+    pub payment_reference: String,
+}
+
+/// A row's fate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Applied,
+    Skipped,
+    Rejected,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::Skipped => "skipped",
+            Outcome::Rejected => "rejected",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RowOutcome {
+    pub row: usize,
+    pub invoice_number: String,
+    pub load_number: String,
+    pub outcome: Outcome,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct StatusMove {
+    pub load_id: i64,
+    pub from: LoadStatus,
+    pub to: LoadStatus,
+}
+
+#[derive(Clone, Debug)]
+pub struct HistoryRow {
+    pub load_id: i64,
+    pub from: LoadStatus,
+    pub to: LoadStatus,
+    pub cause: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct PurchaseRecord {
+    pub load_id: i64,
+    pub row: usize,
+    pub amount_cents: Option<i64>,
+    pub advance_cents: Option<i64>,
+    pub fee_cents: Option<i64>,
+    pub reserve_cents: Option<i64>,
+    pub purchase_date: Option<String>,
+    pub schedule_number: Option<String>,
+    pub factor_status: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct PaymentRecord {
+    pub load_id: i64,
+    pub row: usize,
+    pub key: PaymentKey,
+}
+
+/// Everything one file changes, written by the store in one transaction.
+#[derive(Clone, Debug, Default)]
+pub struct ReportPlan {
+    pub outcomes: Vec<RowOutcome>,
+    /// One compare-and-set per load: its status when read → its status after the file.
+    pub moves: Vec<StatusMove>,
+    pub history: Vec<HistoryRow>,
+    pub purchases: Vec<PurchaseRecord>,
+    pub payments: Vec<PaymentRecord>,
+    /// Exceptions to raise (or whose detail to update).
+    pub raise: Vec<(i64, ExceptionKind, String)>,
+    pub clear: Vec<(i64, ExceptionKind)>,
+}
+
+impl ReportPlan {
+    pub fn count(&self, outcome: Outcome) -> usize {
+        self.outcomes.iter().filter(|o| o.outcome == outcome).count()
+    }
+}
+
+/// What a factor's status text means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FactorStatus {
+    Purchased,
+    Held,
+    Rejected,
+    Unknown,
+}
+
+/// Reads a factor's status text. Empty means purchased (the row is in a purchase report).
+pub fn classify_status(text: Option<&str>) -> FactorStatus {
+    let Some(text) = text else { return FactorStatus::Purchased };
+    let t = text.to_ascii_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| t.contains(w));
+    if has(&["reject", "denied", "deny", "declin", "not purchased", "non-purchased", "nonpurchased", "unpurchased"]) {
+        FactorStatus::Rejected
+    } else if has(&["hold", "held", "pending", "review", "verif", "suspend"]) {
+        FactorStatus::Held
+    } else if t.trim().is_empty()
+        || has(&["purchas", "fund", "approv", "paid", "advanc", "accept", "complete", "bought", "ok", "active"])
+    {
+        FactorStatus::Purchased
+    } else {
+        FactorStatus::Unknown
+    }
+}
+
+/// The keys a file's rows look loads up by.
+pub fn lookup_keys(rows: &[ReportRow]) -> (Vec<String>, Vec<String>) {
+    let invoices = rows.iter().filter_map(|r| r.invoice_number.clone()).collect::<HashSet<_>>();
+    let loads = rows.iter().filter_map(|r| r.load_number.clone()).collect::<HashSet<_>>();
+    (invoices.into_iter().collect(), loads.into_iter().collect())
+}
+
+fn date_text(date: Option<NaiveDate>) -> Option<String> {
+    date.map(|d| d.format("%Y-%m-%d").to_string())
+}
+
+/// Applies DESIGN §8 to the rows. `file_label` names the file in history causes.
+pub fn plan(
+    kind: ReportKind,
+    provider: &str,
+    file_label: &str,
+    rows: &[ReportRow],
+    loads: Vec<ReportLoad>,
+) -> ReportPlan {
+    let mut loads: Vec<ReportLoad> = loads;
+    let initial: Vec<LoadStatus> = loads.iter().map(|l| l.status).collect();
+    let by_invoice: HashMap<String, usize> =
+        loads.iter().enumerate().filter_map(|(i, l)| l.invoice_number.clone().map(|n| (n, i))).collect();
+    let by_load: HashMap<String, usize> = loads.iter().enumerate().map(|(i, l)| (l.load_number.clone(), i)).collect();
+    let mut plan = ReportPlan::default();
+    // Exceptions in file order: Some(detail) = raise/update, None = clear.
+    let mut exceptions: Vec<((i64, ExceptionKind), Option<String>)> = Vec::new();
+
+    for row in rows {
+        let found = row
+            .invoice_number
+            .as_ref()
+            .and_then(|n| by_invoice.get(n))
+            .or_else(|| row.load_number.as_ref().and_then(|n| by_load.get(n)))
+            .copied();
+        let mut outcome = |outcome: Outcome, reason: String, load: Option<&ReportLoad>| {
+            plan.outcomes.push(RowOutcome {
+                row: row.row,
+                invoice_number: row
+                    .invoice_number
+                    .clone()
+                    .or_else(|| load.and_then(|l| l.invoice_number.clone()))
+                    .unwrap_or_default(),
+                load_number: load.map(|l| l.load_number.clone()).or_else(|| row.load_number.clone()).unwrap_or_default(),
+                outcome,
+                reason,
+            })
+        };
+        let Some(index) = found else {
+            let reason = match (&row.invoice_number, &row.load_number) {
+                (None, None) => "no invoice number and no load number".to_string(),
+                (Some(invoice), _) => format!("unknown invoice {invoice}: not an invoice factord submitted"),
+                (None, Some(load)) => format!("unknown load {load}"),
+            };
+            outcome(Outcome::Rejected, reason, None);
+            continue;
+        };
+        let load = &mut loads[index];
+        let cause = format!("{} report {file_label} row {}", kind.as_str(), row.row);
+        if load.status < LoadStatus::Invoiced {
+            let reason = format!("load {} is {}: not submitted to the factor yet", load.load_number, load.status);
+            outcome(Outcome::Rejected, reason, Some(load));
+            continue;
+        }
+        match load.provider.as_deref() {
+            Some(p) if p == provider => {}
+            Some(other) => {
+                let reason = format!(
+                    "load {} ({}) was submitted to {other}, not {provider}",
+                    load.load_number, load.subsidiary
+                );
+                outcome(Outcome::Rejected, reason, Some(load));
+                continue;
+            }
+            None => {
+                let reason =
+                    format!("load {} ({}) was not factored (invoiced directly)", load.load_number, load.subsidiary);
+                outcome(Outcome::Rejected, reason, Some(load));
+                continue;
+            }
+        }
+        let amount = Money::from_cents(load.amount_cents);
+        match kind {
+            ReportKind::Purchase => {
+                if load.status >= LoadStatus::Financed {
+                    if load.purchased {
+                        let reason = format!("already applied: load {} is {}", load.load_number, load.status);
+                        outcome(Outcome::Skipped, reason, Some(load));
+                    } else {
+                        plan.purchases.push(purchase_record(load.id, row));
+                        load.purchased = true;
+                        let reason = format!("purchase details recorded; load already {}", load.status);
+                        outcome(Outcome::Applied, reason, Some(load));
+                    }
+                    continue;
+                }
+                let text = row.factor_status.as_deref().unwrap_or("");
+                match classify_status(row.factor_status.as_deref()) {
+                    FactorStatus::Unknown => {
+                        let reason = format!(
+                            "factor status `{text}` not understood (neither purchased, held nor rejected); \
+                             add it to the factor's report settings or apply it by hand"
+                        );
+                        outcome(Outcome::Rejected, reason, Some(load));
+                    }
+                    status @ (FactorStatus::Held | FactorStatus::Rejected) => {
+                        let kind =
+                            if status == FactorStatus::Held { ExceptionKind::Held } else { ExceptionKind::Rejected };
+                        if load.open_exceptions.contains(&kind) {
+                            let reason = format!("already applied: load {} is already {}", load.load_number, kind.as_str());
+                            outcome(Outcome::Skipped, reason, Some(load));
+                        } else {
+                            load.open_exceptions.insert(kind);
+                            exceptions.push(((load.id, kind), Some(format!("{cause}: factor status `{text}`"))));
+                            outcome(Outcome::Applied, format!("{} by the factor: {text}", kind.as_str()), Some(load));
+                        }
+                    }
+                    FactorStatus::Purchased => {
+                        plan.history.push(HistoryRow {
+                            load_id: load.id,
+                            from: LoadStatus::Invoiced,
+                            to: LoadStatus::Financed,
+                            cause,
+                        });
+                        load.status = LoadStatus::Financed;
+                        load.purchased = true;
+                        plan.purchases.push(purchase_record(load.id, row));
+                        for kind in [ExceptionKind::Held, ExceptionKind::Rejected] {
+                            if load.open_exceptions.remove(&kind) {
+                                exceptions.push(((load.id, kind), None));
+                            }
+                        }
+                        let mut reason = "Invoiced → Financed".to_string();
+                        if let Some(face) = row.amount.filter(|a| *a != amount) {
+                            reason.push_str(&format!(" (the factor's amount {face} differs from the invoice's {amount})"));
+                        }
+                        outcome(Outcome::Applied, reason, Some(load));
+                    }
+                }
+            }
+            ReportKind::Payment => {
+                let paid = row.paid_amount.unwrap_or(Money::ZERO);
+                let key = PaymentKey {
+                    paid_cents: paid.cents(),
+                    payment_date: date_text(row.payment_date).unwrap_or_default(),
+                    payment_reference: row.payment_reference.clone().unwrap_or_default(),
+                };
+                if load.payments.contains(&key) {
+                    let reason = format!("already applied: this payment of {paid} is recorded for {}", load.load_number);
+                    outcome(Outcome::Skipped, reason, Some(load));
+                    continue;
+                }
+                if !paid.is_positive() {
+                    let reason = format!("payment of {paid} is not positive: reversals are handled by hand");
+                    outcome(Outcome::Rejected, reason, Some(load));
+                    continue;
+                }
+                if load.status == LoadStatus::Completed {
+                    let reason = format!(
+                        "load {} is already Completed (paid {} of {amount}); payment not recorded",
+                        load.load_number,
+                        Money::from_cents(load.paid_cents)
+                    );
+                    outcome(Outcome::Skipped, reason, Some(load));
+                    continue;
+                }
+                let mut moves = Vec::new();
+                if load.status == LoadStatus::Invoiced {
+                    plan.history.push(HistoryRow {
+                        load_id: load.id,
+                        from: LoadStatus::Invoiced,
+                        to: LoadStatus::Financed,
+                        cause: format!("{cause} (a payment implies the purchase)"),
+                    });
+                    load.status = LoadStatus::Financed;
+                    moves.push("Invoiced → Financed");
+                    for kind in [ExceptionKind::Held, ExceptionKind::Rejected] {
+                        if load.open_exceptions.remove(&kind) {
+                            exceptions.push(((load.id, kind), None));
+                        }
+                    }
+                }
+                load.paid_cents += paid.cents();
+                load.payments.insert(key.clone());
+                plan.payments.push(PaymentRecord { load_id: load.id, row: row.row, key });
+                let total = Money::from_cents(load.paid_cents);
+                let reason = if load.paid_cents >= load.amount_cents {
+                    plan.history.push(HistoryRow {
+                        load_id: load.id,
+                        from: LoadStatus::Financed,
+                        to: LoadStatus::Completed,
+                        cause,
+                    });
+                    load.status = LoadStatus::Completed;
+                    moves.push("Financed → Completed");
+                    if load.open_exceptions.remove(&ExceptionKind::ShortPaid) {
+                        exceptions.push(((load.id, ExceptionKind::ShortPaid), None));
+                    }
+                    format!("{} (paid {total} of {amount})", moves.join(", "))
+                } else {
+                    load.open_exceptions.insert(ExceptionKind::ShortPaid);
+                    exceptions.push((
+                        (load.id, ExceptionKind::ShortPaid),
+                        Some(format!("paid {total} of {amount} (last: {cause})")),
+                    ));
+                    moves.push("short_paid");
+                    format!("{} (paid {total} of {amount})", moves.join(", "))
+                };
+                outcome(Outcome::Applied, reason, Some(load));
+            }
+        }
+    }
+
+    for (load, from) in loads.iter().zip(initial) {
+        if load.status != from {
+            plan.moves.push(StatusMove { load_id: load.id, from, to: load.status });
+        }
+    }
+    // The last word per (load, kind) wins; a flag raised and cleared in one file is cleared.
+    let mut last: HashMap<(i64, ExceptionKind), Option<String>> = HashMap::new();
+    let mut order = Vec::new();
+    for (key, detail) in exceptions {
+        if last.insert(key, detail).is_none() {
+            order.push(key);
+        }
+    }
+    order.dedup();
+    let mut seen = HashSet::new();
+    for key in order {
+        if !seen.insert(key) {
+            continue;
+        }
+        match last.remove(&key) {
+            Some(Some(detail)) => plan.raise.push((key.0, key.1, detail)),
+            Some(None) => plan.clear.push(key),
+            None => {}
+        }
+    }
+    plan
+}
+
+fn purchase_record(load_id: i64, row: &ReportRow) -> PurchaseRecord {
+    PurchaseRecord {
+        load_id,
+        row: row.row,
+        amount_cents: row.amount.map(Money::cents),
+        advance_cents: row.advance.map(Money::cents),
+        fee_cents: row.fee.map(Money::cents),
+        reserve_cents: row.reserve.map(Money::cents),
+        purchase_date: date_text(row.purchase_date),
+        schedule_number: row.schedule_number.clone(),
+        factor_status: row.factor_status.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(id: i64, status: LoadStatus, provider: Option<&str>) -> ReportLoad {
+        ReportLoad {
+            id,
+            load_number: format!("L-{id}"),
+            invoice_number: Some(format!("INV-{id:04}")),
+            subsidiary: "acme".into(),
+            status,
+            amount_cents: 100_000,
+            provider: provider.map(str::to_string),
+            purchased: false,
+            paid_cents: 0,
+            payments: HashSet::new(),
+            open_exceptions: HashSet::new(),
+        }
+    }
+
+    fn row(n: usize, invoice: &str) -> ReportRow {
+        ReportRow {
+            row: n,
+            invoice_number: Some(invoice.into()),
+            load_number: None,
+            amount: None,
+            advance: None,
+            fee: None,
+            reserve: None,
+            purchase_date: None,
+            schedule_number: None,
+            factor_status: None,
+            paid_amount: None,
+            payment_date: None,
+            payment_reference: None,
+        }
+    }
+
+    #[test]
+    fn factor_status_words() {
+        assert_eq!(classify_status(None), FactorStatus::Purchased);
+        assert_eq!(classify_status(Some("Funded")), FactorStatus::Purchased);
+        assert_eq!(classify_status(Some("ON HOLD - missing BOL")), FactorStatus::Held);
+        assert_eq!(classify_status(Some("Denied")), FactorStatus::Rejected);
+        assert_eq!(classify_status(Some("Non-Purchased")), FactorStatus::Rejected);
+        assert_eq!(classify_status(Some("xyzzy")), FactorStatus::Unknown);
+    }
+
+    #[test]
+    fn purchase_rows_follow_the_rules() {
+        let loads = vec![
+            load(1, LoadStatus::Invoiced, Some("triumph")),
+            load(2, LoadStatus::Queued, None),
+            load(3, LoadStatus::Invoiced, Some("rts")),
+            load(4, LoadStatus::Invoiced, Some("triumph")),
+        ];
+        let mut held = row(5, "INV-0004");
+        held.factor_status = Some("Hold".into());
+        let rows = vec![row(2, "INV-0001"), row(3, "INV-0002"), row(4, "INV-0003"), held, row(6, "INV-9999"), row(7, "INV-0001")];
+        let plan = plan(ReportKind::Purchase, "triumph", "p.csv", &rows, loads);
+        let outcomes: Vec<Outcome> = plan.outcomes.iter().map(|o| o.outcome).collect();
+        use Outcome::*;
+        assert_eq!(outcomes, vec![Applied, Rejected, Rejected, Applied, Rejected, Skipped]);
+        assert_eq!(plan.moves.len(), 1);
+        assert_eq!((plan.moves[0].load_id, plan.moves[0].to), (1, LoadStatus::Financed));
+        assert_eq!(plan.raise.len(), 1);
+        assert_eq!(plan.raise[0].1, ExceptionKind::Held);
+        assert!(plan.outcomes[2].reason.contains("submitted to rts"), "{}", plan.outcomes[2].reason);
+    }
+
+    #[test]
+    fn payments_add_up_and_an_invoiced_load_moves_twice() {
+        let loads = vec![load(1, LoadStatus::Invoiced, Some("rts"))];
+        let mut first = row(2, "INV-0001");
+        first.paid_amount = Some(Money::from_cents(40_000));
+        first.payment_reference = Some("CHK-1".into());
+        let mut second = first.clone();
+        second.row = 3;
+        second.paid_amount = Some(Money::from_cents(60_000));
+        second.payment_reference = Some("CHK-2".into());
+        let mut again = first.clone();
+        again.row = 4;
+        let plan = plan(ReportKind::Payment, "rts", "pay.csv", &[first, second, again], loads);
+        let outcomes: Vec<Outcome> = plan.outcomes.iter().map(|o| o.outcome).collect();
+        assert_eq!(outcomes, vec![Outcome::Applied, Outcome::Applied, Outcome::Skipped]);
+        assert_eq!(plan.history.len(), 2);
+        assert_eq!(plan.moves.len(), 1);
+        assert_eq!((plan.moves[0].from, plan.moves[0].to), (LoadStatus::Invoiced, LoadStatus::Completed));
+        assert_eq!(plan.payments.len(), 2);
+        assert!(plan.raise.is_empty(), "short_paid raised then cleared in the same file: {:?}", plan.raise);
+    }
+}

@@ -1,0 +1,232 @@
+//! From rows of cells to report rows with typed values (DESIGN §8).
+//!
+//! A row whose amount or date cannot be read makes the whole file malformed: a file that
+//! garbles one amount may garble others, so nothing of it is applied. Blank rows are
+//! dropped; a totals line (no invoice and no load number, and either a cell saying "total"
+//! or the last line of the file) is noted, not applied.
+
+use chrono::{Datelike, NaiveDate, NaiveDateTime};
+
+use super::ReportKind;
+use super::columns::{Columns, Field};
+use super::read::{Cell, SheetRow};
+use crate::domain::Money;
+
+/// One data row of a report, typed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReportRow {
+    /// Row number in the file (line of a CSV, row of a sheet).
+    pub row: usize,
+    pub invoice_number: Option<String>,
+    pub load_number: Option<String>,
+    pub amount: Option<Money>,
+    pub advance: Option<Money>,
+    pub fee: Option<Money>,
+    pub reserve: Option<Money>,
+    pub purchase_date: Option<NaiveDate>,
+    pub schedule_number: Option<String>,
+    pub factor_status: Option<String>,
+    pub paid_amount: Option<Money>,
+    pub payment_date: Option<NaiveDate>,
+    pub payment_reference: Option<String>,
+}
+
+/// The rows of a report, and the lines that were not rows.
+#[derive(Clone, Debug, Default)]
+pub struct ParsedReport {
+    pub rows: Vec<ReportRow>,
+    /// Totals lines: (row number, what it said), listed in the result file.
+    pub totals: Vec<(usize, String)>,
+}
+
+/// Why a file is malformed, naming the row and column.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("row {row}, column `{column}`: {reason}")]
+pub struct RowError {
+    pub row: usize,
+    pub column: String,
+    pub reason: String,
+}
+
+/// Parses the rows below the header. `header` is the header's index in `rows`.
+pub fn parse_rows(
+    rows: &[SheetRow],
+    header: usize,
+    columns: &Columns,
+    header_names: &[String],
+) -> Result<ParsedReport, RowError> {
+    let mut parsed = ParsedReport::default();
+    let last_content = rows.iter().rev().find(|r| !r.is_blank()).map(|r| r.number);
+    let name = |column: usize| header_names.get(column).cloned().unwrap_or_else(|| format!("column {}", column + 1));
+    for row in rows.iter().skip(header + 1) {
+        if row.is_blank() {
+            continue;
+        }
+        let text = |field: Field| -> Option<String> {
+            let value = columns.get(field).map(|c| row.cell(c).text()).unwrap_or_default();
+            (!value.is_empty()).then_some(value)
+        };
+        let invoice_number = text(Field::InvoiceNumber);
+        let load_number = text(Field::LoadNumber);
+        let first = row.cells.iter().find(|c| !c.is_empty()).map(Cell::text).unwrap_or_default();
+        // A row with an invoice or load number is never a totals line ("Total Quality
+        // Logistics" is a broker).
+        if invoice_number.is_none()
+            && load_number.is_none()
+            && (first.to_ascii_lowercase().contains("total") || last_content == Some(row.number))
+        {
+            let said = row.cells.iter().map(Cell::text).filter(|t| !t.is_empty()).collect::<Vec<_>>().join(" ");
+            parsed.totals.push((row.number, said));
+            continue;
+        }
+        let money = |field: Field| -> Result<Option<Money>, RowError> {
+            let Some(column) = columns.get(field) else { return Ok(None) };
+            cell_money(row.cell(column)).map_err(|reason| RowError { row: row.number, column: name(column), reason })
+        };
+        let date = |field: Field| -> Result<Option<NaiveDate>, RowError> {
+            let Some(column) = columns.get(field) else { return Ok(None) };
+            cell_date(row.cell(column)).map_err(|reason| RowError { row: row.number, column: name(column), reason })
+        };
+        let parsed_row = ReportRow {
+            row: row.number,
+            invoice_number,
+            load_number,
+            amount: money(Field::Amount)?,
+            advance: money(Field::Advance)?,
+            fee: money(Field::Fee)?,
+            reserve: money(Field::Reserve)?,
+            purchase_date: date(Field::PurchaseDate)?,
+            schedule_number: text(Field::ScheduleNumber),
+            factor_status: text(Field::FactorStatus),
+            paid_amount: money(Field::PaidAmount)?,
+            payment_date: date(Field::PaymentDate)?,
+            payment_reference: text(Field::PaymentReference),
+        };
+        if columns.kind == ReportKind::Payment
+            && parsed_row.paid_amount.is_none()
+            && let Some(column) = columns.get(Field::PaidAmount)
+        {
+            return Err(RowError { row: row.number, column: name(column), reason: "paid amount is empty".into() });
+        }
+        parsed.rows.push(parsed_row);
+    }
+    Ok(parsed)
+}
+
+/// An amount cell: text in the forms of DESIGN §2, or a number cell rounded to the cent
+/// (Excel keeps 15 significant digits; anything finer than a cent is refused).
+pub fn cell_money(cell: &Cell) -> Result<Option<Money>, String> {
+    match cell {
+        Cell::Empty => Ok(None),
+        Cell::Text(text) if text.trim().is_empty() => Ok(None),
+        Cell::Text(text) => Money::parse(text).map(Some).map_err(|e| e.to_string()),
+        Cell::Number(n) => number_to_money(*n).map(Some),
+        Cell::Date(d) => Err(format!("a date ({}) where an amount belongs", d.format("%Y-%m-%d"))),
+    }
+}
+
+fn number_to_money(n: f64) -> Result<Money, String> {
+    if !n.is_finite() || n.abs() >= 1e13 {
+        return Err(format!("`{n}` is not an amount"));
+    }
+    let cents = (n * 100.0).round();
+    if ((n * 100.0) - cents).abs() > 1e-6 * cents.abs().max(1.0) {
+        return Err(format!("`{n}` has fractions of a cent"));
+    }
+    Ok(Money::from_cents(cents as i64))
+}
+
+/// Dates before this are not factoring dates (and keep clear of Excel's fake 1900-02-29).
+const EARLIEST: NaiveDate = match NaiveDate::from_ymd_opt(1990, 1, 1) {
+    Some(d) => d,
+    None => NaiveDate::MIN,
+};
+const LATEST: NaiveDate = match NaiveDate::from_ymd_opt(2100, 1, 1) {
+    Some(d) => d,
+    None => NaiveDate::MAX,
+};
+
+/// A date cell: an Excel date, a bare serial number (1900 system), or text in the common US
+/// and ISO forms. Anything else, or a date outside 1990–2099, is refused.
+pub fn cell_date(cell: &Cell) -> Result<Option<NaiveDate>, String> {
+    let date = match cell {
+        Cell::Empty => return Ok(None),
+        Cell::Text(text) if text.trim().is_empty() => return Ok(None),
+        Cell::Date(d) => d.date(),
+        Cell::Number(n) => serial_date(*n)?,
+        Cell::Text(text) => {
+            let text = text.trim();
+            match text.parse::<f64>() {
+                Ok(n) if !text.contains(['-', '/']) => serial_date(n)?,
+                _ => text_date(text).ok_or_else(|| {
+                    format!("`{text}` is not a date (expected forms like 2026-11-30, 11/30/2026 or 11/30/26)")
+                })?,
+            }
+        }
+    };
+    if !(EARLIEST..LATEST).contains(&date) {
+        return Err(format!("{} is not a plausible date", date.format("%Y-%m-%d")));
+    }
+    Ok(Some(date))
+}
+
+/// An Excel serial in the 1900 system (serials past 60 are past the fake leap day).
+fn serial_date(n: f64) -> Result<NaiveDate, String> {
+    if !n.is_finite() || n < 61.0 || n > 2_958_465.0 {
+        return Err(format!("`{n}` is not a date serial"));
+    }
+    let epoch = NaiveDate::from_ymd_opt(1899, 12, 30).ok_or("no epoch")?;
+    epoch.checked_add_days(chrono::Days::new(n.floor() as u64)).ok_or_else(|| format!("`{n}` is not a date serial"))
+}
+
+fn text_date(text: &str) -> Option<NaiveDate> {
+    const DATES: &[&str] = &["%Y-%m-%d", "%m/%d/%Y", "%m-%d-%Y", "%Y/%m/%d", "%m/%d/%y", "%d-%b-%Y", "%b %d, %Y"];
+    const DATE_TIMES: &[&str] = &["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M"];
+    for format in DATES {
+        match NaiveDate::parse_from_str(text, format) {
+            // `%Y` also takes `26`: a two-digit year is left for `%y`.
+            Ok(date) if format.contains("%Y") && date.year() < 100 => continue,
+            Ok(date) => return Some(date),
+            Err(_) => {}
+        }
+    }
+    let without_fraction = text.split('.').next().unwrap_or(text).trim_end_matches('Z');
+    for format in DATE_TIMES {
+        if let Ok(date_time) = NaiveDateTime::parse_from_str(without_fraction, format) {
+            return Some(date_time.date());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).expect("date")
+    }
+
+    #[test]
+    fn amounts_from_text_and_numbers() {
+        assert_eq!(cell_money(&Cell::Text("$1,234.50".into())), Ok(Some(Money::from_cents(123_450))));
+        assert_eq!(cell_money(&Cell::Text("(12.00)".into())), Ok(Some(Money::from_cents(-1200))));
+        assert_eq!(cell_money(&Cell::Number(1234.5)), Ok(Some(Money::from_cents(123_450))));
+        assert_eq!(cell_money(&Cell::Number(0.1 + 0.2)), Ok(Some(Money::from_cents(30))));
+        assert!(cell_money(&Cell::Number(12.345)).is_err());
+        assert!(cell_money(&Cell::Text("12,34".into())).is_err());
+        assert_eq!(cell_money(&Cell::Empty), Ok(None));
+    }
+
+    #[test]
+    fn dates_from_serials_and_text() {
+        assert_eq!(cell_date(&Cell::Number(46_000.0)), Ok(Some(date(2025, 12, 9))));
+        assert_eq!(cell_date(&Cell::Text("46000".into())), Ok(Some(date(2025, 12, 9))));
+        assert_eq!(cell_date(&Cell::Text("11/30/2026".into())), Ok(Some(date(2026, 11, 30))));
+        assert_eq!(cell_date(&Cell::Text("11/30/26".into())), Ok(Some(date(2026, 11, 30))));
+        assert_eq!(cell_date(&Cell::Text("2026-11-30T10:00:00".into())), Ok(Some(date(2026, 11, 30))));
+        assert!(cell_date(&Cell::Number(60.0)).is_err(), "the fake 1900-02-29");
+        assert!(cell_date(&Cell::Text("31/11/2026".into())).is_err());
+        assert!(cell_date(&Cell::Text("1/1/1901".into())).is_err());
+    }
+}

@@ -1,0 +1,633 @@
+//! Report files (DESIGN §8): one transaction per file holds its record (the dedupe by
+//! sha256), the loads its rows name, every change its rows make and the row outcomes.
+//!
+//! Set-based: a file is a handful of statements whatever its length. PostgreSQL takes each
+//! column as an array (`UNNEST`); SQLite takes the rows as one JSON array (`json_each`).
+//! Every status change is still a compare-and-set: the statement moves only loads still in
+//! the status the plan read, and a count that differs rolls the whole file back and plans it
+//! again against fresh data.
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{BeginWrite, Store, StoreError};
+use crate::domain::{ExceptionKind, LoadStatus};
+use crate::reports::apply::{PaymentKey, ReportLoad, ReportPlan};
+
+/// Inserts the file's record unless the same content was ingested before; evaluates to
+/// `Some(id)` or `None`. `$tx` is a transaction of either backend.
+macro_rules! claim_file {
+    ($tx:expr, $meta:expr, $now:expr) => {{
+        let row = sqlx::query(
+            "INSERT INTO report_files (provider, kind, sha256, file_name, processed_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (provider, sha256) WHERE refused IS NULL DO NOTHING RETURNING id",
+        )
+        .bind($meta.provider)
+        .bind($meta.kind)
+        .bind($meta.sha256)
+        .bind($meta.file_name)
+        .bind($now)
+        .fetch_optional(&mut *$tx)
+        .await?;
+        match row {
+            Some(row) => Some(row.try_get::<i64, _>(0)?),
+            None => None,
+        }
+    }};
+}
+
+/// Writes the file's counts and outcomes into its record.
+macro_rules! finish_file {
+    ($tx:expr, $file_id:expr, $plan:expr, $outcomes:expr) => {{
+        let (rows, applied, skipped, rejected) = counts($plan);
+        sqlx::query(
+            "UPDATE report_files SET rows_total = $1, applied = $2, skipped = $3, rejected = $4, outcomes = $5 \
+             WHERE id = $6",
+        )
+        .bind(rows)
+        .bind(applied)
+        .bind(skipped)
+        .bind(rejected)
+        .bind($outcomes)
+        .bind($file_id)
+        .execute(&mut *$tx)
+        .await?;
+    }};
+}
+
+/// A report file as recorded.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReportFileRecord {
+    pub id: i64,
+    pub provider: String,
+    pub kind: Option<String>,
+    pub file_name: String,
+    pub sha256: String,
+    pub processed_at: DateTime<Utc>,
+    pub rows: i64,
+    pub applied: i64,
+    pub skipped: i64,
+    pub rejected: i64,
+    /// Why the file was refused whole; `None` when its rows were applied.
+    pub refused: Option<String>,
+}
+
+/// The file being ingested.
+#[derive(Clone, Copy, Debug)]
+pub struct ReportFileMeta<'a> {
+    pub provider: &'a str,
+    pub kind: &'a str,
+    pub sha256: &'a str,
+    pub file_name: &'a str,
+}
+
+/// What an ingest did in the database.
+#[derive(Clone, Debug)]
+pub enum Ingested {
+    /// The rows were applied; the plan is what was written.
+    Applied { file_id: i64, plan: ReportPlan },
+    /// The same content was ingested before: nothing applied. Carries the earlier record and
+    /// its stored outcomes (the result file of the first ingest).
+    Duplicate { previous: ReportFileRecord, outcomes: String },
+}
+
+/// A report row that changed a load, for `loads show`.
+#[derive(Clone, Debug, Serialize)]
+pub struct LoadReportRow {
+    pub kind: String,
+    pub file_name: String,
+    pub row: i64,
+    pub processed_at: DateTime<Utc>,
+    /// What it recorded, e.g. `advance 1900.00, fee 60.00` or `paid 500.00`.
+    pub detail: String,
+}
+
+macro_rules! report_file_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        ReportFileRecord {
+            id: row.try_get("id")?,
+            provider: row.try_get("provider")?,
+            kind: row.try_get("kind")?,
+            file_name: row.try_get("file_name")?,
+            sha256: row.try_get("sha256")?,
+            processed_at: row.try_get("processed_at")?,
+            rows: row.try_get("rows_total")?,
+            applied: row.try_get("applied")?,
+            skipped: row.try_get("skipped")?,
+            rejected: row.try_get("rejected")?,
+            refused: row.try_get("refused")?,
+        }
+    }};
+}
+
+macro_rules! report_file_columns {
+    () => {
+        "id, provider, kind, file_name, sha256, processed_at, rows_total, applied, skipped, rejected, refused"
+    };
+}
+
+/// Decodes the loads of a snapshot query (either backend).
+macro_rules! report_loads_from_rows {
+    ($rows:expr) => {{
+        let mut loads = Vec::new();
+        for row in $rows {
+            let status: String = row.try_get("status")?;
+            loads.push(ReportLoad {
+                id: row.try_get("id")?,
+                load_number: row.try_get("load_number")?,
+                invoice_number: row.try_get("invoice_number")?,
+                subsidiary: row.try_get("subsidiary")?,
+                status: LoadStatus::from_str(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                amount_cents: row.try_get("amount_cents")?,
+                provider: row.try_get("provider")?,
+                purchased: row.try_get::<i64, _>("purchased")? != 0,
+                paid_cents: 0,
+                payments: HashSet::new(),
+                open_exceptions: HashSet::new(),
+            });
+        }
+        loads
+    }};
+}
+
+const SNAPSHOT_COLUMNS: &str = "l.id, l.load_number, l.invoice_number, l.subsidiary, l.status, l.amount_cents, \
+     b.provider, CASE WHEN EXISTS (SELECT 1 FROM purchases p WHERE p.load_id = l.id) THEN 1 ELSE 0 END AS purchased";
+
+/// How often a file is planned again when another writer moved one of its loads meanwhile.
+const CONFLICT_RETRIES: usize = 5;
+
+fn json<T: Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Fills in payments and open exceptions of the snapshot's loads.
+fn attach(
+    loads: &mut [ReportLoad],
+    payments: Vec<(i64, i64, String, String)>,
+    exceptions: Vec<(i64, String)>,
+) -> Result<(), StoreError> {
+    let index: HashMap<i64, usize> = loads.iter().enumerate().map(|(i, l)| (l.id, i)).collect();
+    for (load_id, paid_cents, payment_date, payment_reference) in payments {
+        if let Some(&i) = index.get(&load_id) {
+            loads[i].paid_cents += paid_cents;
+            loads[i].payments.insert(PaymentKey { paid_cents, payment_date, payment_reference });
+        }
+    }
+    for (load_id, kind) in exceptions {
+        if let Some(&i) = index.get(&load_id) {
+            loads[i].open_exceptions.insert(ExceptionKind::from_str(&kind).map_err(StoreError::Corrupt)?);
+        }
+    }
+    Ok(())
+}
+
+/// Row outcomes counted for the file's record.
+fn counts(plan: &ReportPlan) -> (i64, i64, i64, i64) {
+    use crate::reports::apply::Outcome;
+    let n = |o| plan.count(o) as i64;
+    (plan.outcomes.len() as i64, n(Outcome::Applied), n(Outcome::Skipped), n(Outcome::Rejected))
+}
+
+impl Store {
+    /// Ingests one report file: records it (or finds it was ingested before), reads the loads
+    /// its rows name, asks `plan` what to do, and writes all of it in one transaction.
+    /// `plan` returns the changes and the result file's text, stored with the record.
+    pub async fn ingest_report(
+        &self,
+        meta: ReportFileMeta<'_>,
+        keys: (&[String], &[String]),
+        plan: &(dyn Fn(Vec<ReportLoad>) -> (ReportPlan, String) + Send + Sync),
+    ) -> Result<Ingested, StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.try_ingest_report(meta, keys, plan).await {
+                Err(StoreError::Conflict { .. }) if attempt < CONFLICT_RETRIES => {
+                    tracing::info!(file = meta.file_name, attempt, "a load moved while the report was applied; planning again");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn try_ingest_report(
+        &self,
+        meta: ReportFileMeta<'_>,
+        keys: (&[String], &[String]),
+        plan: &(dyn Fn(Vec<ReportLoad>) -> (ReportPlan, String) + Send + Sync),
+    ) -> Result<Ingested, StoreError> {
+        let now = Utc::now();
+        let (invoices, load_numbers) = keys;
+        let conflict = || StoreError::Conflict {
+            load: format!("a load of {}", meta.file_name),
+            expected: LoadStatus::Invoiced,
+            actual: LoadStatus::Invoiced,
+        };
+        match self {
+            Store::Postgres(pool) => {
+                let mut tx = pool.begin_write().await?;
+                let Some(file_id) = claim_file!(tx, meta, now) else {
+                    drop(tx);
+                    return self.duplicate(meta).await;
+                };
+                // DIALECT: PostgreSQL takes the keys as arrays.
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {SNAPSHOT_COLUMNS} FROM loads l LEFT JOIN batches b ON b.id = l.batch_id \
+                     WHERE l.invoice_number = ANY($1) OR l.load_number = ANY($2)"
+                )))
+                .bind(invoices)
+                .bind(load_numbers)
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut loads = report_loads_from_rows!(&rows);
+                let ids: Vec<i64> = loads.iter().map(|l| l.id).collect();
+                let payments = if meta.kind == "payment" {
+                    sqlx::query_as::<_, (i64, i64, String, String)>(
+                        "SELECT load_id, paid_cents, payment_date, payment_reference FROM payments WHERE load_id = ANY($1)",
+                    )
+                    .bind(&ids)
+                    .fetch_all(&mut *tx)
+                    .await?
+                } else {
+                    Vec::new()
+                };
+                let exceptions = sqlx::query_as::<_, (i64, String)>(
+                    "SELECT load_id, kind FROM load_exceptions WHERE cleared_at IS NULL AND load_id = ANY($1)",
+                )
+                .bind(&ids)
+                .fetch_all(&mut *tx)
+                .await?;
+                attach(&mut loads, payments, exceptions)?;
+                let (plan, outcomes) = plan(loads);
+
+                let (ids, from, to) = columns3(plan.moves.iter().map(|m| (m.load_id, m.from.as_str(), m.to.as_str())));
+                let moved = sqlx::query(
+                    "UPDATE loads SET status = u.to_status, updated_at = $4 \
+                     FROM UNNEST($1::bigint[], $2::text[], $3::text[]) AS u(id, from_status, to_status) \
+                     WHERE loads.id = u.id AND loads.status = u.from_status",
+                )
+                .bind(&ids)
+                .bind(&from)
+                .bind(&to)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if moved != ids.len() as u64 {
+                    return Err(conflict());
+                }
+                let history = &plan.history;
+                sqlx::query(
+                    "INSERT INTO load_history (load_id, from_status, to_status, at, cause) \
+                     SELECT u.id, u.from_status, u.to_status, $5, u.cause \
+                     FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY \
+                          AS u(id, from_status, to_status, cause, n) ORDER BY u.n",
+                )
+                .bind(history.iter().map(|h| h.load_id).collect::<Vec<_>>())
+                .bind(history.iter().map(|h| h.from.as_str()).collect::<Vec<_>>())
+                .bind(history.iter().map(|h| h.to.as_str()).collect::<Vec<_>>())
+                .bind(history.iter().map(|h| h.cause.as_str()).collect::<Vec<_>>())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                let p = &plan.purchases;
+                sqlx::query(
+                    "INSERT INTO purchases (load_id, report_file_id, row_number, amount_cents, advance_cents, fee_cents, \
+                     reserve_cents, purchase_date, schedule_number, factor_status, recorded_at) \
+                     SELECT u.load_id, $1, u.row_number, u.amount, u.advance, u.fee, u.reserve, u.purchase_date, \
+                     u.schedule_number, u.factor_status, $2 \
+                     FROM UNNEST($3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], \
+                     $9::text[], $10::text[], $11::text[]) \
+                     AS u(load_id, row_number, amount, advance, fee, reserve, purchase_date, schedule_number, factor_status)",
+                )
+                .bind(file_id)
+                .bind(now)
+                .bind(p.iter().map(|r| r.load_id).collect::<Vec<_>>())
+                .bind(p.iter().map(|r| r.row as i64).collect::<Vec<_>>())
+                .bind(p.iter().map(|r| r.amount_cents).collect::<Vec<_>>())
+                .bind(p.iter().map(|r| r.advance_cents).collect::<Vec<_>>())
+                .bind(p.iter().map(|r| r.fee_cents).collect::<Vec<_>>())
+                .bind(p.iter().map(|r| r.reserve_cents).collect::<Vec<_>>())
+                .bind(p.iter().map(|r| r.purchase_date.clone()).collect::<Vec<_>>())
+                .bind(p.iter().map(|r| r.schedule_number.clone()).collect::<Vec<_>>())
+                .bind(p.iter().map(|r| r.factor_status.clone()).collect::<Vec<_>>())
+                .execute(&mut *tx)
+                .await?;
+                let pay = &plan.payments;
+                sqlx::query(
+                    "INSERT INTO payments (load_id, report_file_id, row_number, paid_cents, payment_date, \
+                     payment_reference, recorded_at) \
+                     SELECT u.load_id, $1, u.row_number, u.paid, u.payment_date, u.payment_reference, $2 \
+                     FROM UNNEST($3::bigint[], $4::bigint[], $5::bigint[], $6::text[], $7::text[]) \
+                     AS u(load_id, row_number, paid, payment_date, payment_reference)",
+                )
+                .bind(file_id)
+                .bind(now)
+                .bind(pay.iter().map(|r| r.load_id).collect::<Vec<_>>())
+                .bind(pay.iter().map(|r| r.row as i64).collect::<Vec<_>>())
+                .bind(pay.iter().map(|r| r.key.paid_cents).collect::<Vec<_>>())
+                .bind(pay.iter().map(|r| r.key.payment_date.as_str()).collect::<Vec<_>>())
+                .bind(pay.iter().map(|r| r.key.payment_reference.as_str()).collect::<Vec<_>>())
+                .execute(&mut *tx)
+                .await?;
+                if !plan.raise.is_empty() {
+                    sqlx::query(
+                        "INSERT INTO load_exceptions (load_id, kind, detail, raised_at) \
+                         SELECT u.id, u.kind, u.detail, $4 FROM UNNEST($1::bigint[], $2::text[], $3::text[]) AS u(id, kind, detail) \
+                         ON CONFLICT (load_id, kind) WHERE cleared_at IS NULL DO UPDATE SET detail = excluded.detail",
+                    )
+                    .bind(plan.raise.iter().map(|r| r.0).collect::<Vec<_>>())
+                    .bind(plan.raise.iter().map(|r| r.1.as_str()).collect::<Vec<_>>())
+                    .bind(plan.raise.iter().map(|r| r.2.as_str()).collect::<Vec<_>>())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                if !plan.clear.is_empty() {
+                    sqlx::query(
+                        "UPDATE load_exceptions SET cleared_at = $3 FROM UNNEST($1::bigint[], $2::text[]) AS u(id, kind) \
+                         WHERE load_exceptions.load_id = u.id AND load_exceptions.kind = u.kind \
+                         AND load_exceptions.cleared_at IS NULL",
+                    )
+                    .bind(plan.clear.iter().map(|c| c.0).collect::<Vec<_>>())
+                    .bind(plan.clear.iter().map(|c| c.1.as_str()).collect::<Vec<_>>())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                finish_file!(tx, file_id, &plan, outcomes.as_str());
+                tx.commit().await?;
+                Ok(Ingested::Applied { file_id, plan })
+            }
+            Store::Sqlite(pool) => {
+                let mut tx = pool.begin_write().await?;
+                let Some(file_id) = claim_file!(tx, meta, now) else {
+                    drop(tx);
+                    return self.duplicate(meta).await;
+                };
+                // DIALECT: SQLite takes the keys and the rows as JSON arrays.
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {SNAPSHOT_COLUMNS} FROM loads l LEFT JOIN batches b ON b.id = l.batch_id \
+                     WHERE l.invoice_number IN (SELECT value FROM json_each($1)) \
+                     OR l.load_number IN (SELECT value FROM json_each($2))"
+                )))
+                .bind(json(&invoices)?)
+                .bind(json(&load_numbers)?)
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut loads = report_loads_from_rows!(&rows);
+                let ids = json(&loads.iter().map(|l| l.id).collect::<Vec<_>>())?;
+                let payments = if meta.kind == "payment" {
+                    sqlx::query_as::<_, (i64, i64, String, String)>(
+                        "SELECT load_id, paid_cents, payment_date, payment_reference FROM payments \
+                         WHERE load_id IN (SELECT value FROM json_each($1))",
+                    )
+                    .bind(&ids)
+                    .fetch_all(&mut *tx)
+                    .await?
+                } else {
+                    Vec::new()
+                };
+                let exceptions = sqlx::query_as::<_, (i64, String)>(
+                    "SELECT load_id, kind FROM load_exceptions WHERE cleared_at IS NULL \
+                     AND load_id IN (SELECT value FROM json_each($1))",
+                )
+                .bind(&ids)
+                .fetch_all(&mut *tx)
+                .await?;
+                attach(&mut loads, payments, exceptions)?;
+                let (plan, outcomes) = plan(loads);
+
+                let moves: Vec<(i64, &str, &str)> =
+                    plan.moves.iter().map(|m| (m.load_id, m.from.as_str(), m.to.as_str())).collect();
+                let moved = sqlx::query(
+                    "UPDATE loads SET status = u.to_status, updated_at = $2 FROM \
+                     (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS from_status, \
+                      json_extract(value, '$[2]') AS to_status FROM json_each($1)) AS u \
+                     WHERE loads.id = u.id AND loads.status = u.from_status",
+                )
+                .bind(json(&moves)?)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if moved != moves.len() as u64 {
+                    return Err(conflict());
+                }
+                let history: Vec<(i64, &str, &str, &str)> =
+                    plan.history.iter().map(|h| (h.load_id, h.from.as_str(), h.to.as_str(), h.cause.as_str())).collect();
+                sqlx::query(
+                    "INSERT INTO load_history (load_id, from_status, to_status, at, cause) \
+                     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), $2, \
+                     json_extract(value, '$[3]') FROM json_each($1) ORDER BY key",
+                )
+                .bind(json(&history)?)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                let purchases: Vec<_> = plan
+                    .purchases
+                    .iter()
+                    .map(|r| {
+                        (
+                            r.load_id,
+                            r.row as i64,
+                            r.amount_cents,
+                            r.advance_cents,
+                            r.fee_cents,
+                            r.reserve_cents,
+                            &r.purchase_date,
+                            &r.schedule_number,
+                            &r.factor_status,
+                        )
+                    })
+                    .collect();
+                sqlx::query(
+                    "INSERT INTO purchases (load_id, report_file_id, row_number, amount_cents, advance_cents, fee_cents, \
+                     reserve_cents, purchase_date, schedule_number, factor_status, recorded_at) \
+                     SELECT json_extract(value, '$[0]'), $2, json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
+                     json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), \
+                     json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]'), $3 \
+                     FROM json_each($1)",
+                )
+                .bind(json(&purchases)?)
+                .bind(file_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                let payments: Vec<_> = plan
+                    .payments
+                    .iter()
+                    .map(|r| {
+                        (r.load_id, r.row as i64, r.key.paid_cents, &r.key.payment_date, &r.key.payment_reference)
+                    })
+                    .collect();
+                sqlx::query(
+                    "INSERT INTO payments (load_id, report_file_id, row_number, paid_cents, payment_date, \
+                     payment_reference, recorded_at) \
+                     SELECT json_extract(value, '$[0]'), $2, json_extract(value, '$[1]'), json_extract(value, '$[2]'), \
+                     json_extract(value, '$[3]'), json_extract(value, '$[4]'), $3 FROM json_each($1)",
+                )
+                .bind(json(&payments)?)
+                .bind(file_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                if !plan.raise.is_empty() {
+                    let raise: Vec<(i64, &str, &str)> =
+                        plan.raise.iter().map(|r| (r.0, r.1.as_str(), r.2.as_str())).collect();
+                    sqlx::query(
+                        "INSERT INTO load_exceptions (load_id, kind, detail, raised_at) \
+                         SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), $2 \
+                         FROM json_each($1) WHERE true \
+                         ON CONFLICT (load_id, kind) WHERE cleared_at IS NULL DO UPDATE SET detail = excluded.detail",
+                    )
+                    .bind(json(&raise)?)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                if !plan.clear.is_empty() {
+                    let clear: Vec<(i64, &str)> = plan.clear.iter().map(|c| (c.0, c.1.as_str())).collect();
+                    sqlx::query(
+                        "UPDATE load_exceptions SET cleared_at = $2 FROM \
+                         (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS kind FROM json_each($1)) AS u \
+                         WHERE load_exceptions.load_id = u.id AND load_exceptions.kind = u.kind \
+                         AND load_exceptions.cleared_at IS NULL",
+                    )
+                    .bind(json(&clear)?)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                finish_file!(tx, file_id, &plan, outcomes.as_str());
+                tx.commit().await?;
+                Ok(Ingested::Applied { file_id, plan })
+            }
+        }
+    }
+
+    async fn duplicate(&self, meta: ReportFileMeta<'_>) -> Result<Ingested, StoreError> {
+        on_pool!(self, pool => {
+            let row = sqlx::query(concat!(
+                "SELECT ", report_file_columns!(), ", outcomes FROM report_files ",
+                "WHERE provider = $1 AND sha256 = $2 AND refused IS NULL"
+            ))
+            .bind(meta.provider)
+            .bind(meta.sha256)
+            .fetch_one(pool)
+            .await?;
+            let outcomes: String = row.try_get("outcomes")?;
+            Ok(Ingested::Duplicate { previous: report_file_from_row!(&row), outcomes })
+        })
+    }
+
+    /// Records a file refused whole (nothing of it applied), for `status`.
+    pub async fn record_refused_report(
+        &self,
+        provider: &str,
+        kind: Option<&str>,
+        sha256: &str,
+        file_name: &str,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO report_files (provider, kind, sha256, file_name, processed_at, refused) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(provider)
+            .bind(kind)
+            .bind(sha256)
+            .bind(file_name)
+            .bind(Utc::now())
+            .bind(reason)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// The last `per_provider` report files of each provider, newest first.
+    pub async fn recent_report_files(&self, per_provider: i64) -> Result<Vec<ReportFileRecord>, StoreError> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(concat!(
+                "SELECT ", report_file_columns!(), " FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY provider ORDER BY id DESC) AS n ",
+                "FROM report_files) AS r WHERE n <= $1 ORDER BY provider, id DESC"
+            ))
+            .bind(per_provider)
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(|row| Ok(report_file_from_row!(row))).collect()
+        })
+    }
+
+    /// The purchase and payment rows recorded for a load, oldest first.
+    pub async fn load_report_rows(&self, load_id: i64) -> Result<Vec<LoadReportRow>, StoreError> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT 'purchase' AS kind, f.file_name, p.row_number, f.processed_at, f.id AS file_id, \
+                 p.advance_cents AS a, p.fee_cents AS b, p.reserve_cents AS c, p.schedule_number AS t \
+                 FROM purchases p JOIN report_files f ON f.id = p.report_file_id WHERE p.load_id = $1 \
+                 UNION ALL \
+                 SELECT 'payment', f.file_name, y.row_number, f.processed_at, f.id, y.paid_cents, NULL, NULL, \
+                 y.payment_reference FROM payments y JOIN report_files f ON f.id = y.report_file_id WHERE y.load_id = $1 \
+                 ORDER BY file_id, row_number",
+            )
+            .bind(load_id)
+            .fetch_all(pool)
+            .await?;
+            let mut out = Vec::new();
+            for row in &rows {
+                let kind: String = row.try_get("kind")?;
+                let money = |name: &str| -> Result<Option<crate::domain::Money>, sqlx::Error> {
+                    Ok(row.try_get::<Option<i64>, _>(name)?.map(crate::domain::Money::from_cents))
+                };
+                let text: Option<String> = row.try_get("t")?;
+                let detail = if kind == "purchase" {
+                    let mut parts = Vec::new();
+                    for (label, value) in [("advance", money("a")?), ("fee", money("b")?), ("reserve", money("c")?)] {
+                        if let Some(value) = value {
+                            parts.push(format!("{label} {value}"));
+                        }
+                    }
+                    if let Some(schedule) = text.filter(|s| !s.is_empty()) {
+                        parts.push(format!("schedule {schedule}"));
+                    }
+                    parts.join(", ")
+                } else {
+                    let mut detail = format!("paid {}", money("a")?.unwrap_or_default());
+                    if let Some(reference) = text.filter(|s| !s.is_empty()) {
+                        detail.push_str(&format!(", reference {reference}"));
+                    }
+                    detail
+                };
+                out.push(LoadReportRow {
+                    kind,
+                    file_name: row.try_get("file_name")?,
+                    row: row.try_get("row_number")?,
+                    processed_at: row.try_get("processed_at")?,
+                    detail,
+                });
+            }
+            Ok(out)
+        })
+    }
+}
+
+/// Splits (id, from, to) triples into three arrays for `UNNEST`.
+fn columns3<'a>(items: impl Iterator<Item = (i64, &'a str, &'a str)>) -> (Vec<i64>, Vec<&'a str>, Vec<&'a str>) {
+    let mut columns = (Vec::new(), Vec::new(), Vec::new());
+    for (a, b, c) in items {
+        columns.0.push(a);
+        columns.1.push(b);
+        columns.2.push(c);
+    }
+    columns
+}
+
