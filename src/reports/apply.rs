@@ -191,7 +191,10 @@ pub fn plan(
                     .clone()
                     .or_else(|| load.and_then(|l| l.invoice_number.clone()))
                     .unwrap_or_default(),
-                load_number: load.map(|l| l.load_number.clone()).or_else(|| row.load_number.clone()).unwrap_or_default(),
+                load_number: load
+                    .map(|l| l.load_number.clone())
+                    .or_else(|| row.load_number.clone())
+                    .unwrap_or_default(),
                 outcome,
                 reason,
             })
@@ -215,10 +218,8 @@ pub fn plan(
         match load.provider.as_deref() {
             Some(p) if p == provider => {}
             Some(other) => {
-                let reason = format!(
-                    "load {} ({}) was submitted to {other}, not {provider}",
-                    load.load_number, load.subsidiary
-                );
+                let reason =
+                    format!("load {} ({}) was submitted to {other}, not {provider}", load.load_number, load.subsidiary);
                 outcome(Outcome::Rejected, reason, Some(load));
                 continue;
             }
@@ -257,7 +258,8 @@ pub fn plan(
                         let kind =
                             if status == FactorStatus::Held { ExceptionKind::Held } else { ExceptionKind::Rejected };
                         if load.open_exceptions.contains(&kind) {
-                            let reason = format!("already applied: load {} is already {}", load.load_number, kind.as_str());
+                            let reason =
+                                format!("already applied: load {} is already {}", load.load_number, kind.as_str());
                             outcome(Outcome::Skipped, reason, Some(load));
                         } else {
                             load.open_exceptions.insert(kind);
@@ -282,7 +284,9 @@ pub fn plan(
                         }
                         let mut reason = "Invoiced → Financed".to_string();
                         if let Some(face) = row.amount.filter(|a| *a != amount) {
-                            reason.push_str(&format!(" (the factor's amount {face} differs from the invoice's {amount})"));
+                            reason.push_str(&format!(
+                                " (the factor's amount {face} differs from the invoice's {amount})"
+                            ));
                         }
                         outcome(Outcome::Applied, reason, Some(load));
                     }
@@ -296,7 +300,8 @@ pub fn plan(
                     payment_reference: row.payment_reference.clone().unwrap_or_default(),
                 };
                 if load.payments.contains(&key) {
-                    let reason = format!("already applied: this payment of {paid} is recorded for {}", load.load_number);
+                    let reason =
+                        format!("already applied: this payment of {paid} is recorded for {}", load.load_number);
                     outcome(Outcome::Skipped, reason, Some(load));
                     continue;
                 }
@@ -461,7 +466,14 @@ mod tests {
         ];
         let mut held = row(5, "INV-0004");
         held.factor_status = Some("Hold".into());
-        let rows = vec![row(2, "INV-0001"), row(3, "INV-0002"), row(4, "INV-0003"), held, row(6, "INV-9999"), row(7, "INV-0001")];
+        let rows = vec![
+            row(2, "INV-0001"),
+            row(3, "INV-0002"),
+            row(4, "INV-0003"),
+            held,
+            row(6, "INV-9999"),
+            row(7, "INV-0001"),
+        ];
         let plan = plan(ReportKind::Purchase, "triumph", "p.csv", &rows, loads);
         let outcomes: Vec<Outcome> = plan.outcomes.iter().map(|o| o.outcome).collect();
         use Outcome::*;

@@ -1,6 +1,6 @@
 //! Header matching (DESIGN §8): a column is recognised by its header name, ignoring case,
 //! spaces, `#`, `_` and punctuation, against the built-in aliases of each field plus the
-//! provider's own (`[providers.<id>.reports.purchase]` / `.payment`). The header row is
+//! provider's own (`[provider.<id>.reports.purchase]` / `.payment`). The header row is
 //! found by matching, so a title or a date line above it does no harm.
 
 use std::collections::BTreeMap;
@@ -216,7 +216,10 @@ mod tests {
         let rows = [
             row(1, &["ACME Factoring — Purchase Report"]),
             row(2, &[""]),
-            row(3, &["Inv #", "Face Value", "Funded Amount", "Discount Fee", "Escrow", "Date Funded", "Batch #", "Notes"]),
+            row(
+                3,
+                &["Inv #", "Face Value", "Funded Amount", "Discount Fee", "Escrow", "Date Funded", "Batch #", "Notes"],
+            ),
         ];
         let (index, columns) = find_header(&rows, None, &ReportSettings::default()).expect("found");
         assert_eq!(index, 2);

@@ -145,8 +145,7 @@ pub async fn ingest_bytes(
     let report_settings = settings.providers.get(provider).map(|p| p.reports.clone()).unwrap_or_default();
     let limits = Limits::from_settings(&settings.intake);
     let sha256 = sha256_hex(&bytes);
-    let parsed = match tokio::task::spawn_blocking(move || parse_file(&bytes, &report_settings, &limits, kind)).await
-    {
+    let parsed = match tokio::task::spawn_blocking(move || parse_file(&bytes, &report_settings, &limits, kind)).await {
         Ok(parsed) => parsed,
         Err(error) => Err(format!("the reader failed: {error}")),
     };
@@ -331,7 +330,8 @@ impl ReportsInbox {
         for index in 0..self.folders.len() {
             let folder = &mut self.folders[index];
             let dir = folder.folder.dir.clone();
-            let ready = folder.stable.scan(&dir, now).map_err(|source| IngestError::Io { path: dir.clone(), source })?;
+            let ready =
+                folder.stable.scan(&dir, now).map_err(|source| IngestError::Io { path: dir.clone(), source })?;
             for file in ready {
                 if shutdown.is_cancelled() {
                     return Ok(outcomes);

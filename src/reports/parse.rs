@@ -69,12 +69,11 @@ pub fn parse_rows(
         let invoice_number = text(Field::InvoiceNumber);
         let load_number = text(Field::LoadNumber);
         let first = row.cells.iter().find(|c| !c.is_empty()).map(Cell::text).unwrap_or_default();
-        // A row with an invoice or load number is never a totals line ("Total Quality
-        // Logistics" is a broker).
-        if invoice_number.is_none()
-            && load_number.is_none()
-            && (first.to_ascii_lowercase().contains("total") || last_content == Some(row.number))
-        {
+        // A totals line has no invoice or load number (or the word "Total" in their place),
+        // and says "total" or is the last line. A broker named "Total Quality Logistics" in
+        // another column does not make a row with an invoice number a totals line.
+        let no_key = [&invoice_number, &load_number].iter().all(|k| k.as_deref().is_none_or(is_total_word));
+        if no_key && (is_total_word(&first) || last_content == Some(row.number)) {
             let said = row.cells.iter().map(Cell::text).filter(|t| !t.is_empty()).collect::<Vec<_>>().join(" ");
             parsed.totals.push((row.number, said));
             continue;
@@ -111,6 +110,12 @@ pub fn parse_rows(
         parsed.rows.push(parsed_row);
     }
     Ok(parsed)
+}
+
+/// "Total", "Totals", "Grand Total", "Report total:" and the like.
+fn is_total_word(text: &str) -> bool {
+    let t = text.trim().trim_end_matches(':').to_ascii_lowercase();
+    t.starts_with("total") || t.ends_with("total") || t.ends_with("totals")
 }
 
 /// An amount cell: text in the forms of DESIGN §2, or a number cell rounded to the cent

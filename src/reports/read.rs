@@ -109,7 +109,9 @@ pub enum ReadError {
     TooManyColumns { row: usize, limit: usize },
     #[error("row {row}, column {column}: a cell longer than {limit} characters")]
     CellTooLong { row: usize, column: usize, limit: usize },
-    #[error("not valid UTF-8 at line {line} (byte {offset}); if the factor sends Windows-1252, set encoding = \"windows-1252\" in its [providers.<id>.reports]")]
+    #[error(
+        "not valid UTF-8 at line {line} (byte {offset}); if the factor sends Windows-1252, set encoding = \"windows-1252\" in its [provider.<id>.reports]"
+    )]
     NotUtf8 { line: usize, offset: usize },
     #[error("byte 0x{byte:02X} at line {line} is not a Windows-1252 character")]
     NotWindows1252 { line: usize, byte: u8 },
@@ -121,7 +123,7 @@ pub enum ReadError {
     ZipBomb(String),
     #[error("not a readable XLSX file: {0}")]
     Xlsx(String),
-    #[error("the workbook has no sheet named `{0}` (providers.<id>.reports.sheet)")]
+    #[error("the workbook has no sheet named `{0}` (provider.<id>.reports.sheet)")]
     NoSuchSheet(String),
     #[error("the file is empty")]
     Empty,
@@ -206,9 +208,8 @@ fn windows_1252(bytes: &[u8]) -> Result<String, ReadError> {
     let mut text = String::with_capacity(bytes.len());
     for (offset, &byte) in bytes.iter().enumerate() {
         let ch = match byte {
-            0x80..=0x9F => {
-                HIGH[usize::from(byte - 0x80)].ok_or(ReadError::NotWindows1252 { line: line_at(bytes, offset), byte })?
-            }
+            0x80..=0x9F => HIGH[usize::from(byte - 0x80)]
+                .ok_or(ReadError::NotWindows1252 { line: line_at(bytes, offset), byte })?,
             _ => char::from(byte),
         };
         text.push(ch);
@@ -220,11 +221,8 @@ fn read_csv(text: &str, delimiter: u8, limits: &Limits) -> Result<Vec<SheetRow>,
     if text.trim().is_empty() {
         return Err(ReadError::Empty);
     }
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(delimiter)
-        .from_reader(text.as_bytes());
+    let mut reader =
+        csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter).from_reader(text.as_bytes());
     let mut rows = Vec::new();
     let mut record = csv::StringRecord::new();
     let bytes = text.as_bytes();
@@ -303,14 +301,20 @@ pub fn check_zip(bytes: &[u8], limits: &Limits) -> Result<(), ReadError> {
         let declared = entry.size();
         let name = entry.name().unwrap_or_default().to_string();
         let mut counted = (&mut entry).take(declared.saturating_add(1));
-        let inflated = std::io::copy(&mut counted, &mut std::io::sink()).map_err(|e| ReadError::Xlsx(format!("{name}: {e}")))?;
+        let inflated =
+            std::io::copy(&mut counted, &mut std::io::sink()).map_err(|e| ReadError::Xlsx(format!("{name}: {e}")))?;
         if inflated > declared {
-            return Err(ReadError::ZipBomb(format!("entry {name} inflates past its declared size of {declared} bytes")));
+            return Err(ReadError::ZipBomb(format!(
+                "entry {name} inflates past its declared size of {declared} bytes"
+            )));
         }
         inflated_total += inflated;
     }
     if inflated_total > limits.max_unpacked_bytes {
-        return Err(ReadError::ZipBomb(format!("the entries inflate to more than {} bytes", limits.max_unpacked_bytes)));
+        return Err(ReadError::ZipBomb(format!(
+            "the entries inflate to more than {} bytes",
+            limits.max_unpacked_bytes
+        )));
     }
     Ok(())
 }
@@ -416,7 +420,10 @@ mod tests {
     #[test]
     fn caps_refuse_with_the_place() {
         let wide = vec!["x"; 51].join(",");
-        assert_eq!(read_csv(&wide, b',', &limits()).expect_err("wide"), ReadError::TooManyColumns { row: 1, limit: 50 });
+        assert_eq!(
+            read_csv(&wide, b',', &limits()).expect_err("wide"),
+            ReadError::TooManyColumns { row: 1, limit: 50 }
+        );
         let long = format!("a\n{}", "y".repeat(101));
         assert_eq!(
             read_csv(&long, b',', &limits()).expect_err("long"),

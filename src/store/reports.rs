@@ -156,7 +156,7 @@ macro_rules! report_loads_from_rows {
 }
 
 const SNAPSHOT_COLUMNS: &str = "l.id, l.load_number, l.invoice_number, l.subsidiary, l.status, l.amount_cents, \
-     b.provider, CASE WHEN EXISTS (SELECT 1 FROM purchases p WHERE p.load_id = l.id) THEN 1 ELSE 0 END AS purchased";
+     b.provider, CASE WHEN EXISTS (SELECT 1 FROM purchases p WHERE p.load_id = l.id) THEN CAST(1 AS BIGINT) ELSE CAST(0 AS BIGINT) END AS purchased";
 
 /// How often a file is planned again when another writer moved one of its loads meanwhile.
 const CONFLICT_RETRIES: usize = 5;
@@ -208,7 +208,11 @@ impl Store {
             attempt += 1;
             match self.try_ingest_report(meta, keys, plan).await {
                 Err(StoreError::Conflict { .. }) if attempt < CONFLICT_RETRIES => {
-                    tracing::info!(file = meta.file_name, attempt, "a load moved while the report was applied; planning again");
+                    tracing::info!(
+                        file = meta.file_name,
+                        attempt,
+                        "a load moved while the report was applied; planning again"
+                    );
                 }
                 other => return other,
             }
@@ -419,8 +423,11 @@ impl Store {
                 if moved != moves.len() as u64 {
                     return Err(conflict());
                 }
-                let history: Vec<(i64, &str, &str, &str)> =
-                    plan.history.iter().map(|h| (h.load_id, h.from.as_str(), h.to.as_str(), h.cause.as_str())).collect();
+                let history: Vec<(i64, &str, &str, &str)> = plan
+                    .history
+                    .iter()
+                    .map(|h| (h.load_id, h.from.as_str(), h.to.as_str(), h.cause.as_str()))
+                    .collect();
                 sqlx::query(
                     "INSERT INTO load_history (load_id, from_status, to_status, at, cause) \
                      SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), $2, \
@@ -463,9 +470,7 @@ impl Store {
                 let payments: Vec<_> = plan
                     .payments
                     .iter()
-                    .map(|r| {
-                        (r.load_id, r.row as i64, r.key.paid_cents, &r.key.payment_date, &r.key.payment_reference)
-                    })
+                    .map(|r| (r.load_id, r.row as i64, r.key.paid_cents, &r.key.payment_date, &r.key.payment_reference))
                     .collect();
                 sqlx::query(
                     "INSERT INTO payments (load_id, report_file_id, row_number, paid_cents, payment_date, \
@@ -630,4 +635,3 @@ fn columns3<'a>(items: impl Iterator<Item = (i64, &'a str, &'a str)>) -> (Vec<i6
     }
     columns
 }
-

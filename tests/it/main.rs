@@ -5,6 +5,9 @@ mod harness;
 #[allow(dead_code)]
 #[path = "../common/pdfs.rs"]
 mod pdfs;
+#[allow(dead_code)]
+#[path = "../common/seed.rs"]
+mod seed;
 
 mod api;
 mod cli;
@@ -16,6 +19,7 @@ mod ftp;
 mod intake;
 mod invoicing;
 mod multi;
+mod reports;
 mod sftp;
 mod store;
 mod submit;

@@ -1,0 +1,569 @@
+//! Purchase report throughput and memory: for N rows (env `REPORTS_N`, a comma list, default
+//! `1000,10000,100000`) on SQLite and on PostgreSQL, seeds N Invoiced loads in a `sent` batch
+//! of capital_depot and applies a generated N-row purchase CSV end to end with
+//! `reports::ingest_bytes` (read, header match, parse, plan, the one transaction that moves
+//! the loads, writes history, purchases and the file's record), then writes the result file.
+//! Timed from the CSV bytes in memory to the result file written; generating the CSV is not.
+//! Reports rows/s, peak RSS during the run (`VmHWM`, reset before it through
+//! `/proc/self/clear_refs`), and the split: parse (read + header + parse, timed on its own on
+//! the same bytes), SQL (every statement of the run, from sqlx's statement log) and the rest
+//! (planning, result file).
+//!
+//! In the same run, on another N loads and the same CSV (another prefix), the hand-written SQL
+//! limit: on PostgreSQL one transaction of `COPY` into a temp table, one `UPDATE loads … FROM`
+//! and one `INSERT INTO load_history … SELECT`; on SQLite the same with the temp table filled
+//! from the parsed CSV as one JSON array (`json_each`). The limit does not write purchases,
+//! row outcomes or the file's record, which factord does. Target: factord within 1.5× of the
+//! limit at 100k rows.
+//!
+//! PostgreSQL: a database `factord_bench_<pid>` is created from the admin URL in
+//! `REPORTS_DATABASE_URL` (else `TEST_DATABASE_URL`, else
+//! `postgres://postgres@127.0.0.1:5432/postgres`) and dropped at the end; if the server does
+//! not answer, PostgreSQL is skipped. `REPORTS_BACKENDS=sqlite` (or `postgres`) runs one
+//! backend. Run with `cargo bench --bench reports`.
+
+#[path = "../tests/common/seed.rs"]
+#[allow(dead_code)]
+mod seed;
+
+use std::error::Error;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use factord::config::{Environment, Settings};
+use factord::reports::read::Limits;
+use factord::reports::{ReportKind, columns, ingest_bytes, parse, read};
+use factord::store::Store;
+use seed::Seed;
+use sqlx::Connection;
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+
+type BenchError = Box<dyn Error + Send + Sync>;
+
+const PROVIDER: &str = "capital_depot";
+const AMOUNT_CENTS: i64 = 100_000;
+const ADVANCE_CENTS: i64 = 97_000;
+const FEE_CENTS: i64 = 3_000;
+const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+const SUBSIDIARY: &str = r#"
+[[subsidiary]]
+id = "acme-east"
+name = "ACME Freight East LLC"
+address = "100 Main St, Dallas, TX 75201"
+usdot = "1234567"
+mc = "765432"
+timezone = "America/Chicago"
+invoice_prefix = "AE-"
+noa = "Pay Capital Depot only."
+
+[subsidiary.factoring]
+provider = "capital_depot"
+schedule = "0 0 16 * * Mon-Fri"
+"#;
+
+// ---- sqlx statement log: every statement's time while recording is on ----
+
+static RECORDING: AtomicBool = AtomicBool::new(false);
+static STATEMENTS: Mutex<Vec<Statement>> = Mutex::new(Vec::new());
+
+#[derive(Default, Clone)]
+struct Statement {
+    sql: String,
+    seconds: f64,
+    rows: u64,
+}
+
+impl tracing::field::Visit for Statement {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        let text = value.split_whitespace().collect::<Vec<_>>().join(" ");
+        match field.name() {
+            "db.statement" if !text.is_empty() => self.sql = text,
+            "summary" if self.sql.is_empty() => self.sql = text,
+            _ => {}
+        }
+    }
+
+    fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+        if field.name() == "elapsed_secs" {
+            self.seconds = value;
+        }
+    }
+
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        if matches!(field.name(), "rows_affected" | "rows_returned") {
+            self.rows = self.rows.max(value);
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if matches!(field.name(), "summary" | "db.statement") {
+            let text = format!("{value:?}");
+            self.record_str(field, text.trim_matches('"'));
+        }
+    }
+}
+
+struct StatementLog;
+
+impl<S: tracing::Subscriber> Layer<S> for StatementLog {
+    fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
+        if event.metadata().target() != "sqlx::query" || !RECORDING.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut statement = Statement::default();
+        event.record(&mut statement);
+        if let Ok(mut log) = STATEMENTS.lock() {
+            log.push(statement);
+        }
+    }
+}
+
+fn start_recording() {
+    if let Ok(mut log) = STATEMENTS.lock() {
+        log.clear();
+    }
+    RECORDING.store(true, Ordering::Relaxed);
+}
+
+fn stop_recording() -> Vec<Statement> {
+    RECORDING.store(false, Ordering::Relaxed);
+    STATEMENTS.lock().map(|mut log| std::mem::take(&mut *log)).unwrap_or_default()
+}
+
+// ---- memory ----
+
+/// A line of /proc/self/status in MiB (`VmRSS`, `VmHWM`), or 0 off Linux.
+fn memory_mib(field: &str) -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+/// Resets the peak (`VmHWM`) to the current RSS. `false` when the kernel does not allow it.
+fn reset_peak() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+// ---- data ----
+
+fn money(cents: i64) -> String {
+    format!("{}.{:02}", cents / 100, cents % 100)
+}
+
+/// An N-row purchase report for the seed's loads, as a factor sends it.
+fn purchase_csv(seed: &Seed<'_>) -> Vec<u8> {
+    let mut out = String::with_capacity(96 * (seed.count as usize + 1));
+    out.push_str("Invoice Number,Load Number,Invoice Amount,Advance Amount,Fee,Reserve,Purchase Date,Schedule #\n");
+    for i in 1..=seed.count {
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{},11/30/2026,S-{}",
+            seed.invoice_number(i),
+            seed.load_number(i),
+            money(seed.amount_cents),
+            money(ADVANCE_CENTS),
+            money(FEE_CENTS),
+            money(AMOUNT_CENTS - ADVANCE_CENTS - FEE_CENTS),
+            1 + i / 500
+        );
+    }
+    out.into_bytes()
+}
+
+fn seed_for<'a>(prefix: &'a str, count: i64) -> Seed<'a> {
+    Seed { subsidiary: "acme-east", provider: PROVIDER, prefix, count, amount_cents: AMOUNT_CENTS, status: "Invoiced" }
+}
+
+// ---- the hand-written limits ----
+
+/// PostgreSQL: COPY into a temp table, one UPDATE, one history INSERT, in one transaction.
+async fn limit_postgres(store: &Store, csv: &[u8]) -> Result<(u64, u64), BenchError> {
+    let Store::Postgres(pool) = store else { return Err("not PostgreSQL".into()) };
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "CREATE TEMP TABLE purchase_tmp (invoice_number TEXT, load_number TEXT, amount NUMERIC(14, 2), \
+         advance NUMERIC(14, 2), fee NUMERIC(14, 2), reserve NUMERIC(14, 2), purchase_date DATE, schedule TEXT) \
+         ON COMMIT DROP",
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("SET LOCAL DateStyle = 'ISO, MDY'").execute(&mut *tx).await?;
+    let mut copy = tx.copy_in_raw("COPY purchase_tmp FROM STDIN (FORMAT csv, HEADER true)").await?;
+    copy.send(csv).await?;
+    let copied = copy.finish().await?;
+    let moved = sqlx::query(
+        "UPDATE loads SET status = 'Financed', updated_at = now() FROM purchase_tmp t \
+         WHERE loads.invoice_number = t.invoice_number AND loads.status = 'Invoiced'",
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let history = sqlx::query(
+        "INSERT INTO load_history (load_id, from_status, to_status, at, cause) \
+         SELECT l.id, 'Invoiced', 'Financed', now(), 'limit' FROM loads l JOIN purchase_tmp t \
+         ON l.invoice_number = t.invoice_number",
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    if copied != moved {
+        return Err(format!("limit: copied {copied} rows but moved {moved}").into());
+    }
+    Ok((moved, history))
+}
+
+/// SQLite: the CSV parsed into one JSON array, a temp table filled from it with `json_each`,
+/// one UPDATE, one history INSERT, in one transaction.
+async fn limit_sqlite(store: &Store, csv: &[u8]) -> Result<(u64, u64), BenchError> {
+    let Store::Sqlite(pool) = store else { return Err("not SQLite".into()) };
+    let mut reader = csv::Reader::from_reader(csv);
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record?;
+        let field = |i: usize| record.get(i).unwrap_or_default().to_string();
+        rows.push([field(0), field(1), field(2), field(3), field(4), field(5), field(6), field(7)]);
+    }
+    let json = serde_json::to_string(&rows)?;
+    let now = Utc::now();
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    sqlx::query(
+        "CREATE TEMP TABLE purchase_tmp (invoice_number TEXT, load_number TEXT, amount TEXT, advance TEXT, \
+         fee TEXT, reserve TEXT, purchase_date TEXT, schedule TEXT)",
+    )
+    .execute(&mut *tx)
+    .await?;
+    let filled = sqlx::query(
+        "INSERT INTO purchase_tmp SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
+         value ->> 5, value ->> 6, value ->> 7 FROM json_each($1)",
+    )
+    .bind(&json)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let moved = sqlx::query(
+        "UPDATE loads SET status = 'Financed', updated_at = $1 FROM purchase_tmp t \
+         WHERE loads.invoice_number = t.invoice_number AND loads.status = 'Invoiced'",
+    )
+    .bind(now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let history = sqlx::query(
+        "INSERT INTO load_history (load_id, from_status, to_status, at, cause) \
+         SELECT l.id, 'Invoiced', 'Financed', $1, 'limit' FROM loads l JOIN purchase_tmp t \
+         ON l.invoice_number = t.invoice_number",
+    )
+    .bind(now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    sqlx::query("DROP TABLE temp.purchase_tmp").execute(&mut *tx).await?;
+    tx.commit().await?;
+    if filled != moved {
+        return Err(format!("limit: filled {filled} rows but moved {moved}").into());
+    }
+    Ok((moved, history))
+}
+
+// ---- one backend ----
+
+struct Figures {
+    backend: &'static str,
+    rows: usize,
+    factord: Duration,
+    parse: Duration,
+    sql: Duration,
+    peak_mib: f64,
+    base_mib: f64,
+    limit: Duration,
+    limit_peak_mib: f64,
+    statements: Vec<Statement>,
+    limit_statements: Vec<Statement>,
+}
+
+fn write_config(root: &Path, database_url: &str) -> Result<std::path::PathBuf, BenchError> {
+    let config_dir = root.join("config");
+    std::fs::create_dir_all(&config_dir)?;
+    let path = config_dir.join("factord.toml");
+    let p = |name: &str| root.join(name).display().to_string();
+    let text = format!(
+        "[database]\nurl = \"{database_url}\"\n\n[paths]\ninbox = \"{}\"\noutbox = \"{}\"\ndocuments = \"{}\"\n\
+         archive = \"{}\"\ndata = \"{}\"\n{SUBSIDIARY}",
+        p("inbox"),
+        p("outbox"),
+        p("documents"),
+        p("archive"),
+        p("data"),
+    );
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+/// Read + header match + parse of the bytes, as `ingest_bytes` does them, on their own.
+fn parse_only(settings: &Settings, bytes: &[u8], n: usize) -> Result<Duration, BenchError> {
+    let report_settings = settings.providers.get(PROVIDER).map(|p| p.reports.clone()).unwrap_or_default();
+    let limits = Limits::from_settings(&settings.intake);
+    let started = Instant::now();
+    let rows = read::read_rows(bytes, &report_settings, &limits)?;
+    let (header, found) = columns::find_header(&rows, Some(ReportKind::Purchase), &report_settings)?;
+    let names: Vec<String> = rows[header].cells.iter().map(read::Cell::text).collect();
+    let report = parse::parse_rows(&rows, header, &found, &names)?;
+    let elapsed = started.elapsed();
+    if report.rows.len() != n {
+        return Err(format!("parsed {} rows, expected {n}", report.rows.len()).into());
+    }
+    Ok(elapsed)
+}
+
+async fn run_backend(
+    backend: &'static str,
+    database_url: Option<String>,
+    sizes: Vec<usize>,
+) -> Result<Vec<Figures>, BenchError> {
+    let temp = tempfile::tempdir()?;
+    let database_url =
+        database_url.unwrap_or_else(|| format!("sqlite://{}", temp.path().join("data/factord.db").display()));
+    let config_path = write_config(temp.path(), &database_url)?;
+    let settings = Settings::load(&config_path, &Environment::new()).map_err(|e| format!("{e:?}"))?;
+    let store = Store::connect(&settings.database).await?;
+    store.migrate().await?;
+    let mut figures = Vec::new();
+    for n in sizes {
+        let count = i64::try_from(n)?;
+        let (ours_prefix, limit_prefix) = (format!("R{n}-"), format!("L{n}-"));
+        let ours = seed_for(&ours_prefix, count);
+        let limit = seed_for(&limit_prefix, count);
+        seed::seed(&store, &ours).await;
+        seed::seed(&store, &limit).await;
+        if let Store::Postgres(pool) = &store {
+            // As autovacuum would have by the time a factor's report arrives.
+            sqlx::query("ANALYZE").execute(pool).await?;
+        }
+        let csv = purchase_csv(&ours);
+        let limit_csv = purchase_csv(&limit);
+        let parse = parse_only(&settings, &csv, n)?;
+
+        // factord, end to end.
+        let file_name = format!("purchase-{n}.csv");
+        let bytes = csv.clone();
+        let resettable = reset_peak();
+        let base_mib = memory_mib("VmRSS");
+        start_recording();
+        let started = Instant::now();
+        let summary = ingest_bytes(&store, &settings, PROVIDER, Some(ReportKind::Purchase), &file_name, bytes).await?;
+        std::fs::write(temp.path().join(format!("purchase-{n}.result.csv")), &summary.result_csv)?;
+        let factord = started.elapsed();
+        let statements = stop_recording();
+        let peak_mib = if resettable { memory_mib("VmHWM") } else { f64::NAN };
+        if let Some(reason) = &summary.refused {
+            return Err(format!("{backend} {n}: the file was refused: {reason}").into());
+        }
+        if summary.applied != n || summary.rows != n {
+            return Err(format!(
+                "{backend} {n}: {} rows, {} applied, {} skipped, {} rejected",
+                summary.rows, summary.applied, summary.skipped, summary.rejected
+            )
+            .into());
+        }
+        drop(summary);
+
+        // The hand-written limit, on the other loads.
+        let resettable = reset_peak();
+        start_recording();
+        let started = Instant::now();
+        let (moved, history) = match backend {
+            "postgres" => limit_postgres(&store, &limit_csv).await?,
+            _ => limit_sqlite(&store, &limit_csv).await?,
+        };
+        let limit_time = started.elapsed();
+        let limit_statements = stop_recording();
+        let limit_peak_mib = if resettable { memory_mib("VmHWM") } else { f64::NAN };
+        if moved != count as u64 || history != count as u64 {
+            return Err(format!("{backend} {n}: the limit moved {moved} loads, wrote {history} history rows").into());
+        }
+        let sql = statements.iter().map(|s| Duration::from_secs_f64(s.seconds)).sum();
+        println!(
+            "  {backend:<8} {n:>7} rows: factord {:.3} s, limit {:.3} s",
+            factord.as_secs_f64(),
+            limit_time.as_secs_f64()
+        );
+        figures.push(Figures {
+            backend,
+            rows: n,
+            factord,
+            parse,
+            sql,
+            peak_mib,
+            base_mib,
+            limit: limit_time,
+            limit_peak_mib,
+            statements,
+            limit_statements,
+        });
+    }
+    store.close().await;
+    Ok(figures)
+}
+
+fn admin_url() -> String {
+    std::env::var("REPORTS_DATABASE_URL")
+        .or_else(|_| std::env::var("TEST_DATABASE_URL"))
+        .unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_string())
+}
+
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    match base[scheme_end..].find('/') {
+        Some(slash) => format!("{}/{name}{query}", &base[..scheme_end + slash]),
+        None => format!("{base}/{name}{query}"),
+    }
+}
+
+/// Runs PostgreSQL in a database of its own, dropped afterwards even when the run failed.
+async fn run_postgres(sizes: Vec<usize>) -> Result<Vec<Figures>, BenchError> {
+    let admin_url = admin_url();
+    let mut admin = match sqlx::PgConnection::connect(&admin_url).await {
+        Ok(admin) => admin,
+        Err(error) => {
+            println!("PostgreSQL skipped: cannot connect to the admin URL: {error}");
+            return Ok(Vec::new());
+        }
+    };
+    let name = format!("factord_bench_{}", std::process::id());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await?;
+    let url = with_database(&admin_url, &name);
+    let outcome = tokio::spawn(run_backend("postgres", Some(url), sizes)).await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+        .execute(&mut admin)
+        .await?;
+    match outcome {
+        Ok(result) => result,
+        Err(error) => Err(format!("the PostgreSQL run failed: {error}").into()),
+    }
+}
+
+// ---- output ----
+
+fn per_second(count: usize, elapsed: Duration) -> f64 {
+    count as f64 / elapsed.as_secs_f64().max(f64::EPSILON)
+}
+
+fn print_statements(title: &str, total: Duration, statements: &[Statement]) {
+    println!("  {title} ({:.3} s in all):", total.as_secs_f64());
+    for s in statements {
+        let mut sql = s.sql.clone();
+        if sql.chars().count() > 96 {
+            sql = sql.chars().take(95).collect::<String>() + "…";
+        }
+        println!("    {:>8.3} s {:>8} rows  {sql}", s.seconds, s.rows);
+    }
+}
+
+fn print_table(figures: &[Figures]) {
+    println!();
+    println!(
+        "{:<9} {:>7} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>9} {:>9} {:>7}",
+        "backend",
+        "rows",
+        "factord s",
+        "rows/s",
+        "peak MB",
+        "(+base)",
+        "parse s",
+        "SQL s",
+        "other s",
+        "limit s",
+        "limit r/s",
+        "ratio"
+    );
+    for f in figures {
+        let other = f.factord.saturating_sub(f.parse + f.sql);
+        println!(
+            "{:<9} {:>7} {:>10.3} {:>9.0} {:>9.1} {:>9.1} {:>8.3} {:>8.3} {:>8.3} {:>9.3} {:>9.0} {:>6.2}x",
+            f.backend,
+            f.rows,
+            f.factord.as_secs_f64(),
+            per_second(f.rows, f.factord),
+            f.peak_mib,
+            f.peak_mib - f.base_mib,
+            f.parse.as_secs_f64(),
+            f.sql.as_secs_f64(),
+            other.as_secs_f64(),
+            f.limit.as_secs_f64(),
+            per_second(f.rows, f.limit),
+            f.factord.as_secs_f64() / f.limit.as_secs_f64().max(f64::EPSILON)
+        );
+    }
+    println!();
+    println!("peak MB: the process's peak RSS during the factord run (VmHWM after a reset); (+base): above the");
+    println!("RSS when it started. parse s: read + header + parse of the same bytes, timed on their own. SQL s:");
+    println!("the statements of the run (sqlx's statement log). other s: the rest (planning, result file).");
+    println!("limit peak MB (the hand-written runs):");
+    for f in figures {
+        println!("  {:<9} {:>7} {:>9.1}", f.backend, f.rows, f.limit_peak_mib);
+    }
+    for target in figures.iter().filter(|f| f.rows == 100_000) {
+        let ratio = target.factord.as_secs_f64() / target.limit.as_secs_f64().max(f64::EPSILON);
+        println!(
+            "target (within 1.5x of the limit at 100k rows) on {}: {ratio:.2}x, {}",
+            target.backend,
+            if ratio <= 1.5 { "met" } else { "NOT met" }
+        );
+    }
+}
+
+fn main() -> Result<(), BenchError> {
+    let sizes: Vec<usize> = match std::env::var("REPORTS_N") {
+        Ok(text) => text.split(',').map(|s| s.trim().parse::<usize>()).collect::<Result<_, _>>()?,
+        Err(_) => vec![1_000, 10_000, 100_000],
+    };
+    let backends = std::env::var("REPORTS_BACKENDS").unwrap_or_else(|_| "sqlite,postgres".to_string());
+    tracing_subscriber::registry()
+        .with(
+            StatementLog.with_filter(
+                tracing_subscriber::filter::Targets::new().with_target("sqlx::query", tracing::Level::DEBUG),
+            ),
+        )
+        .init();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!("purchase reports, end to end vs the hand-written SQL limit; nproc {cores}; rows {sizes:?}");
+    if !reset_peak() {
+        println!("note: /proc/self/clear_refs is not writable: peak RSS is not measured");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let mut figures = Vec::new();
+    runtime.block_on(async {
+        if backends.contains("sqlite") {
+            figures.extend(run_backend("sqlite", None, sizes.clone()).await?);
+        }
+        if backends.contains("postgres") {
+            figures.extend(run_postgres(sizes.clone()).await?);
+        }
+        Ok::<_, BenchError>(())
+    })?;
+    print_table(&figures);
+    for f in figures.iter().filter(|f| Some(f.rows) == sizes.iter().max().copied()) {
+        println!();
+        println!("{} at {} rows, statement by statement:", f.backend, f.rows);
+        print_statements("factord", f.sql, &f.statements);
+        let limit_sql = f.limit_statements.iter().map(|s| Duration::from_secs_f64(s.seconds)).sum();
+        print_statements("limit", limit_sql, &f.limit_statements);
+    }
+    Ok(())
+}

@@ -1,0 +1,437 @@
+//! Purchase and payment reports: messy CSV and XLSX files written by the tests, applied by the
+//! rules of DESIGN §8 on both backends, through `ingest` and through the watched inboxes.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use factord::domain::{ExceptionKind, LoadStatus};
+use factord::reports::{IngestSummary, ReportKind, ReportOutcome, ReportsInbox, ingest_file};
+use factord::store::Store;
+use rust_xlsxwriter::{Format, Workbook};
+use tokio_util::sync::CancellationToken;
+
+use crate::both_backends;
+use crate::harness::{Backend, TestEnv};
+use crate::seed::{Seed, seed};
+
+const PROVIDER: &str = "capital_depot";
+
+fn invoiced<'a>(prefix: &'a str, count: i64) -> Seed<'a> {
+    Seed { subsidiary: "acme-east", provider: PROVIDER, prefix, count, amount_cents: 100_000, status: "Invoiced" }
+}
+
+async fn status_of(store: &Store, load: &str) -> LoadStatus {
+    store.load_detail(load).await.expect("detail").expect("load exists").load.status
+}
+
+async fn exceptions_of(store: &Store, load: &str) -> Vec<(ExceptionKind, String)> {
+    let detail = store.load_detail(load).await.expect("detail").expect("load exists");
+    detail.exceptions.into_iter().map(|e| (e.kind, e.detail)).collect()
+}
+
+async fn history_len(store: &Store, load: &str) -> usize {
+    store.load_detail(load).await.expect("detail").expect("load exists").history.len()
+}
+
+async fn ingest(env: &TestEnv, path: &Path, kind: Option<ReportKind>) -> IngestSummary {
+    ingest_file(&env.store, &env.settings, path, PROVIDER, kind).await.expect("ingest")
+}
+
+fn bytes_file(env: &TestEnv, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = env.path(name);
+    std::fs::write(&path, bytes).expect("write");
+    path
+}
+
+/// Purchase rows recorded for a load: (advance, fee, reserve, purchase date, schedule).
+async fn purchase_of(
+    store: &Store,
+    load: &str,
+) -> Option<(Option<i64>, Option<i64>, Option<i64>, Option<String>, Option<String>)> {
+    let sql = "SELECT p.advance_cents, p.fee_cents, p.reserve_cents, p.purchase_date, p.schedule_number \
+               FROM purchases p JOIN loads l ON l.id = p.load_id WHERE l.load_number = $1";
+    match store {
+        Store::Postgres(pool) => sqlx::query_as(sql).bind(load).fetch_optional(pool).await.expect("purchase"),
+        Store::Sqlite(pool) => sqlx::query_as(sql).bind(load).fetch_optional(pool).await.expect("purchase"),
+    }
+}
+
+/// The result file's `total` lines, as (label, count).
+fn totals(result: &str) -> Vec<(String, usize)> {
+    result
+        .lines()
+        .filter_map(|line| line.strip_prefix("total,,,"))
+        .map(|rest| {
+            let (label, n) = rest.split_once(',').expect("label,count");
+            (label.to_string(), n.parse().expect("count"))
+        })
+        .collect()
+}
+
+both_backends!(a_messy_csv_purchase_report_finances_loads_to_the_cent, |env| {
+    seed(&env.store, &invoiced("P-", 4)).await;
+    seed(&env.store, &Seed { status: "Queued", ..invoiced("Q-", 1) }).await;
+    seed(&env.store, &Seed { provider: "triumph", ..invoiced("T-", 1) }).await;
+    // BOM, CRLF, a title line, a quoted field with a comma and a newline, `$1,234.50`,
+    // `(12.00)`, a blank line, rows that must be rejected, a held row, and a totals line.
+    let csv = "\u{feff}Capital Depot — Purchase Report 11/30/2026\r\n\
+               \r\n\
+               Invoice #,Load #,Face Value,Funded Amount,Discount Fee,Escrow,Date Funded,Schedule #,Status,Notes\r\n\
+               P-INV000001,P-000001,\"$1,000.00\",\"$1,234.50\",(12.00),$0.50,11/30/2026,S-77,Funded,\"late, but\r\nfine\"\r\n\
+               P-INV000002,,1000,970,30,0,2026-11-29,S-77,,\r\n\
+               ,P-000003,$999.99,900.00,30.00,69.99,11/30/26,S-78,Purchased,matched by load number\r\n\
+               P-INV000004,P-000004,1000.00,,,,,,On Hold - missing BOL,\r\n\
+               \r\n\
+               X-INV999999,,500.00,400.00,10.00,90.00,11/30/2026,S-78,Funded,factored outside factord\r\n\
+               Q-INV000001,Q-000001,1000.00,900.00,30.00,70.00,11/30/2026,S-78,Funded,still queued\r\n\
+               T-INV000001,T-000001,1000.00,900.00,30.00,70.00,11/30/2026,S-78,Funded,another factor\r\n\
+               Total,,\"$5,499.99\",,,,,,,\r\n";
+    let path = bytes_file(&env, "purchase.csv", csv.as_bytes());
+    let summary = ingest(&env, &path, None).await;
+    assert_eq!(summary.refused, None);
+    assert_eq!(summary.kind, Some(ReportKind::Purchase), "told by its columns");
+    assert_eq!((summary.rows, summary.applied, summary.skipped, summary.rejected), (7, 4, 0, 3), "{summary:#?}");
+
+    for load in ["P-000001", "P-000002", "P-000003"] {
+        assert_eq!(status_of(&env.store, load).await, LoadStatus::Financed, "{load}");
+    }
+    assert_eq!(
+        purchase_of(&env.store, "P-000001").await,
+        Some((Some(123_450), Some(-1200), Some(50), Some("2026-11-30".into()), Some("S-77".into())))
+    );
+    assert_eq!(
+        purchase_of(&env.store, "P-000003").await,
+        Some((Some(90_000), Some(3000), Some(6999), Some("2026-11-30".into()), Some("S-78".into())))
+    );
+    // Held: stays Invoiced with the factor's text.
+    assert_eq!(status_of(&env.store, "P-000004").await, LoadStatus::Invoiced);
+    let held = exceptions_of(&env.store, "P-000004").await;
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0].0, ExceptionKind::Held);
+    assert!(held[0].1.contains("On Hold - missing BOL"), "{held:?}");
+    // Rejected rows change nothing.
+    assert_eq!(status_of(&env.store, "Q-000001").await, LoadStatus::Queued);
+    assert_eq!(status_of(&env.store, "T-000001").await, LoadStatus::Invoiced);
+    let reasons: Vec<&str> = summary
+        .outcomes
+        .iter()
+        .filter(|o| o.outcome == factord::reports::apply::Outcome::Rejected)
+        .map(|o| o.reason.as_str())
+        .collect();
+    assert!(reasons[0].contains("unknown invoice X-INV999999"), "{reasons:?}");
+    assert!(reasons[1].contains("Queued"), "{reasons:?}");
+    assert!(reasons[2].contains("submitted to triumph"), "{reasons:?}");
+    // The history names the file and row.
+    let detail = env.store.load_detail("P-000001").await.expect("detail").expect("load");
+    let last = detail.history.last().expect("history");
+    assert_eq!((last.from, last.to), (Some(LoadStatus::Invoiced), LoadStatus::Financed));
+    assert_eq!(last.cause, "purchase report purchase.csv row 4");
+    // The result file's totals add up and the totals line is a note, not a row.
+    assert_eq!(
+        totals(&summary.result_csv),
+        vec![("rows".into(), 7), ("applied".into(), 4), ("skipped".into(), 0), ("rejected".into(), 3)]
+    );
+    assert!(summary.result_csv.contains("totals line, not applied"), "{}", summary.result_csv);
+    // `loads show` data: the report row that moved the load.
+    let id = detail.load.id;
+    let rows = env.store.load_report_rows(id).await.expect("report rows");
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].kind.as_str(), rows[0].file_name.as_str(), rows[0].row), ("purchase", "purchase.csv", 4));
+    assert!(rows[0].detail.contains("advance 1234.50"), "{:?}", rows[0]);
+
+    // A later purchase row for the held load finances it and clears the flag.
+    let later =
+        bytes_file(&env, "purchase-2.csv", b"Invoice Number,Advance\nP-INV000004,950.00\nP-INV000001,1234.50\n");
+    let summary = ingest(&env, &later, Some(ReportKind::Purchase)).await;
+    assert_eq!((summary.applied, summary.skipped), (1, 1), "{summary:#?}");
+    assert_eq!(status_of(&env.store, "P-000004").await, LoadStatus::Financed);
+    assert!(exceptions_of(&env.store, "P-000004").await.is_empty());
+});
+
+both_backends!(payments_complete_loads_or_leave_them_short_paid, |env| {
+    seed(&env.store, &invoiced("M-", 3)).await;
+    let purchase = bytes_file(&env, "p.csv", b"Invoice,Advance\nM-INV000001,900\nM-INV000002,900\n");
+    assert_eq!(ingest(&env, &purchase, None).await.applied, 2);
+
+    // M-1 paid in two parts in one file; M-2 short; M-3 still Invoiced: both moves at once.
+    let payment = bytes_file(
+        &env,
+        "pay.csv",
+        b"Invoice No,Amount Paid,Date Paid,Check #\r\n\
+          M-INV000001,400.00,11/30/2026,1001\r\n\
+          M-INV000001,600.00,11/30/2026,1002\r\n\
+          M-INV000002,\"$750.25\",2026-11-30,1003\r\n\
+          M-INV000003,1000.00,2026-11-30,ACH-9\r\n",
+    );
+    let summary = ingest(&env, &payment, None).await;
+    assert_eq!(summary.kind, Some(ReportKind::Payment));
+    assert_eq!((summary.rows, summary.applied, summary.skipped, summary.rejected), (4, 4, 0, 0), "{summary:#?}");
+    assert_eq!(status_of(&env.store, "M-000001").await, LoadStatus::Completed);
+    assert_eq!(status_of(&env.store, "M-000002").await, LoadStatus::Financed);
+    let short = exceptions_of(&env.store, "M-000002").await;
+    assert_eq!(short.len(), 1);
+    assert_eq!(short[0].0, ExceptionKind::ShortPaid);
+    assert!(short[0].1.contains("paid 750.25 of 1000.00"), "{short:?}");
+    assert_eq!(status_of(&env.store, "M-000003").await, LoadStatus::Completed);
+    let detail = env.store.load_detail("M-000003").await.expect("detail").expect("load");
+    let moves: Vec<_> = detail.history.iter().skip(1).map(|h| (h.from, h.to)).collect();
+    assert_eq!(
+        moves,
+        vec![(Some(LoadStatus::Invoiced), LoadStatus::Financed), (Some(LoadStatus::Financed), LoadStatus::Completed)],
+        "a payment for an Invoiced load records both moves"
+    );
+
+    // The rest of M-2 arrives in a cumulative report that repeats the first payment.
+    let rest = bytes_file(
+        &env,
+        "pay-2.csv",
+        b"Invoice No,Amount Paid,Date Paid,Check #\nM-INV000002,750.25,2026-11-30,1003\nM-INV000002,249.75,2026-12-01,1004\n",
+    );
+    let summary = ingest(&env, &rest, None).await;
+    assert_eq!((summary.applied, summary.skipped), (1, 1), "{summary:#?}");
+    assert_eq!(status_of(&env.store, "M-000002").await, LoadStatus::Completed);
+    assert!(exceptions_of(&env.store, "M-000002").await.is_empty(), "short_paid cleared");
+});
+
+/// An XLSX report as factors send them: a title row and a date line above the header,
+/// invoice numbers with leading zeros as text and as numbers, amounts as numbers, dates as
+/// date cells, as serial numbers and as text.
+fn purchase_workbook(path: &Path, date_1904: bool) {
+    let mut workbook = Workbook::new();
+    let date = Format::new().set_num_format("mm/dd/yyyy");
+    let sheet = workbook.add_worksheet();
+    sheet.set_name("Purchases").expect("name");
+    sheet.write_string(0, 0, "Capital Depot Purchase Report").expect("title");
+    sheet.write_string(1, 0, "Run 11/30/2026").expect("run line");
+    for (col, header) in
+        ["Invoice Number", "Face Amount", "Advance", "Fee", "Reserve", "Purchase Date", "Batch #"].iter().enumerate()
+    {
+        sheet.write_string(3, col as u16, *header).expect("header");
+    }
+    // 2026-11-30 is serial 46356 in the 1900 system and 44894 in the 1904 system.
+    let serial = if date_1904 { 44_894.0 } else { 46_356.0 };
+    sheet.write_string(4, 0, "000042").expect("text invoice");
+    sheet.write_number(4, 1, 1000.0).expect("amount");
+    sheet.write_number(4, 2, 970.5).expect("advance");
+    sheet.write_number(4, 3, 29.5).expect("fee");
+    sheet.write_number(4, 4, 0.0).expect("reserve");
+    sheet.write_number_with_format(4, 5, serial, &date).expect("date cell");
+    sheet.write_number(4, 6, 17.0).expect("batch");
+    sheet.write_string(5, 0, "000043").expect("text invoice");
+    sheet.write_number(5, 2, 900.0).expect("advance");
+    sheet.write_string(5, 5, "11/29/2026").expect("text date");
+    sheet.write_number(6, 0, 44.0).expect("numeric invoice loses nothing it had");
+    sheet.write_number(6, 2, 800.0).expect("advance");
+    if !date_1904 {
+        sheet.write_number(6, 5, 46_355.0).expect("bare serial");
+    }
+    sheet.write_string(8, 0, "Total").expect("totals");
+    sheet.write_number(8, 2, 2670.5).expect("total");
+    workbook.save(path).expect("save xlsx");
+    if date_1904 {
+        set_1904_epoch(path);
+    }
+}
+
+/// Rewrites a workbook to the 1904 date system (`<workbookPr date1904="1">`), as Excel for
+/// Mac used to save them; the cells keep their serials.
+fn set_1904_epoch(path: &Path) {
+    use std::io::{Read, Write};
+    let bytes = std::fs::read(path).expect("read xlsx");
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("zip");
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for index in 0..archive.len() {
+        let mut entry = archive.by_index(index).expect("entry");
+        let name = entry.name().expect("name").to_string();
+        let mut content = Vec::new();
+        entry.read_to_end(&mut content).expect("inflate");
+        if name == "xl/workbook.xml" {
+            let text =
+                String::from_utf8(content).expect("xml").replacen("<workbookPr", "<workbookPr date1904=\"1\"", 1);
+            assert!(text.contains("date1904"), "{text}");
+            content = text.into_bytes();
+        }
+        out.start_file(name, zip::write::SimpleFileOptions::default()).expect("start");
+        out.write_all(&content).expect("write");
+    }
+    let bytes = out.finish().expect("finish").into_inner();
+    std::fs::write(path, bytes).expect("write xlsx");
+}
+
+both_backends!(an_xlsx_report_with_a_title_row_serial_dates_and_leading_zeros, |env| {
+    // Invoice numbers that are numeric with leading zeros, as some factors print them.
+    for (number, load) in [("000042", "X-42"), ("000043", "X-43"), ("44", "X-44")] {
+        seed(&env.store, &Seed { count: 1, ..invoiced(load, 1) }).await;
+        rename_invoice(&env.store, &format!("{load}INV000001"), number).await;
+    }
+    let path = env.path("purchases.xlsx");
+    purchase_workbook(&path, false);
+    let summary = ingest(&env, &path, None).await;
+    assert_eq!(summary.refused, None, "{summary:#?}");
+    assert_eq!((summary.rows, summary.applied, summary.rejected), (3, 3, 0), "{summary:#?}");
+    assert_eq!(
+        purchase_of(&env.store, "X-42000001").await,
+        Some((Some(97_050), Some(2950), Some(0), Some("2026-11-30".into()), Some("17".into())))
+    );
+    assert_eq!(purchase_of(&env.store, "X-43000001").await.and_then(|p| p.3), Some("2026-11-29".into()));
+    assert_eq!(purchase_of(&env.store, "X-44000001").await.and_then(|p| p.3), Some("2026-11-29".into()));
+});
+
+/// Gives a seeded load another invoice number.
+async fn rename_invoice(store: &Store, from: &str, to: &str) {
+    let sql = "UPDATE loads SET invoice_number = $2 WHERE invoice_number = $1";
+    let affected = match store {
+        Store::Postgres(pool) => {
+            sqlx::query(sql).bind(from).bind(to).execute(pool).await.expect("rename").rows_affected()
+        }
+        Store::Sqlite(pool) => {
+            sqlx::query(sql).bind(from).bind(to).execute(pool).await.expect("rename").rows_affected()
+        }
+    };
+    assert_eq!(affected, 1, "{from} → {to}");
+}
+
+#[tokio::test]
+async fn an_xlsx_workbook_in_the_1904_date_system_gives_the_same_dates() {
+    let env = TestEnv::new(Backend::Sqlite).await.expect("env");
+    seed(&env.store, &invoiced("D-", 1)).await;
+    rename_invoice(&env.store, "D-INV000001", "000042").await;
+    let path = env.path("mac.xlsx");
+    purchase_workbook(&path, true);
+    let summary = ingest(&env, &path, None).await;
+    assert_eq!(summary.applied, 1, "{summary:#?}");
+    assert_eq!(purchase_of(&env.store, "D-000001").await.and_then(|p| p.3), Some("2026-11-30".into()));
+}
+
+both_backends!(a_malformed_file_is_refused_whole_and_nothing_changes, |env| {
+    seed(&env.store, &invoiced("B-", 3)).await;
+    let path = bytes_file(
+        &env,
+        "bad.csv",
+        b"Invoice Number,Advance,Purchase Date\nB-INV000001,900.00,11/30/2026\nB-INV000002,9OO.00,11/30/2026\nB-INV000003,900.00,11/30/2026\n",
+    );
+    let summary = ingest(&env, &path, None).await;
+    let reason = summary.refused.clone().expect("refused");
+    assert!(reason.contains("row 3") && reason.contains("`Advance`") && reason.contains("9OO.00"), "{reason}");
+    for load in ["B-000001", "B-000002", "B-000003"] {
+        assert_eq!(status_of(&env.store, load).await, LoadStatus::Invoiced);
+        assert_eq!(history_len(&env.store, load).await, 1);
+    }
+    // An unparseable date refuses too; so does a file with no invoice or load column.
+    let bad_date =
+        bytes_file(&env, "date.csv", b"Invoice Number,Advance,Purchase Date\nB-INV000001,900.00,31/11/2026\n");
+    assert!(ingest(&env, &bad_date, None).await.refused.expect("refused").contains("31/11/2026"));
+    let no_key = bytes_file(&env, "nokey.csv", b"Customer,Advance\nBlue,900.00\n");
+    assert!(ingest(&env, &no_key, None).await.refused.expect("refused").contains("no header row"));
+    let ambiguous = bytes_file(&env, "both.csv", b"Invoice,Advance,Amount Paid\nB-INV000001,900,900\n");
+    assert!(ingest(&env, &ambiguous, None).await.refused.expect("refused").contains("cannot tell"));
+    assert_eq!(status_of(&env.store, "B-000001").await, LoadStatus::Invoiced);
+    // `status` lists the refused files.
+    let files = env.store.recent_report_files(10).await.expect("files");
+    assert_eq!(files.iter().filter(|f| f.refused.is_some()).count(), 4, "{files:#?}");
+});
+
+#[tokio::test]
+async fn windows_1252_reports_when_configured_and_bad_bytes_refused() {
+    let extra = "[provider.capital_depot.reports]\nencoding = \"windows-1252\"\ndelimiter = \";\"\n";
+    let env = TestEnv::with_config(Backend::Sqlite, extra).await.expect("env");
+    seed(&env.store, &invoiced("W-", 2)).await;
+    // "Café Frères" and "€" in Windows-1252, semicolon-delimited.
+    let good = b"Invoice Number;Advance;Notes\r\nW-INV000001;900,00 ;x\r\n";
+    let path = bytes_file(&env, "w-bad-amount.csv", good);
+    assert!(ingest(&env, &path, None).await.refused.is_some(), "`900,00` is not an amount");
+    let good = b"Invoice Number;Advance;Notes\r\nW-INV000001;900.00;Caf\xe9 Fr\xe8res \x80\r\n";
+    let summary = ingest(&env, &bytes_file(&env, "w.csv", good), None).await;
+    assert_eq!((summary.applied, summary.refused.as_deref()), (1, None), "{summary:#?}");
+    assert_eq!(status_of(&env.store, "W-000001").await, LoadStatus::Financed);
+    // 0x81 is not a Windows-1252 character: the file is refused, naming the line.
+    let bad = b"Invoice Number;Advance\r\nW-INV000002;900.00\r\nW-INV000003;\x81\r\n";
+    let summary = ingest(&env, &bytes_file(&env, "w2.csv", bad), None).await;
+    let reason = summary.refused.expect("refused");
+    assert!(reason.contains("0x81") && reason.contains("line 3"), "{reason}");
+    assert_eq!(status_of(&env.store, "W-000002").await, LoadStatus::Invoiced);
+}
+
+/// Drops `bytes` as `name` into `folder` and runs inbox passes until it is taken.
+async fn drop_and_process(
+    env: &TestEnv,
+    inbox: &mut ReportsInbox,
+    folder: &str,
+    name: &str,
+    bytes: &[u8],
+) -> ReportOutcome {
+    let dir = env.path(folder);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join(name), bytes).expect("drop");
+    let shutdown = CancellationToken::new();
+    let t0 = Instant::now();
+    let mut outcomes = inbox.run_once(&env.store, &env.settings, t0, &shutdown).await.expect("first pass");
+    if outcomes.is_empty() {
+        let later = t0 + env.settings.intake.quiet_period + Duration::from_millis(1);
+        outcomes = inbox.run_once(&env.store, &env.settings, later, &shutdown).await.expect("second pass");
+    }
+    assert_eq!(outcomes.len(), 1, "{outcomes:#?}");
+    outcomes.remove(0)
+}
+
+both_backends!(the_same_report_dropped_again_or_renamed_changes_nothing, |env| {
+    seed(&env.store, &invoiced("R-", 2)).await;
+    let mut inbox = ReportsInbox::new(&env.settings);
+    let report = b"Invoice Number,Advance\nR-INV000001,900.00\nR-INV000002,800.00\nR-INV000404,1.00\n";
+    let first = drop_and_process(&env, &mut inbox, "inbox/capital_depot/purchase", "p.csv", report).await;
+    let ReportOutcome::Archived { archived, summary } = first else { panic!("archived: {first:?}") };
+    assert_eq!((summary.applied, summary.rejected), (2, 1), "unknown invoices are rejected rows, not a refused file");
+    let result = std::fs::read_to_string(format!("{}.result.csv", archived.display())).expect("result file");
+    assert!(result.contains("R-INV000404") && result.contains("unknown invoice"), "{result}");
+
+    for (folder, name) in [("inbox/capital_depot/purchase", "p.csv"), ("inbox/capital_depot", "renamed.csv")] {
+        let again = drop_and_process(&env, &mut inbox, folder, name, report).await;
+        let ReportOutcome::Archived { summary, archived } = again else { panic!("archived: {again:?}") };
+        assert_eq!(summary.duplicate_of.as_deref(), Some("p.csv"));
+        assert_eq!(summary.applied, 0);
+        let result = std::fs::read_to_string(format!("{}.result.csv", archived.display())).expect("result file");
+        assert!(result.starts_with("same content as p.csv"), "{result}");
+    }
+    for load in ["R-000001", "R-000002"] {
+        assert_eq!(status_of(&env.store, load).await, LoadStatus::Financed);
+        assert_eq!(history_len(&env.store, load).await, 2, "one move, never two");
+    }
+    assert!(std::fs::read_dir(env.path("inbox/capital_depot/purchase/processing")).expect("dir").next().is_none());
+});
+
+both_backends!(a_report_still_being_written_is_not_read_until_it_holds_still, |env| {
+    seed(&env.store, &invoiced("S-", 2)).await;
+    let mut inbox = ReportsInbox::new(&env.settings);
+    let shutdown = CancellationToken::new();
+    let dir = env.path("inbox/capital_depot/payment");
+    inbox.run_once(&env.store, &env.settings, Instant::now(), &shutdown).await.expect("creates folders");
+    let file = dir.join("pay.csv");
+    std::fs::write(&file, "Invoice Number,Amount Paid\nS-INV000001,1000.00\n").expect("first part");
+    let t0 = Instant::now();
+    let quiet = env.settings.intake.quiet_period;
+    assert!(inbox.run_once(&env.store, &env.settings, t0, &shutdown).await.expect("pass").is_empty());
+    // The writer goes on: the quiet period starts again.
+    let mut handle = std::fs::OpenOptions::new().append(true).open(&file).expect("open");
+    std::io::Write::write_all(&mut handle, b"S-INV000002,1000.00\n").expect("second part");
+    drop(handle);
+    let outcomes = inbox.run_once(&env.store, &env.settings, t0 + quiet, &shutdown).await.expect("pass");
+    assert!(outcomes.is_empty(), "taken while still growing: {outcomes:#?}");
+    let outcomes = inbox
+        .run_once(&env.store, &env.settings, t0 + quiet * 2 + Duration::from_millis(1), &shutdown)
+        .await
+        .expect("pass");
+    assert_eq!(outcomes.len(), 1);
+    let ReportOutcome::Archived { summary, .. } = &outcomes[0] else { panic!("{outcomes:?}") };
+    assert_eq!(summary.applied, 2, "both rows were read: {summary:#?}");
+    assert_eq!(status_of(&env.store, "S-000002").await, LoadStatus::Completed);
+});
+
+both_backends!(a_refused_inbox_file_goes_to_failed_with_its_reason, |env| {
+    let mut inbox = ReportsInbox::new(&env.settings);
+    let outcome = drop_and_process(&env, &mut inbox, "inbox/capital_depot", "what.csv", b"Invoice,Amount\nX,1\n").await;
+    let ReportOutcome::Refused { moved_to, summary } = outcome else { panic!("refused: {outcome:?}") };
+    assert!(summary.refused.as_deref().is_some_and(|r| r.contains("cannot tell")));
+    assert_eq!(moved_to, env.path("inbox/capital_depot/failed/what.csv"));
+    let error = std::fs::read_to_string(env.path("inbox/capital_depot/failed/what.csv.error.txt")).expect("error file");
+    assert!(error.contains("cannot tell a purchase report from a payment report"), "{error}");
+});
