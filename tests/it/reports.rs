@@ -435,3 +435,220 @@ both_backends!(a_refused_inbox_file_goes_to_failed_with_its_reason, |env| {
     let error = std::fs::read_to_string(env.path("inbox/capital_depot/failed/what.csv.error.txt")).expect("error file");
     assert!(error.contains("cannot tell a purchase report from a payment report"), "{error}");
 });
+
+// --- the process: `factord ingest`, zip bombs, kill -9 during an ingest ----------------------
+
+const BIN: &str = env!("CARGO_BIN_EXE_factord");
+
+fn factord(env: &TestEnv, args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(BIN);
+    command.current_dir(env.dir.path()).arg("--config").arg(&env.config_path).args(args);
+    command
+}
+
+both_backends!(the_ingest_command_prints_its_summary_as_json, |env| {
+    seed(&env.store, &invoiced("J-", 2)).await;
+    let path = bytes_file(&env, "pay.csv", b"Invoice Number,Payment Amount\nJ-INV000001,1000.00\nJ-INV000404,5.00\n");
+    let output = factord(&env, &["ingest", path.to_str().expect("path"), "--provider", PROVIDER, "--json"])
+        .output()
+        .expect("run ingest");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(json["file"], "pay.csv");
+    assert_eq!(json["provider"], PROVIDER);
+    assert_eq!(json["kind"], "payment");
+    assert_eq!((json["rows"].as_u64(), json["applied"].as_u64()), (Some(2), Some(1)));
+    assert_eq!((json["skipped"].as_u64(), json["rejected"].as_u64()), (Some(0), Some(1)));
+    assert!(json["refused"].is_null());
+    assert_eq!(status_of(&env.store, "J-000001").await, LoadStatus::Completed);
+
+    // `status --json` lists it; `loads show --json` shows the row that moved the load.
+    let output = factord(&env, &["status", "--json"]).output().expect("status");
+    let status: serde_json::Value = serde_json::from_slice(&output.stdout).expect("status json");
+    let reports = status["last_reports"].as_array().expect("last_reports");
+    assert_eq!(reports.len(), 1, "{reports:#?}");
+    assert_eq!((reports[0]["file"].as_str(), reports[0]["applied"].as_u64()), (Some("pay.csv"), Some(1)));
+    let output = factord(&env, &["loads", "show", "J-000001", "--json"]).output().expect("show");
+    let load: serde_json::Value = serde_json::from_slice(&output.stdout).expect("show json");
+    assert_eq!(load["report_rows"][0]["file"], "pay.csv");
+    assert_eq!(load["report_rows"][0]["row"], 2);
+
+    // A refused file: exit 1, the reason in the JSON; a wrong provider or kind: exit 2.
+    let bad = bytes_file(&env, "bad.csv", b"Invoice Number,Payment Amount\nJ-INV000002,ten dollars\n");
+    let output = factord(&env, &["ingest", bad.to_str().expect("path"), "--provider", PROVIDER, "--json"])
+        .output()
+        .expect("run ingest");
+    assert_eq!(output.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert!(json["refused"].as_str().is_some_and(|r| r.contains("ten dollars")), "{json}");
+    let output = factord(&env, &["ingest", bad.to_str().expect("path"), "--provider", "nobody"]).output().expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    let output = factord(&env, &["ingest", bad.to_str().expect("path"), "--provider", PROVIDER, "--kind", "refund"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+});
+
+/// An XLSX whose shared strings inflate to `inflated` bytes of one letter: calamine would
+/// hold them all in memory.
+fn zip_bomb(path: &Path, inflated: usize) {
+    use std::io::Write;
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default().large_file(inflated > u32::MAX as usize / 2);
+    let small = [
+        (
+            "[Content_Types].xml",
+            r#"<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>"#,
+        ),
+        (
+            "xl/workbook.xml",
+            r#"<?xml version="1.0"?><workbook><sheets><sheet name="S" sheetId="1" r:id="rId1"/></sheets></workbook>"#,
+        ),
+    ];
+    for (name, text) in small {
+        out.start_file(name, options).expect("start");
+        out.write_all(text.as_bytes()).expect("write");
+    }
+    out.start_file("xl/sharedStrings.xml", options).expect("start");
+    out.write_all(b"<sst><si><t>").expect("write");
+    let chunk = vec![b'A'; 1 << 20];
+    for _ in 0..inflated / chunk.len() {
+        out.write_all(&chunk).expect("write");
+    }
+    out.write_all(b"</t></si></sst>").expect("write");
+    let bytes = out.finish().expect("finish").into_inner();
+    std::fs::write(path, bytes).expect("write bomb");
+}
+
+#[tokio::test]
+async fn a_zip_bomb_is_refused_without_the_process_growing() {
+    let env = TestEnv::new(Backend::Sqlite).await.expect("env");
+    let bomb = env.path("bomb.xlsx");
+    zip_bomb(&bomb, 512 << 20);
+    let size = std::fs::metadata(&bomb).expect("bomb").len();
+    assert!(size < 2 << 20, "the bomb is small on disk: {size} bytes");
+    // GNU time reports the child's peak resident memory in KiB.
+    let output = std::process::Command::new("/usr/bin/time")
+        .args(["-f", "peak-kib %M", BIN, "--config"])
+        .arg(&env.config_path)
+        .args(["ingest", bomb.to_str().expect("path"), "--provider", PROVIDER, "--json"])
+        .current_dir(env.dir.path())
+        .output()
+        .expect("run /usr/bin/time factord ingest (GNU time: apt-get install time)");
+    assert_eq!(output.status.code(), Some(1), "{}", String::from_utf8_lossy(&output.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert!(json["refused"].as_str().is_some_and(|r| r.contains("zip bomb")), "{json}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let peak_kib: u64 = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("peak-kib "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no peak in {stderr}"));
+    assert!(peak_kib < 100 * 1024, "peak resident memory {peak_kib} KiB for a refused bomb");
+}
+
+/// A purchase report for the seed's loads, every row funded.
+fn purchase_csv(seed: &Seed<'_>) -> String {
+    let mut csv = String::from("Invoice Number,Advance,Fee,Reserve,Purchase Date,Schedule #\n");
+    for i in 1..=seed.count {
+        csv.push_str(&format!("{},970.00,30.00,0.00,11/30/2026,S-{}\n", seed.invoice_number(i), i / 1000));
+    }
+    csv
+}
+
+async fn count(store: &Store, sql: &'static str) -> i64 {
+    match store {
+        Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.expect("count"),
+        Store::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.expect("count"),
+    }
+}
+
+both_backends!(a_daemon_killed_during_an_ingest_applies_every_row_exactly_once_after_restart, |env| {
+    let loads = invoiced("K-", 20_000);
+    seed(&env.store, &loads).await;
+    let inbox = env.path("inbox/capital_depot/purchase");
+    std::fs::create_dir_all(&inbox).expect("mkdir");
+    let temp = inbox.join("big.csv.part");
+    std::fs::write(&temp, purchase_csv(&loads)).expect("write");
+    std::fs::rename(&temp, inbox.join("big.csv")).expect("drop");
+
+    let log = |name: &str| std::fs::File::create(env.path(name)).expect("log file");
+    let start = |name: &str| {
+        factord(&env, &["run"])
+            .stdin(std::process::Stdio::null())
+            .stdout(log(&format!("{name}.out")))
+            .stderr(log(&format!("{name}.err")))
+            .spawn()
+            .expect("start factord run")
+    };
+    let mut first = start("first");
+    // Kill it the moment the file is taken, while the ingest is under way.
+    let processing = inbox.join("processing/big.csv");
+    crate::harness::wait_for(Duration::from_secs(30), "the file to be taken", || {
+        let taken = processing.exists() || !inbox.join("big.csv").exists();
+        async move { taken.then_some(()) }
+    })
+    .await;
+    first.kill().expect("kill -9");
+    first.wait().expect("reap");
+    let financed = count(&env.store, "SELECT COUNT(*) FROM loads WHERE status = 'Financed'").await;
+    assert!(financed == 0 || financed == 20_000, "all or nothing, not {financed}");
+    eprintln!("killed with {financed} loads Financed");
+
+    let mut second = start("second");
+    let archive = env.path("archive/capital_depot");
+    crate::harness::wait_for(Duration::from_secs(60), "the report to be archived", || {
+        let done = std::fs::read_dir(&archive)
+            .map(|d| d.filter_map(Result::ok).any(|e| e.file_name().to_string_lossy().ends_with("big.csv.result.csv")))
+            .unwrap_or(false);
+        async move { done.then_some(()) }
+    })
+    .await;
+    second.kill().expect("stop");
+    second.wait().expect("reap");
+
+    assert_eq!(count(&env.store, "SELECT COUNT(*) FROM loads WHERE status = 'Financed'").await, 20_000);
+    assert_eq!(
+        count(
+            &env.store,
+            "SELECT COUNT(*) FROM load_history WHERE from_status = 'Invoiced' AND to_status = 'Financed'"
+        )
+        .await,
+        20_000,
+        "one move per load, never two"
+    );
+    assert_eq!(count(&env.store, "SELECT COUNT(*) FROM purchases").await, 20_000);
+    assert_eq!(count(&env.store, "SELECT COUNT(*) FROM report_files WHERE refused IS NULL").await, 1);
+    assert!(std::fs::read_dir(inbox.join("processing")).expect("dir").next().is_none(), "nothing left in processing");
+});
+
+both_backends!(loads_submitted_by_a_real_batch_are_financed_by_the_factors_report, |env| {
+    let dir = env.path("documents");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join("rc.pdf"), crate::pdfs::rate_confirmation("R", 1)).expect("rc");
+    std::fs::write(dir.join("pod.pdf"), crate::pdfs::pod_with_jpeg("R", &crate::pdfs::scanned_jpeg(80, 40, 1)))
+        .expect("pod");
+    let rows = [
+        "E-1,acme-east,BRK-1,Blue,123456,1250.00,,,pod.pdf,rc.pdf,PO-1,,",
+        "E-2,acme-east,BRK-1,Blue,123456,800.00,,,pod.pdf,rc.pdf,PO-2,,",
+    ];
+    let file = env.write("loads.csv", &crate::harness::loads_csv(&rows));
+    factord::intake::import_load_file(&env.store, &env.settings, &file, None).await.expect("import");
+    factord::invoicing::run_once(&env.store, &env.settings, None, &CancellationToken::new()).await.expect("invoice");
+    let report = factord::submit::run_once(&env.store, &env.settings, None, false, "command").await.expect("submit");
+    assert_eq!(report.batches.len(), 1, "{report:#?}");
+    let invoice = |load: &str| {
+        let store = env.store.clone();
+        let load = load.to_string();
+        async move { store.load_detail(&load).await.expect("detail").expect("load").load.invoice_number.expect("invoice") }
+    };
+    let (first, second) = (invoice("E-1").await, invoice("E-2").await);
+    let csv = format!("Invoice Number,Advance,Fee\n{first},1212.50,37.50\n");
+    let summary = ingest(&env, &bytes_file(&env, "p.csv", csv.as_bytes()), None).await;
+    assert_eq!(summary.applied, 1, "{summary:#?}");
+    let csv = format!("Load #,Amount Paid,Reference\nE-1,1250.00,ACH-1\nE-2,800.00,ACH-2\n");
+    let summary = ingest(&env, &bytes_file(&env, "pay.csv", csv.as_bytes()), None).await;
+    assert_eq!(summary.applied, 2, "{summary:#?}");
+    assert_eq!(status_of(&env.store, "E-1").await, LoadStatus::Completed);
+    assert_eq!(status_of(&env.store, "E-2").await, LoadStatus::Completed, "{second} paid while Invoiced");
+});
