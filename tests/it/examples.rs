@@ -1,5 +1,6 @@
 //! The shipped config and the `examples/` files work as the README's walkthrough says: the
-//! example loads import and are invoiced into packets on the shipped configuration.
+//! example loads import, are invoiced into packets, submitted to the outbox, and the example
+//! purchase and payment reports move them on, on the shipped configuration.
 
 use std::path::Path;
 use std::process::Command;
@@ -31,7 +32,7 @@ fn factord(dir: &Path, args: &[&str]) -> std::process::Output {
 }
 
 #[test]
-fn the_example_loads_are_invoiced_on_the_shipped_config() {
+fn the_example_loads_are_invoiced_submitted_and_financed_on_the_shipped_config() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().expect("tempdir");
     copy_dir(&repo.join("config"), &dir.path().join("config"));
@@ -54,4 +55,27 @@ fn the_example_loads_are_invoiced_on_the_shipped_config() {
         let pages = lopdf::Document::load(&packet).expect("packet").get_pages().len();
         assert_eq!(pages, 3, "{} = invoice + RC + POD", packet.display());
     }
+
+    // The walkthrough goes on: submit now, then the factor's example reports.
+    factord(dir.path(), &["submit"]);
+    let ingest = |file: &str| -> serde_json::Value {
+        let path = repo.join("examples/reports").join(file).display().to_string();
+        let output = factord(dir.path(), &["ingest", &path, "--provider", "capital_depot", "--json"]);
+        serde_json::from_slice(&output.stdout).expect("ingest json")
+    };
+    let purchase = ingest("purchase-1130.csv");
+    assert_eq!(purchase["kind"], "purchase", "{purchase:#}");
+    assert_eq!((purchase["rows"].as_u64(), purchase["applied"].as_u64()), (Some(5), Some(5)), "{purchase:#}");
+    let payments = ingest("payments-1205.csv");
+    assert_eq!((payments["kind"].as_str(), payments["applied"].as_u64()), (Some("payment"), Some(2)), "{payments:#}");
+    let show = |load: &str| -> serde_json::Value {
+        serde_json::from_slice(&factord(dir.path(), &["loads", "show", load, "--json"]).stdout).expect("show json")
+    };
+    assert_eq!(show("L-1001")["status"], "Completed");
+    let l1002 = show("L-1002");
+    assert_eq!(l1002["status"], "Financed");
+    assert_eq!(l1002["exceptions"][0]["kind"], "short_paid", "{l1002:#}");
+    assert_eq!(show("L-1003")["status"], "Financed");
+    let l1005 = show("L-1005");
+    assert_eq!((l1005["status"].as_str(), l1005["exceptions"][0]["kind"].as_str()), (Some("Invoiced"), Some("held")));
 }
