@@ -177,7 +177,7 @@ pub fn cell_date(cell: &Cell) -> Result<Option<NaiveDate>, String> {
 
 /// An Excel serial in the 1900 system (serials past 60 are past the fake leap day).
 fn serial_date(n: f64) -> Result<NaiveDate, String> {
-    if !n.is_finite() || n < 61.0 || n > 2_958_465.0 {
+    if !n.is_finite() || !(61.0..=2_958_465.0).contains(&n) {
         return Err(format!("`{n}` is not a date serial"));
     }
     let epoch = NaiveDate::from_ymd_opt(1899, 12, 30).ok_or("no epoch")?;

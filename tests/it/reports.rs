@@ -646,7 +646,7 @@ both_backends!(loads_submitted_by_a_real_batch_are_financed_by_the_factors_repor
     let csv = format!("Invoice Number,Advance,Fee\n{first},1212.50,37.50\n");
     let summary = ingest(&env, &bytes_file(&env, "p.csv", csv.as_bytes()), None).await;
     assert_eq!(summary.applied, 1, "{summary:#?}");
-    let csv = format!("Load #,Amount Paid,Reference\nE-1,1250.00,ACH-1\nE-2,800.00,ACH-2\n");
+    let csv = "Load #,Amount Paid,Reference\nE-1,1250.00,ACH-1\nE-2,800.00,ACH-2\n";
     let summary = ingest(&env, &bytes_file(&env, "pay.csv", csv.as_bytes()), None).await;
     assert_eq!(summary.applied, 2, "{summary:#?}");
     assert_eq!(status_of(&env.store, "E-1").await, LoadStatus::Completed);
