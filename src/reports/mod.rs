@@ -179,12 +179,12 @@ pub async fn ingest_bytes(
         (plan, text)
     };
     match store.ingest_report(meta, (&invoices, &load_numbers), &planner).await? {
-        Ingested::Applied { plan, .. } => {
+        Ingested::Applied { plan, outcomes, .. } => {
             summary.rows = plan.outcomes.len();
             summary.applied = plan.count(Outcome::Applied);
             summary.skipped = plan.count(Outcome::Skipped);
             summary.rejected = plan.count(Outcome::Rejected);
-            summary.result_csv = result_csv(&plan, &parsed);
+            summary.result_csv = outcomes;
             summary.outcomes = plan.outcomes;
         }
         Ingested::Duplicate { previous, outcomes } => {

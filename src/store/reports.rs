@@ -88,8 +88,8 @@ pub struct ReportFileMeta<'a> {
 /// What an ingest did in the database.
 #[derive(Clone, Debug)]
 pub enum Ingested {
-    /// The rows were applied; the plan is what was written.
-    Applied { file_id: i64, plan: ReportPlan },
+    /// The rows were applied; the plan is what was written, `outcomes` the stored result file.
+    Applied { file_id: i64, plan: ReportPlan, outcomes: String },
     /// The same content was ingested before: nothing applied. Carries the earlier record and
     /// its stored outcomes (the result file of the first ingest).
     Duplicate { previous: ReportFileRecord, outcomes: String },
@@ -239,10 +239,14 @@ impl Store {
                     drop(tx);
                     return self.duplicate(meta).await;
                 };
-                // DIALECT: PostgreSQL takes the keys as arrays.
+                // DIALECT: PostgreSQL takes the keys as arrays. A payment report locks its loads:
+                // the payments already recorded decide the move, so two files paying the same
+                // load at once (two daemons) must not both read the old total. (SQLite has one
+                // writer at a time.)
+                let lock = if meta.kind == "payment" { " FOR UPDATE OF l" } else { "" };
                 let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "SELECT {SNAPSHOT_COLUMNS} FROM loads l LEFT JOIN batches b ON b.id = l.batch_id \
-                     WHERE l.invoice_number = ANY($1) OR l.load_number = ANY($2)"
+                     WHERE l.invoice_number = ANY($1) OR l.load_number = ANY($2){lock}"
                 )))
                 .bind(invoices)
                 .bind(load_numbers)
@@ -366,7 +370,7 @@ impl Store {
                 }
                 finish_file!(tx, file_id, &plan, outcomes.as_str());
                 tx.commit().await?;
-                Ok(Ingested::Applied { file_id, plan })
+                Ok(Ingested::Applied { file_id, plan, outcomes })
             }
             Store::Sqlite(pool) => {
                 let mut tx = pool.begin_write().await?;
@@ -512,7 +516,7 @@ impl Store {
                 }
                 finish_file!(tx, file_id, &plan, outcomes.as_str());
                 tx.commit().await?;
-                Ok(Ingested::Applied { file_id, plan })
+                Ok(Ingested::Applied { file_id, plan, outcomes })
             }
         }
     }

@@ -355,8 +355,10 @@ fn exit_codes_follow_the_contract() {
     assert_eq!(bad_status.code, 2, "an unknown status is a usage error:\n{bad_status}");
 
     let ingest = wd.run(&["ingest", "report.csv", "--provider", "otr"]);
-    assert_eq!(ingest.code, 2, "a command not available yet is a usage error:\n{ingest}");
-    assert!(ingest.stderr.contains("ingest"), "{ingest}");
+    assert_eq!(ingest.code, 1, "a report that is not there is an operational failure:\n{ingest}");
+    assert!(ingest.stderr.contains("report.csv"), "{ingest}");
+    let ingest = wd.run(&["ingest", "report.csv", "--provider", "nobody"]);
+    assert_eq!(ingest.code, 2, "an unknown provider is a usage error:\n{ingest}");
 
     let unknown_submit = wd.run(&["submit", "--subsidiary", "nowhere"]);
     assert_eq!(unknown_submit.code, 2, "{unknown_submit}");
