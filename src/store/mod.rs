@@ -181,6 +181,10 @@ mod invoicing;
 
 pub use invoicing::{ClaimError, Completion, InvoiceHolder};
 
+mod leader;
+
+pub use leader::LeaseHolder;
+
 mod reports;
 
 pub use reports::{Ingested, LoadReportRow, ReportFileMeta, ReportFileRecord};

@@ -18,6 +18,7 @@ mod fakes;
 mod ftp;
 mod intake;
 mod invoicing;
+mod leader;
 mod multi;
 mod reports;
 mod sftp;
