@@ -9,6 +9,7 @@ mod pdfs;
 mod api;
 mod cli;
 mod config;
+mod credit;
 mod daemon;
 mod examples;
 mod fakes;
