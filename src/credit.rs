@@ -3,7 +3,7 @@
 //! Saint Johns) answer approved, declined or unknown; every answer is stored with the factor's
 //! own text and kept ([`Store::record_credit_check`]).
 //!
-//! Three places ask, each through [`check_now`]:
+//! Three places ask, each through a [`Checker`] (one transport, so one login, per run):
 //! - the invoice job, as a load goes Released → Queued ([`check_before_queueing`]): a check is
 //!   made when the last one is older than `credit.max_age`; a failing credit API never stops
 //!   invoicing (the refresh job retries);
@@ -17,7 +17,8 @@
 //!   `block_on_unknown_credit`, whether the load stays Queued with the `credit_declined` flag.
 //!   A later approval clears the flag.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -73,7 +74,6 @@ pub fn customer_of(load: &LoadRecord) -> Customer {
 /// Asks `subsidiary`'s provider about `customer` now (with the subsidiary's credentials) and
 /// records the answer. An approval clears the customer's `credit_declined` flags in every
 /// subsidiary factoring with that provider.
-#[tracing::instrument(skip_all, fields(subsidiary = %subsidiary.id, customer = %customer.id, cause))]
 pub async fn check_now(
     store: &Store,
     settings: &Settings,
@@ -81,34 +81,67 @@ pub async fn check_now(
     customer: &Customer,
     cause: &str,
 ) -> Result<CreditCheckRecord, CreditError> {
-    let Some(factoring) = subsidiary.factoring.as_ref() else {
-        return Err(ProviderError::Rejected(format!("subsidiary {} has no factoring provider", subsidiary.id)).into());
-    };
-    let provider = factoring.provider;
-    if !provider.credit_checks {
-        return Err(ProviderError::Rejected(format!("{} offers no credit checks", provider.name)).into());
+    Checker::new(settings).check(store, subsidiary, customer, cause).await
+}
+
+/// The checks of one run (an invoice pass, a refresh, a submission): one API transport per
+/// subsidiary, so a factor with a token login is logged in to once per run, not per customer.
+pub struct Checker<'s> {
+    settings: &'s Settings,
+    transports: HashMap<String, ApiTransport<'s>>,
+}
+
+impl<'s> Checker<'s> {
+    pub fn new(settings: &'s Settings) -> Checker<'s> {
+        Checker { settings, transports: HashMap::new() }
     }
-    let Connection::Api(api) = &factoring.connection else {
-        return Err(ProviderError::Rejected(format!("{} has no API connection configured", provider.name)).into());
-    };
-    let transport = ApiTransport::new(provider, api)?.with_timeout(api.timeout).with_retries(CHECK_RETRIES);
-    let answer = transport.check_credit(customer).await?;
-    let clears_in: Vec<&str> = settings
-        .subsidiaries
-        .iter()
-        .filter(|s| s.factoring.as_ref().is_some_and(|f| f.provider.id == provider.id))
-        .map(|s| s.id.as_str())
-        .collect();
-    let check = NewCreditCheck {
-        customer_id: &customer.id,
-        provider: provider.id,
-        subsidiary: &subsidiary.id,
-        result: answer.result,
-        factor_text: &answer.text,
-        checked_at: Utc::now(),
-        cause,
-    };
-    Ok(store.record_credit_check(&check, &clears_in).await?)
+
+    /// As [`check_now`], reusing this run's transport for the subsidiary.
+    #[tracing::instrument(skip_all, fields(subsidiary = %subsidiary.id, customer = %customer.id, cause))]
+    pub async fn check(
+        &mut self,
+        store: &Store,
+        subsidiary: &'s Subsidiary,
+        customer: &Customer,
+        cause: &str,
+    ) -> Result<CreditCheckRecord, CreditError> {
+        let Some(factoring) = subsidiary.factoring.as_ref() else {
+            return Err(
+                ProviderError::Rejected(format!("subsidiary {} has no factoring provider", subsidiary.id)).into()
+            );
+        };
+        let provider = factoring.provider;
+        if !provider.credit_checks {
+            return Err(ProviderError::Rejected(format!("{} offers no credit checks", provider.name)).into());
+        }
+        let Connection::Api(api) = &factoring.connection else {
+            return Err(ProviderError::Rejected(format!("{} has no API connection configured", provider.name)).into());
+        };
+        let transport = match self.transports.entry(subsidiary.id.clone()) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                entry.insert(ApiTransport::new(provider, api)?.with_timeout(api.timeout).with_retries(CHECK_RETRIES))
+            }
+        };
+        let answer = transport.check_credit(customer).await?;
+        let clears_in: Vec<&str> = self
+            .settings
+            .subsidiaries
+            .iter()
+            .filter(|s| s.factoring.as_ref().is_some_and(|f| f.provider.id == provider.id))
+            .map(|s| s.id.as_str())
+            .collect();
+        let check = NewCreditCheck {
+            customer_id: &customer.id,
+            provider: provider.id,
+            subsidiary: &subsidiary.id,
+            result: answer.result,
+            factor_text: &answer.text,
+            checked_at: Utc::now(),
+            cause,
+        };
+        Ok(store.record_credit_check(&check, &clears_in).await?)
+    }
 }
 
 // ---- At invoice time --------------------------------------------------------------------------
@@ -124,21 +157,28 @@ pub enum CreditCheck {
     Failed(String),
 }
 
-/// What one invoice pass remembers: customers whose check failed are not asked again in the
-/// same pass, so a factor that is down costs one timeout per customer, not one per load.
-#[derive(Debug, Default)]
-pub struct PassChecks {
+/// What one invoice pass keeps: its [`Checker`], and the customers whose check failed, which
+/// are not asked again in the same pass (a factor that is down costs one timeout per customer,
+/// not one per load).
+pub struct PassChecks<'s> {
+    checker: Checker<'s>,
     failed: HashSet<(String, &'static str)>,
+}
+
+impl<'s> PassChecks<'s> {
+    pub fn new(settings: &'s Settings) -> PassChecks<'s> {
+        PassChecks { checker: Checker::new(settings), failed: HashSet::new() }
+    }
 }
 
 /// Runs a check before `load` is queued for `subsidiary`'s factor when its customer's last
 /// check with that provider is older than `credit.max_age` (or there is none).
-pub async fn check_before_queueing(
+pub async fn check_before_queueing<'s>(
     store: &Store,
     settings: &Settings,
-    subsidiary: &Subsidiary,
+    subsidiary: &'s Subsidiary,
     load: &LoadRecord,
-    pass: &mut PassChecks,
+    pass: &mut PassChecks<'s>,
 ) -> CreditCheck {
     let Some(provider) = provider_with_checks(subsidiary) else { return CreditCheck::NotNeeded };
     let key = (load.fields.customer_id.clone(), provider.id);
@@ -156,7 +196,7 @@ pub async fn check_before_queueing(
         return CreditCheck::NotNeeded;
     }
     let cause = format!("invoice {}", load.load_number);
-    match check_now(store, settings, subsidiary, &customer_of(load), &cause).await {
+    match pass.checker.check(store, subsidiary, &customer_of(load), &cause).await {
         Ok(check) => CreditCheck::Checked(check.result),
         Err(error) => {
             tracing::error!(
@@ -184,12 +224,7 @@ pub enum Gate {
 }
 
 /// The gate for a subsidiary's loads given the customer's latest check.
-pub fn gate(
-    factoring: &Factoring,
-    latest: Option<&CreditCheckRecord>,
-    max_age: Duration,
-    now: DateTime<Utc>,
-) -> Gate {
+pub fn gate(factoring: &Factoring, latest: Option<&CreditCheckRecord>, max_age: Duration, now: DateTime<Utc>) -> Gate {
     let Some(check) = latest else {
         return Gate::Waiting(format!("no credit check by {} yet", factoring.provider.name));
     };
@@ -232,6 +267,7 @@ pub async fn gates_for_submission(
         return Ok(None);
     };
     let max_age = settings.credit.max_age;
+    let mut checker = Checker::new(settings);
     let mut gates = BTreeMap::new();
     for load in loads {
         let customer_id = &load.fields.customer_id;
@@ -241,7 +277,7 @@ pub async fn gates_for_submission(
         let mut latest = store.latest_credit_check(customer_id, provider.id).await?;
         let fresh = latest.as_ref().is_some_and(|check| !is_stale(check, max_age, Utc::now()));
         if !fresh && !dry_run {
-            match check_now(store, settings, subsidiary, &customer_of(load), "submit").await {
+            match checker.check(store, subsidiary, &customer_of(load), "submit").await {
                 Ok(check) => latest = Some(check),
                 Err(CreditError::Store(error)) => return Err(error),
                 Err(CreditError::Provider(error)) => {
@@ -320,6 +356,7 @@ pub async fn refresh(
     let mut backoff = Backoff::new(BACKOFF_BASE, settings.credit.retry_cap);
     let mut pause = Duration::ZERO;
     let mut last_request: Option<Instant> = None;
+    let mut checker = Checker::new(settings);
     for candidate in store.credit_candidates().await? {
         let Some(subsidiary) = settings.subsidiary(&candidate.subsidiary) else { continue };
         if subsidiary.method_for(&candidate.customer.id) == InvoicingMethod::Direct {
@@ -337,9 +374,8 @@ pub async fn refresh(
             }
         }
         // The rate limit, or the backoff after a failure, whichever is longer.
-        let wait = last_request.map_or(Duration::ZERO, |at| {
-            settings.credit.request_interval.max(pause).saturating_sub(at.elapsed())
-        });
+        let wait = last_request
+            .map_or(Duration::ZERO, |at| settings.credit.request_interval.max(pause).saturating_sub(at.elapsed()));
         if !wait.is_zero() {
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(report),
@@ -361,7 +397,7 @@ pub async fn refresh(
             checked_at: None,
             error: None,
         };
-        match check_now(store, settings, subsidiary, customer, "refresh").await {
+        match checker.check(store, subsidiary, customer, "refresh").await {
             Ok(check) => {
                 backoff.reset();
                 pause = Duration::ZERO;
@@ -398,7 +434,9 @@ pub async fn refresh_with_retries(
         match refresh(store, settings, false, shutdown).await {
             Ok(report) => {
                 tracing::info!(
-                    checked = report.checked.len(), failed = report.failed(), fresh = report.fresh,
+                    checked = report.checked.len(),
+                    failed = report.failed(),
+                    fresh = report.fresh,
                     "credit refresh"
                 );
                 if report.failed() == 0 {
@@ -415,5 +453,57 @@ pub async fn refresh_with_retries(
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(delay) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Connection;
+    use crate::providers::find_provider;
+
+    fn factoring(block_declined: bool, block_unknown: bool) -> Factoring {
+        Factoring {
+            provider: find_provider("otr").expect("otr"),
+            active: true,
+            schedule: None,
+            block_on_declined_credit: block_declined,
+            block_on_unknown_credit: block_unknown,
+            max_batch_size: 10,
+            customer_ids: Default::default(),
+            connection: Connection::None,
+        }
+    }
+
+    fn check(result: CreditResult, hours: i64) -> CreditCheckRecord {
+        CreditCheckRecord {
+            id: 1,
+            customer_id: "BRK-1".into(),
+            provider: "otr".into(),
+            subsidiary: "acme-east".into(),
+            result,
+            factor_text: "TEXT".into(),
+            checked_at: Utc::now() - chrono::Duration::hours(hours),
+            cause: "test".into(),
+        }
+    }
+
+    #[test]
+    fn the_policy_blocks_what_it_is_told_to_on_fresh_checks_only() {
+        let day = Duration::from_secs(86_400);
+        let now = Utc::now();
+        let strict = factoring(true, true);
+        let lenient = factoring(false, false);
+        assert_eq!(gate(&strict, Some(&check(CreditResult::Approved, 1)), day, now), Gate::Clear);
+        for result in [CreditResult::Declined, CreditResult::Unknown] {
+            let blocked = gate(&strict, Some(&check(result, 1)), day, now);
+            assert!(matches!(&blocked, Gate::Blocked(d) if d.contains(result.as_str()) && d.contains("TEXT")));
+            assert_eq!(gate(&lenient, Some(&check(result, 1)), day, now), Gate::Clear);
+        }
+        // Stale or missing: the load waits, whatever the answer was.
+        assert!(matches!(gate(&lenient, Some(&check(CreditResult::Approved, 25)), day, now), Gate::Waiting(_)));
+        assert!(matches!(gate(&lenient, None, day, now), Gate::Waiting(_)));
+        assert!(!is_stale(&check(CreditResult::Approved, 23), day, now));
+        assert!(is_stale(&check(CreditResult::Approved, 25), day, now));
     }
 }

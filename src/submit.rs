@@ -126,7 +126,10 @@ pub async fn submit_subsidiary(
         if !dry_run {
             match gate {
                 Some(Gate::Blocked(detail)) => store.flag_credit_declined(load.id, detail).await?,
+                // No fresh answer, or an inactive provider: the last word stands.
                 Some(Gate::Waiting(_)) => {}
+                None if factoring.provider.credit_checks => {}
+                // Cleared by an answer the policy lets through, or by a provider without checks.
                 Some(Gate::Clear) | None => {
                     store.clear_exception(&load.load_number, ExceptionKind::CreditDeclined).await?;
                 }

@@ -238,7 +238,9 @@ pub async fn execute(cli: Cli, shutdown: CancellationToken) -> Result<(), Comman
                 Err(CommandError::Failed(format!("load {load} has no open rejection")))
             }
         }
-        Command::Credit(CreditCommand::Refresh { force, json }) => credit_refresh(&settings, force, json, &shutdown).await,
+        Command::Credit(CreditCommand::Refresh { force, json }) => {
+            credit_refresh(&settings, force, json, &shutdown).await
+        }
         Command::Credit(CreditCommand::Check { customer, subsidiary, json }) => {
             credit_check(&settings, &customer, subsidiary.as_deref(), json).await
         }

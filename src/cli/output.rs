@@ -595,7 +595,10 @@ impl CreditStatus {
                 continue;
             }
             let Some(provider) = provider_with_checks(subsidiary) else { continue };
-            if customers.iter().any(|c: &CreditLine| c.customer_id == candidate.customer.id && c.provider == provider.id) {
+            if customers
+                .iter()
+                .any(|c: &CreditLine| c.customer_id == candidate.customer.id && c.provider == provider.id)
+            {
                 continue;
             }
             customers.push(CreditLine {

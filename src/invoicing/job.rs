@@ -103,7 +103,7 @@ pub async fn run_once(
     let mut report = PassReport::default();
     let lease = settings.invoicing.lease;
     let mut renewed = Instant::now();
-    let mut credit_checks = PassChecks::default();
+    let mut credit_checks = PassChecks::new(settings);
     for chunk in loads.chunks(workers * 4) {
         if shutdown.is_cancelled() {
             for load in chunk {
@@ -129,7 +129,9 @@ pub async fn run_once(
                         store.renew_claims(&token, lease).await?;
                         renewed = Instant::now();
                     }
-                    if let Some(number) = number_invoice(store, settings, load, &token, &plan, &mut credit_checks).await? {
+                    if let Some(number) =
+                        number_invoice(store, settings, load, &token, &plan, &mut credit_checks).await?
+                    {
                         numbered.push((load, plan, number));
                     }
                 }
@@ -162,13 +164,13 @@ pub async fn run_once(
 /// Runs a credit check if one is due (whatever it answers, or if it fails, the load is
 /// invoiced: the submission pre-flight acts on the result), then takes the load's invoice
 /// number. `None` if the claim was lost.
-async fn number_invoice(
+async fn number_invoice<'s>(
     store: &Store,
-    settings: &Settings,
+    settings: &'s Settings,
     load: &LoadRecord,
     token: &str,
-    plan: &Plan<'_>,
-    credit_checks: &mut PassChecks,
+    plan: &Plan<'s>,
+    credit_checks: &mut PassChecks<'s>,
 ) -> Result<Option<String>, InvoiceError> {
     if plan.method == InvoicingMethod::Factoring {
         match check_before_queueing(store, settings, plan.subsidiary, load, credit_checks).await {

@@ -108,8 +108,9 @@ async fn import(env: &TestEnv, settings: &Settings, loads: &[(&str, usize)], doc
     std::fs::create_dir_all(&dir).expect("mkdir");
     std::fs::write(dir.join("rc.pdf"), pdfs::rate_confirmation("F", 1)).expect("rc");
     std::fs::write(dir.join("pod.pdf"), pdfs::pod_with_jpeg("F", &pdfs::scanned_jpeg(120, 80, 3))).expect("pod");
-    let mut csv =
-        String::from("load_number,subsidiary,customer_id,customer_name,customer_mc,customer_dot,amount,pod,rate_confirmation\n");
+    let mut csv = String::from(
+        "load_number,subsidiary,customer_id,customer_name,customer_mc,customer_dot,amount,pod,rate_confirmation\n",
+    );
     for (load, broker) in loads {
         let (id, name, mc, dot) = BROKERS[*broker];
         let docs = if documents { "pod.pdf,rc.pdf" } else { "," };
@@ -160,7 +161,11 @@ async fn refresh(env: &TestEnv, settings: &Settings, force: bool) -> RefreshRepo
 }
 
 fn entry<'r>(report: &'r RefreshReport, customer: &str) -> &'r CheckedCustomer {
-    report.checked.iter().find(|c| c.customer_id == customer).unwrap_or_else(|| panic!("{customer} checked: {report:#?}"))
+    report
+        .checked
+        .iter()
+        .find(|c| c.customer_id == customer)
+        .unwrap_or_else(|| panic!("{customer} checked: {report:#?}"))
 }
 
 fn ids(report: &RefreshReport) -> Vec<&str> {
@@ -411,7 +416,11 @@ async fn credit_commands_print_each_check_and_show_the_state() {
 
     let check = factord(&config, &["credit", "check", "BRK-3"]).await;
     assert_eq!(check.code, 0, "{}\n{}", check.stdout, check.stderr);
-    assert!(check.stdout.contains("BRK-3 Declined Brokerage: declined by otr (NOT APPROVED), checked "), "{}", check.stdout);
+    assert!(
+        check.stdout.contains("BRK-3 Declined Brokerage: declined by otr (NOT APPROVED), checked "),
+        "{}",
+        check.stdout
+    );
     let check = factord_json(&config, &["credit", "check", "BRK-1", "--subsidiary", "acme-east", "--json"]).await;
     assert_eq!((check[0]["result"].as_str(), check[0]["text"].as_str()), (Some("approved"), Some("APPROVED")));
     assert_eq!(factord(&config, &["credit", "check", "NOBODY"]).await.code, 1);
@@ -453,7 +462,8 @@ async fn credit_commands_print_each_check_and_show_the_state() {
 async fn the_daemon_refreshes_credit_on_its_schedule() {
     let env = TestEnv::new(Backend::Sqlite).await.expect("env");
     let (url, _otr) = otr().await;
-    let credit = "max_age = \"24h\"\nrefresh_schedule = \"* * * * * *\"\nrequest_interval = \"0s\"\nretry_cap = \"0s\"\n";
+    let credit =
+        "max_age = \"24h\"\nrefresh_schedule = \"* * * * * *\"\nrequest_interval = \"0s\"\nretry_cap = \"0s\"\n";
     let (config, settings) = otr_config(&env, &url, "", credit);
     // No documents: the invoice job leaves the load Released without asking for credit.
     import(&env, &settings, &[("R-1", 2)], false).await;

@@ -107,7 +107,9 @@ pub(super) async fn check_credit(transport: &ApiTransport<'_>, customer: &Custom
     }
     let url = transport.url(CREDIT_PATH);
     let reply = transport
-        .execute("GET /debtors/credit", &|| transport.client.get(url.clone()).headers(headers.clone()).query(&[(query, number)]))
+        .execute("GET /debtors/credit", &|| {
+            transport.client.get(url.clone()).headers(headers.clone()).query(&[(query, number)])
+        })
         .await?;
     match reply.status.as_u16() {
         404 | 204 => Ok(CreditAnswer {
