@@ -3,7 +3,8 @@
 //! grace period below systemd's `TimeoutStopSec`; a file in hand is finished first.
 //!
 //! Components: the `inbox/loads/` watcher, the report inboxes watcher (`inbox/<provider>/`),
-//! the invoice job, and one submission schedule per subsidiary with an active provider;
+//! the invoice job, one submission schedule per subsidiary with an active provider, and the
+//! credit refresh on `credit.refresh_schedule` (when an active provider offers credit checks);
 //! batches left `sending` are reconciled before they start. On SQLite, only one daemon may use a
 //! database: [`DaemonLock`] holds an exclusive lock on `<database>.lock` while it runs.
 
@@ -117,6 +118,10 @@ pub async fn run_until_stopped(
         }
     }
 
+    if settings.subsidiaries.iter().any(|s| crate::credit::provider_with_checks(s).is_some()) {
+        tasks.spawn(refresh_credit(settings.clone(), store.clone(), shutdown.clone()));
+    }
+
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     if let Some(interval) = sd_notify::watchdog_enabled() {
         tasks.spawn(ping_watchdog(interval / 2, shutdown.clone()));
@@ -213,6 +218,28 @@ async fn fire_schedule(settings: Arc<Settings>, store: Store, subsidiary_id: Str
     };
     crate::schedule::run_fires(schedule, subsidiary.timezone, after, &clock, &shutdown, fire).await;
     tracing::warn!(subsidiary = %subsidiary.id, "the schedule never fires again");
+}
+
+/// The credit refresh: at each fire of `credit.refresh_schedule` (in UTC), recorded once in the
+/// store whichever daemon gets there first, re-checks the customers whose check is older than
+/// `credit.max_age`; checks that fail are retried with backoff until the next fire.
+async fn refresh_credit(settings: Arc<Settings>, store: Store, shutdown: CancellationToken) {
+    let schedule = &settings.credit.refresh_schedule;
+    let clock = crate::schedule::SystemClock;
+    let fire = |next: chrono::DateTime<chrono::Utc>| {
+        let (store, settings, shutdown) = (&store, &settings, &shutdown);
+        async move {
+            match store.record_fire(crate::credit::REFRESH_FIRE_KEY, next).await {
+                Ok(true) => {
+                    let until = crate::schedule::next_fire(schedule, chrono_tz::UTC, next);
+                    crate::credit::refresh_with_retries(store, settings, until, shutdown).await;
+                }
+                Ok(false) => tracing::info!(fire = %next, "credit refresh fire already taken (another daemon)"),
+                Err(error) => tracing::error!(%error, "cannot record the credit refresh fire; it is skipped"),
+            }
+        }
+    };
+    crate::schedule::run_fires(schedule, chrono_tz::UTC, chrono::Utc::now(), &clock, &shutdown, fire).await;
 }
 
 /// The invoice component: a pass every `invoicing.interval`, and one after each load import.

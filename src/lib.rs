@@ -13,7 +13,7 @@
 //! - [`schedule`]: when a cron schedule fires in a subsidiary's time zone, across DST changes.
 //! - [`submit`]: batches of Queued invoices to the factor: pre-flight, write-ahead, transports,
 //!   outcomes, reconciliation after a crash.
-//! - [`credit`]: broker credit checks (for now the hook the invoice job asks).
+//! - [`credit`]: broker credit checks: at invoice time, the refresh job, the submission policy.
 //! - [`files`]: durable file writes (temp name, fsync, rename) and safe file names.
 //! - [`intake`]: load exports (CSV, JSON) → validated rows → the store; the inbox pickup
 //!   (stable-file detection, processing folder, archive and failed folders).

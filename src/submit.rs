@@ -3,9 +3,11 @@
 //!
 //! For each subsidiary whose provider is active:
 //! 1. **Pre-flight**: every Queued load that is in no live batch is checked against what the
-//!    provider needs (packet on disk, customer MC, USDOT, truck, reference number). A load that
-//!    fails waits in Queued with the reason recorded; one the factor rejected waits until ops
-//!    retry it (`factord loads retry`).
+//!    provider needs (packet on disk, customer MC, USDOT, truck, reference number) and, for a
+//!    provider with credit checks, against its customer's latest check (refreshed first when
+//!    older than `credit.max_age`; see [`crate::credit`]). A load that fails waits in Queued
+//!    with the reason recorded (a blocking credit answer also raises `credit_declined`); one
+//!    the factor rejected waits until ops retry it (`factord loads retry`).
 //! 2. **Write-ahead**: the batch (split at the provider's maximum size) and one item per invoice,
 //!    with its idempotency key and a hash of what is sent, are committed as `sending` before any
 //!    call. No transaction is open during the call.
@@ -22,6 +24,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Connection, Settings, Subsidiary};
+use crate::credit::{self, Gate};
+use crate::domain::ExceptionKind;
 use crate::providers::api::ApiTransport;
 use crate::providers::batch::{
     Batch, BatchInvoice, BatchReceipt, BatchSeller, InvoiceOutcome, ProviderError, idempotency_key,
@@ -114,9 +118,24 @@ pub async fn submit_subsidiary(
         return Ok(());
     }
     let rejected = store.rejected_loads(&subsidiary.id).await?;
+    // Credit checks older than max age are refreshed here, before any batch is written.
+    let gates = credit::gates_for_submission(store, settings, subsidiary, &loads, dry_run).await?;
     let mut ready = Vec::new();
     for load in loads {
-        match preflight(subsidiary, factoring.provider, factoring.active, &load, rejected.get(&load.id)) {
+        let gate = gates.as_ref().and_then(|g| g.get(&load.fields.customer_id));
+        if !dry_run {
+            match gate {
+                Some(Gate::Blocked(detail)) => store.flag_credit_declined(load.id, detail).await?,
+                // No fresh answer, or an inactive provider: the last word stands.
+                Some(Gate::Waiting(_)) => {}
+                None if factoring.provider.credit_checks => {}
+                // Cleared by an answer the policy lets through, or by a provider without checks.
+                Some(Gate::Clear) | None => {
+                    store.clear_exception(&load.load_number, ExceptionKind::CreditDeclined).await?;
+                }
+            }
+        }
+        match preflight(subsidiary, factoring.provider, factoring.active, &load, rejected.get(&load.id), gate) {
             Ok(()) => ready.push(load),
             Err(reason) => {
                 if !dry_run && load.waiting_reason.as_deref() != Some(reason.as_str()) {
@@ -153,13 +172,15 @@ fn sum(loads: &[LoadRecord]) -> crate::domain::Money {
 }
 
 /// Why a Queued load cannot join a batch now, if anything. `rejected` is the factor's
-/// rejection still open on the load.
+/// rejection still open on the load; `credit` what the customer's latest credit check says
+/// under the subsidiary's policy (`None` when the provider offers no checks).
 fn preflight(
     subsidiary: &Subsidiary,
     provider: &'static Provider,
     active: bool,
     load: &LoadRecord,
     rejected: Option<&String>,
+    credit: Option<&Gate>,
 ) -> Result<(), String> {
     if !active {
         return Err(format!("factoring provider {} is inactive for {}", provider.id, subsidiary.id));
@@ -171,6 +192,11 @@ fn preflight(
         ));
     }
     let mut reasons = Vec::new();
+    match credit {
+        Some(Gate::Blocked(detail)) => reasons.push(detail.clone()),
+        Some(Gate::Waiting(reason)) => reasons.push(reason.clone()),
+        Some(Gate::Clear) | None => {}
+    }
     match &load.packet_path {
         Some(path) if PathBuf::from(path).is_file() => {}
         Some(path) => reasons.push(format!("packet {path} is missing")),

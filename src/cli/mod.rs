@@ -110,13 +110,26 @@ pub struct ListArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum CreditCommand {
-    /// Re-check customers whose last check is older than credit.max_age.
+    /// Re-check customers with Released or Queued loads whose last check is older than
+    /// credit.max_age; print each customer checked and the result.
     Refresh {
+        /// Re-check every such customer, however recent its last check.
         #[arg(long)]
         force: bool,
+        #[arg(long)]
+        json: bool,
     },
-    /// Check one customer now.
-    Check { customer: String },
+    /// Check one customer now and print the result.
+    Check {
+        /// The customer id from the TMS.
+        customer: String,
+        /// Check with this subsidiary's provider (default: the providers of the subsidiaries
+        /// the customer has loads in).
+        #[arg(long)]
+        subsidiary: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Why a command failed, which decides its exit code.
@@ -181,12 +194,16 @@ pub async fn execute(cli: Cli, shutdown: CancellationToken) -> Result<(), Comman
                 .await?
                 .ok_or_else(|| CommandError::Failed(format!("load {load} not found")))?;
             let report_rows = store.load_report_rows(detail.load.id).await?;
+            let credit = output::LoadCredit::gather(&store, &settings, &detail.load).await?;
             if json {
                 let mut value = output::load_json(&detail.load, &detail.exceptions, Some(&detail.history));
                 output::add_report_rows(&mut value, &report_rows);
+                if let serde_json::Value::Object(map) = &mut value {
+                    map.insert("credit".to_string(), credit.json());
+                }
                 print_json(&value)
             } else {
-                print!("{}", output::load_text(&detail, &settings));
+                print!("{}{}", output::load_text(&detail, &settings), credit.text());
                 print!("{}", output::report_rows_text(&report_rows));
                 Ok(())
             }
@@ -224,15 +241,16 @@ pub async fn execute(cli: Cli, shutdown: CancellationToken) -> Result<(), Comman
                 Err(CommandError::Failed(format!("load {load} has no open rejection")))
             }
         }
-        Command::Credit(_) => Err(not_available("credit")),
+        Command::Credit(CreditCommand::Refresh { force, json }) => {
+            credit_refresh(&settings, force, json, &shutdown).await
+        }
+        Command::Credit(CreditCommand::Check { customer, subsidiary, json }) => {
+            credit_check(&settings, &customer, subsidiary.as_deref(), json).await
+        }
         Command::Ingest { file, provider, kind, json } => {
             ingest(&settings, &file, &provider, kind.as_deref(), json).await
         }
     }
-}
-
-fn not_available(command: &str) -> CommandError {
-    CommandError::Usage(format!("`factord {command}` is not available yet in this version"))
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CommandError> {
@@ -334,6 +352,90 @@ async fn submit(settings: &Settings, subsidiary: Option<&str>, dry_run: bool, js
     } else {
         Err(CommandError::Failed(format!("{failed} batch(es) were not delivered (see above); they are retried")))
     }
+}
+
+async fn credit_refresh(
+    settings: &Settings,
+    force: bool,
+    json: bool,
+    shutdown: &CancellationToken,
+) -> Result<(), CommandError> {
+    let store = open_store(settings).await?;
+    let report = crate::credit::refresh(&store, settings, force, shutdown).await?;
+    if json {
+        print_json(&report)?;
+    } else {
+        print!("{}", output::credit_refresh_text(&report));
+    }
+    match report.failed() {
+        0 => Ok(()),
+        failed => Err(CommandError::Failed(format!("{failed} credit check(s) failed (see above); they are retried"))),
+    }
+}
+
+async fn credit_check(
+    settings: &Settings,
+    customer_id: &str,
+    subsidiary: Option<&str>,
+    json: bool,
+) -> Result<(), CommandError> {
+    let store = open_store(settings).await?;
+    let Some((customer, with_loads)) = store.credit_customer(customer_id).await? else {
+        return Err(CommandError::Failed(format!("customer {customer_id} not found (import a load of it first)")));
+    };
+    // One check per provider: a subsidiary named, else those of the customer's loads.
+    let subsidiaries: Vec<&crate::config::Subsidiary> = match subsidiary {
+        Some(id) => {
+            let subsidiary = settings
+                .subsidiary(id)
+                .ok_or_else(|| CommandError::Usage(format!("subsidiary `{id}` is not configured")))?;
+            if !subsidiary.factoring.as_ref().is_some_and(|f| f.provider.credit_checks) {
+                return Err(CommandError::Usage(format!("the provider of subsidiary `{id}` offers no credit checks")));
+            }
+            vec![subsidiary]
+        }
+        None => {
+            let mut providers = std::collections::BTreeSet::new();
+            with_loads
+                .iter()
+                .filter_map(|id| settings.subsidiary(id))
+                .filter(|s| crate::credit::provider_with_checks(s).is_some_and(|p| providers.insert(p.id)))
+                .collect()
+        }
+    };
+    if subsidiaries.is_empty() {
+        return Err(CommandError::Usage(format!(
+            "customer {customer_id} has no loads under an active provider with credit checks; name one with --subsidiary"
+        )));
+    }
+    let mut results = Vec::new();
+    let mut failed = 0;
+    for subsidiary in subsidiaries {
+        match crate::credit::check_now(&store, settings, subsidiary, &customer, "command").await {
+            Ok(check) => {
+                if !json {
+                    println!("{}", output::credit_check_line(&customer.name, &check));
+                }
+                results.push(output::credit_json(&check, settings.credit.max_age));
+            }
+            Err(crate::credit::CreditError::Store(error)) => return Err(error.into()),
+            Err(error) => {
+                failed += 1;
+                let provider = subsidiary.factoring.as_ref().map_or("", |f| f.provider.id);
+                if !json {
+                    println!("{customer_id} {}: check with {provider} FAILED: {error}", customer.name);
+                }
+                results.push(serde_json::json!({
+                    "customer_id": customer_id, "provider": provider, "subsidiary": subsidiary.id,
+                    "error": error.to_string(),
+                }));
+            }
+        }
+    }
+    if json {
+        print_json(&results)?;
+    }
+    if failed == 0 { Ok(()) } else { Err(CommandError::Failed(format!("{failed} credit check(s) failed"))) }
 }
 
 async fn import(settings: &Settings, files: &[PathBuf], json: bool) -> Result<(), CommandError> {

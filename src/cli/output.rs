@@ -5,14 +5,16 @@ use std::fmt::Write;
 
 use serde_json::{Value, json};
 
-use crate::config::Settings;
-use crate::domain::LoadStatus;
+use crate::config::{InvoicingMethod, Settings};
+use crate::credit::{RefreshReport, is_stale, provider_with_checks};
+use crate::domain::{CreditResult, LoadStatus};
 use crate::intake::{FileImport, LOADS_CHANNEL};
+use crate::providers::Provider;
 use crate::reports::apply::Outcome;
 use crate::reports::{IngestSummary, ReportKind};
 use crate::store::{
-    ExceptionRecord, HistoryRecord, LoadDetail, LoadRecord, LoadReportRow, LoadSummary, ReportFileRecord, Store,
-    StoreError,
+    CreditCheckRecord, ExceptionRecord, HistoryRecord, LoadDetail, LoadRecord, LoadReportRow, LoadSummary,
+    ReportFileRecord, Store, StoreError,
 };
 
 /// The JSON of one load (DESIGN §6). `history` is present for `loads show` only. Keys beyond
@@ -279,6 +281,7 @@ pub struct Status {
     load_files: Vec<Value>,
     batches: Vec<crate::store::BatchSummary>,
     reports: Vec<ReportFileRecord>,
+    credit: CreditStatus,
 }
 
 struct SubsidiaryStatus {
@@ -334,7 +337,8 @@ impl Status {
             .collect();
         let batches = store.recent_batches(10).await?;
         let reports = store.recent_report_files(REPORTS_PER_PROVIDER).await?;
-        Ok(Status { subsidiaries, load_files, batches, reports })
+        let credit = CreditStatus::gather(store, settings).await?;
+        Ok(Status { subsidiaries, load_files, batches, reports, credit })
     }
 
     /// `status --json` (DESIGN §6).
@@ -372,6 +376,7 @@ impl Status {
             })).collect::<Vec<_>>(),
             "last_reports": self.reports.iter().map(report_file_json).collect::<Vec<_>>(),
             "last_load_files": self.load_files,
+            "credit": self.credit.json(),
         })
     }
 
@@ -444,6 +449,7 @@ impl Status {
                 );
             }
         }
+        out.push_str(&self.credit.text());
         if !self.load_files.is_empty() {
             let _ = writeln!(out, "\nlast load files:");
             for f in &self.load_files {
@@ -566,4 +572,236 @@ pub fn ingest_text(summary: &IngestSummary) -> String {
         let _ = writeln!(out, "  … and {} more (see --json)", not_applied.len() - LISTED_ROWS);
     }
     out
+}
+
+// ---- Credit checks ----------------------------------------------------------------------------
+
+fn check_date(check: &CreditCheckRecord) -> String {
+    check.checked_at.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// One recorded check as JSON (`credit check --json`, `loads show --json`'s `credit`).
+pub fn credit_json(check: &CreditCheckRecord, max_age: std::time::Duration) -> Value {
+    json!({
+        "customer_id": check.customer_id,
+        "provider": check.provider,
+        "subsidiary": check.subsidiary,
+        "result": check.result.as_str(),
+        "text": check.factor_text,
+        "checked_at": check.checked_at.to_rfc3339(),
+        "cause": check.cause,
+        "stale": is_stale(check, max_age, chrono::Utc::now()),
+    })
+}
+
+/// `credit check` for people: one line per check.
+pub fn credit_check_line(customer_name: &str, check: &CreditCheckRecord) -> String {
+    format!(
+        "{} {}: {} by {} ({}), checked {}",
+        check.customer_id,
+        customer_name,
+        check.result,
+        check.provider,
+        check.factor_text,
+        check_date(check)
+    )
+}
+
+/// `credit refresh` for people: each customer checked and its result, then the counts.
+pub fn credit_refresh_text(report: &RefreshReport) -> String {
+    let mut out = String::new();
+    for c in &report.checked {
+        match (&c.result, &c.error) {
+            (Some(result), _) => {
+                let _ = writeln!(
+                    out,
+                    "{} {}: {result} by {} ({})",
+                    c.customer_id,
+                    c.customer_name,
+                    c.provider,
+                    c.text.as_deref().unwrap_or("")
+                );
+            }
+            (None, error) => {
+                let _ = writeln!(
+                    out,
+                    "{} {}: check with {} FAILED: {}",
+                    c.customer_id,
+                    c.customer_name,
+                    c.provider,
+                    error.as_deref().unwrap_or("no answer")
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{} checked, {} failed, {} still fresh",
+        report.checked.len() - report.failed(),
+        report.failed(),
+        report.fresh
+    );
+    out
+}
+
+/// The credit state of one load's customer with its subsidiary's provider (`loads show`).
+pub struct LoadCredit {
+    /// `None` when the load's provider offers no checks (or the customer is invoiced directly).
+    provider: Option<&'static Provider>,
+    latest: Option<CreditCheckRecord>,
+    max_age: std::time::Duration,
+}
+
+impl LoadCredit {
+    pub async fn gather(store: &Store, settings: &Settings, load: &LoadRecord) -> Result<LoadCredit, StoreError> {
+        let provider = settings
+            .subsidiary(&load.fields.subsidiary)
+            .filter(|s| s.method_for(&load.fields.customer_id) == InvoicingMethod::Factoring)
+            .and_then(|s| s.factoring.as_ref())
+            .map(|f| f.provider)
+            .filter(|p| p.credit_checks);
+        let latest = match provider {
+            Some(provider) => store.latest_credit_check(&load.fields.customer_id, provider.id).await?,
+            None => None,
+        };
+        Ok(LoadCredit { provider, latest, max_age: settings.credit.max_age })
+    }
+
+    /// `null` when no checks apply; else the latest check (`result` null when none yet).
+    pub fn json(&self) -> Value {
+        match (self.provider, &self.latest) {
+            (None, _) => Value::Null,
+            (Some(_), Some(check)) => credit_json(check, self.max_age),
+            (Some(provider), None) => json!({
+                "provider": provider.id, "result": null, "text": null, "checked_at": null, "stale": true,
+            }),
+        }
+    }
+
+    pub fn text(&self) -> String {
+        match (self.provider, &self.latest) {
+            (None, _) => String::new(),
+            (Some(provider), None) => format!("  credit            not checked yet by {}\n", provider.name),
+            (Some(provider), Some(check)) => format!(
+                "  credit            {} by {} ({}), checked {}{}\n",
+                check.result,
+                provider.name,
+                check.factor_text,
+                check_date(check),
+                if is_stale(check, self.max_age, chrono::Utc::now()) { ", older than credit.max_age" } else { "" }
+            ),
+        }
+    }
+}
+
+/// Credit state in `status`: the latest check of each customer with loads in Released or
+/// Queued under a provider with checks.
+struct CreditStatus {
+    max_age: std::time::Duration,
+    schedule: String,
+    customers: Vec<CreditLine>,
+}
+
+struct CreditLine {
+    customer_id: String,
+    customer_name: String,
+    provider: &'static str,
+    latest: Option<CreditCheckRecord>,
+}
+
+impl CreditStatus {
+    async fn gather(store: &Store, settings: &Settings) -> Result<CreditStatus, StoreError> {
+        let mut latest: BTreeMap<(String, String), CreditCheckRecord> = store
+            .latest_credit_checks()
+            .await?
+            .into_iter()
+            .map(|c| ((c.customer_id.clone(), c.provider.clone()), c))
+            .collect();
+        let mut customers = Vec::new();
+        for candidate in store.credit_candidates().await? {
+            let Some(subsidiary) = settings.subsidiary(&candidate.subsidiary) else { continue };
+            if subsidiary.method_for(&candidate.customer.id) == InvoicingMethod::Direct {
+                continue;
+            }
+            let Some(provider) = provider_with_checks(subsidiary) else { continue };
+            if customers
+                .iter()
+                .any(|c: &CreditLine| c.customer_id == candidate.customer.id && c.provider == provider.id)
+            {
+                continue;
+            }
+            customers.push(CreditLine {
+                latest: latest.remove(&(candidate.customer.id.clone(), provider.id.to_string())),
+                customer_id: candidate.customer.id,
+                customer_name: candidate.customer.name,
+                provider: provider.id,
+            });
+        }
+        Ok(CreditStatus {
+            max_age: settings.credit.max_age,
+            schedule: settings.credit.refresh_schedule.expression.clone(),
+            customers,
+        })
+    }
+
+    fn stale(&self, line: &CreditLine) -> bool {
+        line.latest.as_ref().is_none_or(|c| is_stale(c, self.max_age, chrono::Utc::now()))
+    }
+
+    /// `{approved, declined, unknown, unchecked, stale}` counts.
+    fn counts(&self) -> BTreeMap<&'static str, usize> {
+        let mut counts: BTreeMap<&'static str, usize> =
+            ["approved", "declined", "unknown", "unchecked", "stale"].into_iter().map(|k| (k, 0)).collect();
+        for line in &self.customers {
+            let key = line.latest.as_ref().map_or("unchecked", |c| c.result.as_str());
+            *counts.entry(key).or_default() += 1;
+            if line.latest.is_some() && self.stale(line) {
+                *counts.entry("stale").or_default() += 1;
+            }
+        }
+        counts
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "max_age_seconds": self.max_age.as_secs(),
+            "refresh_schedule": self.schedule,
+            "counts": self.counts(),
+            "customers": self.customers.iter().map(|line| json!({
+                "customer_id": line.customer_id,
+                "customer_name": line.customer_name,
+                "provider": line.provider,
+                "result": line.latest.as_ref().map(|c| c.result.as_str()),
+                "text": line.latest.as_ref().map(|c| c.factor_text.clone()),
+                "checked_at": line.latest.as_ref().map(|c| c.checked_at.to_rfc3339()),
+                "stale": self.stale(line),
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    /// A summary line, then every customer that is not approved on a fresh check.
+    fn text(&self) -> String {
+        let mut out = String::new();
+        if self.customers.is_empty() {
+            return out;
+        }
+        let counts = self.counts();
+        let _ = writeln!(
+            out,
+            "\ncredit checks: {} approved, {} declined, {} unknown, {} not checked, {} older than max age",
+            counts["approved"], counts["declined"], counts["unknown"], counts["unchecked"], counts["stale"]
+        );
+        for line in &self.customers {
+            let approved = line.latest.as_ref().is_some_and(|c| c.result == CreditResult::Approved);
+            if approved && !self.stale(line) {
+                continue;
+            }
+            let state = match &line.latest {
+                Some(check) => format!("{} ({}), checked {}", check.result, check.factor_text, check_date(check)),
+                None => "not checked yet".to_string(),
+            };
+            let _ = writeln!(out, "  {} {} [{}]: {state}", line.customer_id, line.customer_name, line.provider);
+        }
+        out
+    }
 }

@@ -62,6 +62,8 @@ pub struct RawHttp {
 pub struct RawCredit {
     pub max_age: Option<String>,
     pub refresh_schedule: Option<String>,
+    pub request_interval: Option<String>,
+    pub retry_cap: Option<String>,
 }
 
 /// Inbox pickup timing (RELIABILITY rule 6). Not in DESIGN §10's example; defaults suit ops.

@@ -142,8 +142,14 @@ pub struct HttpSettings {
 
 #[derive(Clone, Debug)]
 pub struct CreditSettings {
+    /// A check older than this is refreshed before it is relied on.
     pub max_age: Duration,
+    /// When the refresh job runs (in UTC: the setting is not a subsidiary's).
     pub refresh_schedule: Schedule,
+    /// The least time between two checks of one refresh run: the rate limit on the factors.
+    pub request_interval: Duration,
+    /// The longest wait of the refresh job's backoff after failed checks.
+    pub retry_cap: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -459,6 +465,13 @@ impl Settings {
 
         // [credit]
         let max_age = duration(&main.credit.max_age, "credit.max_age", Duration::from_secs(86_400), Duration::ZERO);
+        let request_interval = duration(
+            &main.credit.request_interval,
+            "credit.request_interval",
+            Duration::from_millis(500),
+            Duration::ZERO,
+        );
+        let retry_cap = duration(&main.credit.retry_cap, "credit.retry_cap", Duration::from_secs(600), Duration::ZERO);
 
         // [intake]
         let intake = IntakeSettings {
@@ -535,7 +548,7 @@ impl Settings {
             paths,
             log: LogSettings { format, level },
             http,
-            credit: CreditSettings { max_age, refresh_schedule: refresh_schedule? },
+            credit: CreditSettings { max_age, refresh_schedule: refresh_schedule?, request_interval, retry_cap },
             intake,
             invoicing,
             submission,

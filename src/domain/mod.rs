@@ -1,10 +1,12 @@
 //! Types that parse, so the rest of factord can trust them: money in cents, the load status
-//! graph and its exceptions, and the load import rule.
+//! graph and its exceptions, the load import rule, and credit check results.
 
+mod credit;
 mod load;
 mod money;
 mod status;
 
+pub use credit::CreditResult;
 pub use load::{Customer, FieldChange, ImportDecision, LoadFields, LoadInput, StoredLoad, decide_import};
 pub use money::{Money, MoneyError};
 pub use status::{ExceptionKind, LoadStatus, UnknownStatus};

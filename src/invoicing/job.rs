@@ -27,7 +27,7 @@ use super::content::InvoiceContent;
 use super::packet::{DocumentProblem, check_document, merge_packet};
 use super::render::render_invoice;
 use crate::config::{InvoicingMethod, Settings, Subsidiary};
-use crate::credit::{CreditCheck, check_before_queueing};
+use crate::credit::{CreditCheck, PassChecks, check_before_queueing};
 use crate::domain::LoadStatus;
 use crate::files::{sync_dir, write_synced};
 use crate::store::{ClaimError, Completion, LoadRecord, Store, StoreError};
@@ -103,6 +103,7 @@ pub async fn run_once(
     let mut report = PassReport::default();
     let lease = settings.invoicing.lease;
     let mut renewed = Instant::now();
+    let mut credit_checks = PassChecks::new(settings);
     for chunk in loads.chunks(workers * 4) {
         if shutdown.is_cancelled() {
             for load in chunk {
@@ -123,7 +124,14 @@ pub async fn run_once(
         for (load, plan) in chunk.iter().zip(plans) {
             match plan {
                 Ok(plan) => {
-                    if let Some(number) = number_invoice(store, load, &token, &plan).await? {
+                    // A credit check of the previous load may have waited on a slow factor.
+                    if renewed.elapsed() > lease / 3 {
+                        store.renew_claims(&token, lease).await?;
+                        renewed = Instant::now();
+                    }
+                    if let Some(number) =
+                        number_invoice(store, settings, load, &token, &plan, &mut credit_checks).await?
+                    {
                         numbered.push((load, plan, number));
                     }
                 }
@@ -153,16 +161,23 @@ pub async fn run_once(
     Ok(report)
 }
 
-/// Asks the credit module, then takes the load's invoice number. `None` if the claim was lost.
-async fn number_invoice(
+/// Runs a credit check if one is due (whatever it answers, or if it fails, the load is
+/// invoiced: the submission pre-flight acts on the result), then takes the load's invoice
+/// number. `None` if the claim was lost.
+async fn number_invoice<'s>(
     store: &Store,
+    settings: &'s Settings,
     load: &LoadRecord,
     token: &str,
-    plan: &Plan<'_>,
+    plan: &Plan<'s>,
+    credit_checks: &mut PassChecks<'s>,
 ) -> Result<Option<String>, InvoiceError> {
     if plan.method == InvoicingMethod::Factoring {
-        match check_before_queueing(plan.subsidiary, load).await {
-            CreditCheck::NotNeeded => {}
+        match check_before_queueing(store, settings, plan.subsidiary, load, credit_checks).await {
+            CreditCheck::NotNeeded | CreditCheck::Failed(_) => {}
+            CreditCheck::Checked(result) => {
+                tracing::info!(load = %load.load_number, %result, "customer's credit checked before queueing")
+            }
         }
     }
     match store.assign_invoice_number(load, token, &plan.subsidiary.invoice_prefix).await {

@@ -193,6 +193,10 @@ mod submission;
 
 pub use submission::{BatchDraft, BatchSummary, CreatedBatch, DraftItem, PendingBatch};
 
+mod credit;
+
+pub use credit::{CreditCandidate, CreditCheckRecord, NewCreditCheck};
+
 impl Store {
     /// Opens the database named by the settings. SQLite files (and their folder) are created
     /// on first use, with WAL, a busy timeout and foreign keys on.

@@ -492,6 +492,11 @@ pub mod api {
         pub stall: Option<(String, OtrStall)>,
         pub unknown_mc: Option<String>,
         pub unapproved_mc: Option<String>,
+        /// `GET broker-check` answers by query, `mc:<number>` or `dot:<number>`; a number not
+        /// listed is unknown to OTR (404).
+        pub brokers: HashMap<String, BrokerAnswer>,
+        /// Every broker-check query answered or not, as `mc:<number>` / `dot:<number>`.
+        pub broker_checks: Vec<String>,
 
         pub logins: u32,
         pub valid_tokens: Vec<String>,
@@ -503,6 +508,25 @@ pub mod api {
         pub by_key: HashMap<String, String>,
         /// How many times a stall happened: the sign that a client is stuck inside a request.
         pub stalled: u32,
+    }
+
+    /// What the fake OTR answers to one broker check.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub enum BrokerAnswer {
+        /// 200 with this broker status (`APPROVED`, `CALL OFFICE`, `NOT APPROVED`).
+        Status(String),
+        /// 204, no body: unknown broker.
+        NoContent,
+        /// 503, every time.
+        Unavailable,
+        /// Never answers.
+        Hang,
+    }
+
+    impl BrokerAnswer {
+        pub fn status(status: &str) -> BrokerAnswer {
+            BrokerAnswer::Status(status.to_string())
+        }
     }
 
     /// Where [`Otr::stall`] stops a `POST invoices`.
@@ -542,7 +566,43 @@ pub mod api {
             .route("/invoices", post(otr_create).get(otr_search))
             .route("/invoices/{id}", get(otr_get))
             .route("/invoices/{id}/documents", post(otr_document))
+            .route("/broker-check", get(otr_broker_check))
             .with_state(state)
+    }
+
+    async fn otr_broker_check(
+        State(state): State<Shared<Otr>>,
+        headers: HeaderMap,
+        Query(query): Query<HashMap<String, String>>,
+    ) -> Response {
+        let answer = {
+            let mut otr = lock(&state);
+            otr.saw(&headers);
+            if !otr.authorized(&headers) {
+                return StatusCode::UNAUTHORIZED.into_response();
+            }
+            let key = match (query.get("mcNumber"), query.get("dotNumber")) {
+                (Some(mc), _) => format!("mc:{mc}"),
+                (None, Some(dot)) => format!("dot:{dot}"),
+                (None, None) => {
+                    return json_response(StatusCode::BAD_REQUEST, json!({"message": "mcNumber or dotNumber"}));
+                }
+            };
+            otr.broker_checks.push(key.clone());
+            otr.brokers.get(&key).cloned()
+        };
+        match answer {
+            None => json_response(StatusCode::NOT_FOUND, json!({"message": "Broker not found"})),
+            Some(BrokerAnswer::Status(status)) => json_response(StatusCode::OK, json!({"status": status})),
+            Some(BrokerAnswer::NoContent) => StatusCode::NO_CONTENT.into_response(),
+            Some(BrokerAnswer::Unavailable) => {
+                json_response(StatusCode::SERVICE_UNAVAILABLE, json!({"message": "broker check under maintenance"}))
+            }
+            Some(BrokerAnswer::Hang) => {
+                std::future::pending::<()>().await;
+                StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            }
+        }
     }
 
     async fn otr_login(State(state): State<Shared<Otr>>, headers: HeaderMap, body: String) -> Response {

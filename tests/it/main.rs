@@ -12,6 +12,7 @@ mod seed;
 mod api;
 mod cli;
 mod config;
+mod credit;
 mod daemon;
 mod examples;
 mod fakes;

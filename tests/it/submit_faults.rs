@@ -20,13 +20,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use factord::config::{Environment, Settings};
-use factord::domain::{ExceptionKind, LoadStatus, Money};
+use factord::domain::{CreditResult, ExceptionKind, LoadStatus, Money};
 use factord::intake::import_load_file;
 use factord::invoicing;
 use factord::providers::api::ApiTransport;
 use factord::providers::batch::{Batch, BatchInvoice, BatchSeller, ProviderError};
 use factord::providers::find_provider;
-use factord::store::{BatchSummary, LoadDetail, Store};
+use factord::store::{BatchSummary, LoadDetail, NewCreditCheck, Store};
 use factord::submit::run_once;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -252,7 +252,9 @@ both_backends!(an_otr_batch_goes_through_the_submit_job_and_each_invoice_is_crea
     assert!(otr.invoices.iter().all(|i| i.documents == [1, 3]), "each packet uploaded once per document type");
     assert_eq!(otr.invoice_posts, 3);
     assert_eq!(otr.by_key.get("acme-east-1:AE-2").map(String::as_str), Some("otr-2"), "keyed by batch and invoice");
-    assert_eq!((otr.logins, otr.without_subscription_key), (1, 0));
+    // One login for the credit check at invoice time (OTR offers checks), one for the batch.
+    assert_eq!((otr.logins, otr.without_subscription_key), (2, 0));
+    assert_eq!(otr.broker_checks, ["mc:123456"], "the customer checked once, before queueing");
 });
 
 // ---- Faults that leave the loads Queued, then recover -----------------------------------------
@@ -733,6 +735,18 @@ async fn a_hung_api_leaves_the_loads_queued_with_the_reason_and_they_go_once_it_
     };
     let (_, hung) = provider_config(&env, "config-hung", &api(&format!("http://{address}{}", fake_api::PREFIX)));
     queue_loads(&env, &hung, 2).await;
+    // OTR offers credit checks, and its hung broker check stopped nothing at invoice time; this
+    // test is about the batch, so the customer's check is made here, as if OTR had answered it.
+    let check = NewCreditCheck {
+        customer_id: "BRK-1",
+        provider: "otr",
+        subsidiary: "acme-east",
+        result: CreditResult::Approved,
+        factor_text: "APPROVED",
+        checked_at: chrono::Utc::now(),
+        cause: "test",
+    };
+    env.store.record_credit_check(&check, &[]).await.expect("credit check");
 
     let started = Instant::now();
     let report = run_once(&env.store, &hung, None, false, "command").await.expect("submit");

@@ -13,6 +13,10 @@
 //! - [`saint_johns`], [`tafs`], [`trufunding`]: no public API; factord's own mapping of one
 //!   request per invoice, shared flow in [`per_invoice`].
 //!
+//! Credit checks ([`ApiTransport::check_credit`]) go through the same client, retries and
+//! scrubbing, for the providers the catalogue lists with `credit_checks`: OTR (`broker-check`,
+//! from its public docs) and Saint Johns (factord's own mapping, in its file).
+//!
 //! Reconciliation (rule 5): after a crash left a batch `sending`, [`ApiTransport::reconcile`]
 //! asks the factor what it holds (OTR, Apex) and resends only what it does not hold, with the
 //! same idempotency keys; where the factor cannot be asked, it resends with the same keys and
@@ -40,6 +44,7 @@ use tracing::Instrument;
 use super::batch::{Batch, BatchInvoice, BatchReceipt, InvoiceOutcome, ProviderError};
 use super::{ApiCredential, Provider, Transport};
 use crate::config::ApiSettings;
+use crate::domain::{CreditResult, Customer};
 use http::{Failure, FailureKind, Reply};
 
 /// Per-request timeout (connect, send, and read of one attempt) unless [`ApiTransport::with_timeout`].
@@ -78,6 +83,14 @@ enum Mapping {
     Otr,
     Apex,
     PerInvoice(&'static per_invoice::Mapping),
+}
+
+/// A factor's answer to a credit check: its decision and its own words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreditAnswer {
+    pub result: CreditResult,
+    /// The factor's text (`APPROVED`, `CALL OFFICE`, `NOT APPROVED: ...`), scrubbed.
+    pub text: String,
 }
 
 struct Token {
@@ -225,6 +238,33 @@ impl<'a> ApiTransport<'a> {
         }?;
         log_receipt(&receipt);
         Ok(Some(receipt))
+    }
+
+    /// Asks the factor about a customer's credit (the debtor).
+    ///
+    /// - OTR: `GET broker-check` by MC, then by DOT; a broker unknown by both is `Unknown`.
+    /// - Saint Johns: factord's own mapping (see its file).
+    ///
+    /// Errors: [`ProviderError::Transient`] when the factor did not answer (down, 5xx, timeout,
+    /// after the retries); [`ProviderError::Auth`] when the credentials are refused;
+    /// [`ProviderError::Rejected`] for a provider without credit checks, a customer without the
+    /// numbers the factor checks by, or a request the factor refuses.
+    #[tracing::instrument(skip_all, fields(provider = self.provider.id, customer = %customer.id))]
+    pub async fn check_credit(&self, customer: &Customer) -> Result<CreditAnswer, ProviderError> {
+        let answer = match (self.mapping, self.provider.id) {
+            (Mapping::Otr, _) => otr::check_broker(self, customer).await,
+            (Mapping::PerInvoice(_), "saint_johns") => saint_johns::check_credit(self, customer).await,
+            _ => return Err(ProviderError::Rejected(format!("{} offers no credit checks", self.provider.name))),
+        };
+        match answer {
+            Ok(answer) => {
+                let answer = CreditAnswer { text: self.scrub(&answer.text), ..answer };
+                tracing::info!(result = %answer.result, text = %answer.text, "credit checked");
+                Ok(answer)
+            }
+            Err(Halt::Failed(failure)) => Err(ProviderError::Transient(failure.reason)),
+            Err(Halt::Batch(error)) => Err(error),
+        }
     }
 
     /// `base_url` plus path segments (each percent-encoded as needed).

@@ -1,11 +1,14 @@
 //! OTR Solutions, following its public Carrier TMS API as DESIGN §4 summarises it: token login
 //! with username and password, the APIM subscription key on every request, one `POST invoices`
-//! per invoice, the packet uploaded as documents, `GET invoices` to look an invoice up.
+//! per invoice, the packet uploaded as documents, `GET invoices` to look an invoice up, and
+//! `GET broker-check` for a broker's credit (by MC number, then by DOT number).
 //!
 //! OTR's answers to `POST invoices`: 200/201 created (with its id); **409** it already holds
 //! that invoice number (the body may carry the existing id), which makes every resend safe;
 //! **204 with an empty body** the broker MC is unknown to OTR and nothing was created; **402**
-//! the broker is not approved. The field names below are factord's reading of the docs: check
+//! the broker is not approved. To `GET broker-check`: 200 with the broker's status (`APPROVED`,
+//! `CALL OFFICE`, `NOT APPROVED`, ...), **404 or 204** the broker is unknown by that number. The
+//! field names below are factord's reading of the docs: check
 //! them against OTR's reference when onboarding, and change only the mapping section.
 
 use reqwest::multipart::{Form, Part};
@@ -14,7 +17,8 @@ use serde::Serialize;
 use std::time::{Duration, Instant};
 
 use super::http::{self, Failure, FailureKind, Reply};
-use super::{ApiTransport, Halt, IDEMPOTENCY_KEY, Token, read_packet};
+use super::{ApiTransport, CreditAnswer, Halt, IDEMPOTENCY_KEY, Token, read_packet};
+use crate::domain::{CreditResult, Customer};
 use crate::providers::batch::{Batch, BatchInvoice, BatchReceipt, InvoiceOutcome, ProviderError};
 
 // ---- The mapping ------------------------------------------------------------------------------
@@ -24,6 +28,9 @@ const INVOICES: &str = "invoices";
 const DOCUMENTS: &str = "documents";
 const SUBSCRIPTION_KEY_HEADER: &str = "Ocp-Apim-Subscription-Key";
 const INVOICE_NUMBER_QUERY: &str = "invoiceNumber";
+const BROKER_CHECK: &str = "broker-check";
+/// The broker-check queries, in the order they are tried.
+const BROKER_QUERIES: [(&str, &str); 2] = [("mcNumber", "MC"), ("dotNumber", "DOT")];
 
 /// OTR's document types: 1 = proof of delivery, 3 = rate confirmation.
 const DOCUMENT_POD: u64 = 1;
@@ -129,6 +136,37 @@ fn search_hit<'j>(json: &'j serde_json::Value, invoice_number: &str) -> Option<&
 
 fn record_number(record: &serde_json::Value) -> Option<&str> {
     record.get("invoiceNumber")?.as_str()
+}
+
+/// OTR's decision about a broker from a `broker-check` answer, with OTR's own words: the
+/// status (`APPROVED`, `CALL OFFICE`, `NOT APPROVED`), then its message when it adds one.
+/// Anything that is neither an approval nor a refusal is `Unknown`. `None` when the answer
+/// carries no status at all.
+fn broker_decision(json: &serde_json::Value) -> Option<CreditAnswer> {
+    let record = match json {
+        serde_json::Value::Array(items) => items.first()?,
+        other => other,
+    };
+    let status = ["status", "creditStatus", "brokerStatus", "result", "decision"]
+        .iter()
+        .find_map(|k| record.get(*k)?.as_str())
+        .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|s| !s.is_empty())?;
+    let message = ["message", "note", "comments"]
+        .iter()
+        .find_map(|k| http::server_message(record.get(*k)?.as_str()?.as_bytes()))
+        .filter(|m| !m.eq_ignore_ascii_case(&status));
+    let normalized = status.to_ascii_uppercase().replace(['_', '-'], " ");
+    let result = match normalized.as_str() {
+        "APPROVED" | "APPROVE" | "YES" => CreditResult::Approved,
+        "NOT APPROVED" | "DECLINED" | "DENIED" | "NO BUY" | "NO" => CreditResult::Declined,
+        _ => CreditResult::Unknown,
+    };
+    let text = match message {
+        Some(message) => format!("{status}: {message}"),
+        None => status,
+    };
+    Some(CreditAnswer { result, text })
 }
 
 // ---- End of the mapping -----------------------------------------------------------------------
@@ -351,6 +389,51 @@ async fn fetch_invoice(transport: &ApiTransport<'_>, id: &str) -> Result<Option<
     Ok(if reply.status.is_success() { reply.json() } else { None })
 }
 
+/// `GET broker-check` by the customer's MC number, then by its DOT number when OTR does not
+/// know the MC (or there is none). A broker OTR knows by neither is `Unknown`.
+pub(super) async fn check_broker(transport: &ApiTransport<'_>, customer: &Customer) -> Result<CreditAnswer, Halt> {
+    let url = transport.url(&[BROKER_CHECK]);
+    let mut tried = Vec::new();
+    for ((query, label), number) in BROKER_QUERIES.into_iter().zip([&customer.mc, &customer.dot]) {
+        let Some(number) = number.as_deref().map(str::trim).filter(|n| !n.is_empty()) else { continue };
+        let reply = authorized(transport, "GET /broker-check", &|token| {
+            transport.client.get(url.clone()).bearer_auth(token).query(&[(query, number)])
+        })
+        .await?;
+        match reply.status.as_u16() {
+            204 | 404 => tried.push(format!("{label} {number}")),
+            200..=299 => {
+                return match reply.json().as_ref().and_then(broker_decision) {
+                    Some(answer) => Ok(answer),
+                    None => Err(Halt::Failed(Failure {
+                        kind: FailureKind::Busy,
+                        reason: format!("GET /broker-check: HTTP {} without a broker status", reply.status),
+                    })),
+                };
+            }
+            400..=499 => {
+                return Err(Halt::Batch(ProviderError::Rejected(format!(
+                    "OTR refused the broker check by {label} {number}: {}",
+                    transport.status_text(&reply)
+                ))));
+            }
+            _ => {
+                return Err(Halt::Failed(Failure {
+                    kind: FailureKind::Busy,
+                    reason: format!("GET /broker-check: unexpected {}", transport.status_text(&reply)),
+                }));
+            }
+        }
+    }
+    if tried.is_empty() {
+        return Err(Halt::Batch(ProviderError::Rejected(format!(
+            "customer {} has no MC or DOT number; OTR checks brokers by them",
+            customer.id
+        ))));
+    }
+    Ok(CreditAnswer { result: CreditResult::Unknown, text: format!("broker unknown to OTR ({})", tried.join(", ")) })
+}
+
 /// One request with the bearer token and the subscription key. A 401 drops the token and
 /// retries once with a fresh one; a second 401, or a 403, is the batch's `Auth` error.
 async fn authorized(
@@ -444,6 +527,18 @@ mod tests {
         }
         assert!(search_hit(&json!([]), "AE-1").is_none());
         assert!(search_hit(&json!({"items": [record]}), "AE-2").is_none());
+    }
+
+    #[test]
+    fn broker_statuses_map_to_results_with_otrs_words() {
+        let decide = |json: serde_json::Value| broker_decision(&json).map(|a| (a.result, a.text));
+        assert_eq!(decide(json!({"status": "APPROVED"})), Some((CreditResult::Approved, "APPROVED".into())));
+        assert_eq!(decide(json!({"status": "CALL OFFICE"})), Some((CreditResult::Unknown, "CALL OFFICE".into())));
+        assert_eq!(
+            decide(json!([{"creditStatus": "NOT APPROVED", "message": "slow payer"}])),
+            Some((CreditResult::Declined, "NOT APPROVED: slow payer".into()))
+        );
+        assert_eq!(decide(json!({"message": "nothing"})), None);
     }
 
     #[test]

@@ -1,0 +1,27 @@
+-- Broker credit checks: one row per answer a factor gave about a customer, kept forever (the
+-- latest per customer and provider is the one that counts). Kept in lockstep with
+-- migrations/postgres/0005_credit.sql.
+
+CREATE TABLE credit_checks (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    customer_id  TEXT NOT NULL REFERENCES customers (id),
+    provider     TEXT NOT NULL,
+    -- Whose credentials asked: the subsidiary does not change what the factor says.
+    subsidiary   TEXT NOT NULL,
+    result       TEXT NOT NULL CHECK (result IN ('approved', 'declined', 'unknown')),
+    -- The factor's own words ("APPROVED", "CALL OFFICE", "NOT APPROVED: ...").
+    factor_text  TEXT NOT NULL,
+    checked_at   TEXT NOT NULL,
+    -- What asked: `invoice <load>`, `refresh`, `submit`, `command`.
+    cause        TEXT NOT NULL
+);
+CREATE INDEX credit_checks_latest ON credit_checks (customer_id, provider, id);
+
+CREATE TRIGGER credit_checks_no_update BEFORE UPDATE ON credit_checks
+BEGIN
+    SELECT RAISE(ABORT, 'credit_checks is append-only');
+END;
+CREATE TRIGGER credit_checks_no_delete BEFORE DELETE ON credit_checks
+BEGIN
+    SELECT RAISE(ABORT, 'credit_checks is append-only');
+END;
