@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::Backoff;
 use crate::config::Settings;
 use crate::intake::{InboxOutcome, LoadsInbox};
+use crate::reload::ReloadState;
 use crate::reports::{ReportOutcome, ReportsInbox};
 use crate::store::Store;
 
@@ -90,12 +91,36 @@ fn skipping_interval(period: Duration) -> tokio::time::Interval {
     interval
 }
 
+/// The lease role of the daemon that runs the schedules.
+pub const SCHEDULER_ROLE: &str = "scheduler";
+
+/// How reloads reach the daemon: `signal` is rung on SIGHUP; the config files are watched too.
+/// The outcome of each reload is kept in `state`.
+#[derive(Clone, Debug, Default)]
+pub struct Reloads {
+    pub signal: Arc<Notify>,
+    pub state: ReloadState,
+}
+
 /// Runs the daemon's components until `shutdown` is cancelled, then stops them within the
-/// grace period.
+/// grace period. Reloads only from the config files (no signal).
 pub async fn run_until_stopped(
     settings: Arc<Settings>,
     store: Store,
     shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    run_with_reloads(settings, store, shutdown, Reloads::default()).await
+}
+
+/// Runs the daemon: reconciles batches left `sending`, starts the components on `settings`,
+/// and on each reload (SIGHUP via `reloads.signal`, or a change under the config folder)
+/// validates the new configuration and, if valid, starts a new generation of components on
+/// it while the old one finishes the work in hand under the configuration it started with.
+pub async fn run_with_reloads(
+    settings: Arc<Settings>,
+    store: Store,
+    shutdown: CancellationToken,
+    reloads: Reloads,
 ) -> anyhow::Result<()> {
     // Batches a crash left `sending` are settled before anything else runs (RELIABILITY rule 5).
     match crate::submit::reconcile_in_flight(&store, &settings).await {
@@ -105,62 +130,312 @@ pub async fn run_until_stopped(
         Ok(_) => {}
         Err(error) => tracing::error!(%error, "reconciliation failed; it is tried again at the next fire"),
     }
-    let mut tasks = tokio::task::JoinSet::new();
-    // Rung by the loads inbox after an import, so new loads are invoiced without waiting.
-    let loads_arrived = Arc::new(Notify::new());
-    tasks.spawn(watch_loads_inbox(settings.clone(), store.clone(), loads_arrived.clone(), shutdown.clone()));
-    tasks.spawn(invoice_periodically(settings.clone(), store.clone(), loads_arrived, shutdown.clone()));
-    tasks.spawn(watch_report_inboxes(settings.clone(), store.clone(), shutdown.clone()));
-    for subsidiary in &settings.subsidiaries {
-        let scheduled = subsidiary.factoring.as_ref().is_some_and(|f| f.active && f.schedule.is_some());
-        if scheduled {
-            tasks.spawn(fire_schedule(settings.clone(), store.clone(), subsidiary.id.clone(), shutdown.clone()));
-        }
+    let holder = holder_id();
+    let heartbeats = Heartbeats::default();
+    let mut current = settings;
+    let mut generation = Generation::start(current.clone(), &store, &shutdown, &heartbeats, &holder);
+    let mut retired: Vec<Generation> = Vec::new();
+    let mut background = tokio::task::JoinSet::new();
+    if let Some(interval) = sd_notify::watchdog_enabled() {
+        background.spawn(ping_watchdog(interval / 2, heartbeats.clone(), shutdown.clone()));
     }
-
-    if settings.subsidiaries.iter().any(|s| crate::credit::provider_with_checks(s).is_some()) {
-        tasks.spawn(refresh_credit(settings.clone(), store.clone(), shutdown.clone()));
-    }
+    let status_now = Arc::new(Notify::new());
+    background.spawn(report_status(store.clone(), status_now.clone(), shutdown.clone()));
+    let (config_tx, mut config_rx) = mpsc::channel::<()>(1);
+    let _config_watcher = start_config_watcher(&current.config_path, config_tx);
 
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-    if let Some(interval) = sd_notify::watchdog_enabled() {
-        tasks.spawn(ping_watchdog(interval / 2, shutdown.clone()));
-    }
     tracing::info!(
         database = store.backend(),
-        subsidiaries = settings.subsidiaries.len(),
-        inbox = %settings.paths.loads_inbox().display(),
+        subsidiaries = current.subsidiaries.len(),
+        inbox = %current.paths.loads_inbox().display(),
+        daemon = %holder,
         "factord running"
     );
 
-    shutdown.cancelled().await;
+    loop {
+        let why = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = reloads.signal.notified() => "SIGHUP",
+            Some(()) = config_rx.recv() => {
+                // Editors write a file in several steps: let them finish, then read once.
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(CONFIG_SETTLE) => {}
+                }
+                while config_rx.try_recv().is_ok() {}
+                "a change under the config folder"
+            }
+        };
+        let now = sd_notify::NotifyState::monotonic_usec_now().ok();
+        let mut reloading = vec![sd_notify::NotifyState::Reloading];
+        reloading.extend(now);
+        let _ = sd_notify::notify(&reloading);
+        match crate::reload::load(&current.config_path) {
+            Ok(new) => {
+                let new = Arc::new(new);
+                let changes = crate::reload::changes(&current, &new);
+                for kept in crate::reload::needs_restart(&current, &new) {
+                    tracing::warn!(section = %kept, "changed in the configuration, but applies only at the next restart");
+                }
+                if changes.is_empty() {
+                    tracing::info!(trigger = why, "configuration reloaded: no changes");
+                } else {
+                    tracing::info!(trigger = why, changes = %changes.join("; "), "configuration reloaded");
+                }
+                // The old generation finishes what it has in hand on the old configuration.
+                generation.retire();
+                retired.push(generation);
+                generation = Generation::start(new.clone(), &store, &shutdown, &heartbeats, &holder);
+                current = new;
+                reloads.state.succeeded();
+            }
+            Err(error) => {
+                for issue in &error.issues {
+                    tracing::error!(source = %issue.source, key = %issue.key, problem = %issue.message, "configuration error");
+                }
+                tracing::error!(
+                    trigger = why,
+                    errors = error.issues.len(),
+                    "configuration refused; still running on the previous configuration"
+                );
+                reloads.state.refused(error.issues.iter().map(ToString::to_string).collect());
+            }
+        }
+        retired.retain_mut(|g| !g.finished());
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+        status_now.notify_one();
+    }
+
     tracing::info!("shutting down");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     let drained = tokio::time::timeout(GRACE_PERIOD, async {
-        while let Some(result) = tasks.join_next().await {
-            if let Err(error) = result {
-                tracing::error!(%error, "a component ended abnormally");
-            }
+        for generation in retired.iter_mut().chain(std::iter::once(&mut generation)) {
+            generation.join().await;
         }
+        while background.join_next().await.is_some() {}
     })
     .await;
     if drained.is_err() {
         tracing::warn!(grace = ?GRACE_PERIOD, "components did not stop within the grace period; aborting them");
-        tasks.abort_all();
+        for generation in retired.iter_mut().chain(std::iter::once(&mut generation)) {
+            generation.tasks.abort_all();
+        }
+        background.abort_all();
+    }
+    if let Err(error) = store.release_lease(SCHEDULER_ROLE, &holder).await {
+        tracing::warn!(%error, "cannot release the scheduler lease; another daemon takes it when it runs out");
     }
     store.close().await;
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn ping_watchdog(every: Duration, shutdown: CancellationToken) {
+/// How long a change under the config folder is left to settle before it is read.
+const CONFIG_SETTLE: Duration = Duration::from_millis(500);
+
+/// This daemon's name in leases and logs: host, pid and start time.
+fn holder_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host = host.trim();
+    format!(
+        "{}:{}:{}",
+        if host.is_empty() { "localhost" } else { host },
+        std::process::id(),
+        chrono::Utc::now().timestamp_millis()
+    )
+}
+
+/// The components running on one configuration. A reload retires a generation (its token is
+/// cancelled: each component stops after the work in hand) and starts the next.
+struct Generation {
+    token: CancellationToken,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl Generation {
+    fn start(
+        settings: Arc<Settings>,
+        store: &Store,
+        shutdown: &CancellationToken,
+        heartbeats: &Heartbeats,
+        holder: &str,
+    ) -> Generation {
+        let token = shutdown.child_token();
+        let mut tasks = tokio::task::JoinSet::new();
+        // Rung by the loads inbox after an import, so new loads are invoiced without waiting.
+        let loads_arrived = Arc::new(Notify::new());
+        tasks.spawn(watch_loads_inbox(
+            settings.clone(),
+            store.clone(),
+            loads_arrived.clone(),
+            heartbeats.clone(),
+            token.clone(),
+        ));
+        tasks.spawn(invoice_periodically(
+            settings.clone(),
+            store.clone(),
+            loads_arrived,
+            heartbeats.clone(),
+            token.clone(),
+        ));
+        tasks.spawn(watch_report_inboxes(settings.clone(), store.clone(), heartbeats.clone(), token.clone()));
+        tasks.spawn(lead_scheduler(settings, store.clone(), holder.to_string(), token.clone()));
+        Generation { token, tasks }
+    }
+
+    fn retire(&self) {
+        self.token.cancel();
+    }
+
+    /// Whether every component of a retired generation has stopped (reaps them).
+    fn finished(&mut self) -> bool {
+        while let Some(result) = self.tasks.try_join_next() {
+            if let Err(error) = result {
+                tracing::error!(%error, "a component ended abnormally");
+            }
+        }
+        self.tasks.is_empty()
+    }
+
+    async fn join(&mut self) {
+        while let Some(result) = self.tasks.join_next().await {
+            if let Err(error) = result {
+                tracing::error!(%error, "a component ended abnormally");
+            }
+        }
+    }
+}
+
+/// The scheduler: with several daemons on one PostgreSQL, only the holder of the scheduler
+/// lease runs the submission schedules and the credit refresh. The lease is renewed every
+/// third of `submission.scheduler_lease`; when its holder dies, another daemon takes it once
+/// it has run out. Losing the lease stops the schedules at once. (Fires stay single through
+/// `schedule_fires` even if two daemons both believe they lead for a moment.)
+async fn lead_scheduler(settings: Arc<Settings>, store: Store, holder: String, token: CancellationToken) {
+    let ttl = settings.submission.scheduler_lease;
+    let mut leading: Option<Generation> = None;
+    let mut warned = false;
+    loop {
+        match store.take_lease(SCHEDULER_ROLE, &holder, ttl).await {
+            Ok(true) => {
+                warned = false;
+                if leading.is_none() {
+                    tracing::info!(daemon = %holder, "this daemon runs the schedules");
+                    leading = Some(start_schedules(&settings, &store, &token));
+                }
+            }
+            Ok(false) => {
+                if let Some(schedules) = leading.take() {
+                    tracing::warn!("another daemon holds the scheduler lease now; schedules stopped here");
+                    schedules.retire();
+                    tokio::spawn(async move {
+                        let mut schedules = schedules;
+                        schedules.join().await;
+                    });
+                } else if !warned {
+                    tracing::info!("another daemon runs the schedules; this one invoices and ingests");
+                }
+                warned = true;
+            }
+            // Without the database the lease cannot be renewed; schedules that run go on (their
+            // fires need the database anyway) and the lease is retried.
+            Err(error) => tracing::error!(%error, "cannot renew the scheduler lease"),
+        }
+        tokio::select! {
+            _ = token.cancelled() => break,
+            _ = tokio::time::sleep(ttl / 3) => {}
+        }
+    }
+    if let Some(mut schedules) = leading {
+        schedules.retire();
+        schedules.join().await;
+    }
+}
+
+/// The submission schedule of every subsidiary with an active provider, and the credit refresh
+/// when an active provider offers credit checks.
+fn start_schedules(settings: &Arc<Settings>, store: &Store, parent: &CancellationToken) -> Generation {
+    let token = parent.child_token();
+    let mut tasks = tokio::task::JoinSet::new();
+    for subsidiary in &settings.subsidiaries {
+        let scheduled = subsidiary.factoring.as_ref().is_some_and(|f| f.active && f.schedule.is_some());
+        if scheduled {
+            tasks.spawn(fire_schedule(settings.clone(), store.clone(), subsidiary.id.clone(), token.clone()));
+        }
+    }
+    if settings.subsidiaries.iter().any(|s| crate::credit::provider_with_checks(s).is_some()) {
+        tasks.spawn(refresh_credit(settings.clone(), store.clone(), token.clone()));
+    }
+    Generation { token, tasks }
+}
+
+/// When each looping component last came round, for the watchdog.
+#[derive(Clone, Debug, Default)]
+pub struct Heartbeats(Arc<std::sync::Mutex<std::collections::HashMap<&'static str, Instant>>>);
+
+impl Heartbeats {
+    fn beat(&self, component: &'static str) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(component, Instant::now());
+    }
+
+    /// The components that have not come round for `limit`.
+    fn stuck(&self, limit: Duration) -> Vec<&'static str> {
+        let beats = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        beats.iter().filter(|(_, at)| at.elapsed() > limit).map(|(name, _)| *name).collect()
+    }
+}
+
+/// How long a looping component may go without coming round before the watchdog stops being
+/// fed (a pass over a very large file takes minutes; a deadlock takes forever).
+const STUCK_AFTER: Duration = Duration::from_secs(600);
+
+async fn ping_watchdog(every: Duration, heartbeats: Heartbeats, shutdown: CancellationToken) {
     let mut interval = skipping_interval(every);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = interval.tick() => { let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]); }
+            _ = interval.tick() => {
+                let stuck = heartbeats.stuck(STUCK_AFTER);
+                if stuck.is_empty() {
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                } else {
+                    tracing::error!(components = ?stuck, "components stuck; the watchdog is not fed, systemd restarts the daemon");
+                }
+            }
         }
     }
+}
+
+/// Keeps systemd's STATUS= line current: queued and waiting loads and the last batch.
+async fn report_status(store: Store, now: Arc<Notify>, shutdown: CancellationToken) {
+    let mut interval = skipping_interval(STATUS_EVERY);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+            _ = now.notified() => {}
+        }
+        if let Some(line) = status_line(&store).await {
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&line)]);
+        }
+    }
+}
+
+const STATUS_EVERY: Duration = Duration::from_secs(15);
+
+/// `queued 5, waiting 1, last batch acme-east-3 sent 2026-11-30 16:00 UTC`.
+pub async fn status_line(store: &Store) -> Option<String> {
+    let counts = store.status_counts().await.ok()?;
+    let queued: i64 =
+        counts.iter().map(|c| c.counts.get(&crate::domain::LoadStatus::Queued).copied().unwrap_or(0)).sum();
+    let waiting: i64 = counts.iter().map(|c| c.waiting).sum();
+    let last = store.recent_batches(1).await.ok()?.into_iter().next();
+    let last = last.map_or_else(
+        || "no batch yet".to_string(),
+        |b| format!("last batch {} {} {}", b.id, b.status, b.created_at.format("%Y-%m-%d %H:%M UTC")),
+    );
+    Some(format!("queued {queued}, waiting {waiting}, {last}"))
 }
 
 /// One subsidiary's submission schedule: sleeps until the next fire in the subsidiary's time
@@ -187,37 +462,65 @@ async fn fire_schedule(settings: Arc<Settings>, store: Store, subsidiary_id: Str
     let fire = |next: chrono::DateTime<chrono::Utc>| {
         let (store, settings) = (&store, &settings);
         async move {
-            match store.record_fire(&subsidiary.id, next).await {
-                Ok(true) => {
-                    // Batches whose outcome is still unknown are settled before new ones go.
-                    if let Err(error) = crate::submit::reconcile_in_flight(store, settings).await {
-                        tracing::error!(%error, "reconciliation failed; it is tried again at the next fire");
-                    }
-                    let cause = format!("schedule {}", next.to_rfc3339());
-                    let mut report = crate::submit::SubmitReport::default();
-                    let submitted =
-                        crate::submit::submit_subsidiary(store, settings, subsidiary, false, &cause, &mut report).await;
-                    match submitted {
-                        Ok(()) => tracing::info!(
-                            subsidiary = %subsidiary.id, fire = %next, batches = report.batches.len(),
-                            waiting = report.waiting.len(), "scheduled submission"
-                        ),
-                        Err(error) => {
-                            tracing::error!(subsidiary = %subsidiary.id, %error, "scheduled submission failed")
-                        }
-                    }
-                }
-                Ok(false) => tracing::info!(
-                    subsidiary = %subsidiary.id, fire = %next, "fire already taken (another daemon, or before a restart)"
-                ),
-                Err(error) => {
-                    tracing::error!(subsidiary = %subsidiary.id, %error, "cannot record the fire; it is skipped")
-                }
-            }
+            fire_once(store, settings, subsidiary, next).await;
         }
     };
     crate::schedule::run_fires(schedule, subsidiary.timezone, after, &clock, &shutdown, fire).await;
-    tracing::warn!(subsidiary = %subsidiary.id, "the schedule never fires again");
+    if !shutdown.is_cancelled() {
+        tracing::warn!(subsidiary = %subsidiary.id, "the schedule never fires again");
+    }
+}
+
+/// What one scheduled fire did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fired {
+    /// This daemon recorded the fire and submitted (the batches may have failed).
+    Submitted,
+    /// The fire was already recorded (another daemon, or before a restart): nothing sent.
+    AlreadyTaken,
+    /// The fire could not be recorded (database down): skipped.
+    Skipped,
+}
+
+/// One fire of a subsidiary's schedule at `next`: recorded once per subsidiary and fire time
+/// whichever daemon gets there first (the `schedule_fires` primary key), then batches
+/// left unknown are reconciled and the Queued invoices submitted.
+pub async fn fire_once(
+    store: &Store,
+    settings: &Settings,
+    subsidiary: &crate::config::Subsidiary,
+    next: chrono::DateTime<chrono::Utc>,
+) -> Fired {
+    match store.record_fire(&subsidiary.id, next).await {
+        Ok(true) => {
+            // Batches whose outcome is still unknown are settled before new ones go.
+            if let Err(error) = crate::submit::reconcile_in_flight(store, settings).await {
+                tracing::error!(%error, "reconciliation failed; it is tried again at the next fire");
+            }
+            let cause = format!("schedule {}", next.to_rfc3339());
+            let mut report = crate::submit::SubmitReport::default();
+            let submitted =
+                crate::submit::submit_subsidiary(store, settings, subsidiary, false, &cause, &mut report).await;
+            match submitted {
+                Ok(()) => tracing::info!(
+                    subsidiary = %subsidiary.id, fire = %next, batches = report.batches.len(),
+                    waiting = report.waiting.len(), "scheduled submission"
+                ),
+                Err(error) => tracing::error!(subsidiary = %subsidiary.id, %error, "scheduled submission failed"),
+            }
+            Fired::Submitted
+        }
+        Ok(false) => {
+            tracing::info!(
+                subsidiary = %subsidiary.id, fire = %next, "fire already taken (another daemon, or before a restart)"
+            );
+            Fired::AlreadyTaken
+        }
+        Err(error) => {
+            tracing::error!(subsidiary = %subsidiary.id, %error, "cannot record the fire; it is skipped");
+            Fired::Skipped
+        }
+    }
 }
 
 /// The credit refresh: at each fire of `credit.refresh_schedule` (in UTC), recorded once in the
@@ -247,11 +550,13 @@ async fn invoice_periodically(
     settings: Arc<Settings>,
     store: Store,
     loads_arrived: Arc<Notify>,
+    heartbeats: Heartbeats,
     shutdown: CancellationToken,
 ) {
     let mut interval = skipping_interval(settings.invoicing.interval);
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     loop {
+        heartbeats.beat("invoice job");
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = interval.tick() => {}
@@ -284,6 +589,7 @@ async fn watch_loads_inbox(
     settings: Arc<Settings>,
     store: Store,
     loads_arrived: Arc<Notify>,
+    heartbeats: Heartbeats,
     shutdown: CancellationToken,
 ) {
     let mut inbox = LoadsInbox::new(&settings);
@@ -295,6 +601,7 @@ async fn watch_loads_inbox(
     let mut interval = skipping_interval(settings.intake.scan_interval);
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     loop {
+        heartbeats.beat("loads inbox");
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = interval.tick() => {}
@@ -326,7 +633,12 @@ async fn watch_loads_inbox(
 }
 
 /// The report inboxes of every provider: a timer scan, woken early by inotify.
-async fn watch_report_inboxes(settings: Arc<Settings>, store: Store, shutdown: CancellationToken) {
+async fn watch_report_inboxes(
+    settings: Arc<Settings>,
+    store: Store,
+    heartbeats: Heartbeats,
+    shutdown: CancellationToken,
+) {
     let mut inbox = ReportsInbox::new(&settings);
     if let Err(error) = inbox.create() {
         tracing::error!(folder = %settings.paths.inbox.display(), %error, "cannot create the report inboxes");
@@ -336,6 +648,7 @@ async fn watch_report_inboxes(settings: Arc<Settings>, store: Store, shutdown: C
     let mut interval = skipping_interval(settings.intake.scan_interval);
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     loop {
+        heartbeats.beat("report inboxes");
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = interval.tick() => {}
@@ -358,6 +671,34 @@ async fn watch_report_inboxes(settings: Arc<Settings>, store: Store, shutdown: C
             }
         }
     }
+}
+
+/// inotify on the config folders: a change to a `.toml` file there asks for a reload.
+fn start_config_watcher(main_file: &Path, wake: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let handler = move |event: notify::Result<notify::Event>| {
+        let Ok(event) = event else { return };
+        let relevant = matches!(
+            event.kind,
+            notify::EventKind::Create(_) | notify::EventKind::Modify(_) | notify::EventKind::Remove(_)
+        ) && event.paths.iter().any(|p| crate::reload::is_config_file(p));
+        if relevant {
+            let _ = wake.try_send(());
+        }
+    };
+    let mut watcher = match notify::recommended_watcher(handler) {
+        Ok(watcher) => watcher,
+        Err(error) => {
+            tracing::warn!(%error, "no file notifications; the configuration reloads on SIGHUP only");
+            return None;
+        }
+    };
+    for dir in crate::reload::config_dirs(main_file) {
+        if let Err(error) = watcher.watch(&dir, notify::RecursiveMode::NonRecursive) {
+            tracing::warn!(folder = %dir.display(), %error, "cannot watch the config folder; reload with SIGHUP");
+        }
+    }
+    Some(watcher)
 }
 
 /// inotify on the folders, used only to wake the scanner. Failure (e.g. no inotify watches

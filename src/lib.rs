@@ -19,6 +19,7 @@
 //!   (stable-file detection, processing folder, archive and failed folders).
 //! - [`reports`]: the factor's purchase and payment reports (CSV, XLSX) → Financed and
 //!   Completed, from the per-provider inboxes or `factord ingest`.
+//! - [`reload`]: live reload: load, validate and compare the configuration; the outcome.
 //! - [`backoff`]: capped exponential backoff with full jitter, for every retry loop.
 //! - [`daemon`]: `factord run`: components started in order, stopped in reverse on shutdown.
 
@@ -32,6 +33,7 @@ pub mod files;
 pub mod intake;
 pub mod invoicing;
 pub mod providers;
+pub mod reload;
 pub mod reports;
 pub mod schedule;
 pub mod store;

@@ -7,6 +7,7 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 use factord::cli::{Cli, execute};
+use factord::daemon::Reloads;
 
 fn main() -> ExitCode {
     // One TLS provider for every crate (see CRATES.md): installed before anything connects.
@@ -21,8 +22,9 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
-        tokio::spawn(stop_on_signal(shutdown.clone()));
-        match execute(cli, shutdown).await {
+        let reloads = Reloads::default();
+        tokio::spawn(on_signals(shutdown.clone(), reloads.clone()));
+        match execute(cli, shutdown, reloads).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprint!("error: {error}");
@@ -35,10 +37,10 @@ fn main() -> ExitCode {
     })
 }
 
-/// Cancels `shutdown` on SIGTERM (systemd stop) or SIGINT (Ctrl-C). SIGHUP (what
-/// `systemctl reload` sends) must not kill the daemon: live reload is not built yet, so it
-/// only says so.
-async fn stop_on_signal(shutdown: CancellationToken) {
+/// Cancels `shutdown` on SIGTERM (systemd stop) or SIGINT (Ctrl-C); asks `factord run` to
+/// reload its configuration on SIGHUP (what `systemctl reload` sends after `check-config`
+/// passed). Other commands ignore SIGHUP.
+async fn on_signals(shutdown: CancellationToken, reloads: Reloads) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
         (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
@@ -50,9 +52,7 @@ async fn stop_on_signal(shutdown: CancellationToken) {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => {
-                tracing::warn!("SIGHUP: live reload is not supported yet; restart factord to apply configuration changes");
-            }
+            _ = hup.recv() => reloads.signal.notify_one(),
         }
     }
     shutdown.cancel();

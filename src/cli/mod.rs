@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConfigError, Settings, process_environment};
+use crate::daemon::Reloads;
 use crate::domain::LoadStatus;
 use crate::intake::{IntakeError, import_load_file};
 use crate::store::{LoadFilter, Store};
@@ -158,8 +159,9 @@ impl From<crate::store::StoreError> for CommandError {
     }
 }
 
-/// Runs a parsed command line. `shutdown` stops `run`.
-pub async fn execute(cli: Cli, shutdown: CancellationToken) -> Result<(), CommandError> {
+/// Runs a parsed command line. `shutdown` stops `run`; `reloads.signal` makes it reload its
+/// configuration.
+pub async fn execute(cli: Cli, shutdown: CancellationToken, reloads: Reloads) -> Result<(), CommandError> {
     let env = process_environment();
     let settings = match Settings::load(&cli.config, &env) {
         Ok(settings) => settings,
@@ -185,7 +187,7 @@ pub async fn execute(cli: Cli, shutdown: CancellationToken) -> Result<(), Comman
             println!("database migrated ({})", store.backend());
             Ok(())
         }
-        Command::Run => run(settings, shutdown).await,
+        Command::Run => run(settings, shutdown, reloads).await,
         Command::Loads(LoadsCommand::Import { files, json }) => import(&settings, &files, json).await,
         Command::Loads(LoadsCommand::Show { load, json }) => {
             let store = open_store(&settings).await?;
@@ -294,14 +296,14 @@ async fn open_store(settings: &Settings) -> Result<Store, CommandError> {
     Ok(store)
 }
 
-async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), CommandError> {
+async fn run(settings: Settings, shutdown: CancellationToken, reloads: Reloads) -> Result<(), CommandError> {
     // On SQLite one daemon only: the lock is taken before anything else touches the database.
     let _lock = match crate::store::sqlite_file(&settings.database.url) {
         Some(file) => Some(crate::daemon::DaemonLock::acquire(&file).map_err(|e| CommandError::Failed(e.to_string()))?),
         None => None,
     };
     let store = open_store(&settings).await?;
-    crate::daemon::run_until_stopped(Arc::new(settings), store, shutdown)
+    crate::daemon::run_with_reloads(Arc::new(settings), store, shutdown, reloads)
         .await
         .map_err(|e| CommandError::Failed(format!("{e:#}")))
 }

@@ -96,6 +96,7 @@ pub struct RawInvoicing {
 #[serde(default)]
 pub struct RawSubmission {
     pub lease: Option<String>,
+    pub scheduler_lease: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

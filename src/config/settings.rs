@@ -182,6 +182,9 @@ pub struct SubmissionSettings {
     /// How long a batch being sent is held without renewal; the sender renews it while the
     /// transport works. A batch whose sender died is reconciled once this has passed.
     pub lease: Duration,
+    /// With several daemons on one PostgreSQL, one runs the schedules; it renews its lease every
+    /// third of this, and another daemon takes over once it has run out.
+    pub scheduler_lease: Duration,
 }
 
 /// A parsed 6-field cron expression (seconds first), kept with its text.
@@ -505,6 +508,12 @@ impl Settings {
                 &main.submission.lease,
                 "submission.lease",
                 Duration::from_secs(60),
+                Duration::from_secs(1),
+            ),
+            scheduler_lease: duration(
+                &main.submission.scheduler_lease,
+                "submission.scheduler_lease",
+                Duration::from_secs(30),
                 Duration::from_secs(1),
             ),
         };

@@ -21,6 +21,7 @@ mod intake;
 mod invoicing;
 mod leader;
 mod multi;
+mod reload;
 mod reports;
 mod sftp;
 mod store;

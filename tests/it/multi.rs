@@ -114,8 +114,125 @@ async fn two_daemons_on_one_postgres_submit_every_invoice_once() {
     let recent = store.recent_batches(100).await.expect("batches");
     assert_eq!(recent.iter().map(|b| b.accepted).sum::<i64>(), count as i64);
     let logs = ["a", "b"].map(|n| std::fs::read_to_string(root.join(format!("{n}.log"))).unwrap_or_default());
-    assert!(
-        logs.iter().any(|l| l.contains("fire already taken")),
-        "the daemons competed for the same fires (one saw the other's)"
+    assert_eq!(
+        logs.iter().filter(|l| l.contains("this daemon runs the schedules")).count(),
+        1,
+        "one daemon holds the scheduler lease; the other invoices and ingests"
     );
+}
+
+/// Starts `factord run` on `config` with its log in `<name>.log` under `root`.
+fn start_daemon(root: &std::path::Path, config: &std::path::Path, name: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_factord"))
+        .current_dir(root)
+        .arg("--config")
+        .arg(config)
+        .arg("run")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(root.join(format!("{name}.log"))).expect("log"))
+        .spawn()
+        .expect("start factord")
+}
+
+fn log_of(root: &std::path::Path, name: &str) -> String {
+    std::fs::read_to_string(root.join(format!("{name}.log"))).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_moves_to_another_daemon_within_a_minute_when_its_holder_is_killed() {
+    let Some(pg) = PgDatabase::create().await else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    // The shipped default lease (30 s): the takeover time asserted is the one users get.
+    let config = write_config(root, &pg.url, "");
+    let settings = Settings::load(&config, &Environment::new()).expect("settings");
+    let mut first = Daemons(vec![start_daemon(root, &config, "a")]);
+    wait_for(Duration::from_secs(30), "the first daemon to take the schedules", || {
+        let leads = log_of(root, "a").contains("this daemon runs the schedules");
+        async move { leads.then_some(()) }
+    })
+    .await;
+    let second = Daemons(vec![start_daemon(root, &config, "b")]);
+    wait_for(Duration::from_secs(30), "the second daemon to see the first leads", || {
+        let follows = log_of(root, "b").contains("another daemon runs the schedules");
+        async move { follows.then_some(()) }
+    })
+    .await;
+    let store = Store::connect(&settings.database).await.expect("connect");
+    let holder = store.lease_holder("scheduler").await.expect("holder").expect("held");
+    assert!(holder.holder.contains(&format!(":{}:", first.0[0].id())), "{holder:?}");
+
+    // SIGKILL: no chance to release the lease. The second daemon takes over once it runs out.
+    first.0[0].kill().expect("kill -9");
+    first.0[0].wait().expect("reap");
+    let killed = std::time::Instant::now();
+    wait_for(Duration::from_secs(60), "the second daemon to take the schedules", || {
+        let leads = log_of(root, "b").contains("this daemon runs the schedules");
+        async move { leads.then_some(()) }
+    })
+    .await;
+    let took = killed.elapsed();
+    assert!(took < Duration::from_secs(60), "took over after {took:?}");
+    eprintln!("the scheduler moved {took:?} after its holder was killed");
+    let holder = store.lease_holder("scheduler").await.expect("holder").expect("held");
+    assert!(holder.holder.contains(&format!(":{}:", second.0[0].id())), "{holder:?}");
+    drop(second);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_daemons_make_one_batch_per_fire_over_a_hundred_fires() {
+    let Some(env) = crate::harness::TestEnv::new(crate::harness::Backend::Postgres).await else { return };
+    let documents = env.path("documents");
+    std::fs::create_dir_all(&documents).expect("mkdir");
+    std::fs::write(documents.join("rc.pdf"), crate::pdfs::rate_confirmation("F", 1)).expect("rc");
+    std::fs::write(documents.join("pod.pdf"), crate::pdfs::pod_with_jpeg("F", &crate::pdfs::scanned_jpeg(40, 30, 1)))
+        .expect("pod");
+    // Three daemons: three connection pools to the same database, racing for every fire.
+    let mut stores = vec![env.store.clone()];
+    for _ in 0..2 {
+        stores.push(Store::connect(&env.settings.database).await.expect("connect"));
+    }
+    let subsidiary = env.settings.subsidiary("acme-east").expect("acme-east");
+    let start = chrono::Utc::now();
+    let fires = 100;
+    for i in 0..fires {
+        // One Queued load with its packet per fire, written straight into the database.
+        let prefix = format!("F{i:03}-");
+        let seed = crate::seed::Seed {
+            subsidiary: "acme-east",
+            provider: "capital_depot",
+            prefix: &prefix,
+            count: 1,
+            amount_cents: 10_000 + i,
+            status: "Queued",
+        };
+        crate::seed::seed(&env.store, &seed).await;
+        let Store::Postgres(pool) = &env.store else { unreachable!("a PostgreSQL test") };
+        sqlx::query("UPDATE loads SET packet_path = $1 WHERE load_number = $2")
+            .bind(documents.join("rc.pdf").display().to_string())
+            .bind(seed.load_number(1))
+            .execute(pool)
+            .await
+            .expect("packet");
+        let at = start + chrono::Duration::seconds(i);
+        let settings = &env.settings;
+        let outcomes = futures_util::future::join_all(
+            stores.iter().map(|store| factord::daemon::fire_once(store, settings, subsidiary, at)),
+        )
+        .await;
+        let submitted = outcomes.iter().filter(|o| **o == factord::daemon::Fired::Submitted).count();
+        assert_eq!(submitted, 1, "fire {i}: {outcomes:?}");
+    }
+    let batches = env.store.recent_batches(1000).await.expect("batches");
+    assert_eq!(batches.len(), fires as usize, "one batch per fire, not more");
+    assert!(batches.iter().all(|b| b.invoice_count == 1 && b.accepted == 1), "{batches:#?}");
+    let invoiced = env
+        .store
+        .list_loads(&LoadFilter { status: Some(LoadStatus::Invoiced), ..LoadFilter::default() })
+        .await
+        .expect("list");
+    assert_eq!(invoiced.len(), fires as usize);
+    let distinct: std::collections::BTreeSet<_> = invoiced.iter().map(|l| l.load.batch_id.clone()).collect();
+    assert_eq!(distinct.len(), fires as usize, "every load in its own batch, none in two");
 }
