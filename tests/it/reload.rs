@@ -153,3 +153,59 @@ async fn a_changed_config_is_applied_live_and_a_bad_one_is_refused() {
     .await;
     assert!(status.success(), "{status}");
 }
+
+/// Reads every datagram that has arrived on the notify socket.
+fn drain(socket: &std::os::unix::net::UnixDatagram, into: &mut Vec<String>) {
+    let mut buffer = [0u8; 4096];
+    while let Ok(n) = socket.recv(&mut buffer) {
+        into.push(String::from_utf8_lossy(&buffer[..n]).into_owned());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systemd_hears_ready_status_reloading_watchdog_and_stopping() {
+    let env = TestEnv::new(Backend::Sqlite).await.expect("env");
+    let socket_path = env.path("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).expect("bind notify socket");
+    socket.set_nonblocking(true).expect("nonblocking");
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_factord"))
+        .current_dir(env.dir.path())
+        .arg("--config")
+        .arg(&env.config_path)
+        .arg("run")
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "400000")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(env.path("daemon.log")).expect("log"))
+        .spawn()
+        .expect("start factord run");
+    let mut messages = Vec::new();
+    let mut wait_message = async |what: &str, check: &dyn Fn(&str) -> bool| {
+        wait_for(DEADLINE, what, || {
+            drain(&socket, &mut messages);
+            let found = messages.iter().any(|m| check(m));
+            async move { found.then_some(()) }
+        })
+        .await;
+    };
+    wait_message("READY=1", &|m| m.contains("READY=1")).await;
+    wait_message("a STATUS= summary", &|m| m.starts_with("STATUS=queued 0, waiting 0, no batch yet")).await;
+    wait_message("watchdog pings", &|m| m.contains("WATCHDOG=1")).await;
+    signal(&daemon, "-HUP");
+    wait_message("RELOADING=1 with the monotonic time", &|m| {
+        m.contains("RELOADING=1") && m.contains("MONOTONIC_USEC=")
+    })
+    .await;
+    signal(&daemon, "-TERM");
+    wait_message("STOPPING=1", &|m| m.contains("STOPPING=1")).await;
+    let status = wait_for(DEADLINE, "the daemon to stop", || {
+        let status = daemon.try_wait().expect("try_wait");
+        async move { status }
+    })
+    .await;
+    assert!(status.success(), "{status}");
+    // After the reload the daemon said READY again.
+    let reloading = messages.iter().position(|m| m.contains("RELOADING=1")).expect("reloading");
+    assert!(messages[reloading..].iter().any(|m| m.contains("READY=1")), "{messages:#?}");
+}
