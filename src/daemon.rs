@@ -706,7 +706,9 @@ fn start_config_watcher(main_file: &Path, wake: mpsc::Sender<()>) -> Option<noti
 fn start_watcher(dirs: &[PathBuf], wake: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
     use notify::Watcher;
     let handler = move |event: notify::Result<notify::Event>| {
-        if event.is_ok() {
+        // Access events (a directory opened for reading) come from the scanner itself: waking
+        // on them would make it scan in a loop.
+        if event.is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_))) {
             let _ = wake.try_send(());
         }
     };

@@ -242,3 +242,16 @@ pub fn loads_csv(rows: &[&str]) -> String {
     }
     text
 }
+
+/// A child process (a daemon) killed when the test ends, also when it ends early on a failed
+/// assertion, so none is left running.
+pub struct Running(pub std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}

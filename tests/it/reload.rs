@@ -11,7 +11,7 @@ use factord::domain::LoadStatus;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::harness::{Backend, TestEnv, loads_csv, wait_for};
+use crate::harness::{Backend, Running, TestEnv, loads_csv, wait_for};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -69,7 +69,7 @@ async fn a_changed_config_is_applied_live_and_a_bad_one_is_refused() {
     let env = TestEnv::with_config(Backend::Sqlite, "[log]\nformat = \"json\"\n").await.expect("env");
     queue_loads(&env, &["RL-1", "RL-2"]).await;
     let log = env.path("daemon.log");
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_factord"))
+    let daemon = Command::new(env!("CARGO_BIN_EXE_factord"))
         .current_dir(env.dir.path())
         .arg("--config")
         .arg(&env.config_path)
@@ -79,6 +79,7 @@ async fn a_changed_config_is_applied_live_and_a_bad_one_is_refused() {
         .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
         .expect("start factord run");
+    let mut daemon = Running(daemon);
     wait_log(&log, "the daemon to run", |l| !with_message(l, "factord running").is_empty()).await;
     assert_eq!(status_of(&env, "RL-1").await, LoadStatus::Queued, "the shipped schedule fires at 16:00 on weekdays");
 
@@ -112,7 +113,7 @@ async fn a_changed_config_is_applied_live_and_a_bad_one_is_refused() {
         !with_message(l, "configuration refused; still running on the previous configuration").is_empty()
     })
     .await;
-    signal(&daemon, "-HUP");
+    signal(&daemon.0, "-HUP");
     wait_log(&log, "the SIGHUP reload to be refused too", |l| {
         with_message(l, "configuration refused; still running on the previous configuration")
             .iter()
@@ -128,7 +129,7 @@ async fn a_changed_config_is_applied_live_and_a_bad_one_is_refused() {
             "no error for {key} in {config_file}: {errors:#?}"
         );
     }
-    assert!(daemon.try_wait().expect("try_wait").is_none(), "the daemon keeps running");
+    assert!(daemon.0.try_wait().expect("try_wait").is_none(), "the daemon keeps running");
 
     // Still on the last good configuration: a new load goes every second to Wex FleetOne.
     queue_loads(&env, &["RL-3"]).await;
@@ -145,9 +146,9 @@ async fn a_changed_config_is_applied_live_and_a_bad_one_is_refused() {
     .expect("fix config");
     wait_log(&log, "the fixed config to be applied", |l| with_message(l, "configuration reloaded").len() >= 2).await;
 
-    signal(&daemon, "-TERM");
+    signal(&daemon.0, "-TERM");
     let status = wait_for(DEADLINE, "the daemon to stop", || {
-        let status = daemon.try_wait().expect("try_wait");
+        let status = daemon.0.try_wait().expect("try_wait");
         async move { status }
     })
     .await;
@@ -168,7 +169,7 @@ async fn systemd_hears_ready_status_reloading_watchdog_and_stopping() {
     let socket_path = env.path("notify.sock");
     let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).expect("bind notify socket");
     socket.set_nonblocking(true).expect("nonblocking");
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_factord"))
+    let daemon = Command::new(env!("CARGO_BIN_EXE_factord"))
         .current_dir(env.dir.path())
         .arg("--config")
         .arg(&env.config_path)
@@ -180,6 +181,7 @@ async fn systemd_hears_ready_status_reloading_watchdog_and_stopping() {
         .stderr(std::fs::File::create(env.path("daemon.log")).expect("log"))
         .spawn()
         .expect("start factord run");
+    let mut daemon = Running(daemon);
     let mut messages = Vec::new();
     let mut wait_message = async |what: &str, check: &dyn Fn(&str) -> bool| {
         wait_for(DEADLINE, what, || {
@@ -192,15 +194,15 @@ async fn systemd_hears_ready_status_reloading_watchdog_and_stopping() {
     wait_message("READY=1", &|m| m.contains("READY=1")).await;
     wait_message("a STATUS= summary", &|m| m.starts_with("STATUS=queued 0, waiting 0, no batch yet")).await;
     wait_message("watchdog pings", &|m| m.contains("WATCHDOG=1")).await;
-    signal(&daemon, "-HUP");
+    signal(&daemon.0, "-HUP");
     wait_message("RELOADING=1 with the monotonic time", &|m| {
         m.contains("RELOADING=1") && m.contains("MONOTONIC_USEC=")
     })
     .await;
-    signal(&daemon, "-TERM");
+    signal(&daemon.0, "-TERM");
     wait_message("STOPPING=1", &|m| m.contains("STOPPING=1")).await;
     let status = wait_for(DEADLINE, "the daemon to stop", || {
-        let status = daemon.try_wait().expect("try_wait");
+        let status = daemon.0.try_wait().expect("try_wait");
         async move { status }
     })
     .await;

@@ -581,7 +581,7 @@ both_backends!(a_daemon_killed_during_an_ingest_applies_every_row_exactly_once_a
             .spawn()
             .expect("start factord run")
     };
-    let mut first = start("first");
+    let mut first = crate::harness::Running(start("first"));
     // Kill it the moment the file is taken, while the ingest is under way.
     let processing = inbox.join("processing/big.csv");
     crate::harness::wait_for(Duration::from_secs(30), "the file to be taken", || {
@@ -589,13 +589,13 @@ both_backends!(a_daemon_killed_during_an_ingest_applies_every_row_exactly_once_a
         async move { taken.then_some(()) }
     })
     .await;
-    first.kill().expect("kill -9");
-    first.wait().expect("reap");
+    first.0.kill().expect("kill -9");
+    first.0.wait().expect("reap");
     let financed = count(&env.store, "SELECT COUNT(*) FROM loads WHERE status = 'Financed'").await;
     assert!(financed == 0 || financed == 20_000, "all or nothing, not {financed}");
     eprintln!("killed with {financed} loads Financed");
 
-    let mut second = start("second");
+    let mut second = crate::harness::Running(start("second"));
     let archive = env.path("archive/capital_depot");
     // The result file is written first, then the input moves: wait for the input itself.
     crate::harness::wait_for(Duration::from_secs(60), "the report to be archived", || {
@@ -605,8 +605,8 @@ both_backends!(a_daemon_killed_during_an_ingest_applies_every_row_exactly_once_a
         async move { done.then_some(()) }
     })
     .await;
-    second.kill().expect("stop");
-    second.wait().expect("reap");
+    second.0.kill().expect("stop");
+    second.0.wait().expect("reap");
 
     assert_eq!(count(&env.store, "SELECT COUNT(*) FROM loads WHERE status = 'Financed'").await, 20_000);
     assert_eq!(
