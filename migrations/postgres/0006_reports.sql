@@ -24,9 +24,13 @@ CREATE UNIQUE INDEX report_files_once ON report_files (provider, sha256) WHERE r
 CREATE INDEX report_files_by_provider ON report_files (provider, id);
 
 -- What the factor reported buying: one per load.
+-- purchases and payments carry no foreign keys: a report writes up to a million rows at once,
+-- set-based, and a per-row key check would double that cost. Their ids come from the same
+-- transaction that read the loads and created the file's record, and neither loads nor report
+-- files are ever deleted.
 CREATE TABLE purchases (
-    load_id          BIGINT PRIMARY KEY REFERENCES loads (id),
-    report_file_id   BIGINT NOT NULL REFERENCES report_files (id),
+    load_id          BIGINT PRIMARY KEY,
+    report_file_id   BIGINT NOT NULL,
     row_number       BIGINT NOT NULL,
     amount_cents     BIGINT,
     advance_cents    BIGINT,
@@ -41,8 +45,8 @@ CREATE TABLE purchases (
 -- What the factor reported collected; a load is Completed once these reach its amount.
 CREATE TABLE payments (
     id                 BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    load_id            BIGINT NOT NULL REFERENCES loads (id),
-    report_file_id     BIGINT NOT NULL REFERENCES report_files (id),
+    load_id            BIGINT NOT NULL,
+    report_file_id     BIGINT NOT NULL,
     row_number         BIGINT NOT NULL,
     paid_cents         BIGINT NOT NULL,
     payment_date       TEXT NOT NULL DEFAULT '',

@@ -148,10 +148,14 @@ pub fn classify_status(text: Option<&str>) -> FactorStatus {
     }
 }
 
-/// The keys a file's rows look loads up by.
-pub fn lookup_keys(rows: &[ReportRow]) -> (Vec<String>, Vec<String>) {
+/// The keys a file's rows look loads up by: every invoice number, and each row's load number
+/// with the invoice number beside it.
+pub fn lookup_keys(rows: &[ReportRow]) -> (Vec<String>, Vec<(Option<String>, String)>) {
     let invoices = rows.iter().filter_map(|r| r.invoice_number.clone()).collect::<HashSet<_>>();
-    let loads = rows.iter().filter_map(|r| r.load_number.clone()).collect::<HashSet<_>>();
+    let loads = rows
+        .iter()
+        .filter_map(|r| r.load_number.clone().map(|l| (r.invoice_number.clone(), l)))
+        .collect::<HashSet<_>>();
     (invoices.into_iter().collect(), loads.into_iter().collect())
 }
 

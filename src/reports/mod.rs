@@ -26,7 +26,7 @@ use crate::files::csv_cell;
 use crate::intake::inbox::{InboxFolder, StableFiles};
 use crate::intake::sha256_hex;
 use crate::providers::PROVIDERS;
-use crate::store::{Ingested, ReportFileMeta, Store, StoreError};
+use crate::store::{Ingested, ReportFileMeta, ReportKeys, Store, StoreError};
 use apply::{Outcome, ReportPlan, RowOutcome};
 use parse::ParsedReport;
 use read::Limits;
@@ -178,7 +178,8 @@ pub async fn ingest_bytes(
         let text = result_csv(&plan, &parsed);
         (plan, text)
     };
-    match store.ingest_report(meta, (&invoices, &load_numbers), &planner).await? {
+    let keys = ReportKeys { invoices: &invoices, load_numbers: &load_numbers };
+    match store.ingest_report(meta, keys, &planner).await? {
         Ingested::Applied { plan, outcomes, .. } => {
             summary.rows = plan.outcomes.len();
             summary.applied = plan.count(Outcome::Applied);

@@ -187,7 +187,7 @@ pub use leader::LeaseHolder;
 
 mod reports;
 
-pub use reports::{Ingested, LoadReportRow, ReportFileMeta, ReportFileRecord};
+pub use reports::{Ingested, LoadReportRow, ReportFileMeta, ReportFileRecord, ReportKeys};
 
 mod submission;
 

@@ -156,7 +156,45 @@ macro_rules! report_loads_from_rows {
 }
 
 const SNAPSHOT_COLUMNS: &str = "l.id, l.load_number, l.invoice_number, l.subsidiary, l.status, l.amount_cents, \
-     b.provider, CASE WHEN EXISTS (SELECT 1 FROM purchases p WHERE p.load_id = l.id) THEN CAST(1 AS BIGINT) ELSE CAST(0 AS BIGINT) END AS purchased";
+     b.provider, CASE WHEN p.load_id IS NULL THEN CAST(0 AS BIGINT) ELSE CAST(1 AS BIGINT) END AS purchased";
+
+/// The loads a report's rows name, looked up from the list of keys (each one an index probe),
+/// not by scanning loads. DIALECT: PostgreSQL takes the keys as an array, SQLite as a JSON
+/// array driven as the outer loop (`CROSS JOIN`).
+fn snapshot_sql(postgres: bool, column: &str, lock: &str) -> String {
+    let keys = if postgres { "UNNEST($1::text[]) AS k(key) JOIN" } else { "json_each($1) AS k CROSS JOIN" };
+    let key = if postgres { "k.key" } else { "k.value" };
+    format!(
+        "SELECT {SNAPSHOT_COLUMNS} FROM {keys} loads l ON l.{column} = {key} \
+         LEFT JOIN batches b ON b.id = l.batch_id LEFT JOIN purchases p ON p.load_id = l.id{lock}"
+    )
+}
+
+/// The keys of a report: every invoice number, and the load number of each row with the
+/// invoice number on that row (rows are matched by invoice number, else by load number).
+pub struct ReportKeys<'a> {
+    pub invoices: &'a [String],
+    pub load_numbers: &'a [(Option<String>, String)],
+}
+
+impl ReportKeys<'_> {
+    /// The load numbers still to look up once the invoices found are known.
+    fn fallback(&self, found: &[ReportLoad]) -> Vec<String> {
+        let invoices: HashSet<&str> = found.iter().filter_map(|l| l.invoice_number.as_deref()).collect();
+        let loads: HashSet<&str> = found.iter().map(|l| l.load_number.as_str()).collect();
+        let mut wanted: Vec<String> = self
+            .load_numbers
+            .iter()
+            .filter(|(invoice, load)| {
+                invoice.as_deref().is_none_or(|i| !invoices.contains(i)) && !loads.contains(load.as_str())
+            })
+            .map(|(_, load)| load.clone())
+            .collect();
+        wanted.sort();
+        wanted.dedup();
+        wanted
+    }
+}
 
 /// How often a file is planned again when another writer moved one of its loads meanwhile.
 const CONFLICT_RETRIES: usize = 5;
@@ -200,13 +238,13 @@ impl Store {
     pub async fn ingest_report(
         &self,
         meta: ReportFileMeta<'_>,
-        keys: (&[String], &[String]),
+        keys: ReportKeys<'_>,
         plan: &(dyn Fn(Vec<ReportLoad>) -> (ReportPlan, String) + Send + Sync),
     ) -> Result<Ingested, StoreError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.try_ingest_report(meta, keys, plan).await {
+            match self.try_ingest_report(meta, &keys, plan).await {
                 Err(StoreError::Conflict { .. }) if attempt < CONFLICT_RETRIES => {
                     tracing::info!(
                         file = meta.file_name,
@@ -222,11 +260,10 @@ impl Store {
     async fn try_ingest_report(
         &self,
         meta: ReportFileMeta<'_>,
-        keys: (&[String], &[String]),
+        keys: &ReportKeys<'_>,
         plan: &(dyn Fn(Vec<ReportLoad>) -> (ReportPlan, String) + Send + Sync),
     ) -> Result<Ingested, StoreError> {
         let now = Utc::now();
-        let (invoices, load_numbers) = keys;
         let conflict = || StoreError::Conflict {
             load: format!("a load of {}", meta.file_name),
             expected: LoadStatus::Invoiced,
@@ -244,15 +281,20 @@ impl Store {
                 // load at once (two daemons) must not both read the old total. (SQLite has one
                 // writer at a time.)
                 let lock = if meta.kind == "payment" { " FOR UPDATE OF l" } else { "" };
-                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {SNAPSHOT_COLUMNS} FROM loads l LEFT JOIN batches b ON b.id = l.batch_id \
-                     WHERE l.invoice_number = ANY($1) OR l.load_number = ANY($2){lock}"
-                )))
-                .bind(invoices)
-                .bind(load_numbers)
-                .fetch_all(&mut *tx)
-                .await?;
+                let rows = sqlx::query(sqlx::AssertSqlSafe(snapshot_sql(true, "invoice_number", lock)))
+                    .bind(keys.invoices)
+                    .fetch_all(&mut *tx)
+                    .await?;
                 let mut loads = report_loads_from_rows!(&rows);
+                let fallback = keys.fallback(&loads);
+                if !fallback.is_empty() {
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(snapshot_sql(true, "load_number", lock)))
+                        .bind(&fallback)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    let known: HashSet<i64> = loads.iter().map(|l| l.id).collect();
+                    loads.extend(report_loads_from_rows!(&rows).into_iter().filter(|l| !known.contains(&l.id)));
+                }
                 let ids: Vec<i64> = loads.iter().map(|l| l.id).collect();
                 let payments = if meta.kind == "payment" {
                     sqlx::query_as::<_, (i64, i64, String, String)>(
@@ -379,16 +421,20 @@ impl Store {
                     return self.duplicate(meta).await;
                 };
                 // DIALECT: SQLite takes the keys and the rows as JSON arrays.
-                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {SNAPSHOT_COLUMNS} FROM loads l LEFT JOIN batches b ON b.id = l.batch_id \
-                     WHERE l.invoice_number IN (SELECT value FROM json_each($1)) \
-                     OR l.load_number IN (SELECT value FROM json_each($2))"
-                )))
-                .bind(json(&invoices)?)
-                .bind(json(&load_numbers)?)
-                .fetch_all(&mut *tx)
-                .await?;
+                let rows = sqlx::query(sqlx::AssertSqlSafe(snapshot_sql(false, "invoice_number", "")))
+                    .bind(json(&keys.invoices)?)
+                    .fetch_all(&mut *tx)
+                    .await?;
                 let mut loads = report_loads_from_rows!(&rows);
+                let fallback = keys.fallback(&loads);
+                if !fallback.is_empty() {
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(snapshot_sql(false, "load_number", "")))
+                        .bind(json(&fallback)?)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    let known: HashSet<i64> = loads.iter().map(|l| l.id).collect();
+                    loads.extend(report_loads_from_rows!(&rows).into_iter().filter(|l| !known.contains(&l.id)));
+                }
                 let ids = json(&loads.iter().map(|l| l.id).collect::<Vec<_>>())?;
                 let payments = if meta.kind == "payment" {
                     sqlx::query_as::<_, (i64, i64, String, String)>(
