@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
 use crate::config::Settings;
+use crate::http::{Health, Job, Metrics};
 use crate::intake::{InboxOutcome, LoadsInbox};
 use crate::reports::{ReportOutcome, ReportsInbox};
 use crate::store::Store;
@@ -96,6 +97,12 @@ pub async fn run_until_stopped(
     store: Store,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    // HTTP is bound first, so that a taken port fails the start with a message naming the key.
+    let http = match &settings.http {
+        Some(http) => Some(crate::http::bind(http.listen).await?),
+        None => None,
+    };
+    let (health, metrics) = (Arc::new(Health::new()), Arc::new(Metrics::new()));
     // Batches a crash left `sending` are settled before anything else runs (RELIABILITY rule 5).
     match crate::submit::reconcile_in_flight(&store, &settings).await {
         Ok(reports) if !reports.is_empty() => {
@@ -107,14 +114,34 @@ pub async fn run_until_stopped(
     let mut tasks = tokio::task::JoinSet::new();
     // Rung by the loads inbox after an import, so new loads are invoiced without waiting.
     let loads_arrived = Arc::new(Notify::new());
-    tasks.spawn(watch_loads_inbox(settings.clone(), store.clone(), loads_arrived.clone(), shutdown.clone()));
-    tasks.spawn(invoice_periodically(settings.clone(), store.clone(), loads_arrived, shutdown.clone()));
-    tasks.spawn(watch_report_inboxes(settings.clone(), store.clone(), shutdown.clone()));
+    tasks.spawn(watch_loads_inbox(
+        settings.clone(),
+        store.clone(),
+        loads_arrived.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(invoice_periodically(
+        settings.clone(),
+        store.clone(),
+        loads_arrived,
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(watch_report_inboxes(settings.clone(), store.clone(), metrics.clone(), shutdown.clone()));
     for subsidiary in &settings.subsidiaries {
         let scheduled = subsidiary.factoring.as_ref().is_some_and(|f| f.active && f.schedule.is_some());
         if scheduled {
-            tasks.spawn(fire_schedule(settings.clone(), store.clone(), subsidiary.id.clone(), shutdown.clone()));
+            let id = subsidiary.id.clone();
+            tasks.spawn(fire_schedule(settings.clone(), store.clone(), id, metrics.clone(), shutdown.clone()));
         }
+    }
+    health.set_components_running(true);
+    if let Some(listener) = http {
+        let settings = tokio::sync::watch::channel(settings.clone()).1;
+        let state = crate::http::HttpState::new(store.clone(), settings, health.clone(), metrics.clone());
+        tracing::info!(listen = %listener.local_addr()?, "HTTP: dashboard at /, /healthz, /readyz, /metrics");
+        tasks.spawn(crate::http::serve(listener, state, shutdown.clone()));
     }
 
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
@@ -130,6 +157,7 @@ pub async fn run_until_stopped(
 
     shutdown.cancelled().await;
     tracing::info!("shutting down");
+    health.set_components_running(false);
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     let drained = tokio::time::timeout(GRACE_PERIOD, async {
         while let Some(result) = tasks.join_next().await {
@@ -162,7 +190,13 @@ async fn ping_watchdog(every: Duration, shutdown: CancellationToken) {
 /// zone, records the fire (once per subsidiary and fire time, whichever daemon gets there
 /// first), and submits. A fire already recorded — by another daemon, or before a restart or a
 /// clock step back — is not submitted again.
-async fn fire_schedule(settings: Arc<Settings>, store: Store, subsidiary_id: String, shutdown: CancellationToken) {
+async fn fire_schedule(
+    settings: Arc<Settings>,
+    store: Store,
+    subsidiary_id: String,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
     let Some(subsidiary) = settings.subsidiary(&subsidiary_id) else { return };
     let Some(schedule) = subsidiary.factoring.as_ref().and_then(|f| f.schedule.as_ref()) else { return };
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
@@ -180,7 +214,7 @@ async fn fire_schedule(settings: Arc<Settings>, store: Store, subsidiary_id: Str
     let clock = crate::schedule::SystemClock;
     let after = last.map_or_else(chrono::Utc::now, |last| last.max(chrono::Utc::now()));
     let fire = |next: chrono::DateTime<chrono::Utc>| {
-        let (store, settings) = (&store, &settings);
+        let (store, settings, metrics) = (&store, &settings, &metrics);
         async move {
             match store.record_fire(&subsidiary.id, next).await {
                 Ok(true) => {
@@ -190,8 +224,9 @@ async fn fire_schedule(settings: Arc<Settings>, store: Store, subsidiary_id: Str
                     }
                     let cause = format!("schedule {}", next.to_rfc3339());
                     let mut report = crate::submit::SubmitReport::default();
-                    let submitted =
-                        crate::submit::submit_subsidiary(store, settings, subsidiary, false, &cause, &mut report).await;
+                    let submission =
+                        crate::submit::submit_subsidiary(store, settings, subsidiary, false, &cause, &mut report);
+                    let submitted = metrics.timed(Job::Submission, submission).await;
                     match submitted {
                         Ok(()) => tracing::info!(
                             subsidiary = %subsidiary.id, fire = %next, batches = report.batches.len(),
@@ -220,6 +255,7 @@ async fn invoice_periodically(
     settings: Arc<Settings>,
     store: Store,
     loads_arrived: Arc<Notify>,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
     let mut interval = skipping_interval(settings.invoicing.interval);
@@ -230,7 +266,7 @@ async fn invoice_periodically(
             _ = interval.tick() => {}
             _ = loads_arrived.notified() => {}
         }
-        match crate::invoicing::run_once(&store, &settings, None, &shutdown).await {
+        match metrics.timed(Job::Invoice, crate::invoicing::run_once(&store, &settings, None, &shutdown)).await {
             Ok(report) => {
                 backoff.reset();
                 if !report.invoiced.is_empty() || !report.failed.is_empty() {
@@ -257,6 +293,7 @@ async fn watch_loads_inbox(
     settings: Arc<Settings>,
     store: Store,
     loads_arrived: Arc<Notify>,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
     let mut inbox = LoadsInbox::new(&settings);
@@ -273,7 +310,7 @@ async fn watch_loads_inbox(
             _ = interval.tick() => {}
             Some(()) = wake_rx.recv() => {}
         }
-        match inbox.run_once(&store, &settings, Instant::now(), &shutdown).await {
+        match metrics.timed(Job::LoadsInbox, inbox.run_once(&store, &settings, Instant::now(), &shutdown)).await {
             Ok(outcomes) => {
                 backoff.reset();
                 for outcome in outcomes {
@@ -299,7 +336,12 @@ async fn watch_loads_inbox(
 }
 
 /// The report inboxes of every provider: a timer scan, woken early by inotify.
-async fn watch_report_inboxes(settings: Arc<Settings>, store: Store, shutdown: CancellationToken) {
+async fn watch_report_inboxes(
+    settings: Arc<Settings>,
+    store: Store,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
     let mut inbox = ReportsInbox::new(&settings);
     if let Err(error) = inbox.create() {
         tracing::error!(folder = %settings.paths.inbox.display(), %error, "cannot create the report inboxes");
@@ -314,7 +356,7 @@ async fn watch_report_inboxes(settings: Arc<Settings>, store: Store, shutdown: C
             _ = interval.tick() => {}
             Some(()) = wake_rx.recv() => {}
         }
-        match inbox.run_once(&store, &settings, Instant::now(), &shutdown).await {
+        match metrics.timed(Job::ReportsInbox, inbox.run_once(&store, &settings, Instant::now(), &shutdown)).await {
             Ok(outcomes) => {
                 backoff.reset();
                 for outcome in outcomes {

@@ -21,6 +21,7 @@
 //!   Completed, from the per-provider inboxes or `factord ingest`.
 //! - [`backoff`]: capped exponential backoff with full jitter, for every retry loop.
 //! - [`daemon`]: `factord run`: components started in order, stopped in reverse on shutdown.
+//! - [`http`]: the daemon's `/healthz`, `/readyz`, `/metrics` and read-only dashboard.
 
 pub mod backoff;
 pub mod cli;
@@ -29,6 +30,7 @@ pub mod credit;
 pub mod daemon;
 pub mod domain;
 pub mod files;
+pub mod http;
 pub mod intake;
 pub mod invoicing;
 pub mod providers;
