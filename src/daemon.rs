@@ -379,8 +379,10 @@ async fn watch_report_inboxes(
 /// left) is logged; the timer scan carries on without it.
 fn start_watcher(dirs: &[PathBuf], wake: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
     use notify::Watcher;
+    // Access events are left out: the scan itself opens and reads the folder, and each such
+    // event would wake the next scan at once, round and round.
     let handler = move |event: notify::Result<notify::Event>| {
-        if event.is_ok() {
+        if event.is_ok_and(|event| !event.kind.is_access()) {
             let _ = wake.try_send(());
         }
     };
