@@ -597,9 +597,10 @@ both_backends!(a_daemon_killed_during_an_ingest_applies_every_row_exactly_once_a
 
     let mut second = start("second");
     let archive = env.path("archive/capital_depot");
+    // The result file is written before the input is moved beside it: wait for the input.
     crate::harness::wait_for(Duration::from_secs(60), "the report to be archived", || {
         let done = std::fs::read_dir(&archive)
-            .map(|d| d.filter_map(Result::ok).any(|e| e.file_name().to_string_lossy().ends_with("big.csv.result.csv")))
+            .map(|d| d.filter_map(Result::ok).any(|e| e.file_name().to_string_lossy().ends_with("-big.csv")))
             .unwrap_or(false);
         async move { done.then_some(()) }
     })
