@@ -37,8 +37,13 @@ struct Answer {
 
 /// `GET path` over a fresh connection; `None` when nothing listens (yet).
 async fn try_get(addr: SocketAddr, path: &str) -> Option<Answer> {
+    try_request(addr, "GET", path).await
+}
+
+/// `METHOD path` with an empty body over a fresh connection.
+async fn try_request(addr: SocketAddr, method: &str, path: &str) -> Option<Answer> {
     let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.ok()?;
     let mut raw = Vec::new();
     tokio::time::timeout(DEADLINE, stream.read_to_end(&mut raw)).await.ok()?.ok()?;
@@ -622,6 +627,11 @@ async fn the_dashboard_in_headless_chromium_shows_the_pipeline_waiting_reasons_a
     assert!(page.content_type.starts_with("text/html"), "{}", page.content_type);
     assert!(!page.body.contains("<script"), "no script on the page, not even from stored text");
     assert!(!page.body.contains("<form") && !page.body.contains("method=\"post\""), "read-only: no forms");
+    for (method, path) in [("POST", "/"), ("PUT", "/metrics"), ("DELETE", "/readyz"), ("POST", "/healthz")] {
+        let answer = try_request(server.addr, method, path).await.expect("an answer");
+        assert_eq!(answer.status, 405, "{method} {path} is refused: {answer:?}");
+    }
+    assert_eq!(get(server.addr, "/loads/R000001").await.status, 404);
 
     let dom = chromium_dom(&format!("http://{}/", server.addr)).await;
     let text = dom_text(&dom);
