@@ -1,7 +1,8 @@
 //! The read-only dashboard at `/`: plain HTML made on the server, no script, no form, no
 //! secret. Per subsidiary the pipeline (loads per status), the loads waiting with their
-//! reasons and the open exceptions; then the last batches and report files with their
-//! results. Everything that comes from the database or the configuration is HTML-escaped.
+//! reasons, the open exceptions, its last batches and the last report files of its provider
+//! with their results; then the report files of providers no subsidiary uses any more.
+//! Everything that comes from the database or the configuration is HTML-escaped.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
@@ -14,8 +15,8 @@ use crate::store::{BatchSummary, OpenException, ReportFileRecord, Store, StoreEr
 
 /// How many waiting loads and open exceptions are listed per subsidiary.
 const LISTED_PER_SUBSIDIARY: i64 = 50;
-/// How many batches are listed.
-const BATCHES: i64 = 15;
+/// How many batches are listed per subsidiary.
+const BATCHES_PER_SUBSIDIARY: i64 = 5;
 /// How many report files are listed per provider.
 const REPORTS_PER_PROVIDER: i64 = 5;
 /// The page reloads itself this often (seconds), with a meta tag: no script needed.
@@ -36,7 +37,7 @@ impl Dashboard {
             counts: store.status_counts().await?,
             waiting: store.waiting_loads(LISTED_PER_SUBSIDIARY).await?,
             exceptions: store.open_exceptions(LISTED_PER_SUBSIDIARY).await?,
-            batches: store.recent_batches(BATCHES).await?,
+            batches: store.recent_batches_per_subsidiary(BATCHES_PER_SUBSIDIARY).await?,
             reports: store.recent_report_files(REPORTS_PER_PROVIDER).await?,
         })
     }
@@ -61,11 +62,19 @@ impl Dashboard {
         let mut ids: Vec<&str> = settings.subsidiaries.iter().map(|s| s.id.as_str()).collect();
         let configured: BTreeSet<&str> = ids.iter().copied().collect();
         ids.extend(counts.keys().copied().filter(|id| !configured.contains(id)));
-        for id in ids {
+        for id in &ids {
             self.subsidiary(&mut out, settings, id, counts.get(id).copied());
         }
-        self.batches(&mut out);
-        self.reports(&mut out);
+        // Report files of a provider no listed subsidiary uses (e.g. after a switch of factor).
+        let in_use: BTreeSet<&str> =
+            ids.iter().filter_map(|id| settings.subsidiary(id)?.factoring.as_ref().map(|f| f.provider.id)).collect();
+        let others: Vec<&ReportFileRecord> =
+            self.reports.iter().filter(|f| !in_use.contains(f.provider.as_str())).collect();
+        if !others.is_empty() {
+            out.push_str("<section id=\"other-reports\">\n<h2>Report files of other providers</h2>\n");
+            reports_table(&mut out, &others);
+            out.push_str("</section>\n");
+        }
         out.push_str("</body>\n</html>\n");
         out
     }
@@ -136,69 +145,76 @@ impl Dashboard {
             }
             out.push_str("</table>\n");
         }
+
+        let batches: Vec<&BatchSummary> = self.batches.iter().filter(|b| b.subsidiary == id).collect();
+        if batches.is_empty() {
+            out.push_str("<h3>Last batches</h3>\n<p>No batch yet.</p>\n");
+        } else {
+            out.push_str("<h3>Last batches</h3>\n");
+            batches_table(out, &batches);
+        }
+        if let Some(factoring) = settings.subsidiary(id).and_then(|s| s.factoring.as_ref()) {
+            let provider = factoring.provider.id;
+            let reports: Vec<&ReportFileRecord> = self.reports.iter().filter(|f| f.provider == provider).collect();
+            let _ = writeln!(out, "<h3>Last report files from {}</h3>", escape(provider));
+            if reports.is_empty() {
+                out.push_str("<p>No report file yet.</p>\n");
+            } else {
+                reports_table(out, &reports);
+            }
+        }
         out.push_str("</section>\n");
     }
+}
 
-    fn batches(&self, out: &mut String) {
-        out.push_str("<section id=\"batches\">\n<h2>Last batches</h2>\n");
-        if self.batches.is_empty() {
-            out.push_str("<p>No batch yet.</p>\n</section>\n");
-            return;
-        }
-        out.push_str(
-            "<table class=\"batches\">\n<tr><th>created</th><th>batch</th><th>subsidiary</th><th>provider</th>\
-             <th>status</th><th>invoices</th><th>total</th><th>accepted</th><th>rejected</th><th>transient</th>\
-             <th>reference or error</th></tr>\n",
+fn batches_table(out: &mut String, batches: &[&BatchSummary]) {
+    out.push_str(
+        "<table class=\"batches\">\n<tr><th>created</th><th>batch</th><th>provider</th>\
+         <th>status</th><th>invoices</th><th>total</th><th>accepted</th><th>rejected</th><th>transient</th>\
+         <th>reference or error</th></tr>\n",
+    );
+    for b in batches {
+        let note = b.reference.as_deref().or(b.error.as_deref()).unwrap_or("");
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>${}</td>\
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            b.created_at.format("%Y-%m-%d %H:%M"),
+            escape(&b.id),
+            escape(&b.provider),
+            escape(&b.status),
+            b.invoice_count,
+            Money::from_cents(b.total_cents),
+            b.accepted,
+            b.rejected,
+            b.transient,
+            escape(note)
         );
-        for b in &self.batches {
-            let note = b.reference.as_deref().or(b.error.as_deref()).unwrap_or("");
-            let _ = writeln!(
-                out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>${}</td>\
-                 <td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                b.created_at.format("%Y-%m-%d %H:%M"),
-                escape(&b.id),
-                escape(&b.subsidiary),
-                escape(&b.provider),
-                escape(&b.status),
-                b.invoice_count,
-                Money::from_cents(b.total_cents),
-                b.accepted,
-                b.rejected,
-                b.transient,
-                escape(note)
-            );
-        }
-        out.push_str("</table>\n</section>\n");
     }
+    out.push_str("</table>\n");
+}
 
-    fn reports(&self, out: &mut String) {
-        out.push_str("<section id=\"reports\">\n<h2>Last report files</h2>\n");
-        if self.reports.is_empty() {
-            out.push_str("<p>No report file yet.</p>\n</section>\n");
-            return;
-        }
-        out.push_str(
-            "<table class=\"reports\">\n<tr><th>processed</th><th>provider</th><th>kind</th><th>file</th>\
-             <th>rows</th><th>applied</th><th>skipped</th><th>rejected</th><th>refused because</th></tr>\n",
+fn reports_table(out: &mut String, reports: &[&ReportFileRecord]) {
+    out.push_str(
+        "<table class=\"reports\">\n<tr><th>processed</th><th>provider</th><th>kind</th><th>file</th>\
+         <th>rows</th><th>applied</th><th>skipped</th><th>rejected</th><th>refused because</th></tr>\n",
+    );
+    for f in reports {
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            f.processed_at.format("%Y-%m-%d %H:%M"),
+            escape(&f.provider),
+            escape(f.kind.as_deref().unwrap_or("report")),
+            escape(&f.file_name),
+            f.rows,
+            f.applied,
+            f.skipped,
+            f.rejected,
+            escape(f.refused.as_deref().unwrap_or(""))
         );
-        for f in &self.reports {
-            let _ = writeln!(
-                out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                f.processed_at.format("%Y-%m-%d %H:%M"),
-                escape(&f.provider),
-                escape(f.kind.as_deref().unwrap_or("report")),
-                escape(&f.file_name),
-                f.rows,
-                f.applied,
-                f.skipped,
-                f.rejected,
-                escape(f.refused.as_deref().unwrap_or(""))
-            );
-        }
-        out.push_str("</table>\n</section>\n");
     }
+    out.push_str("</table>\n");
 }
 
 /// "12" when all are listed, "50 of 73 shown" when the list is cut.

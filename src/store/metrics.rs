@@ -1,6 +1,6 @@
 //! Read-only queries for `/metrics` and the dashboard (src/http): counts grouped by subsidiary,
 //! provider and status, taken at scrape time so that every figure is the database's own, and
-//! the waiting loads and open exceptions the dashboard lists.
+//! the waiting loads, open exceptions and latest batches the dashboard lists per subsidiary.
 //!
 //! The counts are read in one read-only transaction, so they come from one snapshot
 //! (REPEATABLE READ on PostgreSQL; SQLite's WAL gives a read transaction one snapshot).
@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::{Store, StoreError};
+use super::{BatchSummary, Store, StoreError};
 
 /// Everything `/metrics` reads from the database, each as (labels…, value).
 #[derive(Clone, Debug, Default)]
@@ -173,6 +173,43 @@ impl Store {
                         status: row.try_get("status")?,
                         customer_name: row.try_get("customer_name")?,
                         reason: row.try_get("waiting_reason")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// The latest `per_subsidiary` batches of each subsidiary, newest first, with their item
+    /// counts.
+    pub async fn recent_batches_per_subsidiary(&self, per_subsidiary: i64) -> Result<Vec<BatchSummary>, StoreError> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT b.id, b.subsidiary, b.provider, b.status, b.invoice_count, b.total_cents, b.reference, b.error, \
+                 b.created_at, \
+                 (SELECT COUNT(*) FROM batch_items i WHERE i.batch_id = b.id AND i.outcome = 'accepted') AS accepted, \
+                 (SELECT COUNT(*) FROM batch_items i WHERE i.batch_id = b.id AND i.outcome = 'rejected') AS rejected, \
+                 (SELECT COUNT(*) FROM batch_items i WHERE i.batch_id = b.id AND i.outcome = 'transient') AS transient \
+                 FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY subsidiary ORDER BY created_at DESC, id DESC) AS n \
+                 FROM batches) AS b WHERE b.n <= $1 ORDER BY b.subsidiary, b.created_at DESC, b.id DESC",
+            )
+            .bind(per_subsidiary)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(BatchSummary {
+                        id: r.try_get("id")?,
+                        subsidiary: r.try_get("subsidiary")?,
+                        provider: r.try_get("provider")?,
+                        status: r.try_get("status")?,
+                        invoice_count: r.try_get("invoice_count")?,
+                        total_cents: r.try_get("total_cents")?,
+                        reference: r.try_get("reference")?,
+                        error: r.try_get("error")?,
+                        created_at: r.try_get("created_at")?,
+                        accepted: r.try_get("accepted")?,
+                        rejected: r.try_get("rejected")?,
+                        transient: r.try_get("transient")?,
                     })
                 })
                 .collect()

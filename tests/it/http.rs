@@ -581,9 +581,7 @@ fn pipeline_cell(dom: &str, subsidiary: &str, status: &str) -> Option<i64> {
     dom[start..].split('<').next()?.trim().parse().ok()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_dashboard_in_headless_chromium_shows_the_pipeline_waiting_reasons_and_results() {
-    let env = TestEnv::new(Backend::Sqlite).await.expect("sqlite env");
+both_backends!(the_dashboard_in_headless_chromium_shows_the_pipeline_waiting_reasons_and_results, |env| {
     let store = &env.store;
     for s in [
         Seed {
@@ -619,6 +617,9 @@ async fn the_dashboard_in_headless_chromium_shows_the_pipeline_waiting_reasons_a
     store.raise_exception("I000004", ExceptionKind::Held, "held: verify the POD").await.expect("held");
     let report = env.write("purchase-nov.csv", "Invoice Number,Advance\nIINV000001,270.00\nNOPE-1,1.00\n");
     ingest_file(store, &env.settings, &report, "capital_depot", Some(ReportKind::Purchase)).await.expect("ingest");
+    // A provider no subsidiary uses any more still has its files shown.
+    let old = env.write("rts-old.csv", "Customer,Advance\nBlue,1.00\n");
+    ingest_file(store, &env.settings, &old, "rts", Some(ReportKind::Purchase)).await.expect("ingest");
 
     let server = serve(&env).await;
     server.health.set_components_running(true);
@@ -651,9 +652,24 @@ async fn the_dashboard_in_headless_chromium_shows_the_pipeline_waiting_reasons_a
     assert!(text.contains("<b>bold?</b> & <script>alert(1)</script>"), "markup shown as text: {text}");
     assert!(!dom.contains("<b>bold?</b>") && !dom.contains("<script>"), "markup not made into elements: {dom}");
     assert!(text.contains("I000004 Invoiced held held: verify the POD"), "{text}");
-    assert!(text.contains("seed-capital_depot-I"), "the last batches: {text}");
-    assert!(text.contains("capital_depot purchase purchase-nov.csv 2 1 0 1"), "the report file's results: {text}");
-}
+    // Each subsidiary's section holds its batches and its provider's report files.
+    let section = |id: &str| {
+        let start = dom.find(&format!("id=\"subsidiary-{id}\"")).unwrap_or_else(|| panic!("section {id}: {dom}"));
+        let end = dom[start..].find("</section>").map_or(dom.len(), |end| start + end);
+        dom_text(&dom[start..end])
+    };
+    let east = section("acme-east");
+    assert!(east.contains("seed-capital_depot-I capital_depot sent 4 $1200.00"), "the last batches: {east}");
+    assert!(east.contains("capital_depot purchase purchase-nov.csv 2 1 0 1"), "the report file's results: {east}");
+    let west = section("acme-west");
+    assert!(west.contains("seed-triumph-C triumph sent 2 $100.00"), "{west}");
+    assert!(!west.contains("purchase-nov.csv"), "{west}");
+    let others = dom_text(&dom[dom.find("id=\"other-reports\"").expect("other providers' files")..]);
+    assert!(others.contains("rts purchase rts-old.csv 0 0 0 0"), "{others}");
+    let files = store.recent_report_files(5).await.expect("report files");
+    let reason = files.iter().find_map(|f| f.refused.clone()).expect("the rts file was refused");
+    assert!(others.contains(reason.trim()), "the refusal's reason {reason:?}: {others}");
+});
 
 // --- the real daemon --------------------------------------------------------------------------
 
