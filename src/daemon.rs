@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
 use crate::config::Settings;
+use crate::http::{Health, Job, Metrics};
 use crate::intake::{InboxOutcome, LoadsInbox};
 use crate::reload::ReloadState;
 use crate::reports::{ReportOutcome, ReportsInbox};
@@ -122,6 +123,12 @@ pub async fn run_with_reloads(
     shutdown: CancellationToken,
     reloads: Reloads,
 ) -> anyhow::Result<()> {
+    // HTTP is bound first, so that a taken port fails the start with a message naming the key.
+    let http = match &settings.http {
+        Some(http) => Some(crate::http::bind(http.listen).await?),
+        None => None,
+    };
+    let (health, metrics) = (Arc::new(Health::new()), Arc::new(Metrics::new()));
     // Batches a crash left `sending` are settled before anything else runs (RELIABILITY rule 5).
     match crate::submit::reconcile_in_flight(&store, &settings).await {
         Ok(reports) if !reports.is_empty() => {
@@ -133,9 +140,23 @@ pub async fn run_with_reloads(
     let holder = holder_id();
     let heartbeats = Heartbeats::default();
     let mut current = settings;
-    let mut generation = Generation::start(current.clone(), &store, &shutdown, &heartbeats, &holder);
+    let components = Components {
+        store: store.clone(),
+        heartbeats: heartbeats.clone(),
+        metrics: metrics.clone(),
+        holder: holder.clone(),
+    };
+    let mut generation = Generation::start(current.clone(), &components, &shutdown);
+    health.set_components_running(true);
     let mut retired: Vec<Generation> = Vec::new();
     let mut background = tokio::task::JoinSet::new();
+    // The dashboard shows the configuration in force: it follows each applied reload.
+    let (settings_tx, settings_rx) = tokio::sync::watch::channel(current.clone());
+    if let Some(listener) = http {
+        let state = crate::http::HttpState::new(store.clone(), settings_rx, health.clone(), metrics.clone());
+        tracing::info!(listen = %listener.local_addr()?, "HTTP: dashboard at /, /healthz, /readyz, /metrics");
+        background.spawn(crate::http::serve(listener, state, shutdown.clone()));
+    }
     if let Some(interval) = sd_notify::watchdog_enabled() {
         background.spawn(ping_watchdog(interval / 2, heartbeats.clone(), shutdown.clone()));
     }
@@ -186,9 +207,11 @@ pub async fn run_with_reloads(
                 // The old generation finishes what it has in hand on the old configuration.
                 generation.retire();
                 retired.push(generation);
-                generation = Generation::start(new.clone(), &store, &shutdown, &heartbeats, &holder);
+                generation = Generation::start(new.clone(), &components, &shutdown);
+                settings_tx.send_replace(new.clone());
                 current = new;
                 reloads.state.succeeded();
+                health.set_reload_result(true, Vec::new());
             }
             Err(error) => {
                 for issue in &error.issues {
@@ -199,7 +222,9 @@ pub async fn run_with_reloads(
                     errors = error.issues.len(),
                     "configuration refused; still running on the previous configuration"
                 );
-                reloads.state.refused(error.issues.iter().map(ToString::to_string).collect());
+                let errors: Vec<String> = error.issues.iter().map(ToString::to_string).collect();
+                reloads.state.refused(errors.clone());
+                health.set_reload_result(false, errors);
             }
         }
         retired.retain_mut(|g| !g.finished());
@@ -208,6 +233,7 @@ pub async fn run_with_reloads(
     }
 
     tracing::info!("shutting down");
+    health.set_components_running(false);
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     let drained = tokio::time::timeout(GRACE_PERIOD, async {
         for generation in retired.iter_mut().chain(std::iter::once(&mut generation)) {
@@ -253,34 +279,26 @@ struct Generation {
     tasks: tokio::task::JoinSet<()>,
 }
 
+/// What every generation of components shares: the store, the watchdog's heartbeats, the
+/// job metrics and this daemon's name in leases.
+#[derive(Clone)]
+struct Components {
+    store: Store,
+    heartbeats: Heartbeats,
+    metrics: Arc<Metrics>,
+    holder: String,
+}
+
 impl Generation {
-    fn start(
-        settings: Arc<Settings>,
-        store: &Store,
-        shutdown: &CancellationToken,
-        heartbeats: &Heartbeats,
-        holder: &str,
-    ) -> Generation {
+    fn start(settings: Arc<Settings>, c: &Components, shutdown: &CancellationToken) -> Generation {
         let token = shutdown.child_token();
         let mut tasks = tokio::task::JoinSet::new();
         // Rung by the loads inbox after an import, so new loads are invoiced without waiting.
         let loads_arrived = Arc::new(Notify::new());
-        tasks.spawn(watch_loads_inbox(
-            settings.clone(),
-            store.clone(),
-            loads_arrived.clone(),
-            heartbeats.clone(),
-            token.clone(),
-        ));
-        tasks.spawn(invoice_periodically(
-            settings.clone(),
-            store.clone(),
-            loads_arrived,
-            heartbeats.clone(),
-            token.clone(),
-        ));
-        tasks.spawn(watch_report_inboxes(settings.clone(), store.clone(), heartbeats.clone(), token.clone()));
-        tasks.spawn(lead_scheduler(settings, store.clone(), holder.to_string(), token.clone()));
+        tasks.spawn(watch_loads_inbox(settings.clone(), c.clone(), loads_arrived.clone(), token.clone()));
+        tasks.spawn(invoice_periodically(settings.clone(), c.clone(), loads_arrived, token.clone()));
+        tasks.spawn(watch_report_inboxes(settings.clone(), c.clone(), token.clone()));
+        tasks.spawn(lead_scheduler(settings, c.clone(), token.clone()));
         Generation { token, tasks }
     }
 
@@ -312,17 +330,18 @@ impl Generation {
 /// third of `submission.scheduler_lease`; when its holder dies, another daemon takes it once
 /// it has run out. Losing the lease stops the schedules at once. (Fires stay single through
 /// `schedule_fires` even if two daemons both believe they lead for a moment.)
-async fn lead_scheduler(settings: Arc<Settings>, store: Store, holder: String, token: CancellationToken) {
+async fn lead_scheduler(settings: Arc<Settings>, c: Components, token: CancellationToken) {
+    let (store, holder) = (&c.store, &c.holder);
     let ttl = settings.submission.scheduler_lease;
     let mut leading: Option<Generation> = None;
     let mut warned = false;
     loop {
-        match store.take_lease(SCHEDULER_ROLE, &holder, ttl).await {
+        match store.take_lease(SCHEDULER_ROLE, holder, ttl).await {
             Ok(true) => {
                 warned = false;
                 if leading.is_none() {
                     tracing::info!(daemon = %holder, "this daemon runs the schedules");
-                    leading = Some(start_schedules(&settings, &store, &token));
+                    leading = Some(start_schedules(&settings, &c, &token));
                 }
             }
             Ok(false) => {
@@ -355,13 +374,15 @@ async fn lead_scheduler(settings: Arc<Settings>, store: Store, holder: String, t
 
 /// The submission schedule of every subsidiary with an active provider, and the credit refresh
 /// when an active provider offers credit checks.
-fn start_schedules(settings: &Arc<Settings>, store: &Store, parent: &CancellationToken) -> Generation {
+fn start_schedules(settings: &Arc<Settings>, c: &Components, parent: &CancellationToken) -> Generation {
+    let store = &c.store;
     let token = parent.child_token();
     let mut tasks = tokio::task::JoinSet::new();
     for subsidiary in &settings.subsidiaries {
         let scheduled = subsidiary.factoring.as_ref().is_some_and(|f| f.active && f.schedule.is_some());
         if scheduled {
-            tasks.spawn(fire_schedule(settings.clone(), store.clone(), subsidiary.id.clone(), token.clone()));
+            let id = subsidiary.id.clone();
+            tasks.spawn(fire_schedule(settings.clone(), store.clone(), id, c.metrics.clone(), token.clone()));
         }
     }
     if settings.subsidiaries.iter().any(|s| crate::credit::provider_with_checks(s).is_some()) {
@@ -442,7 +463,13 @@ pub async fn status_line(store: &Store) -> Option<String> {
 /// zone, records the fire (once per subsidiary and fire time, whichever daemon gets there
 /// first), and submits. A fire already recorded — by another daemon, or before a restart or a
 /// clock step back — is not submitted again.
-async fn fire_schedule(settings: Arc<Settings>, store: Store, subsidiary_id: String, shutdown: CancellationToken) {
+async fn fire_schedule(
+    settings: Arc<Settings>,
+    store: Store,
+    subsidiary_id: String,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
     let Some(subsidiary) = settings.subsidiary(&subsidiary_id) else { return };
     let Some(schedule) = subsidiary.factoring.as_ref().and_then(|f| f.schedule.as_ref()) else { return };
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
@@ -460,9 +487,14 @@ async fn fire_schedule(settings: Arc<Settings>, store: Store, subsidiary_id: Str
     let clock = crate::schedule::SystemClock;
     let after = last.map_or_else(chrono::Utc::now, |last| last.max(chrono::Utc::now()));
     let fire = |next: chrono::DateTime<chrono::Utc>| {
-        let (store, settings) = (&store, &settings);
+        let (store, settings, metrics) = (&store, &settings, &metrics);
         async move {
-            fire_once(store, settings, subsidiary, next).await;
+            let started = Instant::now();
+            match fire_once(store, settings, subsidiary, next).await {
+                Fired::Submitted => metrics.record_job(Job::Submission, started.elapsed(), true),
+                Fired::SubmitFailed => metrics.record_job(Job::Submission, started.elapsed(), false),
+                Fired::AlreadyTaken | Fired::Skipped => {}
+            }
         }
     };
     crate::schedule::run_fires(schedule, subsidiary.timezone, after, &clock, &shutdown, fire).await;
@@ -474,8 +506,11 @@ async fn fire_schedule(settings: Arc<Settings>, store: Store, subsidiary_id: Str
 /// What one scheduled fire did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fired {
-    /// This daemon recorded the fire and submitted (the batches may have failed).
+    /// This daemon recorded the fire and submitted (a factor may still have refused a batch).
     Submitted,
+    /// This daemon recorded the fire but the submission failed (the database, say); the loads
+    /// stay Queued for the next fire.
+    SubmitFailed,
     /// The fire was already recorded (another daemon, or before a restart): nothing sent.
     AlreadyTaken,
     /// The fire could not be recorded (database down): skipped.
@@ -502,13 +537,18 @@ pub async fn fire_once(
             let submitted =
                 crate::submit::submit_subsidiary(store, settings, subsidiary, false, &cause, &mut report).await;
             match submitted {
-                Ok(()) => tracing::info!(
-                    subsidiary = %subsidiary.id, fire = %next, batches = report.batches.len(),
-                    waiting = report.waiting.len(), "scheduled submission"
-                ),
-                Err(error) => tracing::error!(subsidiary = %subsidiary.id, %error, "scheduled submission failed"),
+                Ok(()) => {
+                    tracing::info!(
+                        subsidiary = %subsidiary.id, fire = %next, batches = report.batches.len(),
+                        waiting = report.waiting.len(), "scheduled submission"
+                    );
+                    Fired::Submitted
+                }
+                Err(error) => {
+                    tracing::error!(subsidiary = %subsidiary.id, %error, "scheduled submission failed");
+                    Fired::SubmitFailed
+                }
             }
-            Fired::Submitted
         }
         Ok(false) => {
             tracing::info!(
@@ -548,11 +588,11 @@ async fn refresh_credit(settings: Arc<Settings>, store: Store, shutdown: Cancell
 /// The invoice component: a pass every `invoicing.interval`, and one after each load import.
 async fn invoice_periodically(
     settings: Arc<Settings>,
-    store: Store,
+    c: Components,
     loads_arrived: Arc<Notify>,
-    heartbeats: Heartbeats,
     shutdown: CancellationToken,
 ) {
+    let Components { store, heartbeats, metrics, .. } = c;
     let mut interval = skipping_interval(settings.invoicing.interval);
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     loop {
@@ -562,7 +602,7 @@ async fn invoice_periodically(
             _ = interval.tick() => {}
             _ = loads_arrived.notified() => {}
         }
-        match crate::invoicing::run_once(&store, &settings, None, &shutdown).await {
+        match metrics.timed(Job::Invoice, crate::invoicing::run_once(&store, &settings, None, &shutdown)).await {
             Ok(report) => {
                 backoff.reset();
                 if !report.invoiced.is_empty() || !report.failed.is_empty() {
@@ -587,11 +627,11 @@ async fn invoice_periodically(
 /// The `inbox/loads/` component: a timer scan, woken early by inotify.
 async fn watch_loads_inbox(
     settings: Arc<Settings>,
-    store: Store,
+    c: Components,
     loads_arrived: Arc<Notify>,
-    heartbeats: Heartbeats,
     shutdown: CancellationToken,
 ) {
+    let Components { store, heartbeats, metrics, .. } = c;
     let mut inbox = LoadsInbox::new(&settings);
     if let Err(error) = inbox.folder().create() {
         tracing::error!(folder = %inbox.folder().dir.display(), %error, "cannot create the loads inbox");
@@ -607,7 +647,7 @@ async fn watch_loads_inbox(
             _ = interval.tick() => {}
             Some(()) = wake_rx.recv() => {}
         }
-        match inbox.run_once(&store, &settings, Instant::now(), &shutdown).await {
+        match metrics.timed(Job::LoadsInbox, inbox.run_once(&store, &settings, Instant::now(), &shutdown)).await {
             Ok(outcomes) => {
                 backoff.reset();
                 for outcome in outcomes {
@@ -633,12 +673,8 @@ async fn watch_loads_inbox(
 }
 
 /// The report inboxes of every provider: a timer scan, woken early by inotify.
-async fn watch_report_inboxes(
-    settings: Arc<Settings>,
-    store: Store,
-    heartbeats: Heartbeats,
-    shutdown: CancellationToken,
-) {
+async fn watch_report_inboxes(settings: Arc<Settings>, c: Components, shutdown: CancellationToken) {
+    let Components { store, heartbeats, metrics, .. } = c;
     let mut inbox = ReportsInbox::new(&settings);
     if let Err(error) = inbox.create() {
         tracing::error!(folder = %settings.paths.inbox.display(), %error, "cannot create the report inboxes");
@@ -654,7 +690,7 @@ async fn watch_report_inboxes(
             _ = interval.tick() => {}
             Some(()) = wake_rx.recv() => {}
         }
-        match inbox.run_once(&store, &settings, Instant::now(), &shutdown).await {
+        match metrics.timed(Job::ReportsInbox, inbox.run_once(&store, &settings, Instant::now(), &shutdown)).await {
             Ok(outcomes) => {
                 backoff.reset();
                 for outcome in outcomes {

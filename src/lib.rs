@@ -22,6 +22,7 @@
 //! - [`reload`]: live reload: load, validate and compare the configuration; the outcome.
 //! - [`backoff`]: capped exponential backoff with full jitter, for every retry loop.
 //! - [`daemon`]: `factord run`: components started in order, stopped in reverse on shutdown.
+//! - [`http`]: the daemon's `/healthz`, `/readyz`, `/metrics` and read-only dashboard.
 
 pub mod backoff;
 pub mod cli;
@@ -30,6 +31,7 @@ pub mod credit;
 pub mod daemon;
 pub mod domain;
 pub mod files;
+pub mod http;
 pub mod intake;
 pub mod invoicing;
 pub mod providers;

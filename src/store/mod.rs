@@ -185,6 +185,10 @@ mod leader;
 
 pub use leader::LeaseHolder;
 
+mod metrics;
+
+pub use metrics::{MetricCounts, OpenException, ReportTotals, WaitingLoad};
+
 mod reports;
 
 pub use reports::{Ingested, LoadReportRow, ReportFileMeta, ReportFileRecord, ReportKeys};

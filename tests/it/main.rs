@@ -17,6 +17,7 @@ mod daemon;
 mod examples;
 mod fakes;
 mod ftp;
+mod http;
 mod intake;
 mod invoicing;
 mod leader;
