@@ -7,7 +7,7 @@
 //! the status the plan read, and a count that differs rolls the whole file back and plans it
 //! again against fresh data.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
@@ -315,21 +315,19 @@ impl Store {
                 attach(&mut loads, payments, exceptions)?;
                 let (plan, outcomes) = plan(loads);
 
-                let (ids, from, to) = columns3(plan.moves.iter().map(|m| (m.load_id, m.from.as_str(), m.to.as_str())));
-                let moved = sqlx::query(
-                    "UPDATE loads SET status = u.to_status, updated_at = $4 \
-                     FROM UNNEST($1::bigint[], $2::text[], $3::text[]) AS u(id, from_status, to_status) \
-                     WHERE loads.id = u.id AND loads.status = u.from_status",
-                )
-                .bind(&ids)
-                .bind(&from)
-                .bind(&to)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if moved != ids.len() as u64 {
-                    return Err(conflict());
+                for ((from, to), ids) in moves_by_step(&plan) {
+                    let moved =
+                        sqlx::query("UPDATE loads SET status = $2, updated_at = $3 WHERE id = ANY($1) AND status = $4")
+                            .bind(&ids)
+                            .bind(to.as_str())
+                            .bind(now)
+                            .bind(from.as_str())
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
+                    if moved != ids.len() as u64 {
+                        return Err(conflict());
+                    }
                 }
                 let history = &plan.history;
                 sqlx::query(
@@ -457,21 +455,21 @@ impl Store {
                 attach(&mut loads, payments, exceptions)?;
                 let (plan, outcomes) = plan(loads);
 
-                let moves: Vec<(i64, &str, &str)> =
-                    plan.moves.iter().map(|m| (m.load_id, m.from.as_str(), m.to.as_str())).collect();
-                let moved = sqlx::query(
-                    "UPDATE loads SET status = u.to_status, updated_at = $2 FROM \
-                     (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS from_status, \
-                      json_extract(value, '$[2]') AS to_status FROM json_each($1)) AS u \
-                     WHERE loads.id = u.id AND loads.status = u.from_status",
-                )
-                .bind(json(&moves)?)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if moved != moves.len() as u64 {
-                    return Err(conflict());
+                for ((from, to), ids) in moves_by_step(&plan) {
+                    let moved = sqlx::query(
+                        "UPDATE loads SET status = $2, updated_at = $3 \
+                         WHERE id IN (SELECT value FROM json_each($1)) AND status = $4",
+                    )
+                    .bind(json(&ids)?)
+                    .bind(to.as_str())
+                    .bind(now)
+                    .bind(from.as_str())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if moved != ids.len() as u64 {
+                        return Err(conflict());
+                    }
                 }
                 let history: Vec<(i64, &str, &str, &str)> = plan
                     .history
@@ -675,13 +673,12 @@ impl Store {
     }
 }
 
-/// Splits (id, from, to) triples into three arrays for `UNNEST`.
-fn columns3<'a>(items: impl Iterator<Item = (i64, &'a str, &'a str)>) -> (Vec<i64>, Vec<&'a str>, Vec<&'a str>) {
-    let mut columns = (Vec::new(), Vec::new(), Vec::new());
-    for (a, b, c) in items {
-        columns.0.push(a);
-        columns.1.push(b);
-        columns.2.push(c);
+/// The plan's status moves grouped by step (from → to): one compare-and-set statement per
+/// step, each moving only loads still in the status the plan read. A file has one or two steps.
+fn moves_by_step(plan: &ReportPlan) -> BTreeMap<(LoadStatus, LoadStatus), Vec<i64>> {
+    let mut steps: BTreeMap<(LoadStatus, LoadStatus), Vec<i64>> = BTreeMap::new();
+    for m in &plan.moves {
+        steps.entry((m.from, m.to)).or_default().push(m.load_id);
     }
-    columns
+    steps
 }
