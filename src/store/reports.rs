@@ -159,15 +159,49 @@ const SNAPSHOT_COLUMNS: &str = "l.id, l.load_number, l.invoice_number, l.subsidi
      b.provider, CASE WHEN p.load_id IS NULL THEN CAST(0 AS BIGINT) ELSE CAST(1 AS BIGINT) END AS purchased";
 
 /// The loads a report's rows name, looked up from the list of keys (each one an index probe),
-/// not by scanning loads. DIALECT: PostgreSQL takes the keys as an array, SQLite as a JSON
-/// array driven as the outer loop (`CROSS JOIN`).
-fn snapshot_sql(postgres: bool, column: &str, lock: &str) -> String {
-    let keys = if postgres { "UNNEST($1::text[]) AS k(key) JOIN" } else { "json_each($1) AS k CROSS JOIN" };
-    let key = if postgres { "k.key" } else { "k.value" };
+/// not by scanning loads. DIALECT: PostgreSQL takes the keys as an array.
+fn snapshot_sql(column: &str, lock: &str) -> String {
     format!(
-        "SELECT {SNAPSHOT_COLUMNS} FROM {keys} loads l ON l.{column} = {key} \
+        "SELECT {SNAPSHOT_COLUMNS} FROM UNNEST($1::text[]) AS k(key) JOIN loads l ON l.{column} = k.key \
          LEFT JOIN batches b ON b.id = l.batch_id LEFT JOIN purchases p ON p.load_id = l.id{lock}"
     )
+}
+
+/// As [`snapshot_sql`] for SQLite: the keys as a JSON array driven as the outer loop
+/// (`CROSS JOIN`), the loads back as one JSON array of arrays.
+fn sqlite_snapshot_sql(column: &str) -> String {
+    format!(
+        "SELECT json_group_array(json_array(l.id, l.load_number, l.invoice_number, l.subsidiary, l.status, \
+         l.amount_cents, b.provider, p.load_id IS NOT NULL)) \
+         FROM json_each($1) AS k CROSS JOIN loads l ON l.{column} = k.value \
+         LEFT JOIN batches b ON b.id = l.batch_id LEFT JOIN purchases p ON p.load_id = l.id"
+    )
+}
+
+/// One load of [`sqlite_snapshot_sql`]'s array.
+type LoadTuple = (i64, String, Option<String>, String, String, i64, Option<String>, i64);
+
+fn loads_from_json(text: Option<String>) -> Result<Vec<ReportLoad>, StoreError> {
+    let Some(text) = text else { return Ok(Vec::new()) };
+    let tuples: Vec<LoadTuple> = serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    tuples
+        .into_iter()
+        .map(|(id, load_number, invoice_number, subsidiary, status, amount_cents, provider, purchased)| {
+            Ok(ReportLoad {
+                id,
+                load_number,
+                invoice_number,
+                subsidiary,
+                status: LoadStatus::from_str(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                amount_cents,
+                provider,
+                purchased: purchased != 0,
+                paid_cents: 0,
+                payments: HashSet::new(),
+                open_exceptions: HashSet::new(),
+            })
+        })
+        .collect()
 }
 
 /// The keys of a report: every invoice number, and the load number of each row with the
@@ -281,14 +315,14 @@ impl Store {
                 // load at once (two daemons) must not both read the old total. (SQLite has one
                 // writer at a time.)
                 let lock = if meta.kind == "payment" { " FOR UPDATE OF l" } else { "" };
-                let rows = sqlx::query(sqlx::AssertSqlSafe(snapshot_sql(true, "invoice_number", lock)))
+                let rows = sqlx::query(sqlx::AssertSqlSafe(snapshot_sql("invoice_number", lock)))
                     .bind(keys.invoices)
                     .fetch_all(&mut *tx)
                     .await?;
                 let mut loads = report_loads_from_rows!(&rows);
                 let fallback = keys.fallback(&loads);
                 if !fallback.is_empty() {
-                    let rows = sqlx::query(sqlx::AssertSqlSafe(snapshot_sql(true, "load_number", lock)))
+                    let rows = sqlx::query(sqlx::AssertSqlSafe(snapshot_sql("load_number", lock)))
                         .bind(&fallback)
                         .fetch_all(&mut *tx)
                         .await?;
@@ -418,20 +452,23 @@ impl Store {
                     drop(tx);
                     return self.duplicate(meta).await;
                 };
-                // DIALECT: SQLite takes the keys and the rows as JSON arrays.
-                let rows = sqlx::query(sqlx::AssertSqlSafe(snapshot_sql(false, "invoice_number", "")))
-                    .bind(json(&keys.invoices)?)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                let mut loads = report_loads_from_rows!(&rows);
+                // DIALECT: SQLite takes the keys and the rows as JSON arrays, and gives the loads
+                // back as one JSON array (one row, not one per load through the driver).
+                let text: Option<String> =
+                    sqlx::query_scalar(sqlx::AssertSqlSafe(sqlite_snapshot_sql("invoice_number")))
+                        .bind(json(&keys.invoices)?)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                let mut loads = loads_from_json(text)?;
                 let fallback = keys.fallback(&loads);
                 if !fallback.is_empty() {
-                    let rows = sqlx::query(sqlx::AssertSqlSafe(snapshot_sql(false, "load_number", "")))
-                        .bind(json(&fallback)?)
-                        .fetch_all(&mut *tx)
-                        .await?;
+                    let text: Option<String> =
+                        sqlx::query_scalar(sqlx::AssertSqlSafe(sqlite_snapshot_sql("load_number")))
+                            .bind(json(&fallback)?)
+                            .fetch_one(&mut *tx)
+                            .await?;
                     let known: HashSet<i64> = loads.iter().map(|l| l.id).collect();
-                    loads.extend(report_loads_from_rows!(&rows).into_iter().filter(|l| !known.contains(&l.id)));
+                    loads.extend(loads_from_json(text)?.into_iter().filter(|l| !known.contains(&l.id)));
                 }
                 let ids = json(&loads.iter().map(|l| l.id).collect::<Vec<_>>())?;
                 let payments = if meta.kind == "payment" {
