@@ -4,6 +4,10 @@
 //! as does an `externalId` seen before) and counts *effective* submissions: how many schedules
 //! hold each invoice number. It never dedupes by invoice number, so an invoice that went out in
 //! two batches shows up here as two schedules.
+//!
+//! With [`Apex::flaky`] it also misbehaves on a fixed rhythm of `POST schedules`: some answer
+//! 503 before taking anything, some take the schedule and then drop the connection without an
+//! answer (the client cannot tell whether it was taken).
 
 use std::collections::BTreeMap;
 
@@ -35,6 +39,11 @@ pub struct Apex {
     /// (schedule id, invoice number) of every packet upload.
     pub documents: Vec<(String, String)>,
     pub unauthorized: u32,
+    /// Misbehave on some posts (see the module doc).
+    pub flaky: bool,
+    /// Posts answered 503, and posts taken whose answer was dropped.
+    pub refused: u32,
+    pub dropped: u32,
 }
 
 impl Apex {
@@ -93,6 +102,10 @@ async fn create(State(state): State<Shared<Apex>>, headers: HeaderMap, body: axu
         return StatusCode::UNAUTHORIZED.into_response();
     }
     apex.posts += 1;
+    if apex.flaky && apex.posts % 5 == 2 {
+        apex.refused += 1;
+        return json_response(StatusCode::SERVICE_UNAVAILABLE, json!({"message": "try again"}));
+    }
     let Some(key) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_string) else {
         return json_response(StatusCode::BAD_REQUEST, json!({"message": "Idempotency-Key required"}));
     };
@@ -111,6 +124,13 @@ async fn create(State(state): State<Shared<Apex>>, headers: HeaderMap, body: axu
     let schedule = Schedule { id, external_id, idempotency_key: key, invoices };
     let record = apex.record(&schedule);
     apex.schedules.push(schedule);
+    if apex.flaky && apex.posts % 7 == 3 {
+        apex.dropped += 1;
+        drop(apex);
+        // Taken, and now the connection dies without an answer: the panic ends the connection's
+        // task, which closes the socket.
+        panic!("Apex fake: schedule taken, answer dropped (a planned fault)");
+    }
     json_response(StatusCode::CREATED, record)
 }
 

@@ -34,7 +34,9 @@ use harness::{PgDatabase, wait_for};
 use world::{Rng, World, seed};
 
 /// Kill points per run of the kill test: RELIABILITY asks for at least 20.
-const KILL_POINTS: u32 = 24;
+const KILL_POINTS: u32 = 30;
+/// Loads fed through the kill test, in twelve exports.
+const LOADS: usize = 300;
 /// How long a run may take to settle once the faults stop.
 const SETTLE: Duration = Duration::from_secs(120);
 
@@ -65,10 +67,11 @@ async fn sigkill_at_random_moments_loses_nothing_and_doubles_nothing() {
     let seed = seed();
     eprintln!("faults[sigkill]: seed={seed} (replay: FAULTS_SEED={seed})");
     let mut rng = rng(seed, "sigkill");
-    let mut world = World::new(&pg.url, 240, 24).await;
+    let mut world = World::new(&pg.url, LOADS, LOADS / 12).await;
+    fakes::api::lock(&world.apex).flaky = true;
 
     let mut daemon = world.start();
-    let mut kills = 0;
+    let (mut kills, mut mid_batch, mut mid_file) = (0, 0, 0);
     while kills < KILL_POINTS {
         world.drop_next_loads();
         world.drop_purchase_reports().await;
@@ -77,6 +80,9 @@ async fn sigkill_at_random_moments_loses_nothing_and_doubles_nothing() {
         tokio::time::sleep(Duration::from_millis(rng.between(200, 2200))).await;
         daemon.kill();
         kills += 1;
+        let (sending, processing) = world.in_flight().await;
+        mid_batch += usize::from(sending > 0);
+        mid_file += usize::from(processing > 0);
         daemon = world.start();
     }
     while world.drop_next_loads() {}
@@ -84,12 +90,19 @@ async fn sigkill_at_random_moments_loses_nothing_and_doubles_nothing() {
     daemon.kill();
 
     let figures = world.check().await;
-    let reconciled = world.log_lines("reconciled batches left sending");
+    let reconciled = world.log_lines("reconciling a batch left sending");
+    let (refused, dropped) = {
+        let apex = fakes::api::lock(&world.apex);
+        (apex.refused, apex.dropped)
+    };
     figures.assert_clean(
         "sigkill",
         &format!(
-            "seed={seed}, kill points={kills}, restarts={}, reconciled={reconciled}, secs={}",
+            "seed={seed}, kill points={kills} ({mid_batch} with a batch in flight, {mid_file} with a file in hand), \
+             restarts={}, batches reconciled={reconciled}, fires={}, apex 503s={refused}, apex answers dropped={dropped}, \
+             secs={}",
             world.starts - 1,
+            world.fires(),
             world.elapsed().as_secs()
         ),
     );
@@ -125,9 +138,15 @@ async fn postgres_restarted_mid_run_the_daemon_reconnects_and_carries_on() {
     daemon.kill();
 
     let figures = world.check().await;
+    // The outages were felt (database errors logged) and ridden out by the same process.
+    let errors = world.log_lines("\"level\":\"ERROR\"") + world.log_lines("\"level\":\"WARN\"");
     figures.assert_clean(
         "postgres restart",
-        &format!("seed={seed}, postgres restarts={restarts}, secs={}", world.elapsed().as_secs()),
+        &format!(
+            "seed={seed}, postgres restarts={restarts}, daemon starts={}, errors and warnings logged={errors}, secs={}",
+            world.starts,
+            world.elapsed().as_secs()
+        ),
     );
 }
 

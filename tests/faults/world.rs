@@ -420,6 +420,25 @@ schedule = "*/2 * * * * *"
             .collect()
     }
 
+    /// What was in flight when a daemon died: batches left `sending` and files left in a
+    /// `processing/` folder.
+    pub async fn in_flight(&self) -> (i64, usize) {
+        let sending: i64 = sqlx::query_as::<_, (i64,)>("SELECT COUNT(*) FROM batches WHERE status = 'sending'")
+            .fetch_one(&self.pool)
+            .await
+            .map_or(0, |r| r.0);
+        let processing = files_under(&self.root().join("inbox"))
+            .iter()
+            .filter(|f| f.components().any(|c| c.as_os_str() == "processing"))
+            .count();
+        (sending, processing)
+    }
+
+    /// How many scheduled submissions the daemons logged, over all subsidiaries.
+    pub fn fires(&self) -> usize {
+        self.logged_fires().values().sum()
+    }
+
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
     }
