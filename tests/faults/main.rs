@@ -17,7 +17,7 @@
 #[allow(dead_code)]
 #[path = "../it/fakes.rs"]
 mod fakes;
-#[allow(dead_code)]
+// harness.rs allows its own dead code.
 #[path = "../it/harness.rs"]
 mod harness;
 #[allow(dead_code)]
