@@ -1,6 +1,6 @@
 //! The fault suite (RELIABILITY "The fault tests that prove it"): the real `factord run` as a
 //! child process on PostgreSQL, submitting to an FTP server (libunftp), an HTTP server playing
-//! Apex and the outbox, ingesting purchase reports, while the test
+//! Apex and the outbox, ingesting purchase and payment reports, while the test
 //!
 //! - kills it with SIGKILL at random moments and starts it again, many times;
 //! - restarts PostgreSQL under it (a cluster the test made with `initdb`);
@@ -74,7 +74,7 @@ async fn sigkill_at_random_moments_loses_nothing_and_doubles_nothing() {
     let (mut kills, mut mid_batch, mut mid_file) = (0, 0, 0);
     while kills < KILL_POINTS {
         world.drop_next_loads();
-        world.drop_purchase_reports().await;
+        world.drop_reports().await;
         // The fault: SIGKILL after a random while, whatever the daemon is doing then
         // (starting, importing, rendering, sending a batch, ingesting a report).
         tokio::time::sleep(Duration::from_millis(rng.between(200, 2200))).await;
@@ -127,7 +127,7 @@ async fn postgres_restarted_mid_run_the_daemon_reconnects_and_carries_on() {
         done += 20;
         // Mid-run: some of this export is invoiced, the rest is in flight.
         wait_for_progress(&world, done - 15, "Queued").await;
-        world.drop_purchase_reports().await;
+        world.drop_reports().await;
         tokio::time::sleep(Duration::from_millis(rng.between(0, 1500))).await;
         cluster.restart();
         restarts += 1;
@@ -161,7 +161,7 @@ async fn several_daemons(count: usize, test: &str) {
 
     let mut daemons: Vec<_> = (0..count).map(|_| world.start()).collect();
     while world.drop_next_loads() {
-        world.drop_purchase_reports().await;
+        world.drop_reports().await;
         tokio::time::sleep(Duration::from_millis(rng.between(300, 2000))).await;
     }
     let mut running: Vec<&mut world::Daemon> = daemons.iter_mut().collect();

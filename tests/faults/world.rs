@@ -2,8 +2,9 @@
 //! one per transport (WinFactor over FTP to the libunftp fake, Apex over HTTP to the Apex fake,
 //! Capital Depot into the outbox), each submitting on a two-second schedule; real PDFs for
 //! PODs and rate confirmations; credentials in files. The world feeds load exports into
-//! `inbox/loads/` and purchase reports for the invoiced loads into `inbox/<provider>/purchase/`
-//! (each written beside the inbox and renamed in), runs `factord run` as child processes with
+//! `inbox/loads/`, purchase reports for the invoiced loads into `inbox/<provider>/purchase/` and
+//! payment reports for the financed ones into `inbox/<provider>/payment/` (each payment report
+//! twice, under two names; every file written beside the inbox and renamed in), runs `factord run` as child processes with
 //! their logs in `logs/`, waits until everything has settled, and then checks the invariants of
 //! RELIABILITY "The fault tests that prove it" against the database, the fakes and the folders.
 
@@ -107,8 +108,9 @@ pub struct World {
     pub loads: Vec<String>,
     /// Load exports not dropped yet: (file name, content, load numbers).
     pending: Vec<(String, String, Vec<String>)>,
-    /// Invoice numbers already put in a purchase report.
+    /// Invoice numbers already put in a purchase report, and in a payment report.
     reported: BTreeSet<String>,
+    paid: BTreeSet<String>,
     /// How many daemons were started (their logs are `logs/<name>.log`).
     pub starts: u32,
     started: Instant,
@@ -118,7 +120,7 @@ pub struct World {
 #[derive(Debug, Default)]
 pub struct Figures {
     pub loads: usize,
-    pub financed: usize,
+    pub completed: usize,
     pub stuck_with_reason: usize,
     pub batches: i64,
     pub files: usize,
@@ -288,6 +290,7 @@ schedule = "*/2 * * * * *"
             loads: Vec::new(),
             pending,
             reported: BTreeSet::new(),
+            paid: BTreeSet::new(),
             starts: 0,
             started: Instant::now(),
         }
@@ -335,12 +338,13 @@ schedule = "*/2 * * * * *"
         true
     }
 
-    /// A purchase report per provider for the loads now Invoiced that no report named yet.
-    /// Database errors (a server restarting) just mean "not this time".
-    pub async fn drop_purchase_reports(&mut self) {
-        let rows: Vec<(String, String, i64)> = match sqlx::query_as(
-            "SELECT invoice_number, subsidiary, amount_cents FROM loads \
-             WHERE status = 'Invoiced' AND invoice_number IS NOT NULL ORDER BY invoice_number",
+    /// The factor's reports: per provider, a purchase report for the loads now Invoiced and a
+    /// payment report (dropped twice, under two names) for the loads now Financed that no report
+    /// named yet. Database errors (a server restarting) just mean "not this time".
+    pub async fn drop_reports(&mut self) {
+        let rows: Vec<(String, String, String, i64)> = match sqlx::query_as(
+            "SELECT invoice_number, status, subsidiary, amount_cents FROM loads \
+             WHERE status IN ('Invoiced', 'Financed') AND invoice_number IS NOT NULL ORDER BY invoice_number",
         )
         .fetch_all(&self.pool)
         .await
@@ -348,19 +352,28 @@ schedule = "*/2 * * * * *"
             Ok(rows) => rows,
             Err(_) => return,
         };
-        let mut by_provider: BTreeMap<&str, String> = BTreeMap::new();
-        for (invoice, subsidiary, cents) in rows {
-            if !self.reported.insert(invoice.clone()) {
-                continue;
-            }
+        let mut files: BTreeMap<(&str, &str), String> = BTreeMap::new();
+        let money = |cents: i64| format!("{}.{:02}", cents / 100, cents % 100);
+        for (invoice, status, subsidiary, cents) in rows {
             let Some((_, provider, _)) = SUBSIDIARIES.iter().find(|(s, _, _)| *s == subsidiary) else { continue };
-            let advance = cents * 9 / 10;
-            let text = by_provider.entry(*provider).or_insert_with(|| "Invoice Number,Advance\n".to_string());
-            text.push_str(&format!("{invoice},{}.{:02}\n", advance / 100, advance % 100));
+            if status == "Invoiced" && self.reported.insert(invoice.clone()) {
+                let text =
+                    files.entry((*provider, "purchase")).or_insert_with(|| "Invoice Number,Advance\n".to_string());
+                text.push_str(&format!("{invoice},{}\n", money(cents * 9 / 10)));
+            }
+            if status == "Financed" && self.paid.insert(invoice.clone()) {
+                let text = files
+                    .entry((*provider, "payment"))
+                    .or_insert_with(|| "Invoice Number,Paid Amount,Payment Date,Check #\n".to_string());
+                text.push_str(&format!("{invoice},{},2026-11-30,CHK-{invoice}\n", money(cents)));
+            }
         }
-        for (provider, text) in by_provider {
-            let name = format!("purchase-{:03}.csv", self.dropped.len());
-            self.drop_file(&format!("inbox/{provider}/purchase"), &name, &text);
+        for ((provider, kind), text) in files {
+            let name = format!("{kind}-{:03}.csv", self.dropped.len());
+            self.drop_file(&format!("inbox/{provider}/{kind}"), &name, &text);
+            if kind == "payment" {
+                self.drop_file(&format!("inbox/{provider}/{kind}"), &format!("copy-of-{name}"), &text);
+            }
         }
     }
 
@@ -371,14 +384,14 @@ schedule = "*/2 * * * * *"
         Some(rows.into_iter().collect())
     }
 
-    /// Settled: every load fed is in the database, and each is Financed or stopped with a
-    /// recorded reason (an open exception); no file is left in an inbox.
+    /// Settled: every load fed is in the database, and each is Completed (financed and paid)
+    /// or stopped with a recorded reason (an open exception); no file is left in an inbox.
     async fn settled(&self) -> Option<()> {
         if !self.pending.is_empty() || !self.inbox_leftovers().is_empty() {
             return None;
         }
         let (total, open): (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(*), COUNT(*) FILTER (WHERE status <> 'Financed' AND NOT EXISTS \
+            "SELECT COUNT(*), COUNT(*) FILTER (WHERE status <> 'Completed' AND NOT EXISTS \
              (SELECT 1 FROM load_exceptions e WHERE e.load_id = loads.id AND e.cleared_at IS NULL)) FROM loads",
         )
         .fetch_one(&self.pool)
@@ -387,12 +400,12 @@ schedule = "*/2 * * * * *"
         (total == self.loads.len() as i64 && open == 0).then_some(())
     }
 
-    /// Feeds purchase reports and polls until [`Self::settled`], failing after `deadline` or as
+    /// Feeds reports and polls until [`Self::settled`], failing after `deadline` or as
     /// soon as every daemon has exited (a daemon never exits by itself).
     pub async fn settle(&mut self, daemons: &mut [&mut Daemon], deadline: Duration) {
         let start = Instant::now();
         loop {
-            self.drop_purchase_reports().await;
+            self.drop_reports().await;
             if self.settled().await.is_some() {
                 return;
             }
@@ -481,8 +494,8 @@ schedule = "*/2 * * * * *"
         .await
         .expect("exceptions");
         let stuck: BTreeSet<String> = open.into_iter().map(|(n,)| n).collect();
-        figures.financed = loads.iter().filter(|l| l.2 == "Financed").count();
-        figures.stuck_with_reason = loads.iter().filter(|l| l.2 != "Financed" && stuck.contains(&l.1)).count();
+        figures.completed = loads.iter().filter(|l| l.2 == "Completed").count();
+        figures.stuck_with_reason = loads.iter().filter(|l| l.2 != "Completed" && stuck.contains(&l.1)).count();
 
         // 2. History moves forward only: a chain from nothing to the current status.
         let history: Vec<(i64, Option<String>, String)> =
@@ -576,6 +589,30 @@ schedule = "*/2 * * * * *"
         for ((subsidiary, fire), count) in self.logged_fires() {
             if count > 1 {
                 v.push(format!("{subsidiary}: the fire at {fire} was submitted {count} times (daemon logs)"));
+            }
+        }
+
+        // Each purchase and payment applied once: one purchase per financed load, payments
+        // adding up to the amount of a completed one.
+        let money: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT l.load_number, l.status, l.amount_cents, \
+             (SELECT COUNT(*) FROM purchases p WHERE p.load_id = l.id), \
+             (SELECT COALESCE(SUM(paid_cents), 0)::BIGINT FROM payments y WHERE y.load_id = l.id) FROM loads l",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .expect("purchases and payments");
+        for (number, status, amount, purchases, paid) in money {
+            let (want_purchases, want_paid) = match status.as_str() {
+                "Financed" => (1, 0),
+                "Completed" => (1, amount),
+                _ => (0, 0),
+            };
+            if (purchases, paid) != (want_purchases, want_paid) {
+                figures.doubled += usize::from(purchases > 1 || paid > amount);
+                v.push(format!(
+                    "load {number} is {status} with {purchases} purchases and {paid} cents paid of {amount}"
+                ));
             }
         }
 
@@ -726,8 +763,8 @@ impl Figures {
     /// Prints the figures and every violation, then fails if there is any.
     pub fn assert_clean(&self, test: &str, extra: &str) {
         eprintln!(
-            "faults[{test}]: {extra}, loads={}, financed={}, stuck_with_reason={}, batches={}, files={}, lost={}, doubled={}",
-            self.loads, self.financed, self.stuck_with_reason, self.batches, self.files, self.lost, self.doubled
+            "faults[{test}]: {extra}, loads={}, completed={}, stuck_with_reason={}, batches={}, files={}, lost={}, doubled={}",
+            self.loads, self.completed, self.stuck_with_reason, self.batches, self.files, self.lost, self.doubled
         );
         assert!(
             self.violations.is_empty() && self.lost == 0 && self.doubled == 0,
