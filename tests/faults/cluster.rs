@@ -1,5 +1,6 @@
 //! A PostgreSQL cluster of the test's own, so that the test may restart the server under a
-//! running daemon: `initdb` into a temp folder owned by the `postgres` user, `pg_ctl start` on a
+//! running daemon: `initdb` into a temp folder owned by the `postgres` user (when the tests run
+//! as root, which initdb refuses; else by the user running them), `pg_ctl start` on a
 //! free port of 127.0.0.1 (trust authentication, loopback only), `pg_ctl restart` on demand, and
 //! `pg_ctl stop` when the guard is dropped, also when the test panics.
 
@@ -27,10 +28,23 @@ fn postgres_bin() -> PathBuf {
     majors.pop().expect("an initdb under /usr/lib/postgresql/*/bin").1
 }
 
-/// Runs `program args…` as the `postgres` user (initdb refuses root).
+fn running_as_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
+
+/// `program`, run as the `postgres` user when the tests run as root (initdb refuses root).
+fn server_command(program: &Path) -> Command {
+    if running_as_root() {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
 fn as_postgres(program: &Path, args: &[&str]) -> Output {
-    let output =
-        Command::new("runuser").args(["-u", "postgres", "--"]).arg(program).args(args).output().expect("run runuser");
+    let output = server_command(program).args(args).output().expect("run a PostgreSQL program");
     assert!(
         output.status.success(),
         "{} {args:?} failed: {}\n{}",
@@ -46,8 +60,10 @@ impl Cluster {
     pub fn start() -> Cluster {
         let bin = postgres_bin();
         let dir = tempfile::tempdir().expect("tempdir");
-        let status = Command::new("chown").arg("postgres").arg(dir.path()).status().expect("chown");
-        assert!(status.success(), "chown postgres {}", dir.path().display());
+        if running_as_root() {
+            let status = Command::new("chown").arg("postgres").arg(dir.path()).status().expect("chown");
+            assert!(status.success(), "chown postgres {}", dir.path().display());
+        }
         let data = dir.path().join("data");
         let log = dir.path().join("postgres.log");
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
@@ -82,9 +98,7 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         // No assert here: a panic while panicking aborts the test binary.
-        let _ = Command::new("runuser")
-            .args(["-u", "postgres", "--"])
-            .arg(self.bin.join("pg_ctl"))
+        let _ = server_command(&self.bin.join("pg_ctl"))
             .arg("-D")
             .arg(&self.data)
             .args(["-m", "immediate", "-w", "stop"])
