@@ -4,7 +4,8 @@
 //!
 //! - kills it with SIGKILL at random moments and starts it again, many times;
 //! - restarts PostgreSQL under it (a cluster the test made with `initdb`);
-//! - runs two and three daemons at once on one database;
+//! - runs two daemons at once on one database, and three of which one is killed at random
+//!   moments and replaced;
 //!
 //! and then checks the invariants: every load in exactly one status, history forward only, at
 //! most one effective submission per invoice at the fakes (and one for every submitted load),
@@ -151,8 +152,10 @@ async fn postgres_restarted_mid_run_the_daemon_reconnects_and_carries_on() {
 }
 
 /// `count` daemons with the same config on one PostgreSQL database, loads dropped at random
-/// moments while they compete for every fire, file and batch.
-async fn several_daemons(count: usize, test: &str) {
+/// moments while they compete for every fire, file and batch. With `kill_one`, after each
+/// export one daemon picked at random is SIGKILLed and a new one started in its place, so the
+/// others take over what it left (a batch in flight, a file in hand, the schedule).
+async fn several_daemons(count: usize, kill_one: bool, test: &str) {
     let Some(pg) = PgDatabase::create().await else { return };
     let seed = seed();
     eprintln!("faults[{test}]: seed={seed} (replay: FAULTS_SEED={seed})");
@@ -160,9 +163,16 @@ async fn several_daemons(count: usize, test: &str) {
     let mut world = World::new(&pg.url, 90, 15).await;
 
     let mut daemons: Vec<_> = (0..count).map(|_| world.start()).collect();
+    let mut kills = 0;
     while world.drop_next_loads() {
         world.drop_reports().await;
         tokio::time::sleep(Duration::from_millis(rng.between(300, 2000))).await;
+        if kill_one {
+            let victim = rng.between(0, count as u64) as usize;
+            daemons[victim].kill();
+            kills += 1;
+            daemons[victim] = world.start();
+        }
     }
     let mut running: Vec<&mut world::Daemon> = daemons.iter_mut().collect();
     world.settle(&mut running, SETTLE).await;
@@ -175,16 +185,20 @@ async fn several_daemons(count: usize, test: &str) {
     let taken = world.log_lines("fire already taken");
     figures.assert_clean(
         test,
-        &format!("seed={seed}, daemons={count}, fires taken by another={taken}, secs={}", world.elapsed().as_secs()),
+        &format!(
+            "seed={seed}, daemons={count}, kill points={kills}, fires taken by another={taken}, fires={}, secs={}",
+            world.fires(),
+            world.elapsed().as_secs()
+        ),
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_daemons_on_one_postgres_fire_and_process_everything_once() {
-    several_daemons(2, "two daemons").await;
+    several_daemons(2, false, "two daemons").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_daemons_on_one_postgres_fire_and_process_everything_once() {
-    several_daemons(3, "three daemons").await;
+async fn three_daemons_on_one_postgres_one_killed_at_random_fire_and_process_everything_once() {
+    several_daemons(3, true, "three daemons").await;
 }

@@ -181,7 +181,7 @@ interval = "1s"
 lease = "5s"
 
 [submission]
-lease = "3s"
+lease = "5s"
 
 [[subsidiary]]
 id = "ftp-co"
