@@ -6,8 +6,8 @@
 //! two batches shows up here as two schedules.
 //!
 //! With [`Apex::flaky`] it also misbehaves on a fixed rhythm of `POST schedules`: some answer
-//! 503 before taking anything, some take the schedule and then drop the connection without an
-//! answer (the client cannot tell whether it was taken).
+//! 503 before taking anything, some take the schedule and then cut the connection before the
+//! answer's body (the client cannot tell whether it was taken).
 
 use std::collections::BTreeMap;
 
@@ -126,10 +126,10 @@ async fn create(State(state): State<Shared<Apex>>, headers: HeaderMap, body: axu
     apex.schedules.push(schedule);
     if apex.flaky && apex.posts % 7 == 3 {
         apex.dropped += 1;
-        drop(apex);
-        // Taken, and now the connection dies without an answer: the panic ends the connection's
-        // task, which closes the socket.
-        panic!("Apex fake: schedule taken, answer dropped (a planned fault)");
+        // Taken, and the answer breaks off after its status line: the body fails, the
+        // connection is cut, and the client cannot read what was created.
+        let broken = futures_util::stream::once(async { Err::<Bytes, _>(std::io::Error::other("answer dropped")) });
+        return (StatusCode::CREATED, axum::body::Body::from_stream(broken)).into_response();
     }
     json_response(StatusCode::CREATED, record)
 }

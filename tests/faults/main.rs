@@ -92,6 +92,7 @@ async fn sigkill_at_random_moments_loses_nothing_and_doubles_nothing() {
 
     let figures = world.check().await;
     let reconciled = world.log_lines("reconciling a batch left sending");
+    let retried = world.log_lines("transient failure; retrying");
     let (refused, dropped) = {
         let apex = fakes::api::lock(&world.apex);
         (apex.refused, apex.dropped)
@@ -101,7 +102,7 @@ async fn sigkill_at_random_moments_loses_nothing_and_doubles_nothing() {
         &format!(
             "seed={seed}, kill points={kills} ({mid_batch} with a batch in flight, {mid_file} with a file in hand), \
              restarts={}, batches reconciled={reconciled}, fires={}, apex 503s={refused}, apex answers dropped={dropped}, \
-             secs={}",
+             retries={retried}, secs={}",
             world.starts - 1,
             world.fires(),
             world.elapsed().as_secs()
