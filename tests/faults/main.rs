@@ -78,7 +78,7 @@ async fn sigkill_at_random_moments_loses_nothing_and_doubles_nothing() {
         world.drop_reports().await;
         // The fault: SIGKILL after a random while, whatever the daemon is doing then
         // (starting, importing, rendering, sending a batch, ingesting a report).
-        tokio::time::sleep(Duration::from_millis(rng.between(200, 2200))).await;
+        tokio::time::sleep(Duration::from_millis(rng.between(200, 4000))).await;
         daemon.kill();
         kills += 1;
         let (sending, processing) = world.in_flight().await;
