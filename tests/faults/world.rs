@@ -182,6 +182,9 @@ lease = "5s"
 
 [submission]
 lease = "5s"
+# A killed daemon's schedules pass to the next one within seconds, so kills keep landing
+# while batches are in flight.
+scheduler_lease = "3s"
 
 [[subsidiary]]
 id = "ftp-co"
