@@ -159,8 +159,9 @@ pub fn lookup_keys(rows: &[ReportRow]) -> (Vec<String>, Vec<(Option<String>, Str
     (invoices.into_iter().collect(), loads.into_iter().collect())
 }
 
+/// `YYYY-MM-DD` (chrono's `Display` for a date; much cheaper than `format`).
 fn date_text(date: Option<NaiveDate>) -> Option<String> {
-    date.map(|d| d.format("%Y-%m-%d").to_string())
+    date.map(|d| d.to_string())
 }
 
 /// Applies DESIGN §8 to the rows. `file_label` names the file in history causes.

@@ -175,6 +175,21 @@ pub fn cell_date(cell: &Cell) -> Result<Option<NaiveDate>, String> {
     Ok(Some(date))
 }
 
+/// The two forms nearly every report uses, `MM/DD/YYYY` and `YYYY-MM-DD`, read without
+/// chrono's format parser (a report has a date on every row).
+fn common_date(text: &str) -> Option<NaiveDate> {
+    let b = text.as_bytes();
+    let num = |range: std::ops::Range<usize>| -> Option<u32> {
+        let digits = b.get(range)?;
+        digits.iter().try_fold(0u32, |n, &d| d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0')))
+    };
+    match (b.len(), b.get(2), b.get(4)) {
+        (10, Some(b'/'), _) if b[5] == b'/' => NaiveDate::from_ymd_opt(num(6..10)? as i32, num(0..2)?, num(3..5)?),
+        (10, _, Some(b'-')) if b[7] == b'-' => NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?),
+        _ => None,
+    }
+}
+
 /// An Excel serial in the 1900 system (serials past 60 are past the fake leap day).
 fn serial_date(n: f64) -> Result<NaiveDate, String> {
     if !n.is_finite() || !(61.0..=2_958_465.0).contains(&n) {
@@ -185,6 +200,9 @@ fn serial_date(n: f64) -> Result<NaiveDate, String> {
 }
 
 fn text_date(text: &str) -> Option<NaiveDate> {
+    if let Some(date) = common_date(text) {
+        return Some(date);
+    }
     const DATES: &[&str] = &["%Y-%m-%d", "%m/%d/%Y", "%m-%d-%Y", "%Y/%m/%d", "%m/%d/%y", "%d-%b-%Y", "%b %d, %Y"];
     const DATE_TIMES: &[&str] = &["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M"];
     for format in DATES {
