@@ -160,6 +160,7 @@ pub async fn run_with_reloads(
     if let Some(interval) = sd_notify::watchdog_enabled() {
         background.spawn(ping_watchdog(interval / 2, heartbeats.clone(), shutdown.clone()));
     }
+    background.spawn(watch_heartbeats(heartbeats.clone(), health.clone(), shutdown.clone()));
     let status_now = Arc::new(Notify::new());
     background.spawn(report_status(store.clone(), status_now.clone(), shutdown.clone()));
     let (config_tx, mut config_rx) = mpsc::channel::<()>(1);
@@ -402,8 +403,16 @@ impl Heartbeats {
 
     /// The components that have not come round for `limit`.
     fn stuck(&self, limit: Duration) -> Vec<&'static str> {
+        self.stuck_at(limit, Instant::now())
+    }
+
+    /// As [`Heartbeats::stuck`], seen at `now`.
+    fn stuck_at(&self, limit: Duration, now: Instant) -> Vec<&'static str> {
         let beats = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        beats.iter().filter(|(_, at)| at.elapsed() > limit).map(|(name, _)| *name).collect()
+        let mut stuck: Vec<&'static str> =
+            beats.iter().filter(|(_, at)| now.saturating_duration_since(**at) > limit).map(|(name, _)| *name).collect();
+        stuck.sort_unstable();
+        stuck
     }
 }
 
@@ -424,6 +433,17 @@ async fn ping_watchdog(every: Duration, heartbeats: Heartbeats, shutdown: Cancel
                     tracing::error!(components = ?stuck, "components stuck; the watchdog is not fed, systemd restarts the daemon");
                 }
             }
+        }
+    }
+}
+
+/// Tells `/readyz` which looping components are stuck.
+async fn watch_heartbeats(heartbeats: Heartbeats, health: Arc<Health>, shutdown: CancellationToken) {
+    let mut interval = skipping_interval(Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = interval.tick() => health.set_stuck(heartbeats.stuck(STUCK_AFTER).into_iter().map(str::to_string).collect()),
         }
     }
 }
@@ -767,6 +787,17 @@ fn start_watcher(dirs: &[PathBuf], wake: mpsc::Sender<()>) -> Option<notify::Rec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_component_that_stops_coming_round_is_stuck() {
+        let beats = Heartbeats::default();
+        beats.beat("invoice job");
+        beats.beat("loads inbox");
+        let now = Instant::now();
+        assert!(beats.stuck_at(STUCK_AFTER, now).is_empty());
+        let later = now + STUCK_AFTER + Duration::from_secs(1);
+        assert_eq!(beats.stuck_at(STUCK_AFTER, later), vec!["invoice job", "loads inbox"]);
+    }
 
     #[test]
     fn second_lock_names_the_holder() {

@@ -22,6 +22,8 @@ pub struct HealthState {
     pub last_reload_errors: Vec<String>,
     /// When the configuration was last loaded or a reload was last attempted.
     pub last_reload_at: SystemTime,
+    /// Looping components that have not come round for a long time (stuck).
+    pub stuck: Vec<String>,
 }
 
 impl Health {
@@ -34,6 +36,7 @@ impl Health {
                 last_reload_ok: true,
                 last_reload_errors: Vec::new(),
                 last_reload_at: SystemTime::now(),
+                stuck: Vec::new(),
             }),
         }
     }
@@ -47,6 +50,11 @@ impl Health {
     /// Marks the daemon's components as started (`true`) or stopping (`false`).
     pub fn set_components_running(&self, running: bool) {
         self.lock().components_running = running;
+    }
+
+    /// Records the looping components that are stuck (empty when all come round).
+    pub fn set_stuck(&self, stuck: Vec<String>) {
+        self.lock().stuck = stuck;
     }
 
     /// Records the result of a configuration reload, now: `ok` when the new configuration

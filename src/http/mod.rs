@@ -119,6 +119,7 @@ async fn not_ready(state: &HttpState) -> Vec<String> {
     if !health.components_running {
         problems.push("components: not running".to_string());
     }
+    problems.extend(health.stuck.iter().map(|c| format!("components: {c} has not come round for 10 minutes (stuck)")));
     if !health.last_reload_ok {
         problems.push("config: the last reload was refused; the previous configuration is still in force".to_string());
         problems.extend(health.last_reload_errors.iter().map(|e| format!("config: {e}")));
