@@ -144,8 +144,9 @@ macro_rules! report_loads_from_rows {
                 subsidiary: row.try_get("subsidiary")?,
                 status: LoadStatus::from_str(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?,
                 amount_cents: row.try_get("amount_cents")?,
-                provider: row.try_get("provider")?,
-                purchased: row.try_get::<i64, _>("purchased")? != 0,
+                // The batch id for now: `resolve_loads` puts the batch's provider here.
+                provider: row.try_get("batch_id")?,
+                purchased: false,
                 paid_cents: 0,
                 payments: HashSet::new(),
                 open_exceptions: HashSet::new(),
@@ -155,16 +156,13 @@ macro_rules! report_loads_from_rows {
     }};
 }
 
-const SNAPSHOT_COLUMNS: &str = "l.id, l.load_number, l.invoice_number, l.subsidiary, l.status, l.amount_cents, \
-     b.provider, CASE WHEN p.load_id IS NULL THEN CAST(0 AS BIGINT) ELSE CAST(1 AS BIGINT) END AS purchased";
+const SNAPSHOT_COLUMNS: &str =
+    "l.id, l.load_number, l.invoice_number, l.subsidiary, l.status, l.amount_cents, l.batch_id";
 
 /// The loads a report's rows name, looked up from the list of keys (each one an index probe),
 /// not by scanning loads. DIALECT: PostgreSQL takes the keys as an array.
 fn snapshot_sql(column: &str, lock: &str) -> String {
-    format!(
-        "SELECT {SNAPSHOT_COLUMNS} FROM UNNEST($1::text[]) AS k(key) JOIN loads l ON l.{column} = k.key \
-         LEFT JOIN batches b ON b.id = l.batch_id LEFT JOIN purchases p ON p.load_id = l.id{lock}"
-    )
+    format!("SELECT {SNAPSHOT_COLUMNS} FROM UNNEST($1::text[]) AS k(key) JOIN loads l ON l.{column} = k.key{lock}")
 }
 
 /// As [`snapshot_sql`] for SQLite: the keys as a JSON array driven as the outer loop
@@ -172,21 +170,20 @@ fn snapshot_sql(column: &str, lock: &str) -> String {
 fn sqlite_snapshot_sql(column: &str) -> String {
     format!(
         "SELECT json_group_array(json_array(l.id, l.load_number, l.invoice_number, l.subsidiary, l.status, \
-         l.amount_cents, b.provider, p.load_id IS NOT NULL)) \
-         FROM json_each($1) AS k CROSS JOIN loads l ON l.{column} = k.value \
-         LEFT JOIN batches b ON b.id = l.batch_id LEFT JOIN purchases p ON p.load_id = l.id"
+         l.amount_cents, l.batch_id)) \
+         FROM json_each($1) AS k CROSS JOIN loads l ON l.{column} = k.value"
     )
 }
 
 /// One load of [`sqlite_snapshot_sql`]'s array.
-type LoadTuple = (i64, String, Option<String>, String, String, i64, Option<String>, i64);
+type LoadTuple = (i64, String, Option<String>, String, String, i64, Option<String>);
 
 fn loads_from_json(text: Option<String>) -> Result<Vec<ReportLoad>, StoreError> {
     let Some(text) = text else { return Ok(Vec::new()) };
     let tuples: Vec<LoadTuple> = serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     tuples
         .into_iter()
-        .map(|(id, load_number, invoice_number, subsidiary, status, amount_cents, provider, purchased)| {
+        .map(|(id, load_number, invoice_number, subsidiary, status, amount_cents, batch_id)| {
             Ok(ReportLoad {
                 id,
                 load_number,
@@ -194,8 +191,9 @@ fn loads_from_json(text: Option<String>) -> Result<Vec<ReportLoad>, StoreError> 
                 subsidiary,
                 status: LoadStatus::from_str(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?,
                 amount_cents,
-                provider,
-                purchased: purchased != 0,
+                // The batch id for now: `resolve_loads` puts the batch's provider here.
+                provider: batch_id,
+                purchased: false,
                 paid_cents: 0,
                 payments: HashSet::new(),
                 open_exceptions: HashSet::new(),
@@ -235,6 +233,25 @@ const CONFLICT_RETRIES: usize = 5;
 
 fn json<T: Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// The keys of the second lookups: the distinct batch ids the loads carry (in `provider` until
+/// resolved), and the loads past Invoiced, which may have a purchase recorded.
+fn second_keys(loads: &[ReportLoad]) -> (Vec<String>, Vec<i64>) {
+    let batches: HashSet<&String> = loads.iter().filter_map(|l| l.provider.as_ref()).collect();
+    let later = loads.iter().filter(|l| l.status >= LoadStatus::Financed).map(|l| l.id).collect();
+    (batches.into_iter().cloned().collect(), later)
+}
+
+/// Replaces each load's batch id by its batch's provider and marks the purchased ones. (Two
+/// small lookups instead of joining every row of a large report to batches and purchases.)
+fn resolve_loads(loads: &mut [ReportLoad], providers: Vec<(String, String)>, purchased: Vec<i64>) {
+    let providers: HashMap<String, String> = providers.into_iter().collect();
+    let purchased: HashSet<i64> = purchased.into_iter().collect();
+    for load in loads {
+        load.provider = load.provider.take().and_then(|batch| providers.get(&batch).cloned());
+        load.purchased = purchased.contains(&load.id);
+    }
 }
 
 /// Fills in payments and open exceptions of the snapshot's loads.
@@ -329,6 +346,17 @@ impl Store {
                     let known: HashSet<i64> = loads.iter().map(|l| l.id).collect();
                     loads.extend(report_loads_from_rows!(&rows).into_iter().filter(|l| !known.contains(&l.id)));
                 }
+                let (batches, later) = second_keys(&loads);
+                let providers: Vec<(String, String)> =
+                    sqlx::query_as("SELECT id, provider FROM batches WHERE id = ANY($1)")
+                        .bind(&batches)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                let purchased: Vec<i64> = sqlx::query_scalar("SELECT load_id FROM purchases WHERE load_id = ANY($1)")
+                    .bind(&later)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                resolve_loads(&mut loads, providers, purchased);
                 let ids: Vec<i64> = loads.iter().map(|l| l.id).collect();
                 let payments = if meta.kind == "payment" {
                     sqlx::query_as::<_, (i64, i64, String, String)>(
@@ -470,6 +498,19 @@ impl Store {
                     let known: HashSet<i64> = loads.iter().map(|l| l.id).collect();
                     loads.extend(loads_from_json(text)?.into_iter().filter(|l| !known.contains(&l.id)));
                 }
+                let (batches, later) = second_keys(&loads);
+                let providers: Vec<(String, String)> =
+                    sqlx::query_as("SELECT id, provider FROM batches WHERE id IN (SELECT value FROM json_each($1))")
+                        .bind(json(&batches)?)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                let purchased: Vec<i64> = sqlx::query_scalar(
+                    "SELECT load_id FROM purchases WHERE load_id IN (SELECT value FROM json_each($1))",
+                )
+                .bind(json(&later)?)
+                .fetch_all(&mut *tx)
+                .await?;
+                resolve_loads(&mut loads, providers, purchased);
                 let ids = json(&loads.iter().map(|l| l.id).collect::<Vec<_>>())?;
                 let payments = if meta.kind == "payment" {
                     sqlx::query_as::<_, (i64, i64, String, String)>(
