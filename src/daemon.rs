@@ -651,77 +651,112 @@ async fn watch_loads_inbox(
     loads_arrived: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
-    let Components { store, heartbeats, metrics, .. } = c;
-    let mut inbox = LoadsInbox::new(&settings);
+    let inbox = LoadsInbox::new(&settings);
     if let Err(error) = inbox.folder().create() {
         tracing::error!(folder = %inbox.folder().dir.display(), %error, "cannot create the loads inbox");
     }
-    let (wake_tx, mut wake_rx) = mpsc::channel::<()>(1);
-    let _watcher = start_watcher(std::slice::from_ref(&inbox.folder().dir), wake_tx);
-    let mut interval = skipping_interval(settings.intake.scan_interval);
-    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
-    loop {
-        heartbeats.beat("loads inbox");
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = interval.tick() => {}
-            Some(()) = wake_rx.recv() => {}
-        }
-        match metrics.timed(Job::LoadsInbox, inbox.run_once(&store, &settings, Instant::now(), &shutdown)).await {
-            Ok(outcomes) => {
-                backoff.reset();
-                for outcome in outcomes {
-                    match outcome {
-                        InboxOutcome::Failed { moved_to, .. } => {
-                            tracing::warn!(file = %moved_to.display(), "load file moved to failed; see its .error.txt");
-                        }
-                        InboxOutcome::Imported { counts, .. } if counts.imported + counts.updated > 0 => {
-                            loads_arrived.notify_one();
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            Err(error) => {
-                tracing::error!(%error, "loads inbox pass failed; the file stays in processing and is retried");
-                if !backoff.sleep(&shutdown).await {
-                    return;
-                }
-            }
-        }
-    }
+    let dirs = vec![inbox.folder().dir.clone()];
+    let pass = LoadsPass { inbox, settings, store: c.store, metrics: c.metrics, loads_arrived };
+    scan_on_timer_and_events("loads inbox", &dirs, &c.heartbeats, &shutdown, pass).await;
 }
 
 /// The report inboxes of every provider: a timer scan, woken early by inotify.
 async fn watch_report_inboxes(settings: Arc<Settings>, c: Components, shutdown: CancellationToken) {
-    let Components { store, heartbeats, metrics, .. } = c;
-    let mut inbox = ReportsInbox::new(&settings);
+    let inbox = ReportsInbox::new(&settings);
     if let Err(error) = inbox.create() {
         tracing::error!(folder = %settings.paths.inbox.display(), %error, "cannot create the report inboxes");
     }
+    let dirs = inbox.dirs();
+    let pass = ReportsPass { inbox, settings, store: c.store, metrics: c.metrics };
+    scan_on_timer_and_events("report inboxes", &dirs, &c.heartbeats, &shutdown, pass).await;
+}
+
+/// One pass over a watched inbox. `Err` (the database) leaves the file in hand in
+/// `processing/` for the next pass.
+trait InboxPass: Send {
+    fn settings(&self) -> &Settings;
+    fn pass(&mut self, shutdown: &CancellationToken) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+struct LoadsPass {
+    inbox: LoadsInbox,
+    settings: Arc<Settings>,
+    store: Store,
+    metrics: Arc<Metrics>,
+    loads_arrived: Arc<Notify>,
+}
+
+impl InboxPass for LoadsPass {
+    fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    async fn pass(&mut self, shutdown: &CancellationToken) -> Result<(), String> {
+        let pass = self.inbox.run_once(&self.store, &self.settings, Instant::now(), shutdown);
+        for outcome in self.metrics.timed(Job::LoadsInbox, pass).await.map_err(|e| e.to_string())? {
+            match outcome {
+                InboxOutcome::Failed { moved_to, .. } => {
+                    tracing::warn!(file = %moved_to.display(), "load file moved to failed; see its .error.txt");
+                }
+                InboxOutcome::Imported { counts, .. } if counts.imported + counts.updated > 0 => {
+                    self.loads_arrived.notify_one();
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+struct ReportsPass {
+    inbox: ReportsInbox,
+    settings: Arc<Settings>,
+    store: Store,
+    metrics: Arc<Metrics>,
+}
+
+impl InboxPass for ReportsPass {
+    fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    async fn pass(&mut self, shutdown: &CancellationToken) -> Result<(), String> {
+        let pass = self.inbox.run_once(&self.store, &self.settings, Instant::now(), shutdown);
+        for outcome in self.metrics.timed(Job::ReportsInbox, pass).await.map_err(|e| e.to_string())? {
+            if let ReportOutcome::Refused { moved_to, .. } = outcome {
+                tracing::warn!(file = %moved_to.display(), "report moved to failed; see its .error.txt");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs `inbox`'s pass every `intake.scan_interval`, and early when a file in `dirs` changes
+/// (inotify only wakes the scanner: network shares send no events). A failed pass is retried
+/// with capped backoff. Returns on shutdown.
+async fn scan_on_timer_and_events(
+    component: &'static str,
+    dirs: &[PathBuf],
+    heartbeats: &Heartbeats,
+    shutdown: &CancellationToken,
+    mut inbox: impl InboxPass,
+) {
     let (wake_tx, mut wake_rx) = mpsc::channel::<()>(1);
-    let _watcher = start_watcher(&inbox.dirs(), wake_tx);
-    let mut interval = skipping_interval(settings.intake.scan_interval);
+    let _watcher = start_watcher(dirs, wake_tx);
+    let mut interval = skipping_interval(inbox.settings().intake.scan_interval);
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     loop {
-        heartbeats.beat("report inboxes");
+        heartbeats.beat(component);
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = interval.tick() => {}
             Some(()) = wake_rx.recv() => {}
         }
-        match metrics.timed(Job::ReportsInbox, inbox.run_once(&store, &settings, Instant::now(), &shutdown)).await {
-            Ok(outcomes) => {
-                backoff.reset();
-                for outcome in outcomes {
-                    if let ReportOutcome::Refused { moved_to, .. } = outcome {
-                        tracing::warn!(file = %moved_to.display(), "report moved to failed; see its .error.txt");
-                    }
-                }
-            }
+        match inbox.pass(shutdown).await {
+            Ok(()) => backoff.reset(),
             Err(error) => {
-                tracing::error!(%error, "report inbox pass failed; the file stays in processing and is retried");
-                if !backoff.sleep(&shutdown).await {
+                tracing::error!(component, %error, "inbox pass failed; the file stays in processing and is retried");
+                if !backoff.sleep(shutdown).await {
                     return;
                 }
             }

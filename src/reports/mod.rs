@@ -86,6 +86,38 @@ pub struct IngestSummary {
     pub result_csv: String,
 }
 
+impl IngestSummary {
+    /// A summary of a file nothing has been done with yet.
+    fn nothing_yet(file: &str, provider: &str, kind: Option<ReportKind>) -> IngestSummary {
+        IngestSummary {
+            file: file.to_string(),
+            provider: provider.to_string(),
+            kind,
+            rows: 0,
+            applied: 0,
+            skipped: 0,
+            rejected: 0,
+            refused: None,
+            duplicate_of: None,
+            outcomes: Vec::new(),
+            result_csv: String::new(),
+        }
+    }
+}
+
+/// Records a file refused whole (for `status`) and returns its summary.
+async fn refuse(
+    store: &Store,
+    provider: &str,
+    kind: Option<ReportKind>,
+    sha256: &str,
+    file_name: &str,
+    reason: String,
+) -> Result<IngestSummary, StoreError> {
+    store.record_refused_report(provider, kind.map(ReportKind::as_str), sha256, file_name, &reason).await?;
+    Ok(IngestSummary { refused: Some(reason), ..IngestSummary::nothing_yet(file_name, provider, kind) })
+}
+
 /// A report read and parsed, ready to apply.
 struct ParsedFile {
     kind: ReportKind,
@@ -149,27 +181,11 @@ pub async fn ingest_bytes(
         Ok(parsed) => parsed,
         Err(error) => Err(format!("the reader failed: {error}")),
     };
-    let mut summary = IngestSummary {
-        file: file_name.to_string(),
-        provider: provider.to_string(),
-        kind,
-        rows: 0,
-        applied: 0,
-        skipped: 0,
-        rejected: 0,
-        refused: None,
-        duplicate_of: None,
-        outcomes: Vec::new(),
-        result_csv: String::new(),
-    };
     let parsed = match parsed {
         Ok(parsed) => parsed,
-        Err(reason) => {
-            store.record_refused_report(provider, kind.map(ReportKind::as_str), &sha256, file_name, &reason).await?;
-            summary.refused = Some(reason);
-            return Ok(summary);
-        }
+        Err(reason) => return refuse(store, provider, kind, &sha256, file_name, reason).await,
     };
+    let mut summary = IngestSummary::nothing_yet(file_name, provider, kind);
     summary.kind = Some(parsed.kind);
     let (invoices, load_numbers) = apply::lookup_keys(&parsed.report.rows);
     let meta = ReportFileMeta { provider, kind: parsed.kind.as_str(), sha256: &sha256, file_name };
@@ -223,20 +239,7 @@ pub async fn ingest_file(
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     if size > settings.intake.max_file_bytes {
         let reason = read::ReadError::TooLarge { size, limit: settings.intake.max_file_bytes }.to_string();
-        store.record_refused_report(provider, kind.map(ReportKind::as_str), "", &name, &reason).await?;
-        return Ok(IngestSummary {
-            file: name,
-            provider: provider.to_string(),
-            kind,
-            rows: 0,
-            applied: 0,
-            skipped: 0,
-            rejected: 0,
-            refused: Some(reason),
-            duplicate_of: None,
-            outcomes: Vec::new(),
-            result_csv: String::new(),
-        });
+        return Ok(refuse(store, provider, kind, "", &name, reason).await?);
     }
     let bytes = std::fs::read(path).map_err(io)?;
     Ok(ingest_bytes(store, settings, provider, kind, &name, bytes).await?)

@@ -119,6 +119,38 @@ macro_rules! inbox_file_from_row {
     }};
 }
 
+/// The columns `batch_summary_from_row!` reads, from `batches b`, as a literal.
+macro_rules! batch_summary_columns {
+    () => {
+        "b.id, b.subsidiary, b.provider, b.status, b.invoice_count, b.total_cents, b.reference, b.error, \
+         b.created_at, \
+         (SELECT COUNT(*) FROM batch_items i WHERE i.batch_id = b.id AND i.outcome = 'accepted') AS accepted, \
+         (SELECT COUNT(*) FROM batch_items i WHERE i.batch_id = b.id AND i.outcome = 'rejected') AS rejected, \
+         (SELECT COUNT(*) FROM batch_items i WHERE i.batch_id = b.id AND i.outcome = 'transient') AS transient"
+    };
+}
+
+/// Reads a [`BatchSummary`] from a row selected with `batch_summary_columns!()` (either backend).
+macro_rules! batch_summary_from_row {
+    ($row:expr) => {{
+        let r = $row;
+        BatchSummary {
+            id: r.try_get("id")?,
+            subsidiary: r.try_get("subsidiary")?,
+            provider: r.try_get("provider")?,
+            status: r.try_get("status")?,
+            invoice_count: r.try_get("invoice_count")?,
+            total_cents: r.try_get("total_cents")?,
+            reference: r.try_get("reference")?,
+            error: r.try_get("error")?,
+            created_at: r.try_get("created_at")?,
+            accepted: r.try_get("accepted")?,
+            rejected: r.try_get("rejected")?,
+            transient: r.try_get("transient")?,
+        }
+    }};
+}
+
 /// The columns `load_from_row!` reads, as a literal so queries stay `&'static str`.
 macro_rules! load_columns {
     () => {

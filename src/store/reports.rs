@@ -131,7 +131,7 @@ macro_rules! report_file_columns {
     };
 }
 
-/// Decodes the loads of a snapshot query (either backend).
+/// Decodes the loads of a PostgreSQL snapshot query (SQLite returns them as JSON: `loads_from_json`).
 macro_rules! report_loads_from_rows {
     ($rows:expr) => {{
         let mut loads = Vec::new();

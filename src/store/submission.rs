@@ -452,34 +452,15 @@ impl Store {
     pub async fn recent_batches(&self, limit: i64) -> Result<Vec<BatchSummary>, StoreError> {
         on_pool!(self, pool => {
             let rows = sqlx::query(
-                "SELECT b.id, b.subsidiary, b.provider, b.status, b.invoice_count, b.total_cents, b.reference, b.error, \
-                 b.created_at, \
-                 (SELECT COUNT(*) FROM batch_items i WHERE i.batch_id = b.id AND i.outcome = 'accepted') AS accepted, \
-                 (SELECT COUNT(*) FROM batch_items i WHERE i.batch_id = b.id AND i.outcome = 'rejected') AS rejected, \
-                 (SELECT COUNT(*) FROM batch_items i WHERE i.batch_id = b.id AND i.outcome = 'transient') AS transient \
-                 FROM batches b ORDER BY b.created_at DESC, b.id DESC LIMIT $1",
+                concat!(
+                "SELECT ", batch_summary_columns!(),
+                " FROM batches b ORDER BY b.created_at DESC, b.id DESC LIMIT $1"
+            ),
             )
             .bind(limit)
             .fetch_all(pool)
             .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(BatchSummary {
-                        id: r.try_get("id")?,
-                        subsidiary: r.try_get("subsidiary")?,
-                        provider: r.try_get("provider")?,
-                        status: r.try_get("status")?,
-                        invoice_count: r.try_get("invoice_count")?,
-                        total_cents: r.try_get("total_cents")?,
-                        reference: r.try_get("reference")?,
-                        error: r.try_get("error")?,
-                        created_at: r.try_get("created_at")?,
-                        accepted: r.try_get("accepted")?,
-                        rejected: r.try_get("rejected")?,
-                        transient: r.try_get("transient")?,
-                    })
-                })
-                .collect()
+            rows.iter().map(|r| Ok(batch_summary_from_row!(r))).collect()
         })
     }
 }
