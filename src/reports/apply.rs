@@ -3,9 +3,12 @@
 //! transaction. Rows are taken in file order against a working copy of the loads, so two rows
 //! for one load in the same file see each other (two partial payments add up).
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::NaiveDate;
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use super::ReportKind;
@@ -63,7 +66,7 @@ pub struct RowOutcome {
     pub invoice_number: String,
     pub load_number: String,
     pub outcome: Outcome,
-    pub reason: String,
+    pub reason: Cow<'static, str>,
 }
 
 #[derive(Clone, Debug)]
@@ -89,8 +92,9 @@ pub struct PurchaseRecord {
     pub advance_cents: Option<i64>,
     pub fee_cents: Option<i64>,
     pub reserve_cents: Option<i64>,
-    pub purchase_date: Option<String>,
-    pub schedule_number: Option<String>,
+    /// Shared with the rows before it when equal: a report's rows mostly repeat them.
+    pub purchase_date: Option<Arc<str>>,
+    pub schedule_number: Option<Arc<str>>,
     pub factor_status: Option<String>,
 }
 
@@ -150,18 +154,39 @@ pub fn classify_status(text: Option<&str>) -> FactorStatus {
 
 /// The keys a file's rows look loads up by: every invoice number, and each row's load number
 /// with the invoice number beside it.
-pub fn lookup_keys(rows: &[ReportRow]) -> (Vec<String>, Vec<(Option<String>, String)>) {
-    let invoices = rows.iter().filter_map(|r| r.invoice_number.clone()).collect::<HashSet<_>>();
-    let loads = rows
-        .iter()
-        .filter_map(|r| r.load_number.clone().map(|l| (r.invoice_number.clone(), l)))
-        .collect::<HashSet<_>>();
-    (invoices.into_iter().collect(), loads.into_iter().collect())
+pub fn lookup_keys(rows: &[ReportRow]) -> (Vec<&str>, Vec<(Option<&str>, &str)>) {
+    let mut invoices: Vec<&str> = rows.iter().filter_map(|r| r.invoice_number.as_deref()).collect();
+    invoices.sort_unstable();
+    invoices.dedup();
+    let mut loads: Vec<(Option<&str>, &str)> =
+        rows.iter().filter_map(|r| Some((r.invoice_number.as_deref(), r.load_number.as_deref()?))).collect();
+    loads.sort_unstable();
+    loads.dedup();
+    (invoices, loads)
 }
 
 /// `YYYY-MM-DD` (chrono's `Display` for a date; much cheaper than `format`).
 fn date_text(date: Option<NaiveDate>) -> Option<String> {
     date.map(|d| d.to_string())
+}
+
+/// The load each row names: by invoice number, else by load number (the second map is built
+/// only when some row needs it).
+fn find_loads(rows: &[ReportRow], loads: &[ReportLoad]) -> Vec<Option<usize>> {
+    let by_invoice: FxHashMap<&str, usize> =
+        loads.iter().enumerate().filter_map(|(i, l)| Some((l.invoice_number.as_deref()?, i))).collect();
+    let mut by_load: Option<FxHashMap<&str, usize>> = None;
+    rows.iter()
+        .map(|row| {
+            if let Some(&i) = row.invoice_number.as_deref().and_then(|n| by_invoice.get(n)) {
+                return Some(i);
+            }
+            let number = row.load_number.as_deref()?;
+            let by_load = by_load
+                .get_or_insert_with(|| loads.iter().enumerate().map(|(i, l)| (l.load_number.as_str(), i)).collect());
+            by_load.get(number).copied()
+        })
+        .collect()
 }
 
 /// Applies DESIGN §8 to the rows. `file_label` names the file in history causes.
@@ -174,21 +199,15 @@ pub fn plan(
 ) -> ReportPlan {
     let mut loads: Vec<ReportLoad> = loads;
     let initial: Vec<LoadStatus> = loads.iter().map(|l| l.status).collect();
-    let by_invoice: HashMap<String, usize> =
-        loads.iter().enumerate().filter_map(|(i, l)| l.invoice_number.clone().map(|n| (n, i))).collect();
-    let by_load: HashMap<String, usize> = loads.iter().enumerate().map(|(i, l)| (l.load_number.clone(), i)).collect();
+    let found = find_loads(rows, &loads);
     let mut plan = ReportPlan::default();
+    plan.outcomes.reserve(rows.len());
+    let mut repeated = Repeated::default();
     // Exceptions in file order: Some(detail) = raise/update, None = clear.
     let mut exceptions: Vec<((i64, ExceptionKind), Option<String>)> = Vec::new();
 
-    for row in rows {
-        let found = row
-            .invoice_number
-            .as_ref()
-            .and_then(|n| by_invoice.get(n))
-            .or_else(|| row.load_number.as_ref().and_then(|n| by_load.get(n)))
-            .copied();
-        let mut outcome = |outcome: Outcome, reason: String, load: Option<&ReportLoad>| {
+    for (row, found) in rows.iter().zip(found) {
+        let mut outcome = |outcome: Outcome, reason: Cow<'static, str>, load: Option<&ReportLoad>| {
             plan.outcomes.push(RowOutcome {
                 row: row.row,
                 invoice_number: row
@@ -210,14 +229,14 @@ pub fn plan(
                 (Some(invoice), _) => format!("unknown invoice {invoice}: not an invoice factord submitted"),
                 (None, Some(load)) => format!("unknown load {load}"),
             };
-            outcome(Outcome::Rejected, reason, None);
+            outcome(Outcome::Rejected, reason.into(), None);
             continue;
         };
         let load = &mut loads[index];
-        let cause = format!("{} report {file_label} row {}", kind.as_str(), row.row);
+        let cause = || format!("{} report {file_label} row {}", kind.as_str(), row.row);
         if load.status < LoadStatus::Invoiced {
             let reason = format!("load {} is {}: not submitted to the factor yet", load.load_number, load.status);
-            outcome(Outcome::Rejected, reason, Some(load));
+            outcome(Outcome::Rejected, reason.into(), Some(load));
             continue;
         }
         match load.provider.as_deref() {
@@ -225,13 +244,13 @@ pub fn plan(
             Some(other) => {
                 let reason =
                     format!("load {} ({}) was submitted to {other}, not {provider}", load.load_number, load.subsidiary);
-                outcome(Outcome::Rejected, reason, Some(load));
+                outcome(Outcome::Rejected, reason.into(), Some(load));
                 continue;
             }
             None => {
                 let reason =
                     format!("load {} ({}) was not factored (invoiced directly)", load.load_number, load.subsidiary);
-                outcome(Outcome::Rejected, reason, Some(load));
+                outcome(Outcome::Rejected, reason.into(), Some(load));
                 continue;
             }
         }
@@ -241,12 +260,12 @@ pub fn plan(
                 if load.status >= LoadStatus::Financed {
                     if load.purchased {
                         let reason = format!("already applied: load {} is {}", load.load_number, load.status);
-                        outcome(Outcome::Skipped, reason, Some(load));
+                        outcome(Outcome::Skipped, reason.into(), Some(load));
                     } else {
-                        plan.purchases.push(purchase_record(load.id, row));
+                        plan.purchases.push(purchase_record(load.id, row, &mut repeated));
                         load.purchased = true;
                         let reason = format!("purchase details recorded; load already {}", load.status);
-                        outcome(Outcome::Applied, reason, Some(load));
+                        outcome(Outcome::Applied, reason.into(), Some(load));
                     }
                     continue;
                 }
@@ -257,7 +276,7 @@ pub fn plan(
                             "factor status `{text}` not understood (neither purchased, held nor rejected); \
                              add it to the factor's report settings or apply it by hand"
                         );
-                        outcome(Outcome::Rejected, reason, Some(load));
+                        outcome(Outcome::Rejected, reason.into(), Some(load));
                     }
                     status @ (FactorStatus::Held | FactorStatus::Rejected) => {
                         let kind =
@@ -265,11 +284,15 @@ pub fn plan(
                         if load.open_exceptions.contains(&kind) {
                             let reason =
                                 format!("already applied: load {} is already {}", load.load_number, kind.as_str());
-                            outcome(Outcome::Skipped, reason, Some(load));
+                            outcome(Outcome::Skipped, reason.into(), Some(load));
                         } else {
                             load.open_exceptions.insert(kind);
-                            exceptions.push(((load.id, kind), Some(format!("{cause}: factor status `{text}`"))));
-                            outcome(Outcome::Applied, format!("{} by the factor: {text}", kind.as_str()), Some(load));
+                            exceptions.push(((load.id, kind), Some(format!("{}: factor status `{text}`", cause()))));
+                            outcome(
+                                Outcome::Applied,
+                                format!("{} by the factor: {text}", kind.as_str()).into(),
+                                Some(load),
+                            );
                         }
                     }
                     FactorStatus::Purchased => {
@@ -277,22 +300,23 @@ pub fn plan(
                             load_id: load.id,
                             from: LoadStatus::Invoiced,
                             to: LoadStatus::Financed,
-                            cause,
+                            cause: cause(),
                         });
                         load.status = LoadStatus::Financed;
                         load.purchased = true;
-                        plan.purchases.push(purchase_record(load.id, row));
+                        plan.purchases.push(purchase_record(load.id, row, &mut repeated));
                         for kind in [ExceptionKind::Held, ExceptionKind::Rejected] {
                             if load.open_exceptions.remove(&kind) {
                                 exceptions.push(((load.id, kind), None));
                             }
                         }
-                        let mut reason = "Invoiced → Financed".to_string();
-                        if let Some(face) = row.amount.filter(|a| *a != amount) {
-                            reason.push_str(&format!(
-                                " (the factor's amount {face} differs from the invoice's {amount})"
-                            ));
-                        }
+                        let reason: Cow<'static, str> = match row.amount.filter(|a| *a != amount) {
+                            None => "Invoiced → Financed".into(),
+                            Some(face) => format!(
+                                "Invoiced → Financed (the factor's amount {face} differs from the invoice's {amount})"
+                            )
+                            .into(),
+                        };
                         outcome(Outcome::Applied, reason, Some(load));
                     }
                 }
@@ -307,12 +331,12 @@ pub fn plan(
                 if load.payments.contains(&key) {
                     let reason =
                         format!("already applied: this payment of {paid} is recorded for {}", load.load_number);
-                    outcome(Outcome::Skipped, reason, Some(load));
+                    outcome(Outcome::Skipped, reason.into(), Some(load));
                     continue;
                 }
                 if !paid.is_positive() {
                     let reason = format!("payment of {paid} is not positive: reversals are handled by hand");
-                    outcome(Outcome::Rejected, reason, Some(load));
+                    outcome(Outcome::Rejected, reason.into(), Some(load));
                     continue;
                 }
                 if load.status == LoadStatus::Completed {
@@ -321,7 +345,7 @@ pub fn plan(
                         load.load_number,
                         Money::from_cents(load.paid_cents)
                     );
-                    outcome(Outcome::Skipped, reason, Some(load));
+                    outcome(Outcome::Skipped, reason.into(), Some(load));
                     continue;
                 }
                 let mut moves = Vec::new();
@@ -330,7 +354,7 @@ pub fn plan(
                         load_id: load.id,
                         from: LoadStatus::Invoiced,
                         to: LoadStatus::Financed,
-                        cause: format!("{cause} (a payment implies the purchase)"),
+                        cause: format!("{} (a payment implies the purchase)", cause()),
                     });
                     load.status = LoadStatus::Financed;
                     moves.push("Invoiced → Financed");
@@ -349,7 +373,7 @@ pub fn plan(
                         load_id: load.id,
                         from: LoadStatus::Financed,
                         to: LoadStatus::Completed,
-                        cause,
+                        cause: cause(),
                     });
                     load.status = LoadStatus::Completed;
                     moves.push("Financed → Completed");
@@ -361,12 +385,12 @@ pub fn plan(
                     load.open_exceptions.insert(ExceptionKind::ShortPaid);
                     exceptions.push((
                         (load.id, ExceptionKind::ShortPaid),
-                        Some(format!("paid {total} of {amount} (last: {cause})")),
+                        Some(format!("paid {total} of {amount} (last: {})", cause())),
                     ));
                     moves.push("short_paid");
                     format!("{} (paid {total} of {amount})", moves.join(", "))
                 };
-                outcome(Outcome::Applied, reason, Some(load));
+                outcome(Outcome::Applied, reason.into(), Some(load));
             }
         }
     }
@@ -399,7 +423,40 @@ pub fn plan(
     plan
 }
 
-fn purchase_record(load_id: i64, row: &ReportRow) -> PurchaseRecord {
+/// Texts repeated from row to row (a purchase date, a schedule number), kept once.
+#[derive(Default)]
+struct Repeated {
+    date: Option<(NaiveDate, Arc<str>)>,
+    schedule: Option<Arc<str>>,
+}
+
+impl Repeated {
+    fn date(&mut self, date: Option<NaiveDate>) -> Option<Arc<str>> {
+        let date = date?;
+        match &self.date {
+            Some((last, text)) if *last == date => Some(text.clone()),
+            _ => {
+                let text: Arc<str> = date.to_string().into();
+                self.date = Some((date, text.clone()));
+                Some(text)
+            }
+        }
+    }
+
+    fn schedule(&mut self, schedule: Option<&str>) -> Option<Arc<str>> {
+        let schedule = schedule?;
+        match &self.schedule {
+            Some(last) if **last == *schedule => Some(last.clone()),
+            _ => {
+                let text: Arc<str> = schedule.into();
+                self.schedule = Some(text.clone());
+                Some(text)
+            }
+        }
+    }
+}
+
+fn purchase_record(load_id: i64, row: &ReportRow, repeated: &mut Repeated) -> PurchaseRecord {
     PurchaseRecord {
         load_id,
         row: row.row,
@@ -407,8 +464,8 @@ fn purchase_record(load_id: i64, row: &ReportRow) -> PurchaseRecord {
         advance_cents: row.advance.map(Money::cents),
         fee_cents: row.fee.map(Money::cents),
         reserve_cents: row.reserve.map(Money::cents),
-        purchase_date: date_text(row.purchase_date),
-        schedule_number: row.schedule_number.clone(),
+        purchase_date: repeated.date(row.purchase_date),
+        schedule_number: repeated.schedule(row.schedule_number.as_deref()),
         factor_status: row.factor_status.clone(),
     }
 }

@@ -135,7 +135,7 @@ fn parse_file(
     let rows = read::read_rows(bytes, settings, limits).map_err(|e| e.to_string())?;
     let (header, columns) = columns::find_header(&rows, kind, settings).map_err(|e| e.to_string())?;
     let names: Vec<String> = rows[header].cells.iter().map(read::Cell::text).collect();
-    let report = parse::parse_rows(&rows, header, &columns, &names).map_err(|e| e.to_string())?;
+    let report = parse::parse_rows(rows, header, &columns, &names).map_err(|e| e.to_string())?;
     if report.rows.len() as u64 > limits.max_rows {
         return Err(format!("the file has {} rows, over intake.max_rows ({})", report.rows.len(), limits.max_rows));
     }
@@ -146,7 +146,7 @@ fn parse_file(
 /// up (`rows` = `applied` + `skipped` + `rejected`). Text is escaped against formula injection.
 fn result_csv(plan: &ReportPlan, parsed: &ParsedFile) -> String {
     let mut out = csv::Writer::from_writer(Vec::new());
-    let mut write = |record: [&str; 5]| out.write_record(record.map(|c| csv_cell(c).into_owned()));
+    let mut write = |record: [&str; 5]| out.write_record(record.map(csv_cell).iter().map(|c| c.as_bytes()));
     let _ = write(["row", "invoice_number", "load_number", "outcome", "reason"]);
     for o in &plan.outcomes {
         let _ = write([&o.row.to_string(), &o.invoice_number, &o.load_number, o.outcome.as_str(), &o.reason]);

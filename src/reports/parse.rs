@@ -50,7 +50,7 @@ pub struct RowError {
 
 /// Parses the rows below the header. `header` is the header's index in `rows`.
 pub fn parse_rows(
-    rows: &[SheetRow],
+    rows: Vec<SheetRow>,
     header: usize,
     columns: &Columns,
     header_names: &[String],
@@ -58,62 +58,72 @@ pub fn parse_rows(
     let mut parsed = ParsedReport::default();
     let last_content = rows.iter().rev().find(|r| !r.is_blank()).map(|r| r.number);
     let name = |column: usize| header_names.get(column).cloned().unwrap_or_else(|| format!("column {}", column + 1));
-    for row in rows.iter().skip(header + 1) {
+    // Each field's column, looked up once; a column two fields share is copied, not moved.
+    let column = |field: Field| columns.get(field);
+    let shared = |field: Field| {
+        column(field).is_some_and(|c| columns.fields.iter().filter(|(_, other)| **other == c).count() > 1)
+    };
+    let text_fields =
+        [Field::InvoiceNumber, Field::LoadNumber, Field::ScheduleNumber, Field::FactorStatus, Field::PaymentReference]
+            .map(|field| (column(field), shared(field)));
+    let [invoice_column, load_column, ..] = text_fields;
+    parsed.rows.reserve(rows.len().saturating_sub(header + 1));
+    for mut row in rows.into_iter().skip(header + 1) {
         if row.is_blank() {
             continue;
         }
-        let text = |field: Field| -> Option<String> {
-            let value = columns.get(field).map(|c| row.cell(c).text()).unwrap_or_default();
-            (!value.is_empty()).then_some(value)
-        };
-        let invoice_number = text(Field::InvoiceNumber);
-        let load_number = text(Field::LoadNumber);
-        let first = row.cells.iter().find(|c| !c.is_empty()).map(Cell::text).unwrap_or_default();
-        // A totals line has no invoice or load number (or the word "Total" in their place),
-        // and says "total" or is the last line. A broker named "Total Quality Logistics" in
-        // another column does not make a row with an invoice number a totals line.
-        let no_key = [&invoice_number, &load_number].iter().all(|k| k.as_deref().is_none_or(is_total_word));
-        if no_key && (is_total_word(&first) || last_content == Some(row.number)) {
-            let said = row.cells.iter().map(Cell::text).filter(|t| !t.is_empty()).collect::<Vec<_>>().join(" ");
-            parsed.totals.push((row.number, said));
-            continue;
+        // A row without a key (or whose key says "total") that starts with a total word, or
+        // is the last one, is the totals line.
+        let no_key =
+            [invoice_column.0, load_column.0].iter().all(|c| c.is_none_or(|c| row.cell(c).is_blank_or_total()));
+        if no_key {
+            let first = row.cells.iter().find(|c| !c.is_empty()).map(Cell::text).unwrap_or_default();
+            if is_total_word(&first) || last_content == Some(row.number) {
+                let said = row.cells.iter().map(Cell::text).filter(|t| !t.is_empty()).collect::<Vec<_>>().join(" ");
+                parsed.totals.push((row.number, said));
+                continue;
+            }
         }
         let money = |field: Field| -> Result<Option<Money>, RowError> {
-            let Some(column) = columns.get(field) else { return Ok(None) };
+            let Some(column) = column(field) else { return Ok(None) };
             cell_money(row.cell(column)).map_err(|reason| RowError { row: row.number, column: name(column), reason })
         };
         let date = |field: Field| -> Result<Option<NaiveDate>, RowError> {
-            let Some(column) = columns.get(field) else { return Ok(None) };
+            let Some(column) = column(field) else { return Ok(None) };
             cell_date(row.cell(column)).map_err(|reason| RowError { row: row.number, column: name(column), reason })
         };
-        let parsed_row = ReportRow {
-            row: row.number,
-            invoice_number,
-            load_number,
-            amount: money(Field::Amount)?,
-            advance: money(Field::Advance)?,
-            fee: money(Field::Fee)?,
-            reserve: money(Field::Reserve)?,
-            purchase_date: date(Field::PurchaseDate)?,
-            schedule_number: text(Field::ScheduleNumber),
-            factor_status: text(Field::FactorStatus),
-            paid_amount: money(Field::PaidAmount)?,
-            payment_date: date(Field::PaymentDate)?,
-            payment_reference: text(Field::PaymentReference),
-        };
+        let (amount, advance, fee, reserve) =
+            (money(Field::Amount)?, money(Field::Advance)?, money(Field::Fee)?, money(Field::Reserve)?);
+        let (purchase_date, paid_amount, payment_date) =
+            (date(Field::PurchaseDate)?, money(Field::PaidAmount)?, date(Field::PaymentDate)?);
         if columns.kind == ReportKind::Payment
-            && parsed_row.paid_amount.is_none()
-            && let Some(column) = columns.get(Field::PaidAmount)
+            && paid_amount.is_none()
+            && let Some(column) = column(Field::PaidAmount)
         {
             return Err(RowError { row: row.number, column: name(column), reason: "paid amount is empty".into() });
         }
-        parsed.rows.push(parsed_row);
+        let [invoice_number, load_number, schedule_number, factor_status, payment_reference] =
+            text_fields.map(|(column, shared)| column.and_then(|c| row.take_text(c, shared)));
+        parsed.rows.push(ReportRow {
+            row: row.number,
+            invoice_number,
+            load_number,
+            amount,
+            advance,
+            fee,
+            reserve,
+            purchase_date,
+            schedule_number,
+            factor_status,
+            paid_amount,
+            payment_date,
+            payment_reference,
+        });
     }
     Ok(parsed)
 }
 
-/// "Total", "Totals", "Grand Total", "Report total:" and the like.
-fn is_total_word(text: &str) -> bool {
+pub(super) fn is_total_word(text: &str) -> bool {
     let t = text.trim().trim_end_matches(':').to_ascii_lowercase();
     t.starts_with("total") || t.ends_with("total") || t.ends_with("totals")
 }

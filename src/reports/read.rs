@@ -69,6 +69,15 @@ impl Cell {
 
     /// The cell as text, for header names, invoice numbers and messages. Whole numbers print
     /// without a decimal point (an invoice number stored as a number cell).
+    /// Empty, or text that says "total" (a totals line's key column).
+    pub fn is_blank_or_total(&self) -> bool {
+        match self {
+            Cell::Empty => true,
+            Cell::Text(text) => text.trim().is_empty() || super::parse::is_total_word(text),
+            Cell::Number(_) | Cell::Date(_) => false,
+        }
+    }
+
     pub fn text(&self) -> String {
         match self {
             Cell::Empty => String::new(),
@@ -95,6 +104,16 @@ impl SheetRow {
 
     pub fn is_blank(&self) -> bool {
         self.cells.iter().all(Cell::is_empty)
+    }
+
+    /// A cell's text, trimmed, or `None` when empty; moved out of the row unless `copy`.
+    pub fn take_text(&mut self, column: usize, copy: bool) -> Option<String> {
+        let text = match self.cells.get_mut(column) {
+            Some(Cell::Text(text)) if !copy && text.len() == text.trim().len() => std::mem::take(text),
+            Some(cell) => cell.text(),
+            None => String::new(),
+        };
+        (!text.is_empty()).then_some(text)
     }
 }
 
@@ -253,7 +272,7 @@ fn read_csv(text: &str, delimiter: u8, limits: &Limits) -> Result<Vec<SheetRow>,
         }
         let mut cells = Vec::with_capacity(record.len());
         for (index, field) in record.iter().enumerate() {
-            if field.chars().count() > limits.max_cell_chars {
+            if field.len() > limits.max_cell_chars && field.chars().count() > limits.max_cell_chars {
                 return Err(ReadError::CellTooLong { row: number, column: index + 1, limit: limits.max_cell_chars });
             }
             cells.push(if field.trim().is_empty() { Cell::Empty } else { Cell::Text(field.to_string()) });

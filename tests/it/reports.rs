@@ -116,7 +116,7 @@ both_backends!(a_messy_csv_purchase_report_finances_loads_to_the_cent, |env| {
         .outcomes
         .iter()
         .filter(|o| o.outcome == factord::reports::apply::Outcome::Rejected)
-        .map(|o| o.reason.as_str())
+        .map(|o| o.reason.as_ref())
         .collect();
     assert!(reasons[0].contains("unknown invoice X-INV999999"), "{reasons:?}");
     assert!(reasons[1].contains("Queued"), "{reasons:?}");
@@ -652,4 +652,56 @@ both_backends!(loads_submitted_by_a_real_batch_are_financed_by_the_factors_repor
     assert_eq!(summary.applied, 2, "{summary:#?}");
     assert_eq!(status_of(&env.store, "E-1").await, LoadStatus::Completed);
     assert_eq!(status_of(&env.store, "E-2").await, LoadStatus::Completed, "{second} paid while Invoiced");
+});
+
+both_backends!(a_report_longer_than_one_statement_is_written_whole_and_in_file_order, |env| {
+    // SQLite writes 1,000 rows per statement: 1,200 first payments and 1,100 second ones cross
+    // two full statements and a shorter last one, for payments, history and exceptions alike.
+    let loads = invoiced("W-", 1_200);
+    seed(&env.store, &loads).await;
+    let mut csv = String::from("Invoice No,Amount Paid,Date Paid,Check #\n");
+    for i in 1..=1_200 {
+        csv.push_str(&format!("{},400.00,11/30/2026,A-{i}\n", loads.invoice_number(i)));
+    }
+    for i in 1..=1_100 {
+        csv.push_str(&format!("{},600.00,12/01/2026,B-{i}\n", loads.invoice_number(i)));
+    }
+    csv.push_str("W-INV999999,5.00,12/01/2026,Z-1\n");
+    let summary = ingest(&env, &bytes_file(&env, "long.csv", csv.as_bytes()), None).await;
+    assert_eq!((summary.rows, summary.applied, summary.rejected), (2_301, 2_300, 1));
+
+    let scalar = |sql: &'static str| count(&env.store, sql);
+    assert_eq!(scalar("SELECT COUNT(*) FROM loads WHERE status = 'Completed'").await, 1_100);
+    assert_eq!(scalar("SELECT COUNT(*) FROM loads WHERE status = 'Financed'").await, 100);
+    assert_eq!(scalar("SELECT COUNT(*) FROM payments").await, 2_300);
+    assert_eq!(scalar("SELECT CAST(SUM(paid_cents) AS BIGINT) FROM payments").await, 1_200 * 40_000 + 1_100 * 60_000);
+    assert_eq!(
+        scalar("SELECT COUNT(*) FROM load_exceptions WHERE kind = 'short_paid' AND cleared_at IS NULL").await,
+        100,
+        "short_paid stays only on the loads paid once"
+    );
+    assert_eq!(scalar("SELECT COUNT(*) FROM load_history WHERE to_status IN ('Financed', 'Completed')").await, 2_300);
+    // Each payment row records its own line of the file, across the statement boundaries.
+    assert_eq!(
+        scalar(
+            "SELECT COUNT(*) FROM payments y JOIN loads l ON l.id = y.load_id \
+             WHERE y.row_number = CAST(SUBSTR(l.load_number, 3) AS INTEGER) + \
+             CASE WHEN y.payment_reference LIKE 'A-%' THEN 1 ELSE 1201 END"
+        )
+        .await,
+        2_300
+    );
+    // History in file order: no load's Completed comes before its Financed.
+    assert_eq!(
+        scalar(
+            "SELECT COUNT(*) FROM load_history f JOIN load_history c ON c.load_id = f.load_id \
+             WHERE f.to_status = 'Financed' AND c.to_status = 'Completed' AND c.id < f.id"
+        )
+        .await,
+        0
+    );
+    let detail = env.store.load_detail("W-001001").await.expect("detail").expect("load");
+    let causes: Vec<&str> = detail.history.iter().map(|h| h.cause.as_str()).collect();
+    assert!(causes.iter().any(|c| c.contains("long.csv row 1002")), "{causes:?}");
+    assert!(causes.iter().any(|c| c.contains("long.csv row 2202")), "{causes:?}");
 });
