@@ -425,38 +425,20 @@ pub fn plan(
 
 /// Texts repeated from row to row (a purchase date, a schedule number), kept once.
 #[derive(Default)]
-struct Repeated {
+struct Repeated<'r> {
     date: Option<(NaiveDate, Arc<str>)>,
-    schedule: Option<Arc<str>>,
+    schedule: Option<(&'r str, Arc<str>)>,
 }
 
-impl Repeated {
-    fn date(&mut self, date: Option<NaiveDate>) -> Option<Arc<str>> {
-        let date = date?;
-        match &self.date {
-            Some((last, text)) if *last == date => Some(text.clone()),
-            _ => {
-                let text: Arc<str> = date.to_string().into();
-                self.date = Some((date, text.clone()));
-                Some(text)
-            }
-        }
-    }
-
-    fn schedule(&mut self, schedule: Option<&str>) -> Option<Arc<str>> {
-        let schedule = schedule?;
-        match &self.schedule {
-            Some(last) if **last == *schedule => Some(last.clone()),
-            _ => {
-                let text: Arc<str> = schedule.into();
-                self.schedule = Some(text.clone());
-                Some(text)
-            }
-        }
+/// The text for `key`: the last one again when `key` is the last key, else a new one.
+fn reuse<K: PartialEq + Copy>(last: &mut Option<(K, Arc<str>)>, key: K, text: impl FnOnce(K) -> Arc<str>) -> Arc<str> {
+    match last {
+        Some((known, shared)) if *known == key => shared.clone(),
+        _ => last.insert((key, text(key))).1.clone(),
     }
 }
 
-fn purchase_record(load_id: i64, row: &ReportRow, repeated: &mut Repeated) -> PurchaseRecord {
+fn purchase_record<'r>(load_id: i64, row: &'r ReportRow, repeated: &mut Repeated<'r>) -> PurchaseRecord {
     PurchaseRecord {
         load_id,
         row: row.row,
@@ -464,8 +446,8 @@ fn purchase_record(load_id: i64, row: &ReportRow, repeated: &mut Repeated) -> Pu
         advance_cents: row.advance.map(Money::cents),
         fee_cents: row.fee.map(Money::cents),
         reserve_cents: row.reserve.map(Money::cents),
-        purchase_date: repeated.date(row.purchase_date),
-        schedule_number: repeated.schedule(row.schedule_number.as_deref()),
+        purchase_date: row.purchase_date.map(|d| reuse(&mut repeated.date, d, |d| d.to_string().into())),
+        schedule_number: row.schedule_number.as_deref().map(|n| reuse(&mut repeated.schedule, n, Arc::from)),
         factor_status: row.factor_status.clone(),
     }
 }

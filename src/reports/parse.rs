@@ -72,8 +72,9 @@ pub fn parse_rows(
         if row.is_blank() {
             continue;
         }
-        // A row without a key (or whose key says "total") that starts with a total word, or
-        // is the last one, is the totals line.
+        // A totals line has no invoice or load number (or the word "Total" in their place),
+        // and says "total" or is the last line. A broker named "Total Quality Logistics" in
+        // another column does not make a row with an invoice number a totals line.
         let no_key =
             [invoice_column.0, load_column.0].iter().all(|c| c.is_none_or(|c| row.cell(c).is_blank_or_total()));
         if no_key {
@@ -123,6 +124,7 @@ pub fn parse_rows(
     Ok(parsed)
 }
 
+/// "Total", "Totals", "Grand Total", "Report total:" and the like.
 pub(super) fn is_total_word(text: &str) -> bool {
     let t = text.trim().trim_end_matches(':').to_ascii_lowercase();
     t.starts_with("total") || t.ends_with("total") || t.ends_with("totals")

@@ -555,8 +555,9 @@ impl Store {
                 let at: Arc<str> = sqlite_time(now).into();
                 let statuses: Vec<(LoadStatus, Arc<str>)> =
                     LoadStatus::ALL.iter().map(|&s| (s, Arc::from(s.as_str()))).collect();
-                let status =
-                    |s: LoadStatus| statuses.iter().find(|(known, _)| *known == s).map(|(_, text)| text.clone());
+                let status = |s: LoadStatus| -> Arc<str> {
+                    statuses.iter().find(|(known, _)| *known == s).map_or_else(|| s.as_str().into(), |(_, t)| t.clone())
+                };
                 sqlite_insert(
                     &mut tx,
                     ("INSERT INTO load_history (load_id, from_status, to_status, at, cause)", "(?, ?, ?, ?, ?)", ""),
