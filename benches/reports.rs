@@ -16,6 +16,12 @@
 //! row outcomes or the file's record, which factord does. Target: factord within 1.5× of the
 //! limit at 100k rows.
 //!
+//! Each size runs in rounds (env `REPORTS_ROUNDS`, default 3), each on fresh loads: factord and
+//! the limit once each, the order alternating from round to round (the second run of a round
+//! finds the heap the first one grew and the database's pages cached). The table gives the
+//! medians and the range of the rounds' ratios: on a shared 2-core machine one run's time
+//! varies by a third.
+//!
 //! PostgreSQL: a database `factord_bench_<pid>` is created from the admin URL in
 //! `REPORTS_DATABASE_URL` (else `TEST_DATABASE_URL`, else
 //! `postgres://postgres@127.0.0.1:5432/postgres`) and dropped at the end; if the server does
@@ -281,18 +287,73 @@ async fn limit_sqlite(store: &Store, csv: &[u8]) -> Result<(u64, u64), BenchErro
 
 // ---- one backend ----
 
+/// One timed run: factord's or the limit's.
+struct Run {
+    time: Duration,
+    /// Peak RSS during the run (VmHWM after a reset), and the RSS when it started.
+    peak_mib: f64,
+    base_mib: f64,
+    statements: Vec<Statement>,
+}
+
+/// One size's rounds: factord and the limit once each per round, on fresh loads.
 struct Figures {
     backend: &'static str,
     rows: usize,
-    factord: Duration,
     parse: Duration,
-    sql: Duration,
-    peak_mib: f64,
-    base_mib: f64,
-    limit: Duration,
-    limit_peak_mib: f64,
-    statements: Vec<Statement>,
-    limit_statements: Vec<Statement>,
+    factord: Vec<Run>,
+    limit: Vec<Run>,
+}
+
+impl Figures {
+    fn ratios(&self) -> Vec<f64> {
+        let mut ratios: Vec<f64> = self
+            .factord
+            .iter()
+            .zip(&self.limit)
+            .map(|(f, l)| f.time.as_secs_f64() / l.time.as_secs_f64().max(f64::EPSILON))
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        ratios
+    }
+
+    /// The round whose ratio is the median one (its statements are printed).
+    fn median_round(&self) -> usize {
+        let median = median(&self.ratios());
+        (0..self.factord.len())
+            .min_by(|&a, &b| {
+                let ratio = |i: usize| self.factord[i].time.as_secs_f64() / self.limit[i].time.as_secs_f64();
+                (ratio(a) - median).abs().total_cmp(&(ratio(b) - median).abs())
+            })
+            .unwrap_or(0)
+    }
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+fn median_time(runs: &[Run]) -> Duration {
+    let mut seconds: Vec<f64> = runs.iter().map(|r| r.time.as_secs_f64()).collect();
+    seconds.sort_by(f64::total_cmp);
+    Duration::from_secs_f64(median(&seconds))
+}
+
+/// Times `work`, with its statements and its peak RSS.
+async fn timed<T, F: std::future::Future<Output = Result<T, BenchError>>>(work: F) -> Result<(T, Run), BenchError> {
+    let resettable = reset_peak();
+    let base_mib = memory_mib("VmRSS");
+    start_recording();
+    let started = Instant::now();
+    let out = work.await?;
+    let time = started.elapsed();
+    let statements = stop_recording();
+    let peak_mib = if resettable { memory_mib("VmHWM") } else { f64::NAN };
+    Ok((out, Run { time, peak_mib, base_mib, statements }))
 }
 
 fn write_config(root: &Path, database_url: &str) -> Result<std::path::PathBuf, BenchError> {
@@ -333,6 +394,7 @@ async fn run_backend(
     backend: &'static str,
     database_url: Option<String>,
     sizes: Vec<usize>,
+    rounds: usize,
 ) -> Result<Vec<Figures>, BenchError> {
     let temp = tempfile::tempdir()?;
     let database_url =
@@ -344,76 +406,77 @@ async fn run_backend(
     let mut figures = Vec::new();
     for n in sizes {
         let count = i64::try_from(n)?;
-        let (ours_prefix, limit_prefix) = (format!("R{n}-"), format!("L{n}-"));
-        let ours = seed_for(&ours_prefix, count);
-        let limit = seed_for(&limit_prefix, count);
-        seed::seed(&store, &ours).await;
-        seed::seed(&store, &limit).await;
-        if let Store::Postgres(pool) = &store {
-            // As autovacuum would have by the time a factor's report arrives.
-            sqlx::query("ANALYZE").execute(pool).await?;
+        let mut size = Figures { backend, rows: n, parse: Duration::ZERO, factord: Vec::new(), limit: Vec::new() };
+        for round in 0..rounds {
+            let (ours_prefix, limit_prefix) = (format!("R{n}.{round}-"), format!("L{n}.{round}-"));
+            let ours = seed_for(&ours_prefix, count);
+            let limit = seed_for(&limit_prefix, count);
+            seed::seed(&store, &ours).await;
+            seed::seed(&store, &limit).await;
+            if let Store::Postgres(pool) = &store {
+                // As autovacuum would have by the time a factor's report arrives.
+                sqlx::query("ANALYZE").execute(pool).await?;
+            }
+            let csv = purchase_csv(&ours);
+            let limit_csv = purchase_csv(&limit);
+            if round == 0 {
+                size.parse = parse_only(&settings, &csv, n)?;
+            }
+            // The order alternates: the second run of a round finds the heap the first one
+            // grew, and the database's files warm.
+            let factord_first = round % 2 == 0;
+            let file_name = format!("purchase-{n}-{round}.csv");
+            let result_path = temp.path().join(format!("purchase-{n}-{round}.result.csv"));
+            let factord_run = || {
+                timed(async {
+                    let summary =
+                        ingest_bytes(&store, &settings, PROVIDER, Some(ReportKind::Purchase), &file_name, csv.clone())
+                            .await?;
+                    std::fs::write(&result_path, &summary.result_csv)?;
+                    Ok(summary)
+                })
+            };
+            let limit_run = || {
+                timed(async {
+                    match backend {
+                        "postgres" => limit_postgres(&store, &limit_csv).await,
+                        _ => limit_sqlite(&store, &limit_csv).await,
+                    }
+                })
+            };
+            let ((summary, factord), ((moved, history), limit)) = if factord_first {
+                let f = factord_run().await?;
+                (f, limit_run().await?)
+            } else {
+                let l = limit_run().await?;
+                (factord_run().await?, l)
+            };
+            if let Some(reason) = &summary.refused {
+                return Err(format!("{backend} {n}: the file was refused: {reason}").into());
+            }
+            if summary.applied != n || summary.rows != n {
+                return Err(format!(
+                    "{backend} {n}: {} rows, {} applied, {} skipped, {} rejected",
+                    summary.rows, summary.applied, summary.skipped, summary.rejected
+                )
+                .into());
+            }
+            if moved != count as u64 || history != count as u64 {
+                return Err(
+                    format!("{backend} {n}: the limit moved {moved} loads, wrote {history} history rows").into()
+                );
+            }
+            println!(
+                "  {backend:<8} {n:>7} rows, round {}: factord {:.3} s, limit {:.3} s ({} first)",
+                round + 1,
+                factord.time.as_secs_f64(),
+                limit.time.as_secs_f64(),
+                if factord_first { "factord" } else { "limit" }
+            );
+            size.factord.push(factord);
+            size.limit.push(limit);
         }
-        let csv = purchase_csv(&ours);
-        let limit_csv = purchase_csv(&limit);
-        let parse = parse_only(&settings, &csv, n)?;
-
-        // factord, end to end.
-        let file_name = format!("purchase-{n}.csv");
-        let bytes = csv.clone();
-        let resettable = reset_peak();
-        let base_mib = memory_mib("VmRSS");
-        start_recording();
-        let started = Instant::now();
-        let summary = ingest_bytes(&store, &settings, PROVIDER, Some(ReportKind::Purchase), &file_name, bytes).await?;
-        std::fs::write(temp.path().join(format!("purchase-{n}.result.csv")), &summary.result_csv)?;
-        let factord = started.elapsed();
-        let statements = stop_recording();
-        let peak_mib = if resettable { memory_mib("VmHWM") } else { f64::NAN };
-        if let Some(reason) = &summary.refused {
-            return Err(format!("{backend} {n}: the file was refused: {reason}").into());
-        }
-        if summary.applied != n || summary.rows != n {
-            return Err(format!(
-                "{backend} {n}: {} rows, {} applied, {} skipped, {} rejected",
-                summary.rows, summary.applied, summary.skipped, summary.rejected
-            )
-            .into());
-        }
-        drop(summary);
-
-        // The hand-written limit, on the other loads.
-        let resettable = reset_peak();
-        start_recording();
-        let started = Instant::now();
-        let (moved, history) = match backend {
-            "postgres" => limit_postgres(&store, &limit_csv).await?,
-            _ => limit_sqlite(&store, &limit_csv).await?,
-        };
-        let limit_time = started.elapsed();
-        let limit_statements = stop_recording();
-        let limit_peak_mib = if resettable { memory_mib("VmHWM") } else { f64::NAN };
-        if moved != count as u64 || history != count as u64 {
-            return Err(format!("{backend} {n}: the limit moved {moved} loads, wrote {history} history rows").into());
-        }
-        let sql = statements.iter().map(|s| Duration::from_secs_f64(s.seconds)).sum();
-        println!(
-            "  {backend:<8} {n:>7} rows: factord {:.3} s, limit {:.3} s",
-            factord.as_secs_f64(),
-            limit_time.as_secs_f64()
-        );
-        figures.push(Figures {
-            backend,
-            rows: n,
-            factord,
-            parse,
-            sql,
-            peak_mib,
-            base_mib,
-            limit: limit_time,
-            limit_peak_mib,
-            statements,
-            limit_statements,
-        });
+        figures.push(size);
     }
     store.close().await;
     Ok(figures)
@@ -438,7 +501,7 @@ fn with_database(url: &str, name: &str) -> String {
 }
 
 /// Runs PostgreSQL in a database of its own, dropped afterwards even when the run failed.
-async fn run_postgres(sizes: Vec<usize>) -> Result<Vec<Figures>, BenchError> {
+async fn run_postgres(sizes: Vec<usize>, rounds: usize) -> Result<Vec<Figures>, BenchError> {
     let admin_url = admin_url();
     let mut admin = match sqlx::PgConnection::connect(&admin_url).await {
         Ok(admin) => admin,
@@ -450,7 +513,7 @@ async fn run_postgres(sizes: Vec<usize>) -> Result<Vec<Figures>, BenchError> {
     let name = format!("factord_bench_{}", std::process::id());
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await?;
     let url = with_database(&admin_url, &name);
-    let outcome = tokio::spawn(run_backend("postgres", Some(url), sizes)).await;
+    let outcome = tokio::spawn(run_backend("postgres", Some(url), sizes, rounds)).await;
     sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
         .execute(&mut admin)
         .await?;
@@ -466,21 +529,30 @@ fn per_second(count: usize, elapsed: Duration) -> f64 {
     count as f64 / elapsed.as_secs_f64().max(f64::EPSILON)
 }
 
+/// Prints the statements, consecutive runs of the same statement (a multi-row insert's chunks)
+/// as one line with their count.
 fn print_statements(title: &str, total: Duration, statements: &[Statement]) {
     println!("  {title} ({:.3} s in all):", total.as_secs_f64());
-    for s in statements {
-        let mut sql = s.sql.clone();
-        if sql.chars().count() > 96 {
-            sql = sql.chars().take(95).collect::<String>() + "…";
+    let mut i = 0;
+    while i < statements.len() {
+        let same = statements[i..].iter().take_while(|s| s.sql == statements[i].sql).count();
+        let group = &statements[i..i + same];
+        let seconds: f64 = group.iter().map(|s| s.seconds).sum();
+        let rows: u64 = group.iter().map(|s| s.rows).sum();
+        let mut sql = statements[i].sql.clone();
+        if sql.chars().count() > 90 {
+            sql = sql.chars().take(89).collect::<String>() + "…";
         }
-        println!("    {:>8.3} s {:>8} rows  {sql}", s.seconds, s.rows);
+        let times = if same > 1 { format!("{same}×") } else { String::new() };
+        println!("    {seconds:>8.3} s {rows:>8} rows {times:>5} {sql}");
+        i += same;
     }
 }
 
 fn print_table(figures: &[Figures]) {
     println!();
     println!(
-        "{:<9} {:>7} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>9} {:>9} {:>7}",
+        "{:<9} {:>7} {:>10} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>9} {:>9} {:>7} {:>13}",
         "backend",
         "rows",
         "factord s",
@@ -492,36 +564,44 @@ fn print_table(figures: &[Figures]) {
         "other s",
         "limit s",
         "limit r/s",
-        "ratio"
+        "ratio",
+        "ratio range"
     );
     for f in figures {
-        let other = f.factord.saturating_sub(f.parse + f.sql);
+        let (factord, limit) = (median_time(&f.factord), median_time(&f.limit));
+        let median_run = &f.factord[f.median_round()];
+        let sql: Duration = median_run.statements.iter().map(|s| Duration::from_secs_f64(s.seconds)).sum();
+        let other = median_run.time.saturating_sub(f.parse + sql);
+        // Memory from the first round, where factord ran first: later rounds find the heap grown.
+        let (peak, growth) = f.factord.first().map_or((f64::NAN, f64::NAN), |r| (r.peak_mib, r.peak_mib - r.base_mib));
+        let ratios = f.ratios();
         println!(
-            "{:<9} {:>7} {:>10.3} {:>9.0} {:>9.1} {:>9.1} {:>8.3} {:>8.3} {:>8.3} {:>9.3} {:>9.0} {:>6.2}x",
+            "{:<9} {:>7} {:>10.3} {:>9.0} {:>9.1} {:>9.1} {:>8.3} {:>8.3} {:>8.3} {:>9.3} {:>9.0} {:>6.2}x {:>6.2}-{:.2}x",
             f.backend,
             f.rows,
-            f.factord.as_secs_f64(),
-            per_second(f.rows, f.factord),
-            f.peak_mib,
-            f.peak_mib - f.base_mib,
+            factord.as_secs_f64(),
+            per_second(f.rows, factord),
+            peak,
+            growth,
             f.parse.as_secs_f64(),
-            f.sql.as_secs_f64(),
+            sql.as_secs_f64(),
             other.as_secs_f64(),
-            f.limit.as_secs_f64(),
-            per_second(f.rows, f.limit),
-            f.factord.as_secs_f64() / f.limit.as_secs_f64().max(f64::EPSILON)
+            limit.as_secs_f64(),
+            per_second(f.rows, limit),
+            median(&ratios),
+            ratios.first().copied().unwrap_or(f64::NAN),
+            ratios.last().copied().unwrap_or(f64::NAN),
         );
     }
     println!();
-    println!("peak MB: the process's peak RSS during the factord run (VmHWM after a reset); (+base): above the");
-    println!("RSS when it started. parse s: read + header + parse of the same bytes, timed on their own. SQL s:");
-    println!("the statements of the run (sqlx's statement log). other s: the rest (planning, result file).");
-    println!("limit peak MB (the hand-written runs):");
-    for f in figures {
-        println!("  {:<9} {:>7} {:>9.1}", f.backend, f.rows, f.limit_peak_mib);
-    }
+    println!("Each size runs in rounds on fresh loads, factord and the limit once each per round, the order");
+    println!("alternating. factord s, limit s: the median of the rounds; ratio: the median of the rounds'");
+    println!("ratios (ratio range: the lowest and highest). peak MB: the process's peak RSS during the first");
+    println!("round's factord run (VmHWM after a reset); (+base): above the RSS when it started.");
+    println!("parse s: read + header + parse of the same bytes, timed on their own. SQL s: the statements of");
+    println!("the median round (sqlx's statement log). other s: the rest (planning, result file, commit).");
     for target in figures.iter().filter(|f| f.rows == 100_000) {
-        let ratio = target.factord.as_secs_f64() / target.limit.as_secs_f64().max(f64::EPSILON);
+        let ratio = median(&target.ratios());
         println!(
             "target (within 1.5x of the limit at 100k rows) on {}: {ratio:.2}x, {}",
             target.backend,
@@ -535,6 +615,10 @@ fn main() -> Result<(), BenchError> {
         Ok(text) => text.split(',').map(|s| s.trim().parse::<usize>()).collect::<Result<_, _>>()?,
         Err(_) => vec![1_000, 10_000, 100_000],
     };
+    let rounds: usize = match std::env::var("REPORTS_ROUNDS") {
+        Ok(text) => text.trim().parse::<usize>()?.max(1),
+        Err(_) => 3,
+    };
     let backends = std::env::var("REPORTS_BACKENDS").unwrap_or_else(|_| "sqlite,postgres".to_string());
     tracing_subscriber::registry()
         .with(
@@ -544,7 +628,9 @@ fn main() -> Result<(), BenchError> {
         )
         .init();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    println!("purchase reports, end to end vs the hand-written SQL limit; nproc {cores}; rows {sizes:?}");
+    println!(
+        "purchase reports, end to end vs the hand-written SQL limit; nproc {cores}; rows {sizes:?}; {rounds} rounds"
+    );
     if !reset_peak() {
         println!("note: /proc/self/clear_refs is not writable: peak RSS is not measured");
     }
@@ -552,20 +638,22 @@ fn main() -> Result<(), BenchError> {
     let mut figures = Vec::new();
     runtime.block_on(async {
         if backends.contains("sqlite") {
-            figures.extend(run_backend("sqlite", None, sizes.clone()).await?);
+            figures.extend(run_backend("sqlite", None, sizes.clone(), rounds).await?);
         }
         if backends.contains("postgres") {
-            figures.extend(run_postgres(sizes.clone()).await?);
+            figures.extend(run_postgres(sizes.clone(), rounds).await?);
         }
         Ok::<_, BenchError>(())
     })?;
     print_table(&figures);
     for f in figures.iter().filter(|f| Some(f.rows) == sizes.iter().max().copied()) {
         println!();
-        println!("{} at {} rows, statement by statement:", f.backend, f.rows);
-        print_statements("factord", f.sql, &f.statements);
-        let limit_sql = f.limit_statements.iter().map(|s| Duration::from_secs_f64(s.seconds)).sum();
-        print_statements("limit", limit_sql, &f.limit_statements);
+        let round = f.median_round();
+        println!("{} at {} rows, statement by statement (round {}, the median ratio):", f.backend, f.rows, round + 1);
+        for (title, run) in [("factord", &f.factord[round]), ("limit", &f.limit[round])] {
+            let sql = run.statements.iter().map(|s| Duration::from_secs_f64(s.seconds)).sum();
+            print_statements(title, sql, &run.statements);
+        }
     }
     Ok(())
 }
