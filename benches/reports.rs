@@ -413,9 +413,16 @@ async fn run_backend(
             let limit = seed_for(&limit_prefix, count);
             seed::seed(&store, &ours).await;
             seed::seed(&store, &limit).await;
-            if let Store::Postgres(pool) = &store {
+            match &store {
                 // As autovacuum would have by the time a factor's report arrives.
-                sqlx::query("ANALYZE").execute(pool).await?;
+                Store::Postgres(pool) => {
+                    sqlx::query("ANALYZE").execute(pool).await?;
+                }
+                // As SQLite's automatic checkpoints would have: the seeded loads in the
+                // database file, not still in the write-ahead log.
+                Store::Sqlite(pool) => {
+                    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(pool).await?;
+                }
             }
             let csv = purchase_csv(&ours);
             let limit_csv = purchase_csv(&limit);
@@ -648,11 +655,19 @@ fn main() -> Result<(), BenchError> {
     print_table(&figures);
     for f in figures.iter().filter(|f| Some(f.rows) == sizes.iter().max().copied()) {
         println!();
-        let round = f.median_round();
-        println!("{} at {} rows, statement by statement (round {}, the median ratio):", f.backend, f.rows, round + 1);
-        for (title, run) in [("factord", &f.factord[round]), ("limit", &f.limit[round])] {
-            let sql = run.statements.iter().map(|s| Duration::from_secs_f64(s.seconds)).sum();
-            print_statements(title, sql, &run.statements);
+        let median_round = f.median_round();
+        let rounds: Vec<usize> = if std::env::var("REPORTS_ALL_ROUNDS").is_ok() {
+            (0..f.factord.len()).collect()
+        } else {
+            vec![median_round]
+        };
+        for round in rounds {
+            let why = if round == median_round { ", the median ratio" } else { "" };
+            println!("{} at {} rows, statement by statement (round {}{why}):", f.backend, f.rows, round + 1);
+            for (title, run) in [("factord", &f.factord[round]), ("limit", &f.limit[round])] {
+                let sql = run.statements.iter().map(|s| Duration::from_secs_f64(s.seconds)).sum();
+                print_statements(title, sql, &run.statements);
+            }
         }
     }
     Ok(())

@@ -15,17 +15,18 @@ use super::ReportKind;
 use super::parse::ReportRow;
 use crate::domain::{ExceptionKind, LoadStatus, Money};
 
-/// A load as a report sees it, read in the ingest's transaction.
+/// A load as a report sees it, read in the ingest's transaction. Its texts are shared: the
+/// row outcomes name the load with them, and many loads have the same subsidiary and provider.
 #[derive(Clone, Debug)]
 pub struct ReportLoad {
     pub id: i64,
-    pub load_number: String,
-    pub invoice_number: Option<String>,
-    pub subsidiary: String,
+    pub load_number: Arc<str>,
+    pub invoice_number: Option<Arc<str>>,
+    pub subsidiary: Arc<str>,
     pub status: LoadStatus,
     pub amount_cents: i64,
     /// The provider of the batch that submitted it; `None` if it never went to a factor.
-    pub provider: Option<String>,
+    pub provider: Option<Arc<str>>,
     /// Whether a purchase is recorded for it.
     pub purchased: bool,
     pub paid_cents: i64,
@@ -63,8 +64,8 @@ impl Outcome {
 #[derive(Clone, Debug, Serialize)]
 pub struct RowOutcome {
     pub row: usize,
-    pub invoice_number: String,
-    pub load_number: String,
+    pub invoice_number: Arc<str>,
+    pub load_number: Arc<str>,
     pub outcome: Outcome,
     pub reason: Cow<'static, str>,
 }
@@ -81,7 +82,24 @@ pub struct HistoryRow {
     pub load_id: i64,
     pub from: LoadStatus,
     pub to: LoadStatus,
-    pub cause: String,
+    pub cause: Cause,
+}
+
+/// Why a report moved a load: `{prefix}{row}{suffix}`, e.g. `purchase report march.csv row 12`.
+/// The prefix and suffix are shared by the file's rows; a store may join the parts in SQL.
+#[derive(Clone, Debug)]
+pub struct Cause {
+    /// `{kind} report {file} row `.
+    pub prefix: Arc<str>,
+    pub row: usize,
+    /// Empty, or a note such as ` (a payment implies the purchase)`.
+    pub suffix: Arc<str>,
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}{}", self.prefix, self.row, self.suffix)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -182,8 +200,8 @@ fn find_loads(rows: &[ReportRow], loads: &[ReportLoad]) -> Vec<Option<usize>> {
                 return Some(i);
             }
             let number = row.load_number.as_deref()?;
-            let by_load = by_load
-                .get_or_insert_with(|| loads.iter().enumerate().map(|(i, l)| (l.load_number.as_str(), i)).collect());
+            let by_load =
+                by_load.get_or_insert_with(|| loads.iter().enumerate().map(|(i, l)| (&*l.load_number, i)).collect());
             by_load.get(number).copied()
         })
         .collect()
@@ -203,22 +221,29 @@ pub fn plan(
     let mut plan = ReportPlan::default();
     plan.outcomes.reserve(rows.len());
     let mut repeated = Repeated::default();
+    let empty: Arc<str> = Arc::from("");
+    let prefix: Arc<str> = format!("{} report {file_label} row ", kind.as_str()).into();
+    let implied: Arc<str> = Arc::from(" (a payment implies the purchase)");
     // Exceptions in file order: Some(detail) = raise/update, None = clear.
     let mut exceptions: Vec<((i64, ExceptionKind), Option<String>)> = Vec::new();
 
     for (row, found) in rows.iter().zip(found) {
         let mut outcome = |outcome: Outcome, reason: Cow<'static, str>, load: Option<&ReportLoad>| {
+            let known = load.and_then(|l| l.invoice_number.as_ref());
             plan.outcomes.push(RowOutcome {
                 row: row.row,
-                invoice_number: row
-                    .invoice_number
-                    .clone()
-                    .or_else(|| load.and_then(|l| l.invoice_number.clone()))
-                    .unwrap_or_default(),
-                load_number: load
-                    .map(|l| l.load_number.clone())
-                    .or_else(|| row.load_number.clone())
-                    .unwrap_or_default(),
+                // The row's invoice number as written (the load's, shared, when the same).
+                invoice_number: match (row.invoice_number.as_deref(), known) {
+                    (Some(text), Some(known)) if text == &**known => known.clone(),
+                    (Some(text), _) => text.into(),
+                    (None, Some(known)) => known.clone(),
+                    (None, None) => empty.clone(),
+                },
+                load_number: match (load, row.load_number.as_deref()) {
+                    (Some(load), _) => load.load_number.clone(),
+                    (None, Some(text)) => text.into(),
+                    (None, None) => empty.clone(),
+                },
                 outcome,
                 reason,
             })
@@ -233,7 +258,7 @@ pub fn plan(
             continue;
         };
         let load = &mut loads[index];
-        let cause = || format!("{} report {file_label} row {}", kind.as_str(), row.row);
+        let cause = || Cause { prefix: prefix.clone(), row: row.row, suffix: empty.clone() };
         if load.status < LoadStatus::Invoiced {
             let reason = format!("load {} is {}: not submitted to the factor yet", load.load_number, load.status);
             outcome(Outcome::Rejected, reason.into(), Some(load));
@@ -354,7 +379,7 @@ pub fn plan(
                         load_id: load.id,
                         from: LoadStatus::Invoiced,
                         to: LoadStatus::Financed,
-                        cause: format!("{} (a payment implies the purchase)", cause()),
+                        cause: Cause { suffix: implied.clone(), ..cause() },
                     });
                     load.status = LoadStatus::Financed;
                     moves.push("Invoiced → Financed");
@@ -459,12 +484,12 @@ mod tests {
     fn load(id: i64, status: LoadStatus, provider: Option<&str>) -> ReportLoad {
         ReportLoad {
             id,
-            load_number: format!("L-{id}"),
-            invoice_number: Some(format!("INV-{id:04}")),
+            load_number: format!("L-{id}").into(),
+            invoice_number: Some(format!("INV-{id:04}").into()),
             subsidiary: "acme".into(),
             status,
             amount_cents: 100_000,
-            provider: provider.map(str::to_string),
+            provider: provider.map(Arc::from),
             purchased: false,
             paid_cents: 0,
             payments: HashSet::new(),

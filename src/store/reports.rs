@@ -8,13 +8,14 @@
 //! the status the plan read, and a count that differs rolls the whole file back and plans it
 //! again against fresh data.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::str::FromStr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use rustc_hash::{FxHashMap, FxHashSet};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::{BeginWrite, Store, StoreError};
@@ -137,26 +138,105 @@ macro_rules! report_file_columns {
 /// Decodes the loads of a PostgreSQL snapshot query (SQLite returns them as JSON: `loads_from_json`).
 macro_rules! report_loads_from_rows {
     ($rows:expr) => {{
+        let mut shared = Shared::default();
         let mut loads = Vec::new();
         for row in $rows {
-            let status: String = row.try_get("status")?;
-            loads.push(ReportLoad {
+            let text = |column: &str| -> Result<Option<Text<'_>>, sqlx::Error> {
+                Ok(row.try_get::<Option<&str>, _>(column)?.map(|t| Text(Cow::Borrowed(t))))
+            };
+            let required = |column: &str| -> Result<Text<'_>, sqlx::Error> {
+                Ok(Text(Cow::Borrowed(row.try_get::<&str, _>(column)?)))
+            };
+            let load = SnapshotLoad {
                 id: row.try_get("id")?,
-                load_number: row.try_get("load_number")?,
-                invoice_number: row.try_get("invoice_number")?,
-                subsidiary: row.try_get("subsidiary")?,
-                status: LoadStatus::from_str(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                load_number: required("load_number")?,
+                invoice_number: text("invoice_number")?,
+                subsidiary: required("subsidiary")?,
+                status: required("status")?,
                 amount_cents: row.try_get("amount_cents")?,
-                // The batch id for now: `resolve_loads` puts the batch's provider here.
-                provider: row.try_get("batch_id")?,
-                purchased: false,
-                paid_cents: 0,
-                payments: HashSet::new(),
-                open_exceptions: HashSet::new(),
-            });
+                batch_id: text("batch_id")?,
+            };
+            loads.push(load.into_load(&mut shared)?);
         }
         loads
     }};
+}
+
+/// A text column of a snapshot: borrowed from the row or the JSON where it can be (a JSON
+/// string with escapes is decoded into an owned one).
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Borrowed(text)))
+            }
+            fn visit_str<E>(self, text: &str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(text.to_string())))
+            }
+            fn visit_string<E>(self, text: String) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(text)))
+            }
+        }
+        deserializer.deserialize_str(Visit(std::marker::PhantomData))
+    }
+}
+
+/// One load of a snapshot query, as its columns (on SQLite, a JSON array of them).
+#[derive(Deserialize)]
+struct SnapshotLoad<'a> {
+    id: i64,
+    #[serde(borrow)]
+    load_number: Text<'a>,
+    #[serde(borrow)]
+    invoice_number: Option<Text<'a>>,
+    #[serde(borrow)]
+    subsidiary: Text<'a>,
+    #[serde(borrow)]
+    status: Text<'a>,
+    amount_cents: i64,
+    #[serde(borrow)]
+    batch_id: Option<Text<'a>>,
+}
+
+/// Texts many loads share (their subsidiary, their batch), kept once.
+#[derive(Default)]
+struct Shared(FxHashSet<Arc<str>>);
+
+impl Shared {
+    fn get(&mut self, text: &str) -> Arc<str> {
+        if let Some(known) = self.0.get(text) {
+            return known.clone();
+        }
+        let text: Arc<str> = text.into();
+        self.0.insert(text.clone());
+        text
+    }
+}
+
+impl SnapshotLoad<'_> {
+    fn into_load(self, shared: &mut Shared) -> Result<ReportLoad, StoreError> {
+        Ok(ReportLoad {
+            id: self.id,
+            load_number: self.load_number.0.as_ref().into(),
+            invoice_number: self.invoice_number.map(|t| t.0.as_ref().into()),
+            subsidiary: shared.get(&self.subsidiary.0),
+            status: LoadStatus::from_str(&self.status.0).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            amount_cents: self.amount_cents,
+            // The batch id for now: `resolve_loads` puts the batch's provider here.
+            provider: self.batch_id.map(|b| shared.get(&b.0)),
+            purchased: false,
+            paid_cents: 0,
+            payments: HashSet::new(),
+            open_exceptions: HashSet::new(),
+        })
+    }
 }
 
 const SNAPSHOT_COLUMNS: &str =
@@ -178,31 +258,11 @@ fn sqlite_snapshot_sql(column: &str) -> String {
     )
 }
 
-/// One load of [`sqlite_snapshot_sql`]'s array.
-type LoadTuple = (i64, String, Option<String>, String, String, i64, Option<String>);
-
 fn loads_from_json(text: Option<String>) -> Result<Vec<ReportLoad>, StoreError> {
     let Some(text) = text else { return Ok(Vec::new()) };
-    let tuples: Vec<LoadTuple> = serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    tuples
-        .into_iter()
-        .map(|(id, load_number, invoice_number, subsidiary, status, amount_cents, batch_id)| {
-            Ok(ReportLoad {
-                id,
-                load_number,
-                invoice_number,
-                subsidiary,
-                status: LoadStatus::from_str(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                amount_cents,
-                // The batch id for now: `resolve_loads` puts the batch's provider here.
-                provider: batch_id,
-                purchased: false,
-                paid_cents: 0,
-                payments: HashSet::new(),
-                open_exceptions: HashSet::new(),
-            })
-        })
-        .collect()
+    let loads: Vec<SnapshotLoad<'_>> = serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let mut shared = Shared::default();
+    loads.into_iter().map(|load| load.into_load(&mut shared)).collect()
 }
 
 /// The keys of a report: every invoice number, and the load number of each row with the
@@ -220,7 +280,7 @@ impl<'a> ReportKeys<'a> {
             return Vec::new();
         }
         let invoices: FxHashSet<&str> = found.iter().filter_map(|l| l.invoice_number.as_deref()).collect();
-        let loads: FxHashSet<&str> = found.iter().map(|l| l.load_number.as_str()).collect();
+        let loads: FxHashSet<&str> = found.iter().map(|l| &*l.load_number).collect();
         let mut wanted: Vec<&'a str> = self
             .load_numbers
             .iter()
@@ -247,18 +307,18 @@ fn json<T: Serialize>(value: &T) -> Result<String, StoreError> {
 /// The keys of the second lookups: the distinct batch ids the loads carry (in `provider` until
 /// resolved), and the loads past Invoiced, which may have a purchase recorded.
 fn second_keys(loads: &[ReportLoad]) -> (Vec<String>, Vec<i64>) {
-    let batches: HashSet<&String> = loads.iter().filter_map(|l| l.provider.as_ref()).collect();
+    let batches: FxHashSet<&str> = loads.iter().filter_map(|l| l.provider.as_deref()).collect();
     let later = loads.iter().filter(|l| l.status >= LoadStatus::Financed).map(|l| l.id).collect();
-    (batches.into_iter().cloned().collect(), later)
+    (batches.into_iter().map(str::to_string).collect(), later)
 }
 
 /// Replaces each load's batch id by its batch's provider and marks the purchased ones. (Two
 /// small lookups instead of joining every row of a large report to batches and purchases.)
 fn resolve_loads(loads: &mut [ReportLoad], providers: Vec<(String, String)>, purchased: Vec<i64>) {
-    let providers: FxHashMap<String, String> = providers.into_iter().collect();
+    let providers: FxHashMap<String, Arc<str>> = providers.into_iter().map(|(b, p)| (b, p.into())).collect();
     let purchased: FxHashSet<i64> = purchased.into_iter().collect();
     for load in loads {
-        load.provider = load.provider.take().and_then(|batch| providers.get(&batch).cloned());
+        load.provider = load.provider.take().and_then(|batch| providers.get(&*batch).cloned());
         load.purchased = purchased.contains(&load.id);
     }
 }
@@ -409,7 +469,7 @@ impl Store {
                 .bind(history.iter().map(|h| h.load_id).collect::<Vec<_>>())
                 .bind(history.iter().map(|h| h.from.as_str()).collect::<Vec<_>>())
                 .bind(history.iter().map(|h| h.to.as_str()).collect::<Vec<_>>())
-                .bind(history.iter().map(|h| h.cause.as_str()).collect::<Vec<_>>())
+                .bind(history.iter().map(|h| h.cause.to_string()).collect::<Vec<_>>())
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
@@ -519,13 +579,12 @@ impl Store {
                 .fetch_all(&mut *tx)
                 .await?;
                 resolve_loads(&mut loads, providers, purchased);
-                let ids = json(&loads.iter().map(|l| l.id).collect::<Vec<_>>())?;
                 let payments = if meta.kind == "payment" {
                     sqlx::query_as::<_, (i64, i64, String, String)>(
                         "SELECT load_id, paid_cents, payment_date, payment_reference FROM payments \
                          WHERE load_id IN (SELECT value FROM json_each($1))",
                     )
-                    .bind(&ids)
+                    .bind(json(&loads.iter().map(|l| l.id).collect::<Vec<_>>())?)
                     .fetch_all(&mut *tx)
                     .await?
                 } else {
@@ -560,9 +619,17 @@ impl Store {
                 };
                 sqlite_insert(
                     &mut tx,
+                    // The cause is written out here, a chunk at a time, and moved into the
+                    // statement's values. (Joining its parts in SQL measured slower.)
                     ("INSERT INTO load_history (load_id, from_status, to_status, at, cause)", "(?, ?, ?, ?, ?)", ""),
                     history,
-                    |q, h| q.bind(h.load_id).bind(status(h.from)).bind(status(h.to)).bind(at.clone()).bind(&h.cause),
+                    |q, h| {
+                        q.bind(h.load_id)
+                            .bind(status(h.from))
+                            .bind(status(h.to))
+                            .bind(at.clone())
+                            .bind(h.cause.to_string())
+                    },
                 )
                 .await?;
                 sqlite_insert(
@@ -795,4 +862,32 @@ fn moves_by_step(plan: &ReportPlan) -> BTreeMap<(LoadStatus, LoadStatus), Vec<i6
         ids.sort_unstable();
     }
     steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SQLite's snapshot as `json_group_array` writes it: texts are borrowed from the JSON where
+    /// they can be, and a text with escapes (a quote, a backslash, a non-ASCII escape) is
+    /// decoded whole; subsidiaries and batches come out shared.
+    #[test]
+    fn snapshot_json_decodes_escaped_texts_and_shares_repeated_ones() {
+        let json = r#"[[7,"L-7","INV-\"7\"\\A","acme-east","Invoiced",150000,"b-1"],
+                       [8,"L-8",null,"acme-east","Financed",99,null],
+                       [9,"L-\u00e99","0042","acme-east","Invoiced",1,"b-1"]]"#;
+        let loads = loads_from_json(Some(json.to_string())).expect("decodes");
+        assert_eq!(loads.len(), 3);
+        assert_eq!(loads[0].invoice_number.as_deref(), Some(r#"INV-"7"\A"#));
+        assert_eq!(&*loads[2].load_number, "L-é9");
+        assert_eq!(loads[2].invoice_number.as_deref(), Some("0042"));
+        assert_eq!(loads[1].invoice_number, None);
+        assert_eq!(loads[1].provider, None);
+        assert_eq!((loads[1].status, loads[1].amount_cents), (LoadStatus::Financed, 99));
+        assert!(Arc::ptr_eq(&loads[0].subsidiary, &loads[2].subsidiary));
+        let batch = |i: usize| loads[i].provider.clone().expect("batch");
+        assert!(Arc::ptr_eq(&batch(0), &batch(2)));
+        assert!(loads_from_json(Some(r#"[[1,"L-1",null,"acme","Lost",1,null]]"#.into())).is_err());
+        assert!(loads_from_json(None).expect("no loads").is_empty());
+    }
 }
