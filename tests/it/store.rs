@@ -340,3 +340,55 @@ both_backends!(migrations_are_idempotent_and_the_database_answers, |env| {
     env.store.migrate().await.expect("second migrate is a no-op");
     env.store.ping().await.expect("ping");
 });
+
+/// Migration 0008 on a SQLite database holding purchases from 0006's table: every purchase is
+/// kept, column for column, and `load_id` becomes the rowid (no second index of load ids).
+#[tokio::test]
+async fn sqlite_purchases_keep_their_rows_when_load_id_becomes_the_rowid() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("upgrade.db").display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.expect("open");
+    let all = sqlx::migrate::Migrator::new(std::path::Path::new("migrations/sqlite")).await.expect("migrations");
+    let mut before = sqlx::migrate::Migrator::new(std::path::Path::new("migrations/sqlite")).await.expect("migrations");
+    before.migrations = before.migrations.iter().filter(|m| m.version < 8).cloned().collect::<Vec<_>>().into();
+    before.run(&mut db).await.expect("migrations 1-7");
+    for (load_id, schedule) in [(41_i64, Some("S-9")), (7, None)] {
+        sqlx::query(
+            "INSERT INTO purchases (load_id, report_file_id, row_number, amount_cents, advance_cents, fee_cents, \
+             reserve_cents, purchase_date, schedule_number, factor_status, recorded_at) \
+             VALUES (?, 3, 12, 150000, 145500, 4500, NULL, '2026-11-30', ?, 'Funded', '2026-11-30T16:00:00+00:00')",
+        )
+        .bind(load_id)
+        .bind(schedule)
+        .execute(&mut db)
+        .await
+        .expect("purchase");
+    }
+    all.run(&mut db).await.expect("migration 8");
+    type Purchase = (i64, i64, i64, i64, i64, i64, Option<i64>, String, Option<String>, String, String);
+    let rows: Vec<Purchase> = sqlx::query_as(
+        "SELECT load_id, report_file_id, row_number, amount_cents, advance_cents, fee_cents, reserve_cents, \
+         purchase_date, schedule_number, factor_status, recorded_at FROM purchases ORDER BY rowid",
+    )
+    .fetch_all(&mut db)
+    .await
+    .expect("purchases");
+    let row = |load_id: i64, schedule: Option<&str>| -> Purchase {
+        let schedule = schedule.map(str::to_string);
+        let (date, status, at) = ("2026-11-30".into(), "Funded".into(), "2026-11-30T16:00:00+00:00".into());
+        (load_id, 3, 12, 150_000, 145_500, 4_500, None, date, schedule, status, at)
+    };
+    assert_eq!(rows, vec![row(7, None), row(41, Some("S-9"))], "kept, and in load order: load_id is the rowid");
+    let indexes: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_index_list('purchases')")
+        .fetch_all(&mut db)
+        .await
+        .expect("indexes");
+    assert!(indexes.is_empty(), "no second index of load ids: {indexes:?}");
+    let duplicate = sqlx::query(
+        "INSERT INTO purchases (load_id, report_file_id, row_number, recorded_at) VALUES (41, 4, 1, '2026-12-01')",
+    )
+    .execute(&mut db)
+    .await;
+    assert!(duplicate.is_err(), "one purchase per load still");
+}
