@@ -306,13 +306,14 @@ struct Figures {
 }
 
 impl Figures {
+    /// factord's time over the limit's in one round.
+    fn ratio(&self, round: usize) -> f64 {
+        self.factord[round].time.as_secs_f64() / self.limit[round].time.as_secs_f64().max(f64::EPSILON)
+    }
+
+    /// The rounds' ratios, sorted.
     fn ratios(&self) -> Vec<f64> {
-        let mut ratios: Vec<f64> = self
-            .factord
-            .iter()
-            .zip(&self.limit)
-            .map(|(f, l)| f.time.as_secs_f64() / l.time.as_secs_f64().max(f64::EPSILON))
-            .collect();
+        let mut ratios: Vec<f64> = (0..self.factord.len()).map(|round| self.ratio(round)).collect();
         ratios.sort_by(f64::total_cmp);
         ratios
     }
@@ -321,10 +322,7 @@ impl Figures {
     fn median_round(&self) -> usize {
         let median = median(&self.ratios());
         (0..self.factord.len())
-            .min_by(|&a, &b| {
-                let ratio = |i: usize| self.factord[i].time.as_secs_f64() / self.limit[i].time.as_secs_f64();
-                (ratio(a) - median).abs().total_cmp(&(ratio(b) - median).abs())
-            })
+            .min_by(|&a, &b| (self.ratio(a) - median).abs().total_cmp(&(self.ratio(b) - median).abs()))
             .unwrap_or(0)
     }
 }

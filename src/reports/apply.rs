@@ -86,7 +86,8 @@ pub struct HistoryRow {
 }
 
 /// Why a report moved a load: `{prefix}{row}{suffix}`, e.g. `purchase report march.csv row 12`.
-/// The prefix and suffix are shared by the file's rows; a store may join the parts in SQL.
+/// The prefix and suffix are shared by the file's rows; the text is written out only as the
+/// store binds it, a statement's rows at a time.
 #[derive(Clone, Debug)]
 pub struct Cause {
     /// `{kind} report {file} row `.
