@@ -170,6 +170,8 @@ pub struct RawApi {
 #[serde(default)]
 pub struct RawProvider {
     pub reports: Option<RawReports>,
+    /// The factor's status words per outcome (DESIGN §8a), e.g. `purchased = ["Funded"]`.
+    pub statuses: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -15,6 +15,7 @@ use secrecy::SecretString;
 use super::raw::{RawApi, RawFactoring, RawFtp, RawReports};
 use super::{Environment, Issues, Loaded};
 use crate::domain::is_safe_id;
+use crate::providers::statuses::{StatusMap, StatusOutcome, status_key};
 use crate::providers::{ApiCredential, Provider, Transport, find_provider};
 
 /// The default database: an SQLite file created on first run, so a fresh checkout needs no server.
@@ -326,9 +327,12 @@ pub struct ApiSettings {
     pub timeout: Duration,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ProviderSettings {
     pub reports: ReportSettings,
+    /// Status words configured for this provider (`[provider.<id>.statuses]`), by
+    /// [`status_key`]: the word as written and its outcome. They go on top of the shipped table.
+    pub statuses: BTreeMap<String, (String, StatusOutcome)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -377,6 +381,14 @@ impl Settings {
     /// The subsidiary with this id.
     pub fn subsidiary(&self, id: &str) -> Option<&Subsidiary> {
         self.subsidiaries.iter().find(|s| s.id == id)
+    }
+
+    /// A provider's status map: the shipped table with `[provider.<id>.statuses]` on top.
+    pub fn status_map(&self, provider_id: &str) -> StatusMap {
+        match self.providers.get(provider_id) {
+            Some(provider) => StatusMap::new(provider_id, &provider.statuses),
+            None => StatusMap::new(provider_id, &BTreeMap::new()),
+        }
     }
 
     /// Validates everything; problems go to `issues`, and `None` comes back if there were any.
@@ -536,7 +548,8 @@ impl Settings {
                 continue;
             }
             let reports = raw.reports.as_ref().map(|r| validate_reports(r, &key, &src, issues)).unwrap_or_default();
-            providers.insert(id.clone(), ProviderSettings { reports });
+            let statuses = validate_statuses(&raw.statuses, &key, &src(&key), issues);
+            providers.insert(id.clone(), ProviderSettings { reports, statuses });
         }
 
         // [[subsidiary]] and subsidiaries/*.toml
@@ -747,6 +760,45 @@ fn validate_reports(raw: &RawReports, key: &str, src: &dyn Fn(&str) -> String, i
         }
     }
     reports
+}
+
+/// `[provider.<id>.statuses]`: each key an outcome, each word non-empty and under one outcome
+/// only (a word under two would make the factor's meaning a matter of order).
+fn validate_statuses(
+    raw: &BTreeMap<String, Vec<String>>,
+    key: &str,
+    source: &str,
+    issues: &mut Issues,
+) -> BTreeMap<String, (String, StatusOutcome)> {
+    let mut words: BTreeMap<String, (String, StatusOutcome)> = BTreeMap::new();
+    for (name, listed) in raw {
+        let field = format!("{key}.statuses.{name}");
+        let outcome = match name.parse::<StatusOutcome>() {
+            Ok(outcome) => outcome,
+            Err(message) => {
+                issues.push(source, &field, message);
+                continue;
+            }
+        };
+        for word in listed {
+            if word.trim().is_empty() {
+                issues.push(source, &field, "an empty status word");
+                continue;
+            }
+            let word_key = status_key(word);
+            match words.get(&word_key) {
+                Some((_, other)) if *other != outcome => issues.push(
+                    source,
+                    &field,
+                    format!("`{}` is also listed under {key}.statuses.{other}: a word has one outcome", word.trim()),
+                ),
+                _ => {
+                    words.insert(word_key, (word.trim().to_string(), outcome));
+                }
+            }
+        }
+    }
+    words
 }
 
 fn validate_subsidiary(

@@ -97,11 +97,18 @@ pub enum ExceptionKind {
     Rejected,
     ShortPaid,
     CreditDeclined,
+    /// The factor said something its status map does not know (DESIGN §8a); nothing moved.
+    UnrecognisedStatus,
 }
 
 impl ExceptionKind {
-    pub const ALL: [ExceptionKind; 4] =
-        [ExceptionKind::Held, ExceptionKind::Rejected, ExceptionKind::ShortPaid, ExceptionKind::CreditDeclined];
+    pub const ALL: [ExceptionKind; 5] = [
+        ExceptionKind::Held,
+        ExceptionKind::Rejected,
+        ExceptionKind::ShortPaid,
+        ExceptionKind::CreditDeclined,
+        ExceptionKind::UnrecognisedStatus,
+    ];
 
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -109,6 +116,7 @@ impl ExceptionKind {
             ExceptionKind::Rejected => "rejected",
             ExceptionKind::ShortPaid => "short_paid",
             ExceptionKind::CreditDeclined => "credit_declined",
+            ExceptionKind::UnrecognisedStatus => "unrecognised_status",
         }
     }
 }

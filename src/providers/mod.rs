@@ -8,6 +8,8 @@
 //! - [`sftp`]: SFTP upload (russh, russh-sftp) with a pinned host key, the same contract as
 //!   [`ftp`], which hands `protocol = "sftp"` to it.
 //! - [`api`]: HTTP APIs, one file per provider with its request/response mapping.
+//! - [`statuses`]: each provider's status map: the factor's words → purchased, paid, held,
+//!   rejected or no change (DESIGN §8a).
 
 pub mod api;
 pub mod batch;
@@ -16,5 +18,6 @@ pub mod ftp;
 pub mod layout;
 pub mod outbox;
 pub mod sftp;
+pub mod statuses;
 
 pub use catalogue::{ApiCredential, PROVIDERS, Provider, Requirement, Transport, find_provider};

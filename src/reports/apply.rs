@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::ReportKind;
 use super::parse::ReportRow;
 use crate::domain::{ExceptionKind, LoadStatus, Money};
+use crate::providers::statuses::{StatusMap, StatusOutcome};
 
 /// A load as a report sees it, read in the ingest's transaction. Its texts are shared: the
 /// row outcomes name the load with them, and many loads have the same subsidiary and provider.
@@ -144,33 +145,6 @@ impl ReportPlan {
     }
 }
 
-/// What a factor's status text means.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FactorStatus {
-    Purchased,
-    Held,
-    Rejected,
-    Unknown,
-}
-
-/// Reads a factor's status text. Empty means purchased (the row is in a purchase report).
-pub fn classify_status(text: Option<&str>) -> FactorStatus {
-    let Some(text) = text else { return FactorStatus::Purchased };
-    let t = text.to_ascii_lowercase();
-    let has = |words: &[&str]| words.iter().any(|w| t.contains(w));
-    if has(&["reject", "denied", "deny", "declin", "not purchased", "non-purchased", "nonpurchased", "unpurchased"]) {
-        FactorStatus::Rejected
-    } else if has(&["hold", "held", "pending", "review", "verif", "suspend"]) {
-        FactorStatus::Held
-    } else if t.trim().is_empty()
-        || has(&["purchas", "fund", "approv", "paid", "advanc", "accept", "complete", "bought", "ok", "active"])
-    {
-        FactorStatus::Purchased
-    } else {
-        FactorStatus::Unknown
-    }
-}
-
 /// The keys a file's rows look loads up by: every invoice number, and each row's load number
 /// with the invoice number beside it.
 pub fn lookup_keys(rows: &[ReportRow]) -> (Vec<&str>, Vec<(Option<&str>, &str)>) {
@@ -208,13 +182,48 @@ fn find_loads(rows: &[ReportRow], loads: &[ReportLoad]) -> Vec<Option<usize>> {
         .collect()
 }
 
-/// Applies DESIGN §8 to the rows. `file_label` names the file in history causes.
+/// The moves a factor's status outcome makes from `status` (DESIGN §8a), in order: a purchase
+/// moves an Invoiced load to Financed; "paid" moves it on to Completed (through Financed). Empty
+/// when the load is already there or the outcome moves nothing. Report rows and status sync
+/// both go through here.
+pub fn status_moves(status: LoadStatus, outcome: StatusOutcome) -> Vec<(LoadStatus, LoadStatus)> {
+    let target = match outcome {
+        StatusOutcome::Purchased => LoadStatus::Financed,
+        StatusOutcome::Paid => LoadStatus::Completed,
+        StatusOutcome::Held | StatusOutcome::Rejected | StatusOutcome::NoChange => return Vec::new(),
+    };
+    [(LoadStatus::Invoiced, LoadStatus::Financed), (LoadStatus::Financed, LoadStatus::Completed)]
+        .into_iter()
+        .filter(|(from, to)| *from >= status && *to <= target)
+        .collect()
+}
+
+/// The exception a "held" or "rejected" outcome raises.
+pub fn status_exception(outcome: StatusOutcome) -> Option<ExceptionKind> {
+    match outcome {
+        StatusOutcome::Held => Some(ExceptionKind::Held),
+        StatusOutcome::Rejected => Some(ExceptionKind::Rejected),
+        _ => None,
+    }
+}
+
+/// Why an unrecognised status moved nothing, and what ops can do about it.
+pub fn unrecognised_reason(text: &str, provider: &str) -> String {
+    format!(
+        "factor status `{text}` is not in {provider}'s status map: nothing moved (unrecognised_status raised); \
+         map it under [provider.{provider}.statuses] or act by hand"
+    )
+}
+
+/// Applies DESIGN §8 to the rows. `file_label` names the file in history causes; `statuses` is
+/// the provider's status map, for rows that carry the factor's status.
 pub fn plan(
     kind: ReportKind,
     provider: &str,
     file_label: &str,
     rows: &[ReportRow],
     loads: Vec<ReportLoad>,
+    statuses: &StatusMap,
 ) -> ReportPlan {
     let mut loads: Vec<ReportLoad> = loads;
     let initial: Vec<LoadStatus> = loads.iter().map(|l| l.status).collect();
@@ -283,69 +292,71 @@ pub fn plan(
         let amount = Money::from_cents(load.amount_cents);
         match kind {
             ReportKind::Purchase => {
-                if load.status >= LoadStatus::Financed {
-                    if load.purchased {
-                        let reason = format!("already applied: load {} is {}", load.load_number, load.status);
+                // No status column, or an empty cell: the row is in a purchase report.
+                let text = row.factor_status.as_deref().map(str::trim).filter(|t| !t.is_empty());
+                let Some(status) = text.map_or(Some(StatusOutcome::Purchased), |t| statuses.lookup(t)) else {
+                    let text = text.unwrap_or_default();
+                    let kind = ExceptionKind::UnrecognisedStatus;
+                    load.open_exceptions.insert(kind);
+                    exceptions.push(((load.id, kind), Some(format!("{}: factor status `{text}`", cause()))));
+                    outcome(Outcome::Rejected, unrecognised_reason(text, provider).into(), Some(load));
+                    continue;
+                };
+                if load.open_exceptions.remove(&ExceptionKind::UnrecognisedStatus) {
+                    exceptions.push(((load.id, ExceptionKind::UnrecognisedStatus), None));
+                }
+                let said = text.map(|t| format!(" (factor status `{t}`)")).unwrap_or_default();
+                if let Some(kind) = status_exception(status) {
+                    if load.open_exceptions.contains(&kind) {
+                        let reason = format!("already applied: load {} is already {}", load.load_number, kind.as_str());
                         outcome(Outcome::Skipped, reason.into(), Some(load));
                     } else {
-                        plan.purchases.push(purchase_record(load.id, row, &mut repeated));
-                        load.purchased = true;
-                        let reason = format!("purchase details recorded; load already {}", load.status);
-                        outcome(Outcome::Applied, reason.into(), Some(load));
+                        load.open_exceptions.insert(kind);
+                        let text = text.unwrap_or_default();
+                        exceptions.push(((load.id, kind), Some(format!("{}: factor status `{text}`", cause()))));
+                        outcome(Outcome::Applied, format!("{} by the factor: {text}", kind.as_str()).into(), Some(load));
                     }
                     continue;
                 }
-                let text = row.factor_status.as_deref().unwrap_or("");
-                match classify_status(row.factor_status.as_deref()) {
-                    FactorStatus::Unknown => {
-                        let reason = format!(
-                            "factor status `{text}` not understood (neither purchased, held nor rejected); \
-                             add it to the factor's report settings or apply it by hand"
-                        );
-                        outcome(Outcome::Rejected, reason.into(), Some(load));
-                    }
-                    status @ (FactorStatus::Held | FactorStatus::Rejected) => {
-                        let kind =
-                            if status == FactorStatus::Held { ExceptionKind::Held } else { ExceptionKind::Rejected };
-                        if load.open_exceptions.contains(&kind) {
-                            let reason =
-                                format!("already applied: load {} is already {}", load.load_number, kind.as_str());
-                            outcome(Outcome::Skipped, reason.into(), Some(load));
-                        } else {
-                            load.open_exceptions.insert(kind);
-                            exceptions.push(((load.id, kind), Some(format!("{}: factor status `{text}`", cause()))));
-                            outcome(
-                                Outcome::Applied,
-                                format!("{} by the factor: {text}", kind.as_str()).into(),
-                                Some(load),
-                            );
-                        }
-                    }
-                    FactorStatus::Purchased => {
-                        plan.history.push(HistoryRow {
-                            load_id: load.id,
-                            from: LoadStatus::Invoiced,
-                            to: LoadStatus::Financed,
-                            cause: cause(),
-                        });
-                        load.status = LoadStatus::Financed;
-                        load.purchased = true;
-                        plan.purchases.push(purchase_record(load.id, row, &mut repeated));
-                        for kind in [ExceptionKind::Held, ExceptionKind::Rejected] {
-                            if load.open_exceptions.remove(&kind) {
-                                exceptions.push(((load.id, kind), None));
-                            }
-                        }
-                        let reason: Cow<'static, str> = match row.amount.filter(|a| *a != amount) {
-                            None => "Invoiced → Financed".into(),
-                            Some(face) => format!(
-                                "Invoiced → Financed (the factor's amount {face} differs from the invoice's {amount})"
-                            )
-                            .into(),
-                        };
-                        outcome(Outcome::Applied, reason, Some(load));
+                if status == StatusOutcome::NoChange {
+                    let reason = format!("no change{said}: the status map reads it as still in progress");
+                    outcome(Outcome::Skipped, reason.into(), Some(load));
+                    continue;
+                }
+                let steps = status_moves(load.status, status);
+                if steps.is_empty() && load.purchased {
+                    let reason = format!("already applied: load {} is {}", load.load_number, load.status);
+                    outcome(Outcome::Skipped, reason.into(), Some(load));
+                    continue;
+                }
+                if !load.purchased {
+                    plan.purchases.push(purchase_record(load.id, row, &mut repeated));
+                    load.purchased = true;
+                }
+                if steps.is_empty() {
+                    let reason = format!("purchase details recorded; load already {}", load.status);
+                    outcome(Outcome::Applied, reason.into(), Some(load));
+                    continue;
+                }
+                for &(from, to) in &steps {
+                    plan.history.push(HistoryRow { load_id: load.id, from, to, cause: cause() });
+                }
+                load.status = steps[steps.len() - 1].1;
+                for kind in [ExceptionKind::Held, ExceptionKind::Rejected] {
+                    if load.open_exceptions.remove(&kind) {
+                        exceptions.push(((load.id, kind), None));
                     }
                 }
+                let path: Vec<String> = std::iter::once(steps[0].0).chain(steps.iter().map(|s| s.1)).map(|s| s.to_string()).collect();
+                let reason: Cow<'static, str> = match row.amount.filter(|a| *a != amount) {
+                    None => format!("{}{said}", path.join(" → ")).into(),
+                    Some(face) => format!(
+                        "{}{said} (the factor's amount {face} differs from the invoice's {amount})",
+                        path.join(" → ")
+                    )
+                    .into(),
+                };
+                outcome(Outcome::Applied, reason, Some(load));
             }
             ReportKind::Payment => {
                 let paid = row.paid_amount.unwrap_or(Money::ZERO);
@@ -516,14 +527,49 @@ mod tests {
         }
     }
 
+    fn otr() -> StatusMap {
+        StatusMap::new("otr", &Default::default())
+    }
+
     #[test]
-    fn factor_status_words() {
-        assert_eq!(classify_status(None), FactorStatus::Purchased);
-        assert_eq!(classify_status(Some("Funded")), FactorStatus::Purchased);
-        assert_eq!(classify_status(Some("ON HOLD - missing BOL")), FactorStatus::Held);
-        assert_eq!(classify_status(Some("Denied")), FactorStatus::Rejected);
-        assert_eq!(classify_status(Some("Non-Purchased")), FactorStatus::Rejected);
-        assert_eq!(classify_status(Some("xyzzy")), FactorStatus::Unknown);
+    fn status_outcomes_move_loads_forward_only() {
+        use LoadStatus::*;
+        assert_eq!(status_moves(Invoiced, StatusOutcome::Purchased), vec![(Invoiced, Financed)]);
+        assert_eq!(status_moves(Invoiced, StatusOutcome::Paid), vec![(Invoiced, Financed), (Financed, Completed)]);
+        assert_eq!(status_moves(Financed, StatusOutcome::Paid), vec![(Financed, Completed)]);
+        assert!(status_moves(Financed, StatusOutcome::Purchased).is_empty());
+        assert!(status_moves(Completed, StatusOutcome::Paid).is_empty());
+        assert!(status_moves(Invoiced, StatusOutcome::Held).is_empty());
+        assert!(status_moves(Invoiced, StatusOutcome::NoChange).is_empty());
+    }
+
+    #[test]
+    fn purchase_rows_read_the_factor_status_through_the_map() {
+        let loads: Vec<ReportLoad> = (1..=6).map(|id| load(id, LoadStatus::Invoiced, Some("otr"))).collect();
+        let words = ["Not Funded", "Approved", "Pending", "Paid", "OTR Follow-Up", "Waiting on broker approval"];
+        let rows: Vec<ReportRow> = words
+            .iter()
+            .enumerate()
+            .map(|(i, word)| {
+                let mut r = row(i + 2, &format!("INV-{:04}", i + 1));
+                r.factor_status = Some(word.to_string());
+                r
+            })
+            .collect();
+        let plan = plan(ReportKind::Purchase, "otr", "p.csv", &rows, loads, &otr());
+        let outcomes: Vec<Outcome> = plan.outcomes.iter().map(|o| o.outcome).collect();
+        use Outcome::*;
+        assert_eq!(outcomes, vec![Rejected, Applied, Skipped, Applied, Applied, Rejected]);
+        let moves: Vec<(i64, LoadStatus)> = plan.moves.iter().map(|m| (m.load_id, m.to)).collect();
+        assert_eq!(moves, vec![(2, LoadStatus::Financed), (4, LoadStatus::Completed)]);
+        let raised: Vec<(i64, ExceptionKind)> = plan.raise.iter().map(|r| (r.0, r.1)).collect();
+        assert_eq!(
+            raised,
+            vec![(1, ExceptionKind::UnrecognisedStatus), (5, ExceptionKind::Held), (6, ExceptionKind::UnrecognisedStatus)]
+        );
+        assert!(plan.raise[0].2.contains("`Not Funded`"), "{}", plan.raise[0].2);
+        assert!(plan.outcomes[0].reason.contains("not in otr's status map"), "{}", plan.outcomes[0].reason);
+        assert_eq!(plan.purchases.len(), 2, "a purchase is recorded only where the factor bought the invoice");
     }
 
     #[test]
@@ -544,7 +590,7 @@ mod tests {
             row(6, "INV-9999"),
             row(7, "INV-0001"),
         ];
-        let plan = plan(ReportKind::Purchase, "triumph", "p.csv", &rows, loads);
+        let plan = plan(ReportKind::Purchase, "triumph", "p.csv", &rows, loads, &StatusMap::new("triumph", &Default::default()));
         let outcomes: Vec<Outcome> = plan.outcomes.iter().map(|o| o.outcome).collect();
         use Outcome::*;
         assert_eq!(outcomes, vec![Applied, Rejected, Rejected, Applied, Rejected, Skipped]);
@@ -567,7 +613,7 @@ mod tests {
         second.payment_reference = Some("CHK-2".into());
         let mut again = first.clone();
         again.row = 4;
-        let plan = plan(ReportKind::Payment, "rts", "pay.csv", &[first, second, again], loads);
+        let plan = plan(ReportKind::Payment, "rts", "pay.csv", &[first, second, again], loads, &StatusMap::new("rts", &Default::default()));
         let outcomes: Vec<Outcome> = plan.outcomes.iter().map(|o| o.outcome).collect();
         assert_eq!(outcomes, vec![Outcome::Applied, Outcome::Applied, Outcome::Skipped]);
         assert_eq!(plan.history.len(), 2);

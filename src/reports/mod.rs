@@ -187,10 +187,11 @@ pub async fn ingest_bytes(
     };
     let mut summary = IngestSummary::nothing_yet(file_name, provider, kind);
     summary.kind = Some(parsed.kind);
+    let statuses = settings.status_map(provider);
     let (invoices, load_numbers) = apply::lookup_keys(&parsed.report.rows);
     let meta = ReportFileMeta { provider, kind: parsed.kind.as_str(), sha256: &sha256, file_name };
     let planner = |loads| {
-        let plan = apply::plan(parsed.kind, provider, file_name, &parsed.report.rows, loads);
+        let plan = apply::plan(parsed.kind, provider, file_name, &parsed.report.rows, loads, &statuses);
         let text = result_csv(&plan, &parsed);
         (plan, text)
     };

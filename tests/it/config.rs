@@ -378,6 +378,33 @@ fn unknown_provider_id() {
 }
 
 #[test]
+fn a_status_word_under_two_outcomes_or_an_unknown_outcome_is_refused() {
+    let cfg = ConfigDir::new();
+    cfg.main(
+        "[provider.otr.statuses]\npurchased = [\"Funded\", \"Approved\"]\nheld = [\" funded \"]\nfunded = [\"Bought\"]\n\
+         paid = [\"  \"]\n",
+    );
+    let issues = cfg.load_err(&no_env());
+    let main = cfg.source("config/factord.toml");
+    let twice = issue(&issues, &main, "provider.otr.statuses.purchased");
+    assert!(twice.message.contains("`Funded`") && twice.message.contains("statuses.held"), "{twice:?}");
+    let unknown = issue(&issues, &main, "provider.otr.statuses.funded");
+    assert!(unknown.message.contains("no_change"), "lists the outcomes: {unknown:?}");
+    issue(&issues, &main, "provider.otr.statuses.paid");
+    assert_eq!(issues.len(), 3, "{}", listing(&issues));
+
+    // A shipped word given another outcome is an override, not a conflict.
+    let cfg = ConfigDir::new();
+    cfg.main("[provider.otr.statuses]\nheld = [\"Pending\"]\nno_change = [\"Approved\"]\n");
+    let settings = cfg.load_ok(&no_env());
+    let map = settings.status_map("otr");
+    use factord::providers::statuses::StatusOutcome;
+    assert_eq!(map.lookup("pending"), Some(StatusOutcome::Held));
+    assert_eq!(map.lookup("Approved"), Some(StatusOutcome::NoChange));
+    assert_eq!(map.lookup("Advance Paid"), Some(StatusOutcome::Purchased));
+}
+
+#[test]
 fn unparsable_cron_expressions() {
     let cfg = ConfigDir::new();
     let mut body = String::from("[credit]\nrefresh_schedule = \"0 * * * *\"\n");

@@ -68,6 +68,64 @@ fn totals(result: &str) -> Vec<(String, usize)> {
         .collect()
 }
 
+/// Status words go through the provider's map: whole words, ops' config on top of the shipped
+/// table; a word the map does not know moves nothing, raises `unrecognised_status` with the
+/// factor's words and is listed in the result file.
+async fn factor_statuses_are_mapped_never_guessed(backend: Backend) {
+    let config = "[provider.capital_depot.statuses]\nheld = [\"On Hold - missing BOL\"]\npurchased = [\"Bought\"]\n";
+    let Some(env) = TestEnv::with_config(backend, config).await else { return };
+    seed(&env.store, &invoiced("S-", 7)).await;
+    let csv = "Invoice #,Status\n\
+               S-INV000001,Not Funded\n\
+               S-INV000002,Not Approved\n\
+               S-INV000003,Waiting on broker approval\n\
+               S-INV000004,  on hold - MISSING bol \n\
+               S-INV000005,Bought\n\
+               S-INV000006,Pending\n\
+               S-INV000007,Paid\n";
+    let path = bytes_file(&env, "statuses.csv", csv.as_bytes());
+    let summary = ingest(&env, &path, Some(ReportKind::Purchase)).await;
+    assert_eq!(summary.refused, None);
+    assert_eq!((summary.rows, summary.applied, summary.skipped, summary.rejected), (7, 4, 1, 2), "{summary:#?}");
+    let expected = [
+        ("S-000001", LoadStatus::Invoiced, Some(ExceptionKind::Rejected)),
+        ("S-000002", LoadStatus::Invoiced, Some(ExceptionKind::UnrecognisedStatus)),
+        ("S-000003", LoadStatus::Invoiced, Some(ExceptionKind::UnrecognisedStatus)),
+        ("S-000004", LoadStatus::Invoiced, Some(ExceptionKind::Held)),
+        ("S-000005", LoadStatus::Financed, None),
+        ("S-000006", LoadStatus::Invoiced, None),
+        ("S-000007", LoadStatus::Completed, None),
+    ];
+    for (load, status, exception) in expected {
+        assert_eq!(status_of(&env.store, load).await, status, "{load}");
+        let exceptions = exceptions_of(&env.store, load).await;
+        assert_eq!(exceptions.iter().map(|e| e.0).collect::<Vec<_>>(), exception.into_iter().collect::<Vec<_>>(), "{load}");
+    }
+    let unrecognised = exceptions_of(&env.store, "S-000002").await;
+    assert!(unrecognised[0].1.contains("`Not Approved`"), "the factor's words are kept: {unrecognised:?}");
+    assert!(
+        summary.result_csv.lines().any(|l| l.contains("S-INV000003") && l.contains("not in capital_depot's status map")),
+        "{}",
+        summary.result_csv
+    );
+    // A later row the map knows clears the flag.
+    let later = bytes_file(&env, "statuses-2.csv", b"Invoice #,Status\nS-INV000002,Funded\n");
+    let summary = ingest(&env, &later, Some(ReportKind::Purchase)).await;
+    assert_eq!(summary.applied, 1, "{summary:#?}");
+    assert_eq!(status_of(&env.store, "S-000002").await, LoadStatus::Financed);
+    assert!(exceptions_of(&env.store, "S-000002").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn factor_statuses_are_mapped_never_guessed_sqlite() {
+    factor_statuses_are_mapped_never_guessed(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn factor_statuses_are_mapped_never_guessed_postgres() {
+    factor_statuses_are_mapped_never_guessed(Backend::Postgres).await;
+}
+
 both_backends!(a_messy_csv_purchase_report_finances_loads_to_the_cent, |env| {
     seed(&env.store, &invoiced("P-", 4)).await;
     seed(&env.store, &Seed { status: "Queued", ..invoiced("Q-", 1) }).await;
@@ -80,7 +138,7 @@ both_backends!(a_messy_csv_purchase_report_finances_loads_to_the_cent, |env| {
                P-INV000001,P-000001,\"$1,000.00\",\"$1,234.50\",(12.00),$0.50,11/30/2026,S-77,Funded,\"late, but\r\nfine\"\r\n\
                P-INV000002,,1000,970,30,0,2026-11-29,S-77,,\r\n\
                ,P-000003,$999.99,900.00,30.00,69.99,11/30/26,S-78,Purchased,matched by load number\r\n\
-               P-INV000004,P-000004,1000.00,,,,,,On Hold - missing BOL,\r\n\
+               P-INV000004,P-000004,1000.00,,,,,,On Hold,missing BOL\r\n\
                \r\n\
                X-INV999999,,500.00,400.00,10.00,90.00,11/30/2026,S-78,Funded,factored outside factord\r\n\
                Q-INV000001,Q-000001,1000.00,900.00,30.00,70.00,11/30/2026,S-78,Funded,still queued\r\n\
@@ -108,7 +166,7 @@ both_backends!(a_messy_csv_purchase_report_finances_loads_to_the_cent, |env| {
     let held = exceptions_of(&env.store, "P-000004").await;
     assert_eq!(held.len(), 1, "{held:?}");
     assert_eq!(held[0].0, ExceptionKind::Held);
-    assert!(held[0].1.contains("On Hold - missing BOL"), "{held:?}");
+    assert!(held[0].1.contains("`On Hold`"), "{held:?}");
     // Rejected rows change nothing.
     assert_eq!(status_of(&env.store, "Q-000001").await, LoadStatus::Queued);
     assert_eq!(status_of(&env.store, "T-000001").await, LoadStatus::Invoiced);
