@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::{Connection, Settings, Subsidiary};
+use crate::config::{Connection, Settings, Subsidiary, packet_mark_provider};
 use crate::credit::{self, Gate};
 use crate::domain::ExceptionKind;
 use crate::providers::api::ApiTransport;
@@ -40,6 +40,8 @@ use crate::store::{BatchDraft, DraftItem, LoadRecord, PendingBatch, Store, Store
 pub enum SubmitError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("rebuilding packets for the current factor's NOA: {0}")]
+    Rebuild(#[from] crate::invoicing::job::InvoiceError),
 }
 
 /// What one submission did.
@@ -113,6 +115,11 @@ pub async fn submit_subsidiary(
     report: &mut SubmitReport,
 ) -> Result<(), SubmitError> {
     let Some(factoring) = subsidiary.factoring.as_ref() else { return Ok(()) };
+    if !dry_run {
+        // A packet built for another factor or NOA is rebuilt before a batch may take it.
+        let never = tokio_util::sync::CancellationToken::new();
+        crate::invoicing::rebuild::rebuild_stale_packets(store, settings, Some(&subsidiary.id), &never).await?;
+    }
     let loads = store.loads_to_submit(&subsidiary.id).await?;
     if loads.is_empty() {
         return Ok(());
@@ -184,6 +191,15 @@ fn preflight(
 ) -> Result<(), String> {
     if !active {
         return Err(format!("factoring provider {} is inactive for {}", provider.id, subsidiary.id));
+    }
+    let mark = subsidiary.packet_mark();
+    if load.packet_noa != mark {
+        let built_for = load.packet_noa.as_deref().map_or("an earlier configuration", packet_mark_provider);
+        let now_for = mark.as_deref().map_or("no factor", packet_mark_provider);
+        return Err(format!(
+            "packet was built for {built_for}'s NOA; the subsidiary now factors with {now_for}: \
+             it is rebuilt with the current NOA before it can go"
+        ));
     }
     if let Some(detail) = rejected {
         return Err(format!(

@@ -5,11 +5,11 @@ use std::fmt::Write;
 
 use serde_json::{Value, json};
 
-use crate::config::{InvoicingMethod, Settings};
+use crate::config::{InvoicingMethod, Settings, packet_mark_provider};
 use crate::credit::{RefreshReport, is_stale, provider_with_checks};
 use crate::domain::{CreditResult, LoadStatus};
 use crate::intake::{FileImport, LOADS_CHANNEL};
-use crate::providers::Provider;
+use crate::providers::{Provider, find_provider};
 use crate::reports::apply::Outcome;
 use crate::reports::{IngestSummary, ReportKind};
 use crate::store::{
@@ -39,6 +39,10 @@ pub fn load_json(load: &LoadRecord, exceptions: &[ExceptionRecord], history: Opt
         })).collect::<Vec<_>>(),
         "waiting_reason": load.waiting_reason,
         "batch_id": load.batch_id,
+        // The provider that holds the invoice (the one its batch went to); `null` before that.
+        "factor": load.factor,
+        // The provider whose NOA the load's packet carries (factored packets only).
+        "packet_built_for": load.packet_noa.as_deref().map(packet_mark_provider),
         // The factor's reference once a batch delivered the invoice, else the provider reference
         // number from the load export.
         "factor_reference": load.submission_reference.clone().or_else(|| f.factor_reference.clone()),
@@ -120,10 +124,17 @@ pub fn load_text(detail: &LoadDetail, settings: &Settings) -> String {
     if f.factor_reference.is_some() {
         let _ = writeln!(out, "  factor reference  {}", or_dash(&f.factor_reference));
     }
+    if let Some(factor) = &load.factor {
+        let name = find_provider(factor).map_or(factor.as_str(), |p| p.name);
+        let _ = writeln!(out, "  held by factor    {name} ({factor})");
+    }
     if let Some(batch) = &load.batch_id {
         let reference =
             load.submission_reference.as_deref().map(|r| format!(", factor reference {r}")).unwrap_or_default();
         let _ = writeln!(out, "  batch             {batch}{reference}");
+    }
+    if let (LoadStatus::Queued, Some(mark)) = (load.status, &load.packet_noa) {
+        let _ = writeln!(out, "  packet built for  {}'s NOA", packet_mark_provider(mark));
     }
     if let Some(reason) = &load.waiting_reason {
         let _ = writeln!(out, "  waiting because   {reason}");

@@ -265,6 +265,23 @@ impl Subsidiary {
     pub fn method_for(&self, customer_id: &str) -> InvoicingMethod {
         self.customer_overrides.get(customer_id).copied().unwrap_or(self.invoicing_method)
     }
+
+    /// What a factored packet of this subsidiary is built for today: `<provider>:<NOA digest>`
+    /// (the first 16 hex digits of the NOA text's sha256). Stored with each packet, so that a
+    /// packet built for another factor or another NOA is rebuilt before any batch takes it
+    /// (DESIGN §4). `None` without a factoring provider or an NOA.
+    pub fn packet_mark(&self) -> Option<String> {
+        use sha2::{Digest, Sha256};
+        let provider = self.factoring.as_ref()?.provider.id;
+        let digest = Sha256::digest(self.noa.as_deref()?.as_bytes());
+        let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        Some(format!("{provider}:{hex}"))
+    }
+}
+
+/// The provider id of a packet mark made by [`Subsidiary::packet_mark`].
+pub fn packet_mark_provider(mark: &str) -> &str {
+    mark.split_once(':').map_or(mark, |(provider, _)| provider)
 }
 
 #[derive(Debug)]

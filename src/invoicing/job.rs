@@ -52,6 +52,8 @@ pub struct PassReport {
     pub waiting: Vec<Waiting>,
     /// Loads whose invoice could not be made this time (they stay Released and are retried).
     pub failed: Vec<Waiting>,
+    /// Queued packets rebuilt for the subsidiary's current factor and NOA (DESIGN §4).
+    pub rebuilt: super::rebuild::RebuildReport,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -70,11 +72,11 @@ pub struct Waiting {
 }
 
 /// A load ready to be invoiced: the documents that go behind the invoice, already checked.
-struct Plan<'a> {
+pub(super) struct Plan<'a> {
     subsidiary: &'a Subsidiary,
-    method: InvoicingMethod,
+    pub(super) method: InvoicingMethod,
     /// Rate confirmation, then proof of delivery; empty when AutoMerge is off (direct only).
-    documents: Vec<lopdf::Document>,
+    pub(super) documents: Vec<lopdf::Document>,
 }
 
 /// What became of one load whose invoice was being made.
@@ -97,10 +99,11 @@ pub async fn run_once(
     shutdown: &CancellationToken,
 ) -> Result<PassReport, InvoiceError> {
     repair_packet_files(store, settings).await?;
+    let mut report = PassReport::default();
+    report.rebuilt = super::rebuild::rebuild_stale_packets(store, settings, subsidiary, shutdown).await?;
     let token = claim_token();
     let loads = store.claim_released_loads(subsidiary, &token, settings.invoicing.lease, LOADS_PER_PASS).await?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);
-    let mut report = PassReport::default();
     let lease = settings.invoicing.lease;
     let mut renewed = Instant::now();
     let mut credit_checks = PassChecks::new(settings);
@@ -212,6 +215,7 @@ async fn finish_invoice(
     let final_path = dir.join(format!("{invoice_number}.pdf"));
     let temp_path = dir.join(format!(".{invoice_number}.{token}.part"));
     let invoice_date = chrono::Utc::now().with_timezone(&plan.subsidiary.timezone).date_naive();
+    let mark = plan.subsidiary.packet_mark();
     let content = invoice_content(plan.subsidiary, load, &invoice_number, invoice_date, plan.method);
     let documents = plan.documents;
     let temp = temp_path.clone();
@@ -243,6 +247,10 @@ async fn finish_invoice(
         to: status,
         invoice_date: &invoice_date.to_string(),
         packet_path: &final_text,
+        packet_noa: match plan.method {
+            InvoicingMethod::Factoring => mark.as_deref(),
+            InvoicingMethod::Direct => None,
+        },
         waiting_reason: None,
         cause: &cause,
     };
@@ -277,7 +285,7 @@ async fn fail(store: &Store, load: &LoadRecord, token: &str, reason: String) -> 
 
 /// Decides whether the load can be invoiced now, and reads its documents. Every reason it
 /// cannot is returned, so ops fix them all at once.
-async fn prepare<'a>(settings: &'a Settings, load: &LoadRecord) -> Result<Plan<'a>, Vec<String>> {
+pub(super) async fn prepare<'a>(settings: &'a Settings, load: &LoadRecord) -> Result<Plan<'a>, Vec<String>> {
     let f = &load.fields;
     let Some(subsidiary) = settings.subsidiary(&f.subsidiary) else {
         return Err(vec![format!("subsidiary `{}` is not configured", f.subsidiary)]);
@@ -350,7 +358,7 @@ fn read_document(root: &Path, label: &str, relative: Option<&str>, limit: u64) -
     check_document(&bytes).map_err(|problem: DocumentProblem| format!("{label} {shown} {problem}"))
 }
 
-fn invoice_content(
+pub(super) fn invoice_content(
     subsidiary: &Subsidiary,
     load: &LoadRecord,
     invoice_number: &str,
@@ -382,7 +390,7 @@ fn invoice_content(
 }
 
 /// Renders the invoice and merges the documents behind it; returns the bytes and page count.
-fn make_packet(content: &InvoiceContent, documents: &[lopdf::Document]) -> Result<(Vec<u8>, usize), String> {
+pub(super) fn make_packet(content: &InvoiceContent, documents: &[lopdf::Document]) -> Result<(Vec<u8>, usize), String> {
     let invoice = render_invoice(content).map_err(|e| e.to_string())?;
     if documents.is_empty() {
         let pages = check_document(&invoice).map_err(|e| e.to_string())?.get_pages().len();
@@ -462,7 +470,7 @@ fn parse_temp_name(name: &str) -> Option<(&str, &str)> {
 }
 
 /// A random claim token: which pass holds a load, and the temp files it wrote.
-fn claim_token() -> String {
+pub(super) fn claim_token() -> String {
     let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
     format!("{:x}{:016x}", std::process::id(), random)
 }

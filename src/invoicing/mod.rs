@@ -6,10 +6,13 @@
 //! - [`render`]: the invoice PDF (krilla, vendored DejaVu fonts, word wrap).
 //! - [`packet`]: document checks and the merge of invoice + rate confirmation + POD (lopdf).
 //! - [`job`]: the pass that claims loads, numbers, renders, writes and moves them.
+//! - [`rebuild`]: Queued packets built for another factor or NOA, rebuilt before a batch takes
+//!   them (safe provider and NOA switching).
 
 pub mod content;
 pub mod job;
 pub mod packet;
+pub mod rebuild;
 pub mod render;
 
 pub use job::{PassReport, run_once};

@@ -130,8 +130,11 @@ impl StatusMap {
     /// The shipped table of `provider_id` with `configured` (word → outcome, from
     /// `[provider.<id>.statuses]`) on top.
     pub fn new(provider_id: &str, configured: &BTreeMap<String, (String, StatusOutcome)>) -> StatusMap {
-        let mut words: BTreeMap<String, (String, StatusOutcome)> =
-            shipped(provider_id).1.iter().map(|(word, outcome)| (status_key(word), (word.to_string(), *outcome))).collect();
+        let mut words: BTreeMap<String, (String, StatusOutcome)> = shipped(provider_id)
+            .1
+            .iter()
+            .map(|(word, outcome)| (status_key(word), (word.to_string(), *outcome)))
+            .collect();
         words.extend(configured.iter().map(|(key, entry)| (key.clone(), entry.clone())));
         StatusMap { provider: provider_id.to_string(), words }
     }
@@ -186,8 +189,7 @@ mod tests {
     #[test]
     fn whole_words_only_never_a_substring() {
         let generic = map("triumph", &[]);
-        for word in ["Not Approved", "Waiting on broker approval", "Funded?", "Paid partially", "Unpaid", "Approved"]
-        {
+        for word in ["Not Approved", "Waiting on broker approval", "Funded?", "Paid partially", "Unpaid", "Approved"] {
             assert_eq!(generic.lookup(word), None, "{word}");
         }
         assert_eq!(generic.lookup("Not Funded"), Some(Rejected));

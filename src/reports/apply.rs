@@ -314,7 +314,11 @@ pub fn plan(
                         load.open_exceptions.insert(kind);
                         let text = text.unwrap_or_default();
                         exceptions.push(((load.id, kind), Some(format!("{}: factor status `{text}`", cause()))));
-                        outcome(Outcome::Applied, format!("{} by the factor: {text}", kind.as_str()).into(), Some(load));
+                        outcome(
+                            Outcome::Applied,
+                            format!("{} by the factor: {text}", kind.as_str()).into(),
+                            Some(load),
+                        );
                     }
                     continue;
                 }
@@ -347,7 +351,8 @@ pub fn plan(
                         exceptions.push(((load.id, kind), None));
                     }
                 }
-                let path: Vec<String> = std::iter::once(steps[0].0).chain(steps.iter().map(|s| s.1)).map(|s| s.to_string()).collect();
+                let path: Vec<String> =
+                    std::iter::once(steps[0].0).chain(steps.iter().map(|s| s.1)).map(|s| s.to_string()).collect();
                 let reason: Cow<'static, str> = match row.amount.filter(|a| *a != amount) {
                     None => format!("{}{said}", path.join(" → ")).into(),
                     Some(face) => format!(
@@ -565,7 +570,11 @@ mod tests {
         let raised: Vec<(i64, ExceptionKind)> = plan.raise.iter().map(|r| (r.0, r.1)).collect();
         assert_eq!(
             raised,
-            vec![(1, ExceptionKind::UnrecognisedStatus), (5, ExceptionKind::Held), (6, ExceptionKind::UnrecognisedStatus)]
+            vec![
+                (1, ExceptionKind::UnrecognisedStatus),
+                (5, ExceptionKind::Held),
+                (6, ExceptionKind::UnrecognisedStatus)
+            ]
         );
         assert!(plan.raise[0].2.contains("`Not Funded`"), "{}", plan.raise[0].2);
         assert!(plan.outcomes[0].reason.contains("not in otr's status map"), "{}", plan.outcomes[0].reason);
@@ -590,7 +599,14 @@ mod tests {
             row(6, "INV-9999"),
             row(7, "INV-0001"),
         ];
-        let plan = plan(ReportKind::Purchase, "triumph", "p.csv", &rows, loads, &StatusMap::new("triumph", &Default::default()));
+        let plan = plan(
+            ReportKind::Purchase,
+            "triumph",
+            "p.csv",
+            &rows,
+            loads,
+            &StatusMap::new("triumph", &Default::default()),
+        );
         let outcomes: Vec<Outcome> = plan.outcomes.iter().map(|o| o.outcome).collect();
         use Outcome::*;
         assert_eq!(outcomes, vec![Applied, Rejected, Rejected, Applied, Rejected, Skipped]);
@@ -613,7 +629,14 @@ mod tests {
         second.payment_reference = Some("CHK-2".into());
         let mut again = first.clone();
         again.row = 4;
-        let plan = plan(ReportKind::Payment, "rts", "pay.csv", &[first, second, again], loads, &StatusMap::new("rts", &Default::default()));
+        let plan = plan(
+            ReportKind::Payment,
+            "rts",
+            "pay.csv",
+            &[first, second, again],
+            loads,
+            &StatusMap::new("rts", &Default::default()),
+        );
         let outcomes: Vec<Outcome> = plan.outcomes.iter().map(|o| o.outcome).collect();
         assert_eq!(outcomes, vec![Outcome::Applied, Outcome::Applied, Outcome::Skipped]);
         assert_eq!(plan.history.len(), 2);

@@ -32,6 +32,22 @@ const RENEW_POSTGRES: &str =
 const RENEW_SQLITE: &str = "UPDATE loads SET claimed_until = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+' || $2 || ' seconds') \
     WHERE claim_token = $1 AND status = 'Released'";
 
+/// Claims up to `$5` Queued loads of subsidiary `$3` whose packet was built for something other
+/// than `$4` (another factor or another NOA), that no live batch holds and nobody has claimed.
+// DIALECT: as above.
+const CLAIM_STALE_POSTGRES: &str = "UPDATE loads SET claim_token = $1, claimed_until = now() + make_interval(secs => $2) \
+    WHERE id IN (SELECT l.id FROM loads l WHERE l.status = 'Queued' AND l.subsidiary = $3 \
+    AND (l.packet_noa IS NULL OR l.packet_noa <> $4) AND (l.claimed_until IS NULL OR l.claimed_until < now()) \
+    AND NOT EXISTS (SELECT 1 FROM batch_items b WHERE b.load_id = l.id AND b.outcome IN ('pending', 'accepted')) \
+    ORDER BY l.id LIMIT $5 FOR UPDATE SKIP LOCKED)";
+const CLAIM_STALE_SQLITE: &str = "UPDATE loads SET claim_token = $1, \
+    claimed_until = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+' || $2 || ' seconds') \
+    WHERE id IN (SELECT l.id FROM loads l WHERE l.status = 'Queued' AND l.subsidiary = $3 \
+    AND (l.packet_noa IS NULL OR l.packet_noa <> $4) \
+    AND (l.claimed_until IS NULL OR l.claimed_until < strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) \
+    AND NOT EXISTS (SELECT 1 FROM batch_items b WHERE b.load_id = l.id AND b.outcome IN ('pending', 'accepted')) \
+    ORDER BY l.id LIMIT $5)";
+
 /// Why an invoicing step did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum ClaimError {
@@ -71,6 +87,63 @@ impl Store {
             .fetch_all(pool)
             .await?;
             rows.iter().map(|row| Ok(load_from_row!(row))).collect()
+        })
+    }
+
+    /// Claims Queued loads of `subsidiary` whose packet was built for another factor or NOA than
+    /// `mark` (see `Subsidiary::packet_mark`), so that their packets are rebuilt before any batch
+    /// takes them. Loads in a live batch are left alone: that batch is already on its way.
+    pub async fn claim_stale_packets(
+        &self,
+        subsidiary: &str,
+        mark: &str,
+        token: &str,
+        lease: Duration,
+        limit: i64,
+    ) -> Result<Vec<LoadRecord>, StoreError> {
+        let sql = match self {
+            Store::Postgres(_) => CLAIM_STALE_POSTGRES,
+            Store::Sqlite(_) => CLAIM_STALE_SQLITE,
+        };
+        on_pool!(self, pool => {
+            sqlx::query(sql).bind(token).bind(lease.as_secs_f64()).bind(subsidiary).bind(mark).bind(limit).execute(pool).await?;
+            let rows = sqlx::query(concat!(
+                "SELECT ", load_columns!(), " FROM loads l JOIN customers c ON c.id = l.customer_id \
+                 WHERE l.claim_token = $1 AND l.status = 'Queued' ORDER BY l.id"
+            ))
+            .bind(token)
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(|row| Ok(load_from_row!(row))).collect()
+        })
+    }
+
+    /// Records a rebuilt packet: its path and what it was built for, and frees the claim. The
+    /// load keeps its status and invoice number. `Lost` if the claim is no longer ours.
+    pub async fn record_rebuilt_packet(
+        &self,
+        load: &LoadRecord,
+        token: &str,
+        mark: &str,
+        packet_path: &str,
+    ) -> Result<(), ClaimError> {
+        on_pool!(self, pool => {
+            let updated = sqlx::query(
+                "UPDATE loads SET packet_noa = $1, packet_path = $2, claim_token = NULL, claimed_until = NULL, \
+                 waiting_reason = NULL, updated_at = $3 WHERE id = $4 AND status = 'Queued' AND claim_token = $5",
+            )
+            .bind(mark)
+            .bind(packet_path)
+            .bind(Utc::now())
+            .bind(load.id)
+            .bind(token)
+            .execute(pool)
+            .await?
+            .rows_affected();
+            if updated == 0 {
+                return Err(ClaimError::Lost(load.load_number.clone()));
+            }
+            Ok(())
         })
     }
 
@@ -172,7 +245,7 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             let moved = sqlx::query(
                 "UPDATE loads SET status = $1, invoice_date = $2, packet_path = $3, waiting_reason = $4, \
-                 claim_token = NULL, claimed_until = NULL, updated_at = $5 \
+                 claim_token = NULL, claimed_until = NULL, updated_at = $5, packet_noa = $8 \
                  WHERE id = $6 AND status = 'Released' AND claim_token = $7",
             )
             .bind(done.to.as_str())
@@ -182,6 +255,7 @@ impl Store {
             .bind(now)
             .bind(load.id)
             .bind(token)
+            .bind(done.packet_noa)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -245,6 +319,8 @@ pub struct Completion<'a> {
     /// `YYYY-MM-DD`.
     pub invoice_date: &'a str,
     pub packet_path: &'a str,
+    /// What a factored packet was built for (`Subsidiary::packet_mark`); `None` for direct.
+    pub packet_noa: Option<&'a str>,
     /// Why the load still cannot move on, if anything (e.g. an inactive provider).
     pub waiting_reason: Option<&'a str>,
     /// The history row's cause.

@@ -158,7 +158,8 @@ macro_rules! load_columns {
          c.mc AS customer_mc, c.dot AS customer_dot, l.amount_cents, l.status, l.delivered_at, l.pod, \
          l.rate_confirmation, l.po_number, l.factor_reference, l.truck, l.pickup_city, l.pickup_state, \
          l.delivery_city, l.delivery_state, l.invoice_number, l.batch_id, l.waiting_reason, l.created_at, l.updated_at, \
-         l.invoice_date, l.packet_path, l.submission_reference"
+         l.invoice_date, l.packet_path, l.submission_reference, l.packet_noa, \
+         (SELECT b.provider FROM batches b WHERE b.id = l.batch_id) AS factor"
     };
 }
 
@@ -178,6 +179,8 @@ macro_rules! load_from_row {
             invoice_date: row.try_get("invoice_date")?,
             packet_path: row.try_get("packet_path")?,
             submission_reference: row.try_get("submission_reference")?,
+            packet_noa: row.try_get("packet_noa")?,
+            factor: row.try_get("factor")?,
             batch_id: row.try_get("batch_id")?,
             waiting_reason: row.try_get("waiting_reason")?,
             created_at: row.try_get("created_at")?,

@@ -132,6 +132,11 @@ pub struct LoadRecord {
     pub packet_path: Option<String>,
     /// The factor's reference for the invoice once a batch delivered it.
     pub submission_reference: Option<String>,
+    /// What the packet was built for: `<provider>:<NOA digest>` (`Subsidiary::packet_mark`);
+    /// `None` for direct invoices and for packets built before factord recorded it.
+    pub packet_noa: Option<String>,
+    /// The provider that holds the invoice: the one the delivering batch went to.
+    pub factor: Option<String>,
     pub batch_id: Option<String>,
     pub waiting_reason: Option<String>,
     pub created_at: DateTime<Utc>,

@@ -99,12 +99,19 @@ async fn factor_statuses_are_mapped_never_guessed(backend: Backend) {
     for (load, status, exception) in expected {
         assert_eq!(status_of(&env.store, load).await, status, "{load}");
         let exceptions = exceptions_of(&env.store, load).await;
-        assert_eq!(exceptions.iter().map(|e| e.0).collect::<Vec<_>>(), exception.into_iter().collect::<Vec<_>>(), "{load}");
+        assert_eq!(
+            exceptions.iter().map(|e| e.0).collect::<Vec<_>>(),
+            exception.into_iter().collect::<Vec<_>>(),
+            "{load}"
+        );
     }
     let unrecognised = exceptions_of(&env.store, "S-000002").await;
     assert!(unrecognised[0].1.contains("`Not Approved`"), "the factor's words are kept: {unrecognised:?}");
     assert!(
-        summary.result_csv.lines().any(|l| l.contains("S-INV000003") && l.contains("not in capital_depot's status map")),
+        summary
+            .result_csv
+            .lines()
+            .any(|l| l.contains("S-INV000003") && l.contains("not in capital_depot's status map")),
         "{}",
         summary.result_csv
     );

@@ -17,11 +17,17 @@ use crate::pdfs;
 
 /// Imports `count` loads for acme-east with documents and invoices them: all Queued.
 async fn queued_loads(env: &TestEnv, count: usize) {
+    queued_loads_more(env, 1, count).await;
+}
+
+/// As [`queued_loads`], for loads `S-<first>` to `S-<last>`.
+async fn queued_loads_more(env: &TestEnv, first: usize, last: usize) {
+    let count = last + 1 - first;
     let dir = env.path("documents");
     std::fs::create_dir_all(&dir).expect("mkdir");
     std::fs::write(dir.join("rc.pdf"), pdfs::rate_confirmation("S", 1)).expect("rc");
     std::fs::write(dir.join("pod.pdf"), pdfs::pod_with_jpeg("S", &pdfs::scanned_jpeg(200, 100, 1))).expect("pod");
-    let rows: Vec<String> = (1..=count)
+    let rows: Vec<String> = (first..=last)
         .map(|i| format!("S-{i:02},acme-east,BRK-1,Blue,123456,{i}00.00,,,pod.pdf,rc.pdf,PO-{i},,"))
         .collect();
     let refs: Vec<&str> = rows.iter().map(String::as_str).collect();
@@ -296,4 +302,85 @@ both_backends!(a_batch_another_process_is_sending_is_not_taken_for_a_crashed_one
     })
     .await;
     assert_eq!((reports[0].id.as_str(), reports[0].reconciled), (sending.as_str(), true));
+});
+
+/// The text of a PDF, from poppler's pdftotext (the test oracle scripts/test installs).
+fn pdf_text(path: &Path) -> String {
+    let output = std::process::Command::new("pdftotext").arg(path).arg("-").output().expect("pdftotext runs");
+    assert!(output.status.success(), "pdftotext failed on {}", path.display());
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The test config with the subsidiary's provider and NOA replaced, loaded as a reload would.
+pub fn switched_settings(env: &TestEnv, provider_line: &str, noa: &str) -> factord::config::Settings {
+    let text = std::fs::read_to_string(&env.config_path).expect("config");
+    let text = text
+        .replace("provider = \"capital_depot\"", provider_line)
+        .replace("noa = \"Pay Capital Depot only.\"", &format!("noa = \"{noa}\""));
+    let path = env.path("config/switched.toml");
+    std::fs::write(&path, text).expect("write");
+    factord::config::Settings::load(&path, &factord::config::Environment::new()).expect("switched config is valid")
+}
+
+both_backends!(switching_the_factor_rebuilds_unsent_packets_with_the_new_noa, |env| {
+    queued_loads(&env, 3).await;
+    // One invoice goes to Capital Depot before the switch and stays with it.
+    let first = run_once(&env.store, &env.settings, None, false, "command").await.expect("submit");
+    assert_eq!(first.batches.len(), 1);
+    queued_loads_more(&env, 4, 5).await;
+    let before = env.store.load_detail("S-04").await.expect("detail").expect("load");
+    let invoice = before.load.invoice_number.clone().expect("numbered");
+    let packet = PathBuf::from(before.load.packet_path.clone().expect("packet"));
+    assert!(pdf_text(&packet).contains("Pay Capital Depot only."));
+
+    let switched = switched_settings(&env, "provider = \"wex_fleetone\"", "Pay Wex FleetOne only, remit to Wex.");
+    let report = run_once(&env.store, &switched, None, false, "command").await.expect("submit");
+    assert_eq!(report.batches.len(), 1, "{report:#?}");
+    assert_eq!(report.batches[0].invoices, 2, "only the loads not yet sent: {report:#?}");
+    let folder = std::fs::read_dir(env.path("outbox/acme-east/wex_fleetone"))
+        .expect("wex outbox")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.is_dir())
+        .expect("batch folder");
+    let sent = pdf_text(&folder.join(format!("{invoice}.pdf")));
+    assert!(sent.contains("Pay Wex FleetOne only, remit to Wex."), "{sent}");
+    assert!(!sent.contains("Capital Depot"), "the old NOA is gone: {sent}");
+    let after = env.store.load_detail("S-04").await.expect("detail").expect("load");
+    assert_eq!(after.load.invoice_number.as_deref(), Some(invoice.as_str()), "the invoice number stays");
+    assert_eq!(after.load.factor.as_deref(), Some("wex_fleetone"));
+    // Sent before the switch: Capital Depot holds it, and its reports still apply.
+    let old = env.store.load_detail("S-01").await.expect("detail").expect("load");
+    assert_eq!((old.load.status, old.load.factor.as_deref()), (LoadStatus::Invoiced, Some("capital_depot")));
+    let report = env.path("capital.csv");
+    std::fs::write(&report, "Invoice #,Advance\nAE-1,90.00\n").expect("write");
+    let summary =
+        factord::reports::ingest_file(&env.store, &switched, &report, "capital_depot", None).await.expect("ingest");
+    assert_eq!(summary.applied, 1, "{summary:#?}");
+});
+
+both_backends!(a_queued_packet_for_an_old_noa_waits_until_it_is_rebuilt, |env| {
+    queued_loads(&env, 2).await;
+    let switched = switched_settings(&env, "provider = \"capital_depot\"", "Pay Capital Depot at its new bank only.");
+    // The pre-flight holds the stale packets back and says why (a dry run rebuilds nothing).
+    let dry = run_once(&env.store, &switched, None, true, "command").await.expect("dry run");
+    assert!(dry.would_send.is_empty(), "{dry:#?}");
+    assert_eq!(dry.waiting.len(), 2, "{dry:#?}");
+    assert!(dry.waiting[0].reason.contains("rebuilt with the current NOA"), "{dry:#?}");
+    // The invoice pass rebuilds them under the same numbers; then they go.
+    let pass = invoicing::run_once(&env.store, &switched, None, &CancellationToken::new()).await.expect("invoice");
+    let rebuilt: Vec<&str> = pass.rebuilt.rebuilt.iter().map(|r| r.invoice_number.as_str()).collect();
+    assert_eq!(rebuilt, vec!["AE-1", "AE-2"], "{pass:#?}");
+    let packet = env.path("data/packets/acme-east/AE-1.pdf");
+    assert!(pdf_text(&packet).contains("new bank"));
+    let again = invoicing::run_once(&env.store, &switched, None, &CancellationToken::new()).await.expect("invoice");
+    assert!(again.rebuilt.rebuilt.is_empty(), "built once: {again:#?}");
+    let dry = run_once(&env.store, &switched, None, true, "command").await.expect("dry run");
+    assert_eq!(dry.would_send.len(), 1, "{dry:#?}");
+    let leftovers: Vec<_> = std::fs::read_dir(env.path("data/packets/acme-east"))
+        .expect("packets")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "no temp file left: {leftovers:?}");
 });
