@@ -18,7 +18,7 @@
 //!    unknown outcome; the transport looks at the factor's side (outbox folder, remote file
 //!    names, the API's records) and the outcome is recorded, never blindly resent.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -230,6 +230,12 @@ fn preflight(
             Requirement::CustomerFactoringId => {
                 subsidiary.factoring.as_ref().is_some_and(|f| f.customer_ids.contains_key(&load.fields.customer_id))
             }
+            Requirement::Lane => {
+                let f = &load.fields;
+                [&f.pickup_city, &f.pickup_state, &f.delivery_city, &f.delivery_state]
+                    .iter()
+                    .all(|v| v.as_deref().is_some_and(|v| !v.trim().is_empty()))
+            }
         };
         if !present {
             reasons.push(format!("{} ({} needs it)", requirement.missing(), provider.name));
@@ -325,7 +331,15 @@ async fn send_batch(
     };
     let keys: Vec<String> =
         loads.iter().map(|l| idempotency_key(&created.id, l.invoice_number.as_deref().unwrap_or(""))).collect();
-    let batch = build_batch(subsidiary, provider, &created.id, created.number, &date, loads.iter().zip(keys));
+    let batch = build_batch(
+        &settings.paths.documents,
+        subsidiary,
+        provider,
+        &created.id,
+        created.number,
+        &date,
+        loads.iter().zip(keys),
+    );
     tracing::info!(batch = %batch.id, invoices = batch.invoices.len(), total = %batch.total(), "sending batch");
     let sender = match Sender::for_subsidiary(settings, subsidiary, provider) {
         Ok(sender) => sender,
@@ -441,7 +455,7 @@ pub async fn reconcile_in_flight(store: &Store, settings: &Settings) -> Result<V
         if !store.take_stale_batch(&pending.id, lease).await? {
             continue;
         }
-        let batch = rebuild(subsidiary, provider, &pending);
+        let batch = rebuild(&settings.paths.documents, subsidiary, provider, &pending);
         tracing::info!(batch = %batch.id, "reconciling a batch left sending by an earlier run");
         let result = match Sender::for_subsidiary(settings, subsidiary, provider) {
             Ok(sender) => holding_lease(store, &batch.id, lease, sender.reconcile(&batch)).await,
@@ -488,8 +502,9 @@ async fn holding_lease<T>(
     }
 }
 
-fn rebuild(subsidiary: &Subsidiary, provider: &'static Provider, pending: &PendingBatch) -> Batch {
+fn rebuild(documents: &Path, subsidiary: &Subsidiary, provider: &'static Provider, pending: &PendingBatch) -> Batch {
     build_batch(
+        documents,
         subsidiary,
         provider,
         &pending.id,
@@ -499,7 +514,10 @@ fn rebuild(subsidiary: &Subsidiary, provider: &'static Provider, pending: &Pendi
     )
 }
 
+/// The batch as transports see it; `documents` is the documents folder the loads' POD and rate
+/// confirmation paths are relative to.
 fn build_batch<'l>(
+    documents: &Path,
     subsidiary: &Subsidiary,
     provider: &'static Provider,
     id: &str,
@@ -540,8 +558,14 @@ fn build_batch<'l>(
                     truck: f.truck.clone(),
                     pickup: f.pickup(),
                     delivery: f.delivery(),
+                    pickup_city: f.pickup_city.clone(),
+                    pickup_state: f.pickup_state.clone(),
+                    delivery_city: f.delivery_city.clone(),
+                    delivery_state: f.delivery_state.clone(),
                     delivered_at: f.delivered_at.clone(),
                     packet: PathBuf::from(load.packet_path.clone().unwrap_or_default()),
+                    pod: f.pod.as_ref().map(|p| documents.join(p)),
+                    rate_confirmation: f.rate_confirmation.as_ref().map(|p| documents.join(p)),
                 }
             })
             .collect(),

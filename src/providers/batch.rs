@@ -33,11 +33,22 @@ pub struct BatchInvoice {
     /// The provider's reference number from the TMS (Wex FleetOne FTP).
     pub reference_number: Option<String>,
     pub truck: Option<String>,
+    /// "Dallas, TX": pickup city and state joined, for the factors that print a place.
     pub pickup: Option<String>,
     pub delivery: Option<String>,
+    /// The lane as the load export gave it, field by field (OTR takes each on its own).
+    pub pickup_city: Option<String>,
+    pub pickup_state: Option<String>,
+    pub delivery_city: Option<String>,
+    pub delivery_state: Option<String>,
     pub delivered_at: Option<String>,
     /// The merged packet (invoice + rate confirmation + POD).
     pub packet: PathBuf,
+    /// The POD and the rate confirmation as the load names them, resolved under the documents
+    /// folder: for the factors that take each document on its own (OTR). `None` when the load
+    /// names none; the file may since have gone, which the transport checks.
+    pub pod: Option<PathBuf>,
+    pub rate_confirmation: Option<PathBuf>,
 }
 
 /// The subsidiary a batch belongs to, as the factor knows it.

@@ -35,6 +35,8 @@ pub enum Requirement {
     ReferenceNumber,
     /// The factor's own id for the customer (`customer_ids` in the provider's config).
     CustomerFactoringId,
+    /// Pickup and delivery city and state.
+    Lane,
 }
 
 impl Requirement {
@@ -46,6 +48,7 @@ impl Requirement {
             Requirement::Truck => "truck number missing",
             Requirement::ReferenceNumber => "reference number missing",
             Requirement::CustomerFactoringId => "the factor's customer id is not configured (factoring.customer_ids)",
+            Requirement::Lane => "lane missing (pickup/delivery city and state)",
         }
     }
 }
@@ -74,6 +77,9 @@ pub struct Provider {
     pub max_batch_size: u32,
     /// Whether the provider offers broker credit checks.
     pub credit_checks: bool,
+    /// Whether the provider answers an invoice's status by API
+    /// ([`crate::providers::api::ApiTransport::invoice_status`]), for the status sync.
+    pub status_api: bool,
     /// What an active API subsidiary must configure.
     pub api_credentials: &'static [ApiCredential],
     /// What every load must carry to join a batch.
@@ -91,6 +97,7 @@ pub static PROVIDERS: [Provider; 13] = [
         transport: Transport::Api,
         max_batch_size: DEFAULT_MAX_BATCH,
         credit_checks: false,
+        status_api: false,
         api_credentials: &[ApiCredential::ApiKey],
         requires: &[Requirement::CustomerMc],
     },
@@ -100,8 +107,9 @@ pub static PROVIDERS: [Provider; 13] = [
         transport: Transport::Api,
         max_batch_size: DEFAULT_MAX_BATCH,
         credit_checks: true,
+        status_api: true,
         api_credentials: &[ApiCredential::UsernamePassword, ApiCredential::SubscriptionKey],
-        requires: &[Requirement::CustomerMc, Requirement::SellerUsdot],
+        requires: &[Requirement::CustomerMc, Requirement::SellerUsdot, Requirement::Lane],
     },
     Provider {
         id: "saint_johns",
@@ -109,6 +117,7 @@ pub static PROVIDERS: [Provider; 13] = [
         transport: Transport::Api,
         max_batch_size: DEFAULT_MAX_BATCH,
         credit_checks: true,
+        status_api: false,
         api_credentials: &[ApiCredential::ClientId, ApiCredential::ApiKey],
         requires: &[Requirement::CustomerMc],
     },
@@ -118,6 +127,7 @@ pub static PROVIDERS: [Provider; 13] = [
         transport: Transport::Api,
         max_batch_size: DEFAULT_MAX_BATCH,
         credit_checks: false,
+        status_api: false,
         api_credentials: &[ApiCredential::ApiKey],
         requires: &[Requirement::Truck, Requirement::CustomerFactoringId],
     },
@@ -127,6 +137,7 @@ pub static PROVIDERS: [Provider; 13] = [
         transport: Transport::Api,
         max_batch_size: DEFAULT_MAX_BATCH,
         credit_checks: false,
+        status_api: false,
         api_credentials: &[ApiCredential::ApiKey],
         requires: &[],
     },
@@ -136,6 +147,7 @@ pub static PROVIDERS: [Provider; 13] = [
         transport: Transport::Manual,
         max_batch_size: DEFAULT_MAX_BATCH,
         credit_checks: false,
+        status_api: false,
         api_credentials: &[],
         requires: &[],
     },
@@ -145,6 +157,7 @@ pub static PROVIDERS: [Provider; 13] = [
         transport: Transport::Manual,
         max_batch_size: DEFAULT_MAX_BATCH,
         credit_checks: false,
+        status_api: false,
         api_credentials: &[],
         requires: &[],
     },
@@ -154,6 +167,7 @@ pub static PROVIDERS: [Provider; 13] = [
         transport: Transport::Ftp,
         max_batch_size: DEFAULT_MAX_BATCH,
         credit_checks: false,
+        status_api: false,
         api_credentials: &[],
         requires: &[],
     },
@@ -163,6 +177,7 @@ pub static PROVIDERS: [Provider; 13] = [
         transport: Transport::Ftp,
         max_batch_size: DEFAULT_MAX_BATCH,
         credit_checks: false,
+        status_api: false,
         api_credentials: &[],
         requires: &[],
     },
@@ -172,6 +187,7 @@ pub static PROVIDERS: [Provider; 13] = [
         transport: Transport::Ftp,
         max_batch_size: 100,
         credit_checks: false,
+        status_api: false,
         api_credentials: &[],
         requires: &[],
     },
@@ -181,6 +197,7 @@ pub static PROVIDERS: [Provider; 13] = [
         transport: Transport::Ftp,
         max_batch_size: DEFAULT_MAX_BATCH,
         credit_checks: false,
+        status_api: false,
         api_credentials: &[],
         requires: &[],
     },
@@ -190,6 +207,7 @@ pub static PROVIDERS: [Provider; 13] = [
         transport: Transport::Ftp,
         max_batch_size: DEFAULT_MAX_BATCH,
         credit_checks: false,
+        status_api: false,
         api_credentials: &[],
         requires: &[],
     },
@@ -199,6 +217,7 @@ pub static PROVIDERS: [Provider; 13] = [
         transport: Transport::Ftp,
         max_batch_size: DEFAULT_MAX_BATCH,
         credit_checks: false,
+        status_api: false,
         api_credentials: &[],
         requires: &[Requirement::ReferenceNumber],
     },
@@ -220,5 +239,7 @@ mod tests {
         assert_eq!(ids.len(), 13);
         assert!(ids.iter().all(|id| crate::domain::is_safe_id(id)));
         assert_eq!(find_provider("rts").map(|p| p.max_batch_size), Some(100));
+        let with_status_api: Vec<&str> = PROVIDERS.iter().filter(|p| p.status_api).map(|p| p.id).collect();
+        assert_eq!(with_status_api, ["otr"]);
     }
 }

@@ -220,8 +220,14 @@ mod tests {
             truck: None,
             pickup: None,
             delivery: None,
+            pickup_city: None,
+            pickup_state: None,
+            delivery_city: None,
+            delivery_state: None,
             delivered_at: None,
             packet: packet.clone(),
+            pod: None,
+            rate_confirmation: None,
         };
         Batch {
             id: "acme-east-b1".into(),

@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 
 use crate::fakes::api::{
     API_KEY, Otr, OtrInvoice, PASSWORD, PREFIX, SUBSCRIPTION_KEY, Shared, USERNAME, bearer, json_response, lock,
-    otr_server, serve,
+    otr_server, pkey, serve,
 };
 
 const SECRETS: [&str; 3] = [PASSWORD, SUBSCRIPTION_KEY, API_KEY];
@@ -68,8 +68,14 @@ fn batch(provider: &str, dir: &Path, numbers: &[&str]) -> Batch {
                 truck: Some("T-12".to_string()),
                 pickup: Some("Dallas, TX".to_string()),
                 delivery: Some("Tulsa, OK".to_string()),
+                pickup_city: Some("Dallas".to_string()),
+                pickup_state: Some("TX".to_string()),
+                delivery_city: Some("Tulsa".to_string()),
+                delivery_state: Some("OK".to_string()),
                 delivered_at: Some("2026-11-19".to_string()),
                 packet,
+                pod: None,
+                rate_confirmation: None,
             }
         })
         .collect();
@@ -88,6 +94,9 @@ fn batch(provider: &str, dir: &Path, numbers: &[&str]) -> Batch {
     }
 }
 
+/// The subsidiary's USDOT in [`batch`], as OTR keys invoices by it.
+const CLIENT_DOT: u64 = 1_234_567;
+
 fn transport<'a>(provider: &str, settings: &'a ApiSettings) -> ApiTransport<'a> {
     ApiTransport::new(find_provider(provider).expect("provider"), settings).expect("transport")
 }
@@ -100,13 +109,63 @@ fn accepted(reference: &str) -> InvoiceOutcome {
     InvoiceOutcome::Accepted { reference: Some(reference.to_string()) }
 }
 
+fn rejection(outcome: &InvoiceOutcome) -> &str {
+    match outcome {
+        InvoiceOutcome::Rejected { reason } => reason,
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
 fn assert_no_secret(text: &str) {
     for secret in SECRETS {
         assert!(!text.contains(secret), "a secret leaked into: {text}");
     }
 }
 
-// ---- OTR tests --------------------------------------------------------------------------------
+/// A base URL where nothing listens.
+fn unreachable_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = listener.local_addr().expect("address");
+    drop(listener);
+    format!("http://{address}{PREFIX}")
+}
+
+/// A one-page PDF whose text is `text`, as a scanned POD or a rate confirmation would carry.
+fn pdf_with_text(text: &str) -> Vec<u8> {
+    let content = format!("BT /F1 12 Tf 72 720 Td ({text}) Tj ET");
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>"
+            .to_string(),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_string(),
+        format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()),
+    ];
+    let mut pdf = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, object) in objects.iter().enumerate() {
+        offsets.push(pdf.len());
+        pdf.extend_from_slice(format!("{} 0 obj\n{object}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = pdf.len();
+    pdf.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    for offset in offsets {
+        pdf.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
+    }
+    pdf.extend_from_slice(
+        format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).as_bytes(),
+    );
+    pdf
+}
+
+/// The text of every page of a PDF the fake received.
+fn pdf_text(bytes: &[u8]) -> String {
+    let document = lopdf::Document::load_mem(bytes).expect("a PDF");
+    let pages: Vec<u32> = document.get_pages().keys().copied().collect();
+    document.extract_text(&pages).expect("text")
+}
+
+// ---- OTR: the invoice ---------------------------------------------------------------------------
 
 #[tokio::test]
 async fn otr_happy_path_logs_in_once_and_uploads_the_packets() {
@@ -117,14 +176,169 @@ async fn otr_happy_path_logs_in_once_and_uploads_the_packets() {
 
     let receipt = transport("otr", &settings).send(&batch).await.expect("sent");
 
-    assert_eq!(receipt.outcomes, vec![("AE-1".into(), accepted("otr-1")), ("AE-2".into(), accepted("otr-2"))]);
+    assert_eq!(receipt.outcomes, vec![("AE-1".into(), accepted(&pkey(1))), ("AE-2".into(), accepted(&pkey(2)))]);
     let otr = lock(&state);
     assert_eq!(otr.logins, 1, "one token for the whole batch");
     assert_eq!(otr.without_subscription_key, 0, "subscription key on every one of {} requests", otr.requests);
+    assert_eq!(otr.bad_requests, 0, "nothing OTR calls an invalid request");
     assert_eq!(otr.invoices.len(), 2);
     for invoice in &otr.invoices {
-        assert_eq!(invoice.documents, vec![1, 3], "packet uploaded as POD and as rate confirmation");
+        assert_eq!(invoice.documents, vec![1, 3], "no separate files: the packet as POD and as rate confirmation");
+        assert!(invoice.files.iter().all(|f| f.starts_with(b"%PDF-1.4 packet of AE-")), "the packet's bytes");
     }
+}
+
+#[tokio::test]
+async fn otr_receives_exactly_the_documented_fields_and_types() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (url, state) = otr_server(Otr::default()).await;
+    let settings = settings(&url);
+    let mut batch = batch("otr", dir.path(), &["AE-1"]);
+    batch.invoices[0].customer_mc = Some("MC-0123456".to_string());
+    batch.invoices[0].po_number = None;
+
+    let receipt = transport("otr", &settings).send(&batch).await.expect("sent");
+
+    assert_eq!(outcome(&receipt, "AE-1"), &accepted(&pkey(1)));
+    let otr = lock(&state);
+    let raw = &otr.invoice_bodies[0];
+    println!("POST {PREFIX}/invoices\n{raw}");
+    assert!(raw.contains(r#""InvoiceAmount":2450.50"#), "dollars with cents, as a number: {raw}");
+    let body: Value = serde_json::from_str(raw).expect("JSON");
+    let mut keys: Vec<&str> = body.as_object().expect("an object").keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "BrokerMC",
+            "ClientDOT",
+            "FromCity",
+            "FromState",
+            "InvoiceAmount",
+            "InvoiceDate",
+            "InvoiceNo",
+            "ToCity",
+            "ToState"
+        ],
+        "no PoNumber when there is none, no TermPkey/Weight/Miles/Notes"
+    );
+    assert_eq!(
+        body,
+        json!({
+            "InvoiceNo": "AE-1",
+            "BrokerMC": 123456,
+            "ClientDOT": CLIENT_DOT,
+            "InvoiceAmount": 2450.5,
+            "InvoiceDate": "2026-11-20",
+            "FromCity": "Dallas",
+            "FromState": "TX",
+            "ToCity": "Tulsa",
+            "ToState": "OK",
+        })
+    );
+}
+
+/// OTR's answer to names it does not take, checked on the stand-in itself: a camelCase name,
+/// an extra field, a number sent as text, a missing lane field.
+#[tokio::test]
+async fn otr_stand_in_answers_any_other_body_with_a_bare_400() {
+    let (url, state) = otr_server(Otr::default()).await;
+    let client = reqwest::Client::new();
+    let token: Value = client
+        .post(format!("{url}/auth/token"))
+        .header("Ocp-Apim-Subscription-Key", SUBSCRIPTION_KEY)
+        .form(&[("username", USERNAME), ("password", PASSWORD)])
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("token");
+    let token = token["access_token"].as_str().expect("access_token").to_string();
+    let good = json!({
+        "InvoiceNo": "AE-1", "BrokerMC": 123456, "ClientDOT": CLIENT_DOT, "InvoiceAmount": 10.5,
+        "InvoiceDate": "2026-11-20", "FromCity": "Dallas", "FromState": "TX", "ToCity": "Tulsa", "ToState": "OK",
+    });
+    let variants: [(&str, fn(&mut Value)); 4] = [
+        ("camelCase", |b| {
+            let number = b.as_object_mut().expect("object").remove("InvoiceNo");
+            b["invoiceNo"] = number.unwrap_or_default();
+        }),
+        ("extra field", |b| b["CarrierUsdot"] = json!(1)),
+        ("number as text", |b| b["BrokerMC"] = json!("123456")),
+        ("lane missing", |b| {
+            b.as_object_mut().expect("object").remove("ToState");
+        }),
+    ];
+    for (what, change) in variants {
+        let mut body = good.clone();
+        change(&mut body);
+        let reply = client
+            .post(format!("{url}/invoices"))
+            .header("Ocp-Apim-Subscription-Key", SUBSCRIPTION_KEY)
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(reply.status().as_u16(), 400, "{what}");
+        assert_eq!(reply.text().await.expect("body"), "Invalid Request", "{what}: no field named");
+    }
+    let query = client
+        .get(format!("{url}/broker-check?mcNumber=123456"))
+        .header("Ocp-Apim-Subscription-Key", SUBSCRIPTION_KEY)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(query.status().as_u16(), 400, "unknown query name");
+    let otr = lock(&state);
+    assert_eq!((otr.bad_requests, otr.invoices.len()), (5, 0));
+}
+
+#[tokio::test]
+async fn otr_lane_missing_is_refused_without_a_request() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (url, state) = otr_server(Otr::default()).await;
+    let settings = settings(&url);
+    let mut batch = batch("otr", dir.path(), &["AE-1"]);
+    batch.invoices[0].delivery_state = None;
+
+    let receipt = transport("otr", &settings).send(&batch).await.expect("sent");
+
+    assert!(rejection(outcome(&receipt, "AE-1")).contains("delivery_state missing"), "{receipt:?}");
+    assert_eq!(lock(&state).requests, 0, "OTR saw nothing");
+}
+
+#[tokio::test]
+async fn otr_separate_pod_and_rate_confirmation_go_as_types_1_and_3_and_the_packet_as_7() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (url, state) = otr_server(Otr::default()).await;
+    let settings = settings(&url);
+    let mut batch = batch("otr", dir.path(), &["AE-1", "AE-2"]);
+    let (pod, rc) = (dir.path().join("pod.pdf"), dir.path().join("rc.pdf"));
+    std::fs::write(&pod, pdf_with_text("PROOF OF DELIVERY L-1")).expect("pod");
+    std::fs::write(&rc, pdf_with_text("RATE CONFIRMATION L-1")).expect("rc");
+    batch.invoices[0].pod = Some(pod);
+    batch.invoices[0].rate_confirmation = Some(rc);
+    // AE-2 names a POD file that has gone: the packet stands in for it.
+    batch.invoices[1].pod = Some(dir.path().join("gone.pdf"));
+    batch.invoices[1].rate_confirmation = Some(dir.path().join("rc.pdf"));
+
+    let receipt = transport("otr", &settings).send(&batch).await.expect("sent");
+
+    assert_eq!(outcome(&receipt, "AE-1"), &accepted(&pkey(1)));
+    assert_eq!(outcome(&receipt, "AE-2"), &accepted(&pkey(2)));
+    let otr = lock(&state);
+    let first = &otr.invoices[0];
+    assert_eq!(first.documents, [1, 3, 7]);
+    assert!(pdf_text(&first.files[0]).contains("PROOF OF DELIVERY L-1"), "type 1 is the POD file");
+    assert!(pdf_text(&first.files[1]).contains("RATE CONFIRMATION L-1"), "type 3 is the rate confirmation");
+    assert!(first.files[2].starts_with(b"%PDF-1.4 packet of AE-1"), "type 7 is the packet");
+    let second = &otr.invoices[1];
+    assert_eq!(second.documents, [1, 3]);
+    assert!(second.files[0].starts_with(b"%PDF-1.4 packet of AE-2"), "the packet stands in for the POD");
+    assert!(pdf_text(&second.files[1]).contains("RATE CONFIRMATION"));
 }
 
 #[tokio::test]
@@ -136,7 +350,7 @@ async fn otr_expired_token_is_refreshed_once() {
 
     let receipt = transport("otr", &settings).send(&batch).await.expect("sent");
 
-    assert_eq!(outcome(&receipt, "AE-1"), &accepted("otr-1"));
+    assert_eq!(outcome(&receipt, "AE-1"), &accepted(&pkey(1)));
     let otr = lock(&state);
     assert_eq!(otr.logins, 2);
     assert_eq!(otr.invoices.len(), 1);
@@ -157,25 +371,41 @@ async fn otr_refused_after_a_refresh_is_an_auth_error() {
 }
 
 #[tokio::test]
-async fn otr_duplicate_is_accepted_with_the_existing_id() {
+async fn otr_409_with_the_id_is_accepted_and_the_documents_uploaded() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut otr = Otr::default();
-    // Already at OTR (sent by hand), documents and all.
-    otr.invoices.push(OtrInvoice { id: "otr-77".into(), number: "AE-1".into(), documents: vec![1, 3] });
+    // Already at OTR (an earlier attempt whose answer was lost), without documents.
+    otr.invoices.push(OtrInvoice { id: "7077".into(), number: "AE-1".into(), client_dot: CLIENT_DOT, ..Default::default() });
     let (url, state) = otr_server(otr).await;
     let settings = settings(&url);
     let batch = batch("otr", dir.path(), &["AE-1"]);
 
     let receipt = transport("otr", &settings).send(&batch).await.expect("sent");
 
-    assert_eq!(outcome(&receipt, "AE-1"), &accepted("otr-77"));
+    assert_eq!(outcome(&receipt, "AE-1"), &accepted("7077"));
     let otr = lock(&state);
     assert_eq!(otr.invoices.len(), 1, "no duplicate");
-    assert_eq!(otr.document_posts, 0, "OTR shows both documents already");
+    assert_eq!(otr.invoices[0].documents, [1, 3], "the documents went to the invoice OTR holds");
 }
 
 #[tokio::test]
-async fn otr_unknown_broker_mc_is_rejected_naming_the_mc() {
+async fn otr_409_without_an_id_is_rejected_for_a_person() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut otr = Otr { conflict_without_id: true, ..Otr::default() };
+    otr.invoices.push(OtrInvoice { id: "7077".into(), number: "AE-1".into(), client_dot: CLIENT_DOT, ..Default::default() });
+    let (url, state) = otr_server(otr).await;
+    let settings = settings(&url);
+    let batch = batch("otr", dir.path(), &["AE-1"]);
+
+    let receipt = transport("otr", &settings).send(&batch).await.expect("sent");
+
+    let reason = rejection(outcome(&receipt, "AE-1"));
+    assert!(reason.contains("409") && reason.contains("invoicePkey"), "{reason}");
+    assert_eq!(lock(&state).document_posts, 0);
+}
+
+#[tokio::test]
+async fn otr_204_unknown_broker_mc_is_rejected_naming_the_mc() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (url, state) = otr_server(Otr { unknown_mc: Some("123456".into()), ..Otr::default() }).await;
     let settings = settings(&url);
@@ -185,14 +415,14 @@ async fn otr_unknown_broker_mc_is_rejected_naming_the_mc() {
 
     assert_eq!(
         outcome(&receipt, "AE-1"),
-        &InvoiceOutcome::Rejected { reason: "broker MC 123456 is unknown to OTR".into() }
+        &InvoiceOutcome::Rejected { reason: "broker MC 123456 is unknown to OTR; nothing was created".into() }
     );
     let otr = lock(&state);
     assert_eq!((otr.invoices.len(), otr.document_posts), (0, 0));
 }
 
 #[tokio::test]
-async fn otr_unapproved_broker_is_rejected_with_otrs_message() {
+async fn otr_402_unapproved_broker_is_rejected_with_otrs_message() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (url, _state) = otr_server(Otr { unapproved_mc: Some("123456".into()), ..Otr::default() }).await;
     let settings = settings(&url);
@@ -200,12 +430,23 @@ async fn otr_unapproved_broker_is_rejected_with_otrs_message() {
 
     let receipt = transport("otr", &settings).send(&batch).await.expect("sent");
 
-    match outcome(&receipt, "AE-1") {
-        InvoiceOutcome::Rejected { reason } => {
-            assert!(reason.contains("Broker MC 123456 is not approved for factoring"), "{reason}")
-        }
-        other => panic!("expected a rejection, got {other:?}"),
-    }
+    let reason = rejection(outcome(&receipt, "AE-1"));
+    assert!(reason.contains("Broker MC 123456 is not approved for factoring"), "{reason}");
+}
+
+#[tokio::test]
+async fn otr_413_is_rejected_with_the_size_and_not_retried() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (url, state) = otr_server(Otr { max_file_bytes: Some(10), ..Otr::default() }).await;
+    let settings = settings(&url);
+    let batch = batch("otr", dir.path(), &["AE-1"]);
+    let size = std::fs::metadata(&batch.invoices[0].packet).expect("packet").len();
+
+    let receipt = transport("otr", &settings).send(&batch).await.expect("sent");
+
+    let reason = rejection(outcome(&receipt, "AE-1"));
+    assert!(reason.contains(&format!("{size} bytes")) && reason.contains("413"), "{reason}");
+    assert_eq!(lock(&state).document_posts, 1, "the same file is not sent again");
 }
 
 #[tokio::test]
@@ -217,7 +458,7 @@ async fn otr_500_is_retried_and_the_invoice_created_once() {
 
     let receipt = transport("otr", &settings).send(&batch).await.expect("sent");
 
-    assert_eq!(outcome(&receipt, "AE-1"), &accepted("otr-1"));
+    assert_eq!(outcome(&receipt, "AE-1"), &accepted(&pkey(1)));
     let otr = lock(&state);
     assert_eq!(otr.invoice_posts, 2);
     assert_eq!(otr.invoices.len(), 1);
@@ -236,7 +477,7 @@ async fn otr_429_waits_for_retry_after() {
     let receipt = transport("otr", &settings).send(&batch).await.expect("sent");
 
     assert!(started.elapsed() >= Duration::from_millis(950), "waited {:?}", started.elapsed());
-    assert_eq!(outcome(&receipt, "AE-1"), &accepted("otr-1"));
+    assert_eq!(outcome(&receipt, "AE-1"), &accepted(&pkey(1)));
     assert_eq!(lock(&state).invoices.len(), 1);
 }
 
@@ -259,7 +500,7 @@ async fn otr_hanging_request_times_out_as_transient() {
         InvoiceOutcome::Transient { reason } => assert!(reason.contains("timed out"), "{reason}"),
         other => panic!("expected transient, got {other:?}"),
     }
-    assert_eq!(outcome(&receipt, "AE-2"), &accepted("otr-1"));
+    assert_eq!(outcome(&receipt, "AE-2"), &accepted(&pkey(1)));
     assert!(started.elapsed() < Duration::from_secs(10), "bounded: {:?}", started.elapsed());
     assert_eq!(lock(&state).invoices.len(), 1);
 }
@@ -267,11 +508,7 @@ async fn otr_hanging_request_times_out_as_transient() {
 #[tokio::test]
 async fn otr_unreachable_for_every_invoice_is_a_transient_batch() {
     let dir = tempfile::tempdir().expect("tempdir");
-    // A port nobody listens on.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let address = listener.local_addr().expect("address");
-    drop(listener);
-    let settings = settings(&format!("http://{address}{PREFIX}"));
+    let settings = settings(&unreachable_url());
     let batch = batch("otr", dir.path(), &["AE-1", "AE-2"]);
 
     let error = transport("otr", &settings).with_retries(1).send(&batch).await.expect_err("unreachable");
@@ -281,7 +518,7 @@ async fn otr_unreachable_for_every_invoice_is_a_transient_batch() {
 }
 
 #[tokio::test]
-async fn otr_reconcile_finds_what_was_committed_before_the_crash() {
+async fn otr_reconcile_resends_and_the_409_settles_what_was_committed_before_the_crash() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (url, state) = otr_server(Otr { drop_after_commit: true, ..Otr::default() }).await;
     let settings = settings(&url);
@@ -300,15 +537,15 @@ async fn otr_reconcile_finds_what_was_committed_before_the_crash() {
     // After the restart: a fresh transport reconciles.
     let receipt = transport("otr", &settings).reconcile(&batch).await.expect("reconciled").expect("can tell");
 
-    assert_eq!(outcome(&receipt, "AE-1"), &accepted("otr-1"));
+    assert_eq!(outcome(&receipt, "AE-1"), &accepted(&pkey(1)));
     let otr = lock(&state);
     assert_eq!(otr.invoices.len(), 1, "one effective submission");
-    assert_eq!(otr.invoice_posts, 1, "found by lookup, not resent");
-    assert_eq!(otr.invoices[0].documents, vec![1, 3], "the packet the crash cut off was uploaded");
+    assert_eq!(otr.invoice_posts, 2, "resent; OTR answered 409 with its invoicePkey");
+    assert_eq!(otr.invoices[0].documents, vec![1, 3], "the documents the crash cut off were uploaded");
 }
 
 #[tokio::test]
-async fn otr_reconcile_resends_what_otr_does_not_hold() {
+async fn otr_reconcile_sends_what_otr_does_not_hold() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (url, state) = otr_server(Otr::default()).await;
     let settings = settings(&url);
@@ -316,10 +553,80 @@ async fn otr_reconcile_resends_what_otr_does_not_hold() {
 
     let receipt = transport("otr", &settings).reconcile(&batch).await.expect("reconciled").expect("can tell");
 
-    assert_eq!(outcome(&receipt, "AE-1"), &accepted("otr-1"));
+    assert_eq!(outcome(&receipt, "AE-1"), &accepted(&pkey(1)));
     let otr = lock(&state);
     assert_eq!(otr.invoices.len(), 1);
-    assert_eq!(otr.by_key.get("batch-7:AE-1").map(String::as_str), Some("otr-1"), "sent with the stored key");
+    assert_eq!((otr.invoices[0].number.as_str(), otr.invoices[0].client_dot), ("AE-1", CLIENT_DOT));
+}
+
+// ---- OTR: invoice status and the probe ----------------------------------------------------------
+
+#[tokio::test]
+async fn otr_invoice_status_is_otrs_word_for_a_known_pkey_and_none_for_an_unknown_one() {
+    let mut otr = Otr::default();
+    otr.invoices.push(OtrInvoice { id: "1001".into(), number: "AE-1".into(), client_dot: CLIENT_DOT, ..Default::default() });
+    otr.invoices.push(OtrInvoice { id: "1002".into(), number: "AE-2".into(), client_dot: CLIENT_DOT, ..Default::default() });
+    otr.statuses.insert("1002".into(), " Advance Paid ".into());
+    let (url, state) = otr_server(otr).await;
+    let settings = settings(&url);
+    let transport = transport("otr", &settings);
+
+    assert_eq!(transport.invoice_status("1001").await.expect("status").as_deref(), Some("Pending"));
+    assert_eq!(transport.invoice_status("1002").await.expect("status").as_deref(), Some("Advance Paid"));
+    assert_eq!(transport.invoice_status("9999").await.expect("answered"), None);
+    assert_eq!(lock(&state).status_reads, 3);
+
+    let apex = self::transport("apex", &settings);
+    let error = apex.invoice_status("1001").await.expect_err("no status API");
+    assert_eq!(error, ProviderError::Rejected("Apex Capital offers no invoice status API".into()));
+}
+
+#[tokio::test]
+async fn otr_invoice_status_unreachable_is_transient_and_refused_tokens_are_auth() {
+    let settings = settings(&unreachable_url());
+    let error = transport("otr", &settings).with_retries(0).invoice_status("1001").await.expect_err("down");
+    assert!(matches!(error, ProviderError::Transient(_)), "{error:?}");
+
+    let (url, _state) = otr_server(Otr { refuse_tokens: true, ..Otr::default() }).await;
+    let settings = self::settings(&url);
+    let error = transport("otr", &settings).invoice_status("1001").await.expect_err("refused");
+    assert!(matches!(error, ProviderError::Auth(_)), "{error:?}");
+}
+
+#[tokio::test]
+async fn otr_probe_logs_in_and_asks_broker_check_with_the_subsidiarys_mc() {
+    let (url, state) = otr_server(Otr::default()).await;
+    let settings = settings(&url);
+
+    let text = transport("otr", &settings).probe(Some("MC-765432")).await.expect("probe");
+
+    assert_eq!(text, "logged in as acme; broker-check answered HTTP 404");
+    let otr = lock(&state);
+    assert_eq!((otr.logins, otr.broker_checks.as_slice()), (1, ["mc:765432".to_string()].as_slice()));
+    assert_eq!((otr.invoice_posts, otr.document_posts), (0, 0), "nothing sent");
+}
+
+#[tokio::test]
+async fn otr_probe_with_a_wrong_password_is_auth_with_otrs_words_scrubbed() {
+    let (url, _state) = otr_server(Otr::default()).await;
+    let mut settings = settings(&url);
+    settings.username = Some("someone-else".into());
+
+    let error = transport("otr", &settings).probe(None).await.expect_err("refused");
+
+    assert!(matches!(error, ProviderError::Auth(_)), "{error:?}");
+    assert!(error.to_string().contains("bad login") && error.to_string().contains("[REDACTED]"), "{error}");
+    assert_no_secret(&error.to_string());
+}
+
+#[tokio::test]
+async fn otr_probe_of_an_unreachable_host_is_transient() {
+    let settings = settings(&unreachable_url());
+
+    let error = transport("otr", &settings).with_retries(0).probe(Some("765432")).await.expect_err("down");
+
+    assert!(matches!(error, ProviderError::Transient(_)), "{error:?}");
+    assert!(error.to_string().contains("POST /auth/token"), "{error}");
 }
 
 // ---- Apex -------------------------------------------------------------------------------------

@@ -51,13 +51,13 @@ const BROKERS: [(&str, &str, &str, &str); 7] = [
 /// (404), BRK-7 unknown by MC (204) and approved by DOT.
 fn brokers() -> HashMap<String, BrokerAnswer> {
     [
-        ("mc:100001", BrokerAnswer::status("APPROVED")),
-        ("mc:100002", BrokerAnswer::status("CALL OFFICE")),
-        ("mc:100003", BrokerAnswer::status("NOT APPROVED")),
+        ("mc:100001", BrokerAnswer::message("APPROVED")),
+        ("mc:100002", BrokerAnswer::message("CALL OFFICE")),
+        ("mc:100003", BrokerAnswer::message("NOT APPROVED")),
         ("mc:100005", BrokerAnswer::Unavailable),
         ("mc:100006", BrokerAnswer::Hang),
         ("mc:100007", BrokerAnswer::NoContent),
-        ("dot:200007", BrokerAnswer::status("APPROVED")),
+        ("dot:200007", BrokerAnswer::message("APPROVED")),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -109,12 +109,13 @@ async fn import(env: &TestEnv, settings: &Settings, loads: &[(&str, usize)], doc
     std::fs::write(dir.join("rc.pdf"), pdfs::rate_confirmation("F", 1)).expect("rc");
     std::fs::write(dir.join("pod.pdf"), pdfs::pod_with_jpeg("F", &pdfs::scanned_jpeg(120, 80, 3))).expect("pod");
     let mut csv = String::from(
-        "load_number,subsidiary,customer_id,customer_name,customer_mc,customer_dot,amount,pod,rate_confirmation\n",
+        "load_number,subsidiary,customer_id,customer_name,customer_mc,customer_dot,amount,pod,rate_confirmation,\
+         pickup_city,pickup_state,delivery_city,delivery_state\n",
     );
     for (load, broker) in loads {
         let (id, name, mc, dot) = BROKERS[*broker];
         let docs = if documents { "pod.pdf,rc.pdf" } else { "," };
-        csv.push_str(&format!("{load},acme-east,{id},{name},{mc},{dot},1200.00,{docs}\n"));
+        csv.push_str(&format!("{load},acme-east,{id},{name},{mc},{dot},1200.00,{docs},Dallas,TX,Tulsa,OK\n"));
     }
     let file = env.write(&format!("loads-{}.csv", loads[0].0), &csv);
     let report = import_load_file(&env.store, settings, &file, None).await.expect("import");
@@ -272,7 +273,7 @@ both_backends!(invoicing_checks_credit_first_and_goes_on_when_the_check_fails, |
     assert!(!queries.contains(&"mc:100003".to_string()), "a fresh check is not repeated: {queries:?}");
 
     // The refresh job then retries the one that failed, once OTR answers again.
-    set_broker(&otr, "mc:100005", BrokerAnswer::status("APPROVED"));
+    set_broker(&otr, "mc:100005", BrokerAnswer::message("APPROVED"));
     let report = refresh(&env, &settings, false).await;
     assert_eq!(ids(&report), ["BRK-5"]);
     assert_eq!(latest(&env, "BRK-5").await.map(|c| c.result), Some(CreditResult::Approved));
@@ -299,7 +300,7 @@ both_backends!(no_submission_goes_out_on_a_check_older_than_max_age, |env| {
     assert_eq!(report.waiting.len(), 1);
 
     // OTR answers again: the check is refreshed first, then the batch goes.
-    set_broker(&otr, "mc:100001", BrokerAnswer::status("APPROVED"));
+    set_broker(&otr, "mc:100001", BrokerAnswer::message("APPROVED"));
     let before = Utc::now();
     let report = submit(&env, &settings).await;
 
@@ -332,7 +333,7 @@ both_backends!(declined_blocks_by_default_and_a_later_approval_unblocks, |env| {
     assert_eq!(posted.len(), 2, "{posted:?}");
 
     // The broker is approved later: the check that says so clears the flag.
-    set_broker(&otr, "mc:100003", BrokerAnswer::status("APPROVED"));
+    set_broker(&otr, "mc:100003", BrokerAnswer::message("APPROVED"));
     let report = refresh(&env, &settings, true).await;
     assert_eq!(ids(&report), ["BRK-3"], "only customers with Released or Queued loads");
     let cleared = detail(&env, "S-03").await;
@@ -359,7 +360,7 @@ both_backends!(each_policy_blocks_only_what_it_is_configured_to, |env| {
     assert_eq!(lock(&otr).invoices.len(), 1);
 
     // A later answer that no longer blocks clears the flag at the next submission.
-    set_broker(&otr, "mc:100002", BrokerAnswer::status("NOT APPROVED"));
+    set_broker(&otr, "mc:100002", BrokerAnswer::message("NOT APPROVED"));
     refresh(&env, &settings, true).await;
     submit(&env, &settings).await;
     let now_declined = detail(&env, "S-01").await;

@@ -465,12 +465,28 @@ pub mod api {
     }
 
     // ---- The OTR server -----------------------------------------------------------------------
+    //
+    // Written from OTR's published contract (the design's `providers/otr.md`), not from the
+    // adapter: exact paths, query names, form fields, JSON names and types, multipart fields and
+    // document types. Anything else is answered as OTR answers it: a bare `400 Invalid Request`
+    // that names no field. Every request needs the subscription key; every request after login
+    // the bearer token.
 
-    #[derive(Default)]
+    /// An invoice OTR holds.
+    #[derive(Clone, Debug, Default)]
     pub struct OtrInvoice {
+        /// `invoicePkey` (digits; answered as a JSON number).
         pub id: String,
+        /// `InvoiceNo`.
         pub number: String,
+        /// `ClientDOT`: with `InvoiceNo`, OTR's key of an invoice.
+        pub client_dot: u64,
+        /// The `POST invoices` body it was created from.
+        pub body: Value,
+        /// `InvoiceDocTypes` of every document uploaded to it, in order.
         pub documents: Vec<u64>,
+        /// The bytes of every uploaded file, in the same order.
+        pub files: Vec<Vec<u8>>,
     }
 
     /// What the fake OTR does (knobs) and what it saw (counters).
@@ -490,22 +506,33 @@ pub mod api {
         /// The first `POST invoices` for this invoice number stops there and never answers, once:
         /// before the invoice is committed, or after (a factor that took it and then hung).
         pub stall: Option<(String, OtrStall)>,
+        /// `POST invoices` with this `BrokerMC` answers 204 (unknown broker) / 402 (not approved).
         pub unknown_mc: Option<String>,
         pub unapproved_mc: Option<String>,
+        /// A duplicate (ClientDOT, InvoiceNo) gets a 409 without the `invoicePkey`.
+        pub conflict_without_id: bool,
+        /// `POST documents/upload` answers 413 for a file larger than this.
+        pub max_file_bytes: Option<usize>,
         /// `GET broker-check` answers by query, `mc:<number>` or `dot:<number>`; a number not
         /// listed is unknown to OTR (404).
         pub brokers: HashMap<String, BrokerAnswer>,
+        /// `Status` of `GET invoices/{invoicePkey}` by pkey; `Pending` when not set.
+        pub statuses: HashMap<String, String>,
+
         /// Every broker-check query answered or not, as `mc:<number>` / `dot:<number>`.
         pub broker_checks: Vec<String>,
-
         pub logins: u32,
         pub valid_tokens: Vec<String>,
         pub requests: u32,
         pub without_subscription_key: u32,
+        /// Requests answered `400 Invalid Request`.
+        pub bad_requests: u32,
         pub invoice_posts: u32,
+        /// The body of every `POST invoices`, as received.
+        pub invoice_bodies: Vec<String>,
         pub document_posts: u32,
+        pub status_reads: u32,
         pub invoices: Vec<OtrInvoice>,
-        pub by_key: HashMap<String, String>,
         /// How many times a stall happened: the sign that a client is stuck inside a request.
         pub stalled: u32,
     }
@@ -513,8 +540,8 @@ pub mod api {
     /// What the fake OTR answers to one broker check.
     #[derive(Clone, Debug, PartialEq, Eq)]
     pub enum BrokerAnswer {
-        /// 200 with this broker status (`APPROVED`, `CALL OFFICE`, `NOT APPROVED`).
-        Status(String),
+        /// 200 with this `message` (`APPROVED`, `CALL OFFICE`, `NOT APPROVED`, or other words).
+        Message(String),
         /// 204, no body: unknown broker.
         NoContent,
         /// 503, every time.
@@ -524,8 +551,8 @@ pub mod api {
     }
 
     impl BrokerAnswer {
-        pub fn status(status: &str) -> BrokerAnswer {
-            BrokerAnswer::Status(status.to_string())
+        pub fn message(message: &str) -> BrokerAnswer {
+            BrokerAnswer::Message(message.to_string())
         }
     }
 
@@ -538,84 +565,103 @@ pub mod api {
 
     pub type Shared<T> = Arc<Mutex<T>>;
 
+    /// The `invoicePkey` OTR gives its `n`th invoice (1-based) in this fake.
+    pub fn pkey(n: usize) -> String {
+        (1000 + n).to_string()
+    }
+
     impl Otr {
-        /// Counts a request and whether it carried the subscription key.
-        fn saw(&mut self, headers: &HeaderMap) {
+        /// Counts a request; `false` when it lacks the subscription key (then 401, as OTR's
+        /// gateway answers).
+        fn saw(&mut self, headers: &HeaderMap) -> bool {
             self.requests += 1;
-            if headers.get("ocp-apim-subscription-key").and_then(|v| v.to_str().ok()) != Some(SUBSCRIPTION_KEY) {
+            let keyed =
+                headers.get("ocp-apim-subscription-key").and_then(|v| v.to_str().ok()) == Some(SUBSCRIPTION_KEY);
+            if !keyed {
                 self.without_subscription_key += 1;
             }
+            keyed
         }
 
-        fn authorized(&self, headers: &HeaderMap) -> bool {
-            !self.refuse_tokens && bearer(headers).is_some_and(|t| self.valid_tokens.contains(&t))
+        /// Subscription key and a valid bearer token.
+        fn authorized(&mut self, headers: &HeaderMap) -> bool {
+            self.saw(headers)
+                && !self.refuse_tokens
+                && bearer(headers).is_some_and(|t| self.valid_tokens.contains(&t))
         }
 
-        fn record(&self, invoice: &OtrInvoice) -> Value {
-            json!({
-                "id": invoice.id,
-                "invoiceNumber": invoice.number,
-                "documents": invoice.documents.iter().map(|t| json!({"documentType": t})).collect::<Vec<_>>(),
-            })
+        fn invalid(&mut self) -> Response {
+            self.bad_requests += 1;
+            invalid_request()
         }
+    }
+
+    /// OTR's answer to a body, query or form it does not take: no field named.
+    fn invalid_request() -> Response {
+        (StatusCode::BAD_REQUEST, "Invalid Request").into_response()
+    }
+
+    fn unauthorized() -> Response {
+        json_response(StatusCode::UNAUTHORIZED, json!({"statusCode": 401, "message": "Unauthorized"}))
     }
 
     fn otr_routes(state: Shared<Otr>) -> Router {
         Router::new()
             .route("/auth/token", post(otr_login))
-            .route("/invoices", post(otr_create).get(otr_search))
-            .route("/invoices/{id}", get(otr_get))
-            .route("/invoices/{id}/documents", post(otr_document))
             .route("/broker-check", get(otr_broker_check))
+            .route("/invoices", post(otr_create))
+            .route("/invoices/{pkey}", get(otr_get))
+            .route("/documents/upload", post(otr_upload))
             .with_state(state)
     }
 
-    async fn otr_broker_check(
-        State(state): State<Shared<Otr>>,
-        headers: HeaderMap,
-        Query(query): Query<HashMap<String, String>>,
-    ) -> Response {
-        let answer = {
-            let mut otr = lock(&state);
-            otr.saw(&headers);
-            if !otr.authorized(&headers) {
-                return StatusCode::UNAUTHORIZED.into_response();
-            }
-            let key = match (query.get("mcNumber"), query.get("dotNumber")) {
-                (Some(mc), _) => format!("mc:{mc}"),
-                (None, Some(dot)) => format!("dot:{dot}"),
-                (None, None) => {
-                    return json_response(StatusCode::BAD_REQUEST, json!({"message": "mcNumber or dotNumber"}));
+    /// `application/x-www-form-urlencoded` pairs, decoded; `None` when malformed.
+    fn form_pairs(body: &str) -> Option<Vec<(String, String)>> {
+        let decode = |text: &str| -> Option<String> {
+            let bytes = text.as_bytes();
+            let mut out = Vec::new();
+            let mut i = 0;
+            while i < bytes.len() {
+                match bytes[i] {
+                    b'+' => out.push(b' '),
+                    b'%' => {
+                        let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                        out.push(u8::from_str_radix(hex, 16).ok()?);
+                        i += 2;
+                    }
+                    b => out.push(b),
                 }
-            };
-            otr.broker_checks.push(key.clone());
-            otr.brokers.get(&key).cloned()
+                i += 1;
+            }
+            String::from_utf8(out).ok()
         };
-        match answer {
-            None => json_response(StatusCode::NOT_FOUND, json!({"message": "Broker not found"})),
-            Some(BrokerAnswer::Status(status)) => json_response(StatusCode::OK, json!({"status": status})),
-            Some(BrokerAnswer::NoContent) => StatusCode::NO_CONTENT.into_response(),
-            Some(BrokerAnswer::Unavailable) => {
-                json_response(StatusCode::SERVICE_UNAVAILABLE, json!({"message": "broker check under maintenance"}))
-            }
-            Some(BrokerAnswer::Hang) => {
-                std::future::pending::<()>().await;
-                StatusCode::INTERNAL_SERVER_ERROR.into_response()
-            }
-        }
+        body.split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (k, v) = pair.split_once('=')?;
+                Some((decode(k)?, decode(v)?))
+            })
+            .collect()
     }
 
+    /// `POST auth/token`, form `username`, `password` and nothing else.
     async fn otr_login(State(state): State<Shared<Otr>>, headers: HeaderMap, body: String) -> Response {
         let mut otr = lock(&state);
-        otr.saw(&headers);
-        let form: HashMap<String, String> = body
-            .split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        if form.get("username").map(String::as_str) != Some(USERNAME)
-            || form.get("password").map(String::as_str) != Some(PASSWORD)
-        {
+        if !otr.saw(&headers) {
+            return unauthorized();
+        }
+        let form_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let Some(form) = form_pairs(&body).filter(|_| form_type.starts_with("application/x-www-form-urlencoded"))
+        else {
+            return otr.invalid();
+        };
+        let mut names: Vec<&str> = form.iter().map(|(k, _)| k.as_str()).collect();
+        names.sort_unstable();
+        if names != ["password", "username"] {
+            return otr.invalid();
+        }
+        let value = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        if value("username") != Some(USERNAME) || value("password") != Some(PASSWORD) {
             // Echoes what it got, as careless servers do: the client must scrub it.
             return json_response(
                 StatusCode::UNAUTHORIZED,
@@ -627,17 +673,108 @@ pub mod api {
         if !(otr.expire_first_token && otr.logins == 1) {
             otr.valid_tokens.push(token.clone());
         }
-        json_response(StatusCode::OK, json!({"access_token": token, "token_type": "Bearer", "expires_in": 3600}))
+        json_response(
+            StatusCode::OK,
+            json!({"access_token": token, "refresh_token": format!("refresh-{}", otr.logins), "expires_in": 7199}),
+        )
     }
 
-    async fn otr_create(State(state): State<Shared<Otr>>, headers: HeaderMap, body: axum::Json<Value>) -> Response {
+    /// `GET broker-check?brokerMc=<mc>&brokerDot=<dot>`, either alone; MC wins when both.
+    async fn otr_broker_check(
+        State(state): State<Shared<Otr>>,
+        headers: HeaderMap,
+        Query(query): Query<HashMap<String, String>>,
+    ) -> Response {
+        let answer = {
+            let mut otr = lock(&state);
+            if !otr.authorized(&headers) {
+                return unauthorized();
+            }
+            let digits = |v: &String| !v.is_empty() && v.chars().all(|c| c.is_ascii_digit());
+            if query.is_empty()
+                || query.keys().any(|k| k != "brokerMc" && k != "brokerDot")
+                || !query.values().all(digits)
+            {
+                return otr.invalid();
+            }
+            let key = match (query.get("brokerMc"), query.get("brokerDot")) {
+                (Some(mc), _) => format!("mc:{mc}"),
+                (None, Some(dot)) => format!("dot:{dot}"),
+                (None, None) => return otr.invalid(),
+            };
+            otr.broker_checks.push(key.clone());
+            otr.brokers.get(&key).cloned()
+        };
+        match answer {
+            None => json_response(StatusCode::NOT_FOUND, json!({"message": "Broker not found"})),
+            Some(BrokerAnswer::Message(message)) => json_response(StatusCode::OK, json!({"message": message})),
+            Some(BrokerAnswer::NoContent) => StatusCode::NO_CONTENT.into_response(),
+            Some(BrokerAnswer::Unavailable) => {
+                json_response(StatusCode::SERVICE_UNAVAILABLE, json!({"message": "broker check under maintenance"}))
+            }
+            Some(BrokerAnswer::Hang) => {
+                std::future::pending::<()>().await;
+                StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            }
+        }
+    }
+
+    /// The JSON types of OTR's invoice fields.
+    #[derive(Clone, Copy)]
+    enum Kind {
+        Text,
+        Integer,
+        Number,
+        Date,
+        State,
+    }
+
+    /// `POST invoices` fields: name, type, required.
+    const INVOICE_FIELDS: [(&str, Kind, bool); 14] = [
+        ("InvoiceNo", Kind::Text, true),
+        ("BrokerMC", Kind::Integer, true),
+        ("ClientDOT", Kind::Integer, true),
+        ("InvoiceAmount", Kind::Number, true),
+        ("InvoiceDate", Kind::Date, true),
+        ("PoNumber", Kind::Text, false),
+        ("FromCity", Kind::Text, true),
+        ("FromState", Kind::State, true),
+        ("ToCity", Kind::Text, true),
+        ("ToState", Kind::State, true),
+        ("TermPkey", Kind::Integer, false),
+        ("Weight", Kind::Number, false),
+        ("Miles", Kind::Number, false),
+        ("Notes", Kind::Text, false),
+    ];
+
+    fn of_kind(value: &Value, kind: Kind) -> bool {
+        match kind {
+            Kind::Text => value.as_str().is_some_and(|s| !s.trim().is_empty()),
+            Kind::Integer => value.as_u64().is_some(),
+            Kind::Number => value.is_number(),
+            Kind::Date => value.as_str().is_some_and(|s| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok()),
+            Kind::State => value.as_str().is_some_and(|s| s.len() == 2 && s.chars().all(|c| c.is_ascii_uppercase())),
+        }
+    }
+
+    /// Whether a `POST invoices` body is one OTR takes: a JSON object with only OTR's names,
+    /// each of its type, every required one present.
+    fn valid_invoice(body: &Value) -> bool {
+        let Some(map) = body.as_object() else { return false };
+        let known = map.iter().all(|(name, value)| {
+            INVOICE_FIELDS.iter().any(|(field, kind, _)| field == name && of_kind(value, *kind))
+        });
+        known && INVOICE_FIELDS.iter().all(|(field, _, required)| !required || map.contains_key(*field))
+    }
+
+    async fn otr_create(State(state): State<Shared<Otr>>, headers: HeaderMap, body: Bytes) -> Response {
         let hang = {
             let mut otr = lock(&state);
-            otr.saw(&headers);
             if !otr.authorized(&headers) {
-                return StatusCode::UNAUTHORIZED.into_response();
+                return unauthorized();
             }
             otr.invoice_posts += 1;
+            otr.invoice_bodies.push(String::from_utf8_lossy(&body).into_owned());
             if otr.fail_500 > 0 {
                 otr.fail_500 -= 1;
                 return json_response(StatusCode::INTERNAL_SERVER_ERROR, json!({"message": "database busy"}));
@@ -646,11 +783,15 @@ pub mod api {
                 otr.fail_429 -= 1;
                 return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], "slow down").into_response();
             }
-            let number = body["invoiceNumber"].as_str().unwrap_or_default().to_string();
-            let mc = body["brokerMc"].as_str().unwrap_or_default().to_string();
-            let Some(key) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_string) else {
-                return json_response(StatusCode::BAD_REQUEST, json!({"message": "Idempotency-Key required"}));
+            let json_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+            let parsed: Option<Value> = serde_json::from_slice(&body).ok();
+            let Some(invoice) = parsed.filter(|v| json_type.starts_with("application/json") && valid_invoice(v))
+            else {
+                return otr.invalid();
             };
+            let number = invoice["InvoiceNo"].as_str().unwrap_or_default().to_string();
+            let client_dot = invoice["ClientDOT"].as_u64().unwrap_or_default();
+            let mc = invoice["BrokerMC"].as_u64().unwrap_or_default().to_string();
             let stall = otr.stall.take_if(|(n, _)| *n == number).map(|(_, point)| point);
             if stall == Some(OtrStall::BeforeCommit) {
                 otr.stalled += 1;
@@ -667,20 +808,24 @@ pub mod api {
                         json!({"message": format!("Broker MC {mc} is not approved for factoring")}),
                     );
                 }
-                let existing = otr
-                    .by_key
-                    .get(&key)
-                    .cloned()
-                    .or_else(|| otr.invoices.iter().find(|i| i.number == number).map(|i| i.id.clone()));
+                let existing =
+                    otr.invoices.iter().find(|i| i.number == number && i.client_dot == client_dot).map(|i| i.id.clone());
                 if let Some(id) = existing {
-                    return json_response(
-                        StatusCode::CONFLICT,
-                        json!({"message": "Invoice already exists", "existingInvoiceId": id}),
-                    );
+                    let body = if otr.conflict_without_id {
+                        json!({"Message": "Duplicate invoice number or PO number"})
+                    } else {
+                        json!({"Message": "Invoice already exists", "invoicePkey": id.parse::<u64>().ok(), "IsDuplicate": true})
+                    };
+                    return json_response(StatusCode::CONFLICT, body);
                 }
-                let id = format!("otr-{}", otr.invoices.len() + 1);
-                otr.invoices.push(OtrInvoice { id: id.clone(), number, documents: Vec::new() });
-                otr.by_key.insert(key, id.clone());
+                let id = pkey(otr.invoices.len() + 1);
+                otr.invoices.push(OtrInvoice {
+                    id: id.clone(),
+                    number: number.clone(),
+                    client_dot,
+                    body: invoice.clone(),
+                    ..OtrInvoice::default()
+                });
                 if otr.drop_after_commit {
                     drop(otr);
                     // Committed, and now the connection dies without an answer: the panic ends the
@@ -691,7 +836,19 @@ pub mod api {
                     otr.stalled += 1;
                     true
                 } else {
-                    return json_response(StatusCode::CREATED, json!({"id": id, "status": "Pending"}));
+                    return json_response(
+                        StatusCode::CREATED,
+                        json!({
+                            "invoicePkey": id.parse::<u64>().ok(),
+                            "invoiceNo": number,
+                            "poNumber": invoice.get("PoNumber"),
+                            "clientName": "ACME Freight East LLC",
+                            "brokerName": "Blue River Logistics",
+                            "invoiceExists": false,
+                            "IsDuplicate": false,
+                            "Message": "Invoice created",
+                        }),
+                    );
                 }
             }
         };
@@ -701,71 +858,110 @@ pub mod api {
         StatusCode::INTERNAL_SERVER_ERROR.into_response()
     }
 
-    #[derive(serde::Deserialize)]
-    struct Search {
-        #[serde(rename = "invoiceNumber")]
-        invoice_number: String,
-    }
-
-    async fn otr_search(
-        State(state): State<Shared<Otr>>,
-        headers: HeaderMap,
-        Query(search): Query<Search>,
-    ) -> Response {
+    /// `GET invoices/{invoicePkey}`: the record with its `Status`.
+    async fn otr_get(State(state): State<Shared<Otr>>, headers: HeaderMap, UrlPath(pkey): UrlPath<String>) -> Response {
         let mut otr = lock(&state);
-        otr.saw(&headers);
         if !otr.authorized(&headers) {
-            return StatusCode::UNAUTHORIZED.into_response();
+            return unauthorized();
         }
-        let found: Vec<Value> =
-            otr.invoices.iter().filter(|i| i.number == search.invoice_number).map(|i| otr.record(i)).collect();
-        json_response(StatusCode::OK, Value::Array(found))
+        otr.status_reads += 1;
+        let Some(invoice) = otr.invoices.iter().find(|i| i.id == pkey) else {
+            return json_response(StatusCode::NOT_FOUND, json!({"message": "Invoice not found"}));
+        };
+        let status = otr.statuses.get(&pkey).cloned().unwrap_or_else(|| "Pending".to_string());
+        let lane = |name: &str| invoice.body.get(name).cloned().unwrap_or(Value::Null);
+        json_response(
+            StatusCode::OK,
+            json!({
+                "invoicePkey": pkey.parse::<u64>().ok(),
+                "invoiceNo": invoice.number,
+                "Status": status,
+                "scheduleId": null,
+                "fuelAdvanceStatus": null,
+                "submittedDate": "2026-11-20T10:00:00",
+                "lastUpdated": "2026-11-20T10:00:00",
+                "FromCity": lane("FromCity"),
+                "FromState": lane("FromState"),
+                "ToCity": lane("ToCity"),
+                "ToState": lane("ToState"),
+            }),
+        )
     }
 
-    async fn otr_get(State(state): State<Shared<Otr>>, headers: HeaderMap, UrlPath(id): UrlPath<String>) -> Response {
+    /// One part of a multipart body: its name, its file name if any, its bytes.
+    pub struct FormPart {
+        pub name: String,
+        pub file_name: Option<String>,
+        pub bytes: Vec<u8>,
+    }
+
+    fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+        haystack.get(from..)?.windows(needle.len()).position(|w| w == needle).map(|p| p + from)
+    }
+
+    /// The parts of a `multipart/form-data` body; `None` when it is not one.
+    pub fn multipart(headers: &HeaderMap, body: &[u8]) -> Option<Vec<FormPart>> {
+        let content_type = headers.get("content-type")?.to_str().ok()?;
+        let boundary = content_type.strip_prefix("multipart/form-data")?.split("boundary=").nth(1)?.trim_matches('"');
+        let delimiter = format!("--{boundary}").into_bytes();
+        let mut at = find(body, &delimiter, 0)? + delimiter.len();
+        let mut parts = Vec::new();
+        loop {
+            if body.get(at..at + 2)? == b"--" {
+                return Some(parts);
+            }
+            let head_start = at + 2;
+            let head_end = find(body, b"\r\n\r\n", head_start)?;
+            let head = std::str::from_utf8(&body[head_start..head_end]).ok()?;
+            let next = find(body, &delimiter, head_end)?;
+            let bytes = body.get(head_end + 4..next.checked_sub(2)?)?.to_vec();
+            let disposition = head.lines().find(|l| l.to_ascii_lowercase().starts_with("content-disposition:"))?;
+            let param = |key: &str| {
+                disposition.split(';').map(str::trim).find_map(|p| p.strip_prefix(key)).map(|v| v.trim_matches('"').to_string())
+            };
+            parts.push(FormPart { name: param("name=")?, file_name: param("filename="), bytes });
+            at = next + delimiter.len();
+        }
+    }
+
+    /// `POST documents/upload`: exactly `file` (a PDF), `invoiceid`, `InvoiceDocTypes`,
+    /// `SendEmail` and `DocumentType` = `invoice-file-upload`.
+    async fn otr_upload(State(state): State<Shared<Otr>>, headers: HeaderMap, body: Bytes) -> Response {
         let mut otr = lock(&state);
-        otr.saw(&headers);
         if !otr.authorized(&headers) {
-            return StatusCode::UNAUTHORIZED.into_response();
-        }
-        match otr.invoices.iter().find(|i| i.id == id) {
-            Some(invoice) => json_response(StatusCode::OK, otr.record(invoice)),
-            None => StatusCode::NOT_FOUND.into_response(),
-        }
-    }
-
-    /// The multipart `documentType` field's value.
-    fn document_type(body: &[u8]) -> Option<u64> {
-        let text = String::from_utf8_lossy(body);
-        let after = text.split_once("name=\"documentType\"")?.1;
-        after.split_once("\r\n\r\n")?.1.lines().next()?.trim().parse().ok()
-    }
-
-    async fn otr_document(
-        State(state): State<Shared<Otr>>,
-        headers: HeaderMap,
-        UrlPath(id): UrlPath<String>,
-        body: Bytes,
-    ) -> Response {
-        let mut otr = lock(&state);
-        otr.saw(&headers);
-        if !otr.authorized(&headers) {
-            return StatusCode::UNAUTHORIZED.into_response();
+            return unauthorized();
         }
         otr.document_posts += 1;
-        let Some(kind) = document_type(&body) else {
-            return json_response(StatusCode::BAD_REQUEST, json!({"message": "documentType required"}));
-        };
-        // Any PDF: the transport tests' made-up packets and the invoicing job's real ones.
-        if !String::from_utf8_lossy(&body).contains("%PDF-") {
-            return json_response(StatusCode::BAD_REQUEST, json!({"message": "file required"}));
+        let Some(parts) = multipart(&headers, &body) else { return otr.invalid() };
+        let mut names: Vec<&str> = parts.iter().map(|p| p.name.as_str()).collect();
+        names.sort_unstable();
+        if names != ["DocumentType", "InvoiceDocTypes", "SendEmail", "file", "invoiceid"] {
+            return otr.invalid();
         }
-        match otr.invoices.iter_mut().find(|i| i.id == id) {
+        let part = |name: &str| parts.iter().find(|p| p.name == name);
+        let text = |name: &str| part(name).map(|p| String::from_utf8_lossy(&p.bytes).into_owned()).unwrap_or_default();
+        let file = part("file").filter(|f| f.file_name.is_some() && f.bytes.starts_with(b"%PDF-"));
+        let doc_type = text("InvoiceDocTypes").parse::<u64>().ok().filter(|t| [1, 3, 4, 5, 6, 7].contains(t));
+        let invoice_id = text("invoiceid");
+        let (Some(file), Some(doc_type)) = (file, doc_type) else { return otr.invalid() };
+        if !["true", "false"].contains(&text("SendEmail").as_str())
+            || text("DocumentType") != "invoice-file-upload"
+            || invoice_id.is_empty()
+            || !invoice_id.chars().all(|c| c.is_ascii_digit())
+        {
+            return otr.invalid();
+        }
+        if otr.max_file_bytes.is_some_and(|max| file.bytes.len() > max) {
+            return (StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large").into_response();
+        }
+        let bytes = file.bytes.clone();
+        match otr.invoices.iter_mut().find(|i| i.id == invoice_id) {
             Some(invoice) => {
-                invoice.documents.push(kind);
-                json_response(StatusCode::CREATED, json!({"documentId": format!("doc-{id}-{kind}")}))
+                invoice.documents.push(doc_type);
+                invoice.files.push(bytes);
+                json_response(StatusCode::OK, json!({"message": "File uploaded"}))
             }
-            None => StatusCode::NOT_FOUND.into_response(),
+            None => json_response(StatusCode::NOT_FOUND, json!({"message": "Invoice not found"})),
         }
     }
 
@@ -800,8 +996,14 @@ pub fn sample_batch(provider: &str, dir: &std::path::Path) -> factord::providers
             truck: None,
             pickup: None,
             delivery: None,
+            pickup_city: None,
+            pickup_state: None,
+            delivery_city: None,
+            delivery_state: None,
             delivered_at: None,
             packet,
+            pod: None,
+            rate_confirmation: None,
         }
     };
     Batch {

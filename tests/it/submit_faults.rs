@@ -28,11 +28,11 @@ use factord::providers::batch::{Batch, BatchInvoice, BatchSeller, ProviderError}
 use factord::providers::find_provider;
 use factord::store::{BatchSummary, LoadDetail, NewCreditCheck, Store};
 use factord::submit::run_once;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::both_backends;
-use crate::fakes::api::{self as fake_api, Otr, OtrStall, lock, otr_server};
+use crate::fakes::api::{self as fake_api, Otr, OtrStall, lock, otr_server, pkey};
 use crate::fakes::ftp::{self as fake_ftp, Script, ScriptedServer, Stall, StallPoint, TestServer};
 use crate::harness::{Backend, TestEnv, loads_csv, wait_for};
 use crate::pdfs;
@@ -49,11 +49,13 @@ async fn queue_loads(env: &TestEnv, settings: &Settings, count: usize) {
     std::fs::create_dir_all(&dir).expect("mkdir");
     std::fs::write(dir.join("rc.pdf"), pdfs::rate_confirmation("F", 1)).expect("rc");
     std::fs::write(dir.join("pod.pdf"), pdfs::pod_with_jpeg("F", &pdfs::scanned_jpeg(120, 80, 3))).expect("pod");
+    // The lane too: OTR requires it.
     let rows: Vec<String> = (1..=count)
-        .map(|i| format!("S-{i:02},acme-east,BRK-1,Blue,123456,{i}00.00,,,pod.pdf,rc.pdf,PO-{i},,"))
+        .map(|i| format!("S-{i:02},acme-east,BRK-1,Blue,123456,{i}00.00,,,pod.pdf,rc.pdf,PO-{i},,,Dallas,TX,Tulsa,OK"))
         .collect();
     let refs: Vec<&str> = rows.iter().map(String::as_str).collect();
-    let file = env.write("loads.csv", &loads_csv(&refs));
+    let csv = loads_csv(&refs).replacen('\n', ",pickup_city,pickup_state,delivery_city,delivery_state\n", 1);
+    let file = env.write("loads.csv", &csv);
     import_load_file(&env.store, settings, &file, None).await.expect("import");
     let report = invoicing::run_once(&env.store, settings, None, &CancellationToken::new()).await.expect("invoice");
     assert_eq!(report.invoiced.len(), count, "{report:#?}");
@@ -243,18 +245,61 @@ both_backends!(an_otr_batch_goes_through_the_submit_job_and_each_invoice_is_crea
         detail(&env.store, "S-01").await
     );
     assert_invoiced_once(&env.store, 3, "acme-east-1").await;
-    for (load, id) in [("S-01", "otr-1"), ("S-02", "otr-2"), ("S-03", "otr-3")] {
-        assert_eq!(detail(&env.store, load).await.load.submission_reference.as_deref(), Some(id));
+    for (n, load) in load_numbers(3).iter().enumerate() {
+        let reference = detail(&env.store, load).await.load.submission_reference;
+        assert_eq!(reference, Some(pkey(n + 1)), "{load}: OTR's invoicePkey");
     }
     let otr = lock(&otr);
     let numbers: Vec<&str> = otr.invoices.iter().map(|i| i.number.as_str()).collect();
     assert_eq!(numbers, ["AE-1", "AE-2", "AE-3"], "each invoice created once");
-    assert!(otr.invoices.iter().all(|i| i.documents == [1, 3]), "each packet uploaded once per document type");
+    assert!(
+        otr.invoices.iter().all(|i| i.documents == [1, 3, 7]),
+        "the POD file as 1, the rate confirmation file as 3, the packet as 7"
+    );
+    for invoice in &otr.invoices {
+        assert!(invoice.files[0] == pdfs::pod_with_jpeg("F", &pdfs::scanned_jpeg(120, 80, 3)), "the POD file itself");
+        assert!(invoice.files[1] == pdfs::rate_confirmation("F", 1), "the rate confirmation file itself");
+        assert!(invoice.files[2] == packet(&env, &invoice.number), "the packet");
+    }
     assert_eq!(otr.invoice_posts, 3);
-    assert_eq!(otr.by_key.get("acme-east-1:AE-2").map(String::as_str), Some("otr-2"), "keyed by batch and invoice");
+    let lane = &otr.invoices[1].body;
+    assert_eq!(
+        (&lane["FromCity"], &lane["FromState"], &lane["ToCity"], &lane["ToState"], &lane["ClientDOT"]),
+        (&json!("Dallas"), &json!("TX"), &json!("Tulsa"), &json!("OK"), &json!(1_234_567)),
+        "the lane from the load export, the subsidiary's USDOT"
+    );
     // One login for the credit check at invoice time (OTR offers checks), one for the batch.
     assert_eq!((otr.logins, otr.without_subscription_key), (2, 0));
     assert_eq!(otr.broker_checks, ["mc:123456"], "the customer checked once, before queueing");
+});
+
+both_backends!(an_otr_load_without_its_lane_waits_with_the_reason_and_otr_sees_no_invoice, |env| {
+    let (url, otr) = otr_server(Otr::default()).await;
+    let (_, settings) = otr_config(&env, &url);
+    let dir = env.path("documents");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join("rc.pdf"), pdfs::rate_confirmation("F", 1)).expect("rc");
+    std::fs::write(dir.join("pod.pdf"), pdfs::pod_with_jpeg("F", &pdfs::scanned_jpeg(120, 80, 3))).expect("pod");
+    // S-01 has no delivery state; S-02 has its whole lane.
+    let csv = loads_csv(&[
+        "S-01,acme-east,BRK-1,Blue,123456,100.00,,,pod.pdf,rc.pdf,PO-1,,,Dallas,TX,Tulsa,",
+        "S-02,acme-east,BRK-1,Blue,123456,200.00,,,pod.pdf,rc.pdf,PO-2,,,Dallas,TX,Tulsa,OK",
+    ])
+    .replacen('\n', ",pickup_city,pickup_state,delivery_city,delivery_state\n", 1);
+    import_load_file(&env.store, &settings, &env.write("loads.csv", &csv), None).await.expect("import");
+    let invoiced = invoicing::run_once(&env.store, &settings, None, &CancellationToken::new()).await.expect("invoice");
+    assert_eq!(invoiced.invoiced.len(), 2, "{invoiced:#?}");
+
+    run_once(&env.store, &settings, None, false, "command").await.expect("submit");
+
+    let waiting = detail(&env.store, "S-01").await.load;
+    assert_eq!(waiting.status, LoadStatus::Queued);
+    let reason = waiting.waiting_reason.unwrap_or_default();
+    assert!(reason.contains("lane missing (pickup/delivery city and state)"), "{reason}");
+    assert_eq!(detail(&env.store, "S-02").await.load.status, LoadStatus::Invoiced);
+    let otr = lock(&otr);
+    assert_eq!((otr.invoice_posts, otr.bad_requests), (1, 0), "only S-02's invoice reached OTR");
+    assert_eq!(otr.invoices.iter().map(|i| i.number.as_str()).collect::<Vec<_>>(), ["AE-2"]);
 });
 
 // ---- Faults that leave the loads Queued, then recover -----------------------------------------
@@ -453,8 +498,14 @@ fn hand_made_batch(env: &TestEnv, provider: &'static factord::providers::Provide
                 truck: None,
                 pickup: None,
                 delivery: None,
+                pickup_city: Some("Dallas".into()),
+                pickup_state: Some("TX".into()),
+                delivery_city: Some("Tulsa".into()),
+                delivery_state: Some("OK".into()),
                 delivered_at: None,
                 packet,
+                pod: None,
+                rate_confirmation: None,
                 invoice_number: number,
             }
         })
@@ -656,8 +707,8 @@ async fn killed_after_the_last_rename_before_the_answer_the_batch_is_recorded_no
 }
 
 /// An OTR submission of three loads killed while OTR holds `POST invoices` for AE-2 at `point`,
-/// then run again: reconciliation settles the first batch from what OTR holds. Returns the
-/// fake's state and the second run's exit status.
+/// then run again: reconciliation resends the first batch, and OTR's 409 with the invoicePkey
+/// settles what it already holds. Returns the fake's state and the second run's exit status.
 async fn otr_killed_at(env: &TestEnv, point: OtrStall) -> (fake_api::Shared<Otr>, std::process::ExitStatus) {
     let (url, otr) = otr_server(Otr { stall: Some(("AE-2".into(), point)), ..Otr::default() }).await;
     let (config, settings) = otr_config(env, &url);
@@ -667,19 +718,19 @@ async fn otr_killed_at(env: &TestEnv, point: OtrStall) -> (fake_api::Shared<Otr>
     let (status, report) = submit_again(env, &config).await;
 
     assert_settled(env, &report, Settled::Recorded, 3).await;
-    for (load, id) in [("S-01", "otr-1"), ("S-02", "otr-2"), ("S-03", "otr-3")] {
-        assert_eq!(detail(&env.store, load).await.load.submission_reference.as_deref(), Some(id));
+    for (n, load) in load_numbers(3).iter().enumerate() {
+        assert_eq!(detail(&env.store, load).await.load.submission_reference, Some(pkey(n + 1)), "{load}");
     }
     {
         let otr = lock(&otr);
-        let numbers: Vec<(&str, &str)> = otr.invoices.iter().map(|i| (i.number.as_str(), i.id.as_str())).collect();
-        assert_eq!(numbers, [("AE-1", "otr-1"), ("AE-2", "otr-2"), ("AE-3", "otr-3")], "one effective submission each");
+        let numbers: Vec<(&str, String)> = otr.invoices.iter().map(|i| (i.number.as_str(), i.id.clone())).collect();
+        assert_eq!(numbers, [("AE-1", pkey(1)), ("AE-2", pkey(2)), ("AE-3", pkey(3))], "one effective submission each");
         for invoice in &otr.invoices {
-            assert_eq!(invoice.documents, [1, 3], "{}: the packet once per document type", invoice.number);
+            // A resend uploads the documents again: OTR's record does not say which it has.
+            for doc_type in [1, 3, 7] {
+                assert!(invoice.documents.contains(&doc_type), "{}: {:?}", invoice.number, invoice.documents);
+            }
         }
-        let mut keys: Vec<&str> = otr.by_key.keys().map(String::as_str).collect();
-        keys.sort_unstable();
-        assert_eq!(keys, ["acme-east-1:AE-1", "acme-east-1:AE-2", "acme-east-1:AE-3"], "the first batch's keys");
     }
     (otr, status)
 }
@@ -691,21 +742,25 @@ async fn killed_while_otr_holds_an_uncommitted_invoice_it_is_sent_again_with_its
     let (otr, status) = otr_killed_at(&env, OtrStall::BeforeCommit).await;
 
     assert!(status.success(), "{}", log(&env, "restarted"));
-    // AE-1 and the stalled AE-2 in the first run; after the restart AE-1 is found by number and
-    // AE-2 and AE-3 are posted.
-    assert_eq!(lock(&otr).invoice_posts, 4);
+    // AE-1 and the stalled AE-2 in the first run; after the restart all three are posted: AE-1
+    // is answered 409 with its invoicePkey, AE-2 and AE-3 are created.
+    assert_eq!(lock(&otr).invoice_posts, 5);
+    assert_eq!(lock(&otr).invoices[0].documents, [1, 3, 7, 1, 3, 7], "AE-1's documents again after the 409");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_after_otr_committed_before_the_answer_the_invoice_is_found_not_resent() {
+async fn killed_after_otr_committed_before_the_answer_the_resend_is_settled_by_otrs_409() {
     let env = TestEnv::new(Backend::Sqlite).await.expect("env");
 
     let (otr, status) = otr_killed_at(&env, OtrStall::AfterCommit).await;
 
     assert!(status.success(), "{}", log(&env, "restarted"));
-    // AE-1 and AE-2 (committed, unanswered) in the first run; after the restart AE-1 and AE-2 are
-    // found by number, AE-2's packet uploaded, and only AE-3 is posted.
-    assert_eq!(lock(&otr).invoice_posts, 3, "nothing resent");
+    // AE-1 and AE-2 (committed, unanswered) in the first run; after the restart all three are
+    // posted: AE-1 and AE-2 answered 409 with their invoicePkey (AE-2's documents uploaded then),
+    // only AE-3 created.
+    let otr = lock(&otr);
+    assert_eq!(otr.invoice_posts, 5);
+    assert_eq!(otr.invoices[1].documents, [1, 3, 7], "AE-2's documents, uploaded after the 409");
 }
 
 /// A hung API through the real job: with `factoring.api.timeout` short, the outcome is unknown,
@@ -761,8 +816,8 @@ async fn a_hung_api_leaves_the_loads_queued_with_the_reason_and_they_go_once_it_
     }
     held.abort();
 
-    // OTR answers again: the next run asks it about batch 1 first (by invoice number), finds
-    // nothing, and sends the invoices with the same idempotency keys.
+    // OTR answers again: the next run resends batch 1 first; OTR holds nothing and creates
+    // both.
     let (url, otr) = otr_server(Otr::default()).await;
     let (_, answering) = provider_config(&env, "config-answering", &api(&url));
     let report = run_once(&env.store, &answering, None, false, "command").await.expect("submit");
@@ -771,5 +826,6 @@ async fn a_hung_api_leaves_the_loads_queued_with_the_reason_and_they_go_once_it_
     assert_invoiced_once(&env.store, 2, "acme-east-1").await;
     let otr = lock(&otr);
     assert_eq!(otr.invoices.len(), 2);
-    assert_eq!(otr.by_key.get("acme-east-1:AE-1").map(String::as_str), Some("otr-1"), "the batch's own key");
+    let numbers: Vec<&str> = otr.invoices.iter().map(|i| i.number.as_str()).collect();
+    assert_eq!(numbers, ["AE-1", "AE-2"]);
 }

@@ -303,6 +303,28 @@ async fn find_schedule(transport: &ApiTransport<'_>, batch: &Batch) -> Result<Op
     Ok(reply.json().as_ref().and_then(|json| search_hit(json, &batch.id)).and_then(schedule_id))
 }
 
+/// For `factord providers test`: `GET schedules?externalId=<a batch id no batch has>`, the
+/// read-only search reconciliation uses; any answer but 401/403 shows the API key is taken.
+pub(super) async fn probe(transport: &ApiTransport<'_>) -> Result<String, ProviderError> {
+    let url = transport.url(&[SCHEDULES]);
+    let auth = transport.bearer_api_key()?;
+    let reply = transport
+        .execute("GET /schedules", &|| {
+            transport
+                .client
+                .get(url.clone())
+                .header(auth.0.clone(), auth.1.clone())
+                .query(&[(EXTERNAL_ID_QUERY, "factord-providers-test")])
+        })
+        .await
+        .map_err(|f| ProviderError::Transient(format!("Apex did not answer: {}", f.reason)))?;
+    check_auth(transport, &reply)?;
+    if reply.status.is_server_error() {
+        return Err(ProviderError::Transient(format!("Apex answered {}", transport.status_text(&reply))));
+    }
+    Ok(format!("API key taken; schedule search answered HTTP {}", reply.status.as_u16()))
+}
+
 /// `POST schedules/{id}/invoices/{number}/documents` with the packet. Apex holds the invoice
 /// already, so a failure here is `Rejected` (ops attach the packet): a `Transient` would put
 /// the invoice into a later batch and a second schedule.

@@ -7,8 +7,9 @@
 //! invoices. Each provider keeps its request/response mapping in its own file, so a partner's
 //! spec replaces one file:
 //!
-//! - [`otr`]: OTR Solutions, from its public API docs (DESIGN §4): token login, one invoice per
-//!   request, packet uploaded as documents; dedupes by invoice number (409).
+//! - [`otr`]: OTR Solutions, on its public contract (`providers/otr.md` of the design): token
+//!   login, one invoice per request, POD, rate confirmation and packet uploaded as documents;
+//!   dedupes by (ClientDOT, InvoiceNo) with 409 and the existing `invoicePkey`.
 //! - [`apex`]: Apex Capital: one schedule per batch, then the schedule number looked up.
 //! - [`saint_johns`], [`tafs`], [`trufunding`]: no public API; factord's own mapping of one
 //!   request per invoice, shared flow in [`per_invoice`].
@@ -18,9 +19,10 @@
 //! from its public docs) and Saint Johns (factord's own mapping, in its file).
 //!
 //! Reconciliation (rule 5): after a crash left a batch `sending`, [`ApiTransport::reconcile`]
-//! asks the factor what it holds (OTR, Apex) and resends only what it does not hold, with the
-//! same idempotency keys; where the factor cannot be asked, it resends with the same keys and
-//! relies on the factor deduplicating them. Nothing is submitted twice.
+//! asks the factor what it holds (Apex) and resends only what it does not hold, with the same
+//! idempotency keys; where the factor cannot be asked, it resends and relies on the factor
+//! deduplicating (OTR by invoice number and USDOT, the others by the keys). Nothing is
+//! submitted twice.
 
 mod apex;
 mod http;
@@ -55,8 +57,8 @@ const DEFAULT_RETRIES: u32 = 3;
 /// After this many invoices in a row got no answer, the rest of the batch is not attempted:
 /// a factor that hangs would otherwise hold a worker for invoices × attempts × timeout.
 const STOP_AFTER_FAILED_IN_A_ROW: usize = 3;
-/// Sent on every submission so that a resend is recognised (Stripe's convention, which OTR's
-/// API gateway and factord's own mappings follow).
+/// Sent on every submission of factord's own mappings (Apex, Saint Johns, TAFS, TruFunding) so
+/// that a resend is recognised (Stripe's convention). OTR dedupes by invoice number instead.
 const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
 /// Sends batches to one API factor for one subsidiary's [`ApiSettings`].
@@ -217,9 +219,9 @@ impl<'a> ApiTransport<'a> {
 
     /// Settles a batch left `sending` by a crash: the outcome of the first attempt is unknown.
     ///
-    /// - OTR: looks each invoice up by invoice number; found → `Accepted` with OTR's id (the
-    ///   packet uploaded if OTR shows none); not found → resent with the same idempotency key
-    ///   (OTR also refuses a known invoice number with 409, so this cannot duplicate).
+    /// - OTR: resends each invoice; OTR keys invoices by (ClientDOT, InvoiceNo) and answers one
+    ///   it holds with 409 and its `invoicePkey`, which counts as created (the documents are
+    ///   uploaded again). OTR documents no search by invoice number, so this is the lookup.
     /// - Apex: looks the schedule up by the batch id it was created with; found → its schedule
     ///   number and invoices; not found → resent with the same idempotency key.
     /// - Saint Johns, TAFS, TruFunding: no lookup in factord's mapping; resent with the same
@@ -238,6 +240,53 @@ impl<'a> ApiTransport<'a> {
         }?;
         log_receipt(&receipt);
         Ok(Some(receipt))
+    }
+
+    /// The factor's status of one invoice, by the reference it gave when it took the invoice
+    /// (OTR: `GET invoices/{invoicePkey}`, its `Status` as OTR wrote it, trimmed and scrubbed:
+    /// `Pending`, `Advance Paid`, `Paid`, …). `Ok(None)` when the factor does not know the
+    /// reference (404). Only providers with `status_api` in the catalogue answer.
+    ///
+    /// Errors: [`ProviderError::Transient`] when the factor did not answer (after the retries);
+    /// [`ProviderError::Auth`] when the credentials are refused; [`ProviderError::Rejected`] for
+    /// a provider without a status API or an answer without a status.
+    #[tracing::instrument(skip_all, fields(provider = self.provider.id, reference))]
+    pub async fn invoice_status(&self, reference: &str) -> Result<Option<String>, ProviderError> {
+        let status = match self.mapping {
+            Mapping::Otr => otr::invoice_status(self, reference).await,
+            _ => return Err(ProviderError::Rejected(format!("{} offers no invoice status API", self.provider.name))),
+        };
+        match status {
+            Ok(status) => Ok(status.map(|s| self.scrub(&s).trim().to_string())),
+            Err(Halt::Failed(failure)) => Err(ProviderError::Transient(failure.reason)),
+            Err(Halt::Batch(error)) => Err(error),
+        }
+    }
+
+    /// Proves the connection and credentials without sending or changing anything, for
+    /// `factord providers test`; returns what worked, in a few words.
+    ///
+    /// - OTR: a fresh login (`POST auth/token`), then `GET broker-check?brokerMc=<seller_mc>`
+    ///   (the subsidiary's own MC; read-only) when there is one.
+    /// - Apex: `GET schedules?externalId=…` for a batch id no batch has (read-only).
+    /// - Saint Johns, TAFS, TruFunding: `GET base_url` with the credentials; any answer but
+    ///   401/403 and 5xx counts.
+    ///
+    /// Errors carry the factor's own words, scrubbed: [`ProviderError::Auth`] when the
+    /// credentials are refused, [`ProviderError::Transient`] when the factor cannot be reached or
+    /// does not answer, [`ProviderError::Rejected`] for another refusal.
+    #[tracing::instrument(skip_all, fields(provider = self.provider.id))]
+    pub async fn probe(&self, seller_mc: Option<&str>) -> Result<String, ProviderError> {
+        let answer = match self.mapping {
+            Mapping::Otr => otr::probe(self, seller_mc).await,
+            Mapping::Apex => apex::probe(self).await.map_err(Halt::Batch),
+            Mapping::PerInvoice(mapping) => per_invoice::probe(self, mapping).await,
+        };
+        match answer {
+            Ok(text) => Ok(self.scrub(&text)),
+            Err(Halt::Failed(failure)) => Err(ProviderError::Transient(failure.reason)),
+            Err(Halt::Batch(error)) => Err(error),
+        }
     }
 
     /// Asks the factor about a customer's credit (the debtor).

@@ -1,204 +1,277 @@
-//! OTR Solutions, following its public Carrier TMS API as DESIGN §4 summarises it: token login
-//! with username and password, the APIM subscription key on every request, one `POST invoices`
-//! per invoice, the packet uploaded as documents, `GET invoices` to look an invoice up, and
-//! `GET broker-check` for a broker's credit (by MC number, then by DOT number).
+//! OTR Solutions, on its public Carrier TMS API (`docs/` of the design: `providers/otr.md`): the
+//! one factor that publishes its carrier-side contract. Every name OTR defines (path, header,
+//! query, form field, JSON field, document type, broker decision) is written once, in the
+//! mapping section below; OTR answers any other name with a bare `400 Invalid Request`.
 //!
-//! OTR's answers to `POST invoices`: 200/201 created (with its id); **409** it already holds
-//! that invoice number (the body may carry the existing id), which makes every resend safe;
-//! **204 with an empty body** the broker MC is unknown to OTR and nothing was created; **402**
-//! the broker is not approved. To `GET broker-check`: 200 with the broker's status (`APPROVED`,
-//! `CALL OFFICE`, `NOT APPROVED`, ...), **404 or 204** the broker is unknown by that number. The
-//! field names below are factord's reading of the docs: check
-//! them against OTR's reference when onboarding, and change only the mapping section.
+//! The flow of one invoice: the request is built (customer MC, subsidiary USDOT and the lane are
+//! required; an invoice without them is refused before any request), the documents are read,
+//! then `POST invoices` → `invoicePkey`, then one `POST documents/upload` per document: the POD
+//! as type 1 and the rate confirmation as type 3 from their own files, and the merged packet
+//! (invoice with the NOA) as type 7; where the load's separate file is not there, the packet
+//! stands in for it.
+//!
+//! Identity and resends: OTR keys an invoice by (ClientDOT, InvoiceNo) and answers a second
+//! `POST invoices` with **409**, carrying the existing `invoicePkey`. That makes every resend
+//! safe, and it is the only lookup OTR documents (it has no search by invoice number): a batch
+//! left `sending` by a crash is settled by sending it again. A 409 *without* an id may mean
+//! the same invoice or another one with the same PO number; factord cannot tell which, so that
+//! invoice is rejected for a person to check (see [`CONFLICT_WITHOUT_ID`]).
 
 use reqwest::multipart::{Form, Part};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
+use serde_json::value::RawValue;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::http::{self, Failure, FailureKind, Reply};
-use super::{ApiTransport, CreditAnswer, Halt, IDEMPOTENCY_KEY, Token, read_packet};
-use crate::domain::{CreditResult, Customer};
+use super::{ApiTransport, CreditAnswer, Halt, Token};
+use crate::domain::{CreditResult, Customer, Money};
 use crate::providers::batch::{Batch, BatchInvoice, BatchReceipt, InvoiceOutcome, ProviderError};
 
-// ---- The mapping ------------------------------------------------------------------------------
+// ---- The mapping: every OTR name, once ---------------------------------------------------------
 
-const TOKEN_PATH: &[&str] = &["auth", "token"];
-const INVOICES: &str = "invoices";
-const DOCUMENTS: &str = "documents";
+/// Header on every request.
 const SUBSCRIPTION_KEY_HEADER: &str = "Ocp-Apim-Subscription-Key";
-const INVOICE_NUMBER_QUERY: &str = "invoiceNumber";
-const BROKER_CHECK: &str = "broker-check";
-/// The broker-check queries, in the order they are tried.
-const BROKER_QUERIES: [(&str, &str); 2] = [("mcNumber", "MC"), ("dotNumber", "DOT")];
 
-/// OTR's document types: 1 = proof of delivery, 3 = rate confirmation.
-const DOCUMENT_POD: u64 = 1;
-const DOCUMENT_RATE_CONFIRMATION: u64 = 3;
-/// factord's packet is the invoice, the rate confirmation and the POD merged in one PDF
-/// (AutoMerge), so it holds both documents OTR checks for. It is uploaded once under each type,
-/// so that OTR's checklist finds a POD *and* a rate confirmation; the cost is one extra upload
-/// of the same file per invoice.
-const PACKET_AS: [u64; 2] = [DOCUMENT_POD, DOCUMENT_RATE_CONFIRMATION];
+/// `POST {base}/auth/token`, form `username`, `password`; answer `access_token`, `expires_in`.
+const LOGIN_PATH: &[&str] = &["auth", "token"];
+const LOGIN_USERNAME: &str = "username";
+const LOGIN_PASSWORD: &str = "password";
+const ACCESS_TOKEN: &str = "access_token";
+const EXPIRES_IN: &str = "expires_in";
 
-/// Token lifetimes are cut short by this much, so a token never expires mid-batch.
-const TOKEN_MARGIN: Duration = Duration::from_secs(60);
+/// `GET {base}/broker-check?brokerMc=<mc>` (or `brokerDot=<dot>` when there is no MC or OTR
+/// does not know it); the decision is the answer's `message`.
+const BROKER_CHECK_PATH: &[&str] = &["broker-check"];
+const BROKER_MC_QUERY: &str = "brokerMc";
+const BROKER_DOT_QUERY: &str = "brokerDot";
+const BROKER_DECISION: &str = "message";
+const BROKER_APPROVED: &str = "APPROVED";
+const BROKER_CALL_OFFICE: &str = "CALL OFFICE";
+const BROKER_NOT_APPROVED: &str = "NOT APPROVED";
 
+/// `POST {base}/invoices` ([`InvoiceRequest`]); `GET {base}/invoices/{invoicePkey}`.
+const INVOICES_PATH: &str = "invoices";
+/// OTR's id of an invoice, in the create and duplicate answers.
+const INVOICE_PKEY: &str = "invoicePkey";
+/// The invoice's status in `GET invoices/{invoicePkey}` (`Pending`, `Advance Paid`, `Paid`, …).
+const INVOICE_STATUS: &str = "Status";
+
+/// `POST {base}/documents/upload`, `multipart/form-data`.
+const UPLOAD_PATH: &[&str] = &["documents", "upload"];
+const UPLOAD_FILE: &str = "file";
+const UPLOAD_INVOICE_ID: &str = "invoiceid";
+const UPLOAD_DOC_TYPE: &str = "InvoiceDocTypes";
+const UPLOAD_SEND_EMAIL: &str = "SendEmail";
+const UPLOAD_SEND_EMAIL_VALUE: &str = "false";
+const UPLOAD_DOCUMENT_TYPE: &str = "DocumentType";
+const UPLOAD_DOCUMENT_TYPE_VALUE: &str = "invoice-file-upload";
+/// `InvoiceDocTypes` values factord sends (OTR also has 4 NOA, 5 letter of release, 6 carrier
+/// packet).
+const DOC_POD: u8 = 1;
+const DOC_RATE_CONFIRMATION: u8 = 3;
+const DOC_OTHER: u8 = 7;
+
+/// The body of `POST invoices`, exactly OTR's names. `TermPkey`, `Weight`, `Miles` and `Notes`
+/// are optional and factord does not know them, so they are never sent.
 #[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
 struct InvoiceRequest<'a> {
-    invoice_number: &'a str,
-    /// Dollars; an f64 prints cents exactly (shortest round-trip form) for any real amount.
-    invoice_amount: f64,
+    #[serde(rename = "InvoiceNo")]
+    invoice_no: &'a str,
+    /// Digits only, as a number: `MC-012345` → `12345`.
+    #[serde(rename = "BrokerMC")]
+    broker_mc: u64,
+    /// The subsidiary's USDOT, as a number.
+    #[serde(rename = "ClientDOT")]
+    client_dot: u64,
+    /// Dollars with cents as a JSON number, written from the integer cents as decimal text
+    /// (`245050` → `2450.50`), so no float ever holds the amount.
+    #[serde(rename = "InvoiceAmount")]
+    invoice_amount: Box<RawValue>,
     /// `YYYY-MM-DD`.
+    #[serde(rename = "InvoiceDate")]
     invoice_date: &'a str,
-    load_number: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "PoNumber", skip_serializing_if = "Option::is_none")]
     po_number: Option<&'a str>,
-    broker_mc: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    broker_dot: Option<&'a str>,
-    /// The subsidiary's USDOT: how OTR knows which of its clients submits.
-    carrier_usdot: &'a str,
-}
-
-/// OTR needs the subsidiary's USDOT and the customer's MC (DESIGN §4).
-fn invoice_request<'a>(batch: &'a Batch, invoice: &'a BatchInvoice) -> Result<InvoiceRequest<'a>, String> {
-    let broker_mc =
-        invoice.customer_mc.as_deref().map(str::trim).filter(|mc| !mc.is_empty()).ok_or_else(|| {
-            format!("OTR requires the customer's MC number; customer {} has none", invoice.customer_id)
-        })?;
-    Ok(InvoiceRequest {
-        invoice_number: &invoice.invoice_number,
-        invoice_amount: invoice.amount.cents() as f64 / 100.0,
-        invoice_date: &invoice.invoice_date,
-        load_number: &invoice.load_number,
-        po_number: invoice.po_number.as_deref(),
-        broker_mc,
-        broker_dot: invoice.customer_dot.as_deref(),
-        carrier_usdot: batch.seller.usdot.as_deref().unwrap_or_default(),
-    })
-}
-
-fn seller_usdot(batch: &Batch) -> Result<(), ProviderError> {
-    match batch.seller.usdot.as_deref().map(str::trim) {
-        Some(usdot) if !usdot.is_empty() => Ok(()),
-        _ => Err(ProviderError::Rejected(format!(
-            "OTR requires the subsidiary's USDOT number; subsidiary {} has none (subsidiary.usdot)",
-            batch.seller.id
-        ))),
-    }
-}
-
-/// The login form (OAuth 2 password grant, as OTR's API gateway takes it).
-fn login_form<'f>(username: &'f str, password: &'f SecretString) -> [(&'static str, &'f str); 3] {
-    [("grant_type", "password"), ("username", username), ("password", password.expose_secret())]
-}
-
-/// The token and its lifetime in seconds from the login answer.
-fn token_from(json: &serde_json::Value) -> Option<(String, Option<u64>)> {
-    let token = ["access_token", "accessToken", "token"].iter().find_map(|k| json.get(*k)?.as_str())?;
-    let lifetime = ["expires_in", "expiresIn"].iter().find_map(|k| json.get(*k)?.as_u64());
-    (!token.is_empty()).then(|| (token.to_string(), lifetime))
-}
-
-/// OTR's id of an invoice, from a created/duplicate answer or an invoice record.
-fn invoice_id(json: &serde_json::Value) -> Option<String> {
-    http::field_id(json, &["id", "invoiceId", "existingInvoiceId"])
-}
-
-/// The document types an invoice record shows, `None` when the record does not say.
-fn document_types(json: &serde_json::Value) -> Option<Vec<u64>> {
-    let documents = json.get("documents")?.as_array()?;
-    Some(
-        documents
-            .iter()
-            .filter_map(|d| ["documentType", "type", "documentTypeId"].iter().find_map(|k| d.get(*k)?.as_u64()))
-            .collect(),
-    )
-}
-
-/// The record for `invoice_number` in a search answer: an array, an object wrapping one
-/// (`invoices`, `items`, `data`, `results`), or the record itself.
-fn search_hit<'j>(json: &'j serde_json::Value, invoice_number: &str) -> Option<&'j serde_json::Value> {
-    let records = match json {
-        serde_json::Value::Array(items) => items,
-        serde_json::Value::Object(map) => {
-            match ["invoices", "items", "data", "results"].iter().find_map(|k| map.get(*k)) {
-                Some(serde_json::Value::Array(items)) => items,
-                _ => return Some(json).filter(|j| record_number(j) == Some(invoice_number)),
-            }
-        }
-        _ => return None,
-    };
-    records.iter().find(|r| record_number(r) == Some(invoice_number))
-}
-
-fn record_number(record: &serde_json::Value) -> Option<&str> {
-    record.get("invoiceNumber")?.as_str()
-}
-
-/// OTR's decision about a broker from a `broker-check` answer, with OTR's own words: the
-/// status (`APPROVED`, `CALL OFFICE`, `NOT APPROVED`), then its message when it adds one.
-/// Anything that is neither an approval nor a refusal is `Unknown`. `None` when the answer
-/// carries no status at all.
-fn broker_decision(json: &serde_json::Value) -> Option<CreditAnswer> {
-    let record = match json {
-        serde_json::Value::Array(items) => items.first()?,
-        other => other,
-    };
-    let status = ["status", "creditStatus", "brokerStatus", "result", "decision"]
-        .iter()
-        .find_map(|k| record.get(*k)?.as_str())
-        .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
-        .filter(|s| !s.is_empty())?;
-    let message = ["message", "note", "comments"]
-        .iter()
-        .find_map(|k| http::server_message(record.get(*k)?.as_str()?.as_bytes()))
-        .filter(|m| !m.eq_ignore_ascii_case(&status));
-    let normalized = status.to_ascii_uppercase().replace(['_', '-'], " ");
-    let result = match normalized.as_str() {
-        "APPROVED" | "APPROVE" | "YES" => CreditResult::Approved,
-        "NOT APPROVED" | "DECLINED" | "DENIED" | "NO BUY" | "NO" => CreditResult::Declined,
-        _ => CreditResult::Unknown,
-    };
-    let text = match message {
-        Some(message) => format!("{status}: {message}"),
-        None => status,
-    };
-    Some(CreditAnswer { result, text })
+    #[serde(rename = "FromCity")]
+    from_city: &'a str,
+    /// Two letters, upper case.
+    #[serde(rename = "FromState")]
+    from_state: String,
+    #[serde(rename = "ToCity")]
+    to_city: &'a str,
+    #[serde(rename = "ToState")]
+    to_state: String,
 }
 
 // ---- End of the mapping -----------------------------------------------------------------------
 
-/// An invoice OTR already holds.
-struct Existing {
-    id: String,
-    /// Document types it shows; `None` when not known yet.
-    documents: Option<Vec<u64>>,
+/// Token lifetimes are cut short by this much, so a token never expires mid-batch.
+const TOKEN_MARGIN: Duration = Duration::from_secs(60);
+
+/// Why a 409 without an `invoicePkey` is a rejection and not an acceptance: OTR answers 409 for
+/// a duplicate invoice number *or a duplicate PO number*, so without the id factord cannot tell
+/// whether OTR holds this invoice or another one, and it could not upload the documents anyway.
+/// Accepting would mark the load sent with nothing to follow it by; rejecting puts it in front
+/// of a person, who checks OTR's portal.
+const CONFLICT_WITHOUT_ID: &str = "OTR answered 409 (it already holds this invoice number or PO number) without the \
+                                   invoice's invoicePkey; check the invoice in OTR's portal and attach the POD and \
+                                   rate confirmation there";
+
+/// `ClientDOT`: the subsidiary's USDOT as a number, or why there is none.
+fn client_dot(batch: &Batch) -> Result<u64, String> {
+    let usdot = batch.seller.usdot.as_deref().unwrap_or_default();
+    number(usdot).ok_or_else(|| {
+        format!("OTR requires the subsidiary's USDOT number (ClientDOT); subsidiary {} has none", batch.seller.id)
+    })
 }
 
+/// The digits of an MC or DOT number as a number (`MC-012345` → `12345`); `None` without digits.
+fn number(text: &str) -> Option<u64> {
+    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// Dollars and cents as a JSON number, from the integer cents.
+fn amount(money: Money) -> Result<Box<RawValue>, String> {
+    RawValue::from_string(money.to_string()).map_err(|e| format!("amount {money} is not a JSON number: {e}"))
+}
+
+/// A city, trimmed, or which lane field is missing.
+fn city<'a>(value: &'a Option<String>, field: &str) -> Result<&'a str, String> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty()).ok_or_else(|| format!("{field} missing"))
+}
+
+/// A two-letter state, upper case, or why it is not one.
+fn state(value: &Option<String>, field: &str) -> Result<String, String> {
+    let text = value.as_deref().map(str::trim).unwrap_or_default();
+    if text.is_empty() {
+        return Err(format!("{field} missing"));
+    }
+    if text.len() == 2 && text.chars().all(|c| c.is_ascii_alphabetic()) {
+        Ok(text.to_ascii_uppercase())
+    } else {
+        Err(format!("{field} `{text}` is not a two-letter state"))
+    }
+}
+
+/// The `POST invoices` body, or why OTR cannot take this invoice (said without a request).
+fn invoice_request<'a>(batch: &Batch, invoice: &'a BatchInvoice) -> Result<InvoiceRequest<'a>, String> {
+    let client_dot = client_dot(batch)?;
+    let broker_mc = invoice.customer_mc.as_deref().and_then(number).ok_or_else(|| {
+        format!("OTR requires the customer's MC number (BrokerMC); customer {} has none", invoice.customer_id)
+    })?;
+    let lane = (
+        city(&invoice.pickup_city, "pickup_city"),
+        state(&invoice.pickup_state, "pickup_state"),
+        city(&invoice.delivery_city, "delivery_city"),
+        state(&invoice.delivery_state, "delivery_state"),
+    );
+    let (from_city, from_state, to_city, to_state) = match lane {
+        (Ok(a), Ok(b), Ok(c), Ok(d)) => (a, b, c, d),
+        (a, b, c, d) => {
+            let problems: Vec<String> = [a.err(), b.err(), c.err(), d.err()].into_iter().flatten().collect();
+            return Err(format!("OTR requires the lane: {} (load {})", problems.join(", "), invoice.load_number));
+        }
+    };
+    Ok(InvoiceRequest {
+        invoice_no: &invoice.invoice_number,
+        broker_mc,
+        client_dot,
+        invoice_amount: amount(invoice.amount)?,
+        invoice_date: &invoice.invoice_date,
+        po_number: invoice.po_number.as_deref().map(str::trim).filter(|p| !p.is_empty()),
+        from_city,
+        from_state,
+        to_city,
+        to_state,
+    })
+}
+
+/// OTR's decision from a `broker-check` answer: its `message` matched after trimming and
+/// upper-casing; anything else is `Unknown`, kept in OTR's words. `None` without a message.
+fn broker_decision(json: &serde_json::Value) -> Option<CreditAnswer> {
+    let words = json.get(BROKER_DECISION)?.as_str()?.split_whitespace().collect::<Vec<_>>().join(" ");
+    if words.is_empty() {
+        return None;
+    }
+    let result = match words.to_ascii_uppercase().as_str() {
+        BROKER_APPROVED => CreditResult::Approved,
+        BROKER_NOT_APPROVED => CreditResult::Declined,
+        BROKER_CALL_OFFICE => CreditResult::Unknown,
+        _ => CreditResult::Unknown,
+    };
+    Some(CreditAnswer { result, text: words })
+}
+
+/// OTR's id of an invoice in a create or duplicate answer.
+fn invoice_pkey(reply: &Reply) -> Option<String> {
+    reply.json().as_ref().and_then(|json| http::field_id(json, &[INVOICE_PKEY]))
+}
+
+/// One document to upload: its OTR type, what it is (for reasons), and its bytes.
+struct Document {
+    doc_type: u8,
+    label: String,
+    bytes: Vec<u8>,
+}
+
+/// Reads what goes to OTR with an invoice, before anything is created there: the POD (type 1)
+/// and the rate confirmation (type 3) from their own files, the packet (type 7) for the invoice
+/// page and NOA. A separate file that is not there is replaced by the packet, which holds it
+/// merged; the packet is then not sent a second time as 7.
+async fn read_documents(invoice: &BatchInvoice) -> Result<Vec<Document>, String> {
+    let packet = read(&invoice.packet, "packet")
+        .await?
+        .ok_or_else(|| format!("packet {} unreadable: not found", invoice.packet.display()))?;
+    let packet_label = format!("packet {}", invoice.packet.display());
+    let mut documents = Vec::new();
+    let mut packet_sent = false;
+    for (doc_type, label, path) in
+        [(DOC_POD, "POD", &invoice.pod), (DOC_RATE_CONFIRMATION, "rate confirmation", &invoice.rate_confirmation)]
+    {
+        let own = match path {
+            Some(path) => read(path, label).await?.map(|bytes| (format!("{label} {}", path.display()), bytes)),
+            None => None,
+        };
+        match own {
+            Some((label, bytes)) => documents.push(Document { doc_type, label, bytes }),
+            None => {
+                packet_sent = true;
+                documents.push(Document { doc_type, label: packet_label.clone(), bytes: packet.clone() });
+            }
+        }
+    }
+    if !packet_sent {
+        documents.push(Document { doc_type: DOC_OTHER, label: packet_label, bytes: packet });
+    }
+    Ok(documents)
+}
+
+/// A file's bytes; `None` when it is not there, a reason when it cannot be read.
+async fn read(path: &Path, label: &str) -> Result<Option<Vec<u8>>, String> {
+    match tokio::fs::read(path).await {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("{label} {} unreadable: {e}", path.display())),
+    }
+}
+
+/// Every invoice of the batch, one `POST invoices` each, then its documents.
 pub(super) async fn send(transport: &ApiTransport<'_>, batch: &Batch) -> Result<BatchReceipt, ProviderError> {
-    seller_usdot(batch)?;
+    if let Err(reason) = client_dot(batch) {
+        return Err(ProviderError::Rejected(reason));
+    }
     transport.each_invoice(batch, |invoice| submit(transport, batch, invoice)).await
 }
 
-/// Looks every invoice up by number; submits (same idempotency key) only those OTR does not
-/// hold. A lookup that cannot tell also submits: OTR answers 409 for a number it holds, so a
-/// resend never creates a second invoice.
+/// A batch a crash left `sending` is sent again: OTR documents no search by invoice number, and
+/// its answer to an invoice it already holds (409 with the `invoicePkey`) is the lookup; the
+/// documents are then uploaded again, since OTR's invoice record does not say which it has (a
+/// second copy of a document is harmless; a missing POD stops funding).
 pub(super) async fn reconcile(transport: &ApiTransport<'_>, batch: &Batch) -> Result<BatchReceipt, ProviderError> {
-    seller_usdot(batch)?;
-    transport
-        .each_invoice(batch, |invoice| async move {
-            match look_up(transport, &invoice.invoice_number).await? {
-                Some(existing) => {
-                    tracing::info!(reference = %existing.id, "OTR already holds the invoice");
-                    finish_existing(transport, invoice, existing, None).await
-                }
-                None => submit(transport, batch, invoice).await,
-            }
-        })
-        .await
+    send(transport, batch).await
 }
 
 async fn submit(transport: &ApiTransport<'_>, batch: &Batch, invoice: &BatchInvoice) -> Result<InvoiceOutcome, Halt> {
@@ -207,120 +280,89 @@ async fn submit(transport: &ApiTransport<'_>, batch: &Batch, invoice: &BatchInvo
         Err(reason) => return Ok(InvoiceOutcome::Rejected { reason }),
     };
     // Read before anything is created, so OTR never gets an invoice factord cannot document.
-    let packet = match read_packet(invoice).await {
-        Ok(packet) => packet,
+    let documents = match read_documents(invoice).await {
+        Ok(documents) => documents,
         Err(reason) => return Ok(InvoiceOutcome::Rejected { reason }),
     };
-    let url = transport.url(&[INVOICES]);
+    let url = transport.url(&[INVOICES_PATH]);
     let reply = authorized(transport, "POST /invoices", &|token| {
-        transport
-            .client
-            .post(url.clone())
-            .bearer_auth(token)
-            .header(IDEMPOTENCY_KEY, invoice.idempotency_key.as_str())
-            .json(&request)
+        transport.client.post(url.clone()).bearer_auth(token).json(&request)
     })
     .await?;
-    match reply.status.as_u16() {
-        204 => Ok(InvoiceOutcome::Rejected { reason: format!("broker MC {} is unknown to OTR", request.broker_mc) }),
-        200..=299 => {
-            let id = match reply.json().as_ref().and_then(invoice_id) {
-                Some(id) => Some(id),
-                None => look_up(transport, &invoice.invoice_number).await?.map(|e| e.id),
-            };
-            match id {
-                Some(id) => upload_packet(transport, invoice, &id, &packet, &PACKET_AS).await,
-                None => Ok(InvoiceOutcome::Rejected {
-                    reason: "OTR took the invoice but gave no id and does not find it by number; \
-                             attach the packet by hand"
-                        .to_string(),
-                }),
-            }
+    let pkey = match reply.status.as_u16() {
+        // Checked before the other 2xx: a 204's body is empty and not read.
+        204 => {
+            return Ok(InvoiceOutcome::Rejected {
+                reason: format!("broker MC {} is unknown to OTR; nothing was created", request.broker_mc),
+            });
         }
-        409 => {
-            let existing = match reply.json().as_ref().and_then(invoice_id) {
-                Some(id) => Some(Existing { id, documents: None }),
-                None => look_up(transport, &invoice.invoice_number).await?,
-            };
-            match existing {
-                Some(existing) => {
-                    tracing::info!(reference = %existing.id, "OTR already holds the invoice (409)");
-                    finish_existing(transport, invoice, existing, Some(&packet)).await
-                }
-                // OTR says it holds the number; without its id there is nothing more to do.
-                None => Ok(InvoiceOutcome::Accepted { reference: None }),
-            }
-        }
-        402 => Ok(InvoiceOutcome::Rejected {
-            reason: match transport.server_message(&reply) {
-                Some(message) => format!("broker not approved by OTR: {message}"),
-                None => format!("broker MC {} is not approved by OTR", request.broker_mc),
-            },
-        }),
-        400..=499 => Ok(InvoiceOutcome::Rejected { reason: transport.status_text(&reply) }),
-        _ => Ok(InvoiceOutcome::Transient { reason: format!("unexpected answer: {}", transport.status_text(&reply)) }),
-    }
-}
-
-/// An invoice OTR holds is accepted once its packet is there: uploads the document types the
-/// record does not show (all of them when it does not say: a second copy of a document is
-/// harmless, a missing POD stops funding).
-async fn finish_existing(
-    transport: &ApiTransport<'_>,
-    invoice: &BatchInvoice,
-    existing: Existing,
-    packet: Option<&[u8]>,
-) -> Result<InvoiceOutcome, Halt> {
-    let documents = match existing.documents {
-        Some(documents) => Some(documents),
-        None => match fetch_invoice(transport, &existing.id).await {
-            Ok(record) => record.as_ref().and_then(document_types),
-            Err(Halt::Failed(_)) => None,
-            Err(halt) => return Err(halt),
-        },
-    };
-    let missing: Vec<u64> =
-        PACKET_AS.iter().copied().filter(|t| documents.as_ref().is_none_or(|present| !present.contains(t))).collect();
-    if missing.is_empty() {
-        return Ok(InvoiceOutcome::Accepted { reference: Some(existing.id) });
-    }
-    let read;
-    let packet = match packet {
-        Some(packet) => packet,
-        None => match read_packet(invoice).await {
-            Ok(bytes) => {
-                read = bytes;
-                &read
-            }
-            Err(reason) => {
+        200..=299 => match invoice_pkey(&reply) {
+            Some(pkey) => pkey,
+            None => {
                 return Ok(InvoiceOutcome::Rejected {
-                    reason: format!("OTR holds invoice {} without its packet, and {reason}", existing.id),
+                    reason: format!(
+                        "OTR took the invoice (HTTP {}) but its answer has no invoicePkey; attach the POD and rate \
+                         confirmation in OTR's portal",
+                        reply.status
+                    ),
                 });
             }
         },
+        409 => match invoice_pkey(&reply) {
+            Some(pkey) => {
+                tracing::info!(reference = %pkey, "OTR already holds the invoice (409); uploading its documents");
+                pkey
+            }
+            None => return Ok(InvoiceOutcome::Rejected { reason: CONFLICT_WITHOUT_ID.to_string() }),
+        },
+        402 => {
+            return Ok(InvoiceOutcome::Rejected {
+                reason: match transport.server_message(&reply) {
+                    Some(message) => format!("broker not approved by OTR: {message}"),
+                    None => format!("broker MC {} is not approved by OTR (HTTP 402)", request.broker_mc),
+                },
+            });
+        }
+        400 => {
+            return Ok(InvoiceOutcome::Rejected {
+                reason: format!("OTR refused the invoice as an invalid request: {}", transport.status_text(&reply)),
+            });
+        }
+        401..=499 => return Ok(InvoiceOutcome::Rejected { reason: transport.status_text(&reply) }),
+        _ => {
+            return Ok(InvoiceOutcome::Transient {
+                reason: format!("unexpected answer: {}", transport.status_text(&reply)),
+            });
+        }
     };
-    upload_packet(transport, invoice, &existing.id, packet, &missing).await
+    upload(transport, invoice, &pkey, &documents).await
 }
 
-/// Uploads the packet under each of `types`; the invoice is accepted once all are in.
-async fn upload_packet(
+/// Uploads each document to the invoice `pkey`; accepted once all are in. A failure after OTR
+/// created the invoice is `Transient` (the next attempt gets 409 with the id and uploads again)
+/// unless OTR refused the file itself.
+async fn upload(
     transport: &ApiTransport<'_>,
     invoice: &BatchInvoice,
-    id: &str,
-    packet: &[u8],
-    types: &[u64],
+    pkey: &str,
+    documents: &[Document],
 ) -> Result<InvoiceOutcome, Halt> {
-    let url = transport.url(&[INVOICES, id, DOCUMENTS]);
+    let url = transport.url(UPLOAD_PATH);
     let file_name = http::part_file_name(&invoice.invoice_number);
-    for &document_type in types {
-        let key = format!("{}:document:{document_type}", invoice.idempotency_key);
-        let label = format!("POST /invoices/{id}/documents");
-        let answer = authorized(transport, &label, &|token| {
-            let mut request =
-                transport.client.post(url.clone()).bearer_auth(token).header(IDEMPOTENCY_KEY, key.as_str());
-            if let Ok(file) = Part::bytes(packet.to_vec()).file_name(file_name.clone()).mime_str("application/pdf") {
-                request =
-                    request.multipart(Form::new().text("documentType", document_type.to_string()).part("file", file));
+    for document in documents {
+        let answer = authorized(transport, "POST /documents/upload", &|token| {
+            let mut request = transport.client.post(url.clone()).bearer_auth(token);
+            // `mime_str` only fails on a malformed literal; then OTR answers 400, said below.
+            if let Ok(file) =
+                Part::bytes(document.bytes.clone()).file_name(file_name.clone()).mime_str("application/pdf")
+            {
+                let form = Form::new()
+                    .part(UPLOAD_FILE, file)
+                    .text(UPLOAD_INVOICE_ID, pkey.to_string())
+                    .text(UPLOAD_DOC_TYPE, document.doc_type.to_string())
+                    .text(UPLOAD_SEND_EMAIL, UPLOAD_SEND_EMAIL_VALUE)
+                    .text(UPLOAD_DOCUMENT_TYPE, UPLOAD_DOCUMENT_TYPE_VALUE);
+                request = request.multipart(form);
             }
             request
         })
@@ -330,20 +372,32 @@ async fn upload_packet(
             Err(Halt::Failed(failure)) => {
                 return Ok(InvoiceOutcome::Transient {
                     reason: format!(
-                        "OTR holds invoice {id} but the packet upload failed ({}); the next attempt finds it and \
-                         uploads again",
-                        failure.reason
+                        "OTR holds invoice {pkey} but the upload of the {} failed ({}); the next attempt uploads it \
+                         again",
+                        document.label, failure.reason
                     ),
                 });
             }
             Err(halt) => return Err(halt),
         };
         match reply.status.as_u16() {
-            200..=299 | 409 => {}
+            200..=299 => {}
+            413 => {
+                return Ok(InvoiceOutcome::Rejected {
+                    reason: format!(
+                        "OTR holds invoice {pkey} but refused the {} as too large ({} bytes, HTTP 413); make the file \
+                         smaller, then retry the load",
+                        document.label,
+                        document.bytes.len()
+                    ),
+                });
+            }
             400..=499 => {
                 return Ok(InvoiceOutcome::Rejected {
                     reason: format!(
-                        "OTR holds invoice {id} but refused its packet as document type {document_type}: {}",
+                        "OTR holds invoice {pkey} but refused the {} as document type {}: {}",
+                        document.label,
+                        document.doc_type,
                         transport.status_text(&reply)
                     ),
                 });
@@ -351,55 +405,25 @@ async fn upload_packet(
             _ => {
                 return Ok(InvoiceOutcome::Transient {
                     reason: format!(
-                        "OTR holds invoice {id} but the packet upload got {}; the next attempt uploads again",
+                        "OTR holds invoice {pkey} but the upload of the {} got {}; the next attempt uploads it again",
+                        document.label,
                         transport.status_text(&reply)
                     ),
                 });
             }
         }
     }
-    Ok(InvoiceOutcome::Accepted { reference: Some(id.to_string()) })
-}
-
-/// `GET invoices?invoiceNumber=`: the invoice OTR holds under this number, if any. An answer
-/// that says neither yes nor no counts as no: the resend that follows is safe (409).
-async fn look_up(transport: &ApiTransport<'_>, invoice_number: &str) -> Result<Option<Existing>, Halt> {
-    let url = transport.url(&[INVOICES]);
-    let reply = authorized(transport, "GET /invoices", &|token| {
-        transport.client.get(url.clone()).bearer_auth(token).query(&[(INVOICE_NUMBER_QUERY, invoice_number)])
-    })
-    .await?;
-    if !reply.status.is_success() || reply.status.as_u16() == 204 {
-        if reply.status.as_u16() != 404 && reply.status.as_u16() != 204 {
-            tracing::warn!(answer = %transport.status_text(&reply), "OTR invoice search did not answer; resending");
-        }
-        return Ok(None);
-    }
-    let Some(json) = reply.json() else { return Ok(None) };
-    Ok(search_hit(&json, invoice_number)
-        .and_then(|record| Some(Existing { id: invoice_id(record)?, documents: document_types(record) })))
-}
-
-/// `GET invoices/{id}`: the record, if OTR answers with one.
-async fn fetch_invoice(transport: &ApiTransport<'_>, id: &str) -> Result<Option<serde_json::Value>, Halt> {
-    let url = transport.url(&[INVOICES, id]);
-    let reply =
-        authorized(transport, "GET /invoices/{id}", &|token| transport.client.get(url.clone()).bearer_auth(token))
-            .await?;
-    Ok(if reply.status.is_success() { reply.json() } else { None })
+    Ok(InvoiceOutcome::Accepted { reference: Some(pkey.to_string()) })
 }
 
 /// `GET broker-check` by the customer's MC number, then by its DOT number when OTR does not
-/// know the MC (or there is none). A broker OTR knows by neither is `Unknown`.
+/// know the MC (404, or 204) or there is none. A broker OTR knows by neither is `Unknown`.
 pub(super) async fn check_broker(transport: &ApiTransport<'_>, customer: &Customer) -> Result<CreditAnswer, Halt> {
-    let url = transport.url(&[BROKER_CHECK]);
     let mut tried = Vec::new();
-    for ((query, label), number) in BROKER_QUERIES.into_iter().zip([&customer.mc, &customer.dot]) {
-        let Some(number) = number.as_deref().map(str::trim).filter(|n| !n.is_empty()) else { continue };
-        let reply = authorized(transport, "GET /broker-check", &|token| {
-            transport.client.get(url.clone()).bearer_auth(token).query(&[(query, number)])
-        })
-        .await?;
+    let queries = [(BROKER_MC_QUERY, "MC", &customer.mc), (BROKER_DOT_QUERY, "DOT", &customer.dot)];
+    for (query, label, value) in queries {
+        let Some(number) = value.as_deref().and_then(number) else { continue };
+        let reply = broker_check(transport, query, number).await?;
         match reply.status.as_u16() {
             204 | 404 => tried.push(format!("{label} {number}")),
             200..=299 => {
@@ -407,7 +431,7 @@ pub(super) async fn check_broker(transport: &ApiTransport<'_>, customer: &Custom
                     Some(answer) => Ok(answer),
                     None => Err(Halt::Failed(Failure {
                         kind: FailureKind::Busy,
-                        reason: format!("GET /broker-check: HTTP {} without a broker status", reply.status),
+                        reason: format!("GET /broker-check: HTTP {} without a message", reply.status),
                     })),
                 };
             }
@@ -432,6 +456,67 @@ pub(super) async fn check_broker(transport: &ApiTransport<'_>, customer: &Custom
         ))));
     }
     Ok(CreditAnswer { result: CreditResult::Unknown, text: format!("broker unknown to OTR ({})", tried.join(", ")) })
+}
+
+async fn broker_check(transport: &ApiTransport<'_>, query: &str, number: u64) -> Result<Reply, Halt> {
+    let url = transport.url(BROKER_CHECK_PATH);
+    let number = number.to_string();
+    authorized(transport, "GET /broker-check", &|token| {
+        transport.client.get(url.clone()).bearer_auth(token).query(&[(query, number.as_str())])
+    })
+    .await
+}
+
+/// `GET invoices/{invoicePkey}`: OTR's `Status` of the invoice as OTR wrote it (trimmed);
+/// `None` when OTR does not know the id (404).
+pub(super) async fn invoice_status(transport: &ApiTransport<'_>, pkey: &str) -> Result<Option<String>, Halt> {
+    let url = transport.url(&[INVOICES_PATH, pkey]);
+    let reply = authorized(transport, "GET /invoices/{invoicePkey}", &|token| {
+        transport.client.get(url.clone()).bearer_auth(token)
+    })
+    .await?;
+    match reply.status.as_u16() {
+        404 => Ok(None),
+        200..=299 => {
+            let status =
+                reply.json().and_then(|json| json.get(INVOICE_STATUS)?.as_str().map(str::trim).map(String::from));
+            match status.filter(|s| !s.is_empty()) {
+                Some(status) => Ok(Some(status)),
+                None => Err(Halt::Batch(ProviderError::Rejected(format!(
+                    "OTR's record of invoice {pkey} has no {INVOICE_STATUS}"
+                )))),
+            }
+        }
+        400..=499 => Err(Halt::Batch(ProviderError::Rejected(format!(
+            "OTR refused the status request for invoice {pkey}: {}",
+            transport.status_text(&reply)
+        )))),
+        _ => Err(Halt::Failed(Failure {
+            kind: FailureKind::Busy,
+            reason: format!("GET /invoices/{pkey}: unexpected {}", transport.status_text(&reply)),
+        })),
+    }
+}
+
+/// Proves the credentials without changing anything: a fresh login (`POST auth/token`, which
+/// checks the username, the password and the subscription key), then, when the subsidiary has
+/// an MC number, `GET broker-check?brokerMc=<its own MC>`, a read-only question any answer of
+/// which (200, 204, 404) shows the token is taken.
+pub(super) async fn probe(transport: &ApiTransport<'_>, seller_mc: Option<&str>) -> Result<String, Halt> {
+    transport.store_token(None);
+    log_in(transport).await?;
+    let username = transport.settings.username.as_deref().unwrap_or_default();
+    let Some(mc) = seller_mc.and_then(number) else {
+        return Ok(format!("logged in as {username}; no MC number to ask broker-check with"));
+    };
+    let reply = broker_check(transport, BROKER_MC_QUERY, mc).await?;
+    match reply.status.as_u16() {
+        200..=299 | 404 => Ok(format!("logged in as {username}; broker-check answered HTTP {}", reply.status.as_u16())),
+        _ => Err(Halt::Batch(ProviderError::Rejected(format!(
+            "logged in as {username}, but broker-check answered {}",
+            transport.status_text(&reply)
+        )))),
+    }
 }
 
 /// One request with the bearer token and the subscription key. A 401 drops the token and
@@ -477,25 +562,28 @@ async fn log_in(transport: &ApiTransport<'_>) -> Result<SecretString, Halt> {
     };
     let subscription_key =
         transport.secret_header(SUBSCRIPTION_KEY_HEADER, transport.settings.subscription_key.as_ref())?;
-    let url = transport.url(TOKEN_PATH);
+    let url = transport.url(LOGIN_PATH);
     let reply = transport
         .execute("POST /auth/token", &|| {
             transport
                 .client
                 .post(url.clone())
                 .header(SUBSCRIPTION_KEY_HEADER, subscription_key.clone())
-                .form(&login_form(username, password))
+                .form(&[(LOGIN_USERNAME, username), (LOGIN_PASSWORD, password.expose_secret())])
         })
         .await?;
     match reply.status.as_u16() {
         200..=299 => {
-            let Some((value, lifetime)) = reply.json().as_ref().and_then(token_from) else {
+            let json = reply.json();
+            let token = json.as_ref().and_then(|j| j.get(ACCESS_TOKEN)?.as_str()).filter(|t| !t.is_empty());
+            let Some(value) = token else {
                 return Err(Halt::Batch(ProviderError::Auth(format!(
-                    "OTR login for user {username} answered {} without a token",
+                    "OTR login for user {username} answered {} without an {ACCESS_TOKEN}",
                     reply.status
                 ))));
             };
-            let value = SecretString::from(value);
+            let lifetime = json.as_ref().and_then(|j| j.get(EXPIRES_IN)?.as_u64());
+            let value = SecretString::from(value.to_string());
             let renew_at = lifetime.map(|s| Instant::now() + Duration::from_secs(s).saturating_sub(TOKEN_MARGIN));
             transport.store_token(Some(Token { value: value.clone(), renew_at }));
             tracing::debug!("logged in to OTR");
@@ -515,36 +603,95 @@ async fn log_in(transport: &ApiTransport<'_>) -> Result<SecretString, Halt> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::batch::BatchSeller;
     use serde_json::json;
+    use std::path::PathBuf;
 
-    #[test]
-    fn search_answers_in_any_usual_shape_find_the_number() {
-        let record = json!({"id": 77, "invoiceNumber": "AE-1", "documents": [{"documentType": 1}]});
-        for answer in [json!([record.clone()]), json!({"items": [record.clone()]}), record.clone()] {
-            let hit = search_hit(&answer, "AE-1").expect("found");
-            assert_eq!(invoice_id(hit).as_deref(), Some("77"));
-            assert_eq!(document_types(hit), Some(vec![1]));
+    fn batch(invoice: BatchInvoice) -> Batch {
+        Batch {
+            id: "b-1".into(),
+            number: 1,
+            date: "2026-11-20".into(),
+            seller: BatchSeller { id: "acme".into(), name: "ACME".into(), usdot: Some("1234567".into()), mc: None },
+            provider: crate::providers::find_provider("otr").expect("otr"),
+            invoices: vec![invoice],
         }
-        assert!(search_hit(&json!([]), "AE-1").is_none());
-        assert!(search_hit(&json!({"items": [record]}), "AE-2").is_none());
+    }
+
+    fn invoice() -> BatchInvoice {
+        BatchInvoice {
+            invoice_number: "AE-1".into(),
+            load_number: "L-1".into(),
+            idempotency_key: "b-1:AE-1".into(),
+            amount: Money::from_cents(245_050),
+            invoice_date: "2026-11-20".into(),
+            customer_id: "BRK-1".into(),
+            customer_name: "Blue".into(),
+            customer_mc: Some("MC-012345".into()),
+            customer_dot: None,
+            customer_factoring_id: None,
+            po_number: Some("PO-9".into()),
+            reference_number: None,
+            truck: None,
+            pickup: None,
+            delivery: None,
+            pickup_city: Some("Dallas".into()),
+            pickup_state: Some("tx".into()),
+            delivery_city: Some("Tulsa".into()),
+            delivery_state: Some("OK".into()),
+            delivered_at: None,
+            packet: PathBuf::from("/nonexistent/packet.pdf"),
+            pod: None,
+            rate_confirmation: None,
+        }
     }
 
     #[test]
-    fn broker_statuses_map_to_results_with_otrs_words() {
-        let decide = |json: serde_json::Value| broker_decision(&json).map(|a| (a.result, a.text));
-        assert_eq!(decide(json!({"status": "APPROVED"})), Some((CreditResult::Approved, "APPROVED".into())));
-        assert_eq!(decide(json!({"status": "CALL OFFICE"})), Some((CreditResult::Unknown, "CALL OFFICE".into())));
+    fn the_invoice_body_has_exactly_otrs_names_and_types() {
+        let invoice = invoice();
+        let batch = batch(invoice.clone());
+        let body = serde_json::to_string(&invoice_request(&batch, &invoice).expect("request")).expect("json");
         assert_eq!(
-            decide(json!([{"creditStatus": "NOT APPROVED", "message": "slow payer"}])),
-            Some((CreditResult::Declined, "NOT APPROVED: slow payer".into()))
+            body,
+            r#"{"InvoiceNo":"AE-1","BrokerMC":12345,"ClientDOT":1234567,"InvoiceAmount":2450.50,"InvoiceDate":"2026-11-20","PoNumber":"PO-9","FromCity":"Dallas","FromState":"TX","ToCity":"Tulsa","ToState":"OK"}"#
         );
-        assert_eq!(decide(json!({"message": "nothing"})), None);
+        let parsed: serde_json::Value = serde_json::from_str(&body).expect("valid JSON");
+        assert_eq!(parsed["InvoiceAmount"].as_f64(), Some(2450.5));
     }
 
     #[test]
-    fn tokens_are_read_from_the_usual_fields() {
-        assert_eq!(token_from(&json!({"access_token": "t", "expires_in": 3600})), Some(("t".into(), Some(3600))));
-        assert_eq!(token_from(&json!({"token": "t"})), Some(("t".into(), None)));
-        assert_eq!(token_from(&json!({"token": ""})), None);
+    fn a_missing_lane_mc_or_usdot_is_refused_naming_it() {
+        let mut no_lane = invoice();
+        no_lane.delivery_city = None;
+        no_lane.pickup_state = Some("Texas".into());
+        let reason = invoice_request(&batch(no_lane.clone()), &no_lane).err().expect("refused");
+        assert!(reason.contains("delivery_city missing") && reason.contains("pickup_state `Texas`"), "{reason}");
+        let mut no_mc = invoice();
+        no_mc.customer_mc = Some("MC-".into());
+        assert!(invoice_request(&batch(no_mc.clone()), &no_mc).err().expect("refused").contains("BrokerMC"));
+        let mut without_usdot = batch(invoice());
+        without_usdot.seller.usdot = None;
+        let invoice = invoice();
+        assert!(invoice_request(&without_usdot, &invoice).err().expect("refused").contains("ClientDOT"));
+    }
+
+    #[test]
+    fn broker_messages_map_to_results_with_otrs_words() {
+        let decide = |json: serde_json::Value| broker_decision(&json).map(|a| (a.result, a.text));
+        assert_eq!(decide(json!({"message": " approved "})), Some((CreditResult::Approved, "approved".into())));
+        assert_eq!(decide(json!({"message": "CALL OFFICE"})), Some((CreditResult::Unknown, "CALL OFFICE".into())));
+        assert_eq!(decide(json!({"message": "Not  Approved"})), Some((CreditResult::Declined, "Not Approved".into())));
+        assert_eq!(
+            decide(json!({"message": "APPROVED with limit"})),
+            Some((CreditResult::Unknown, "APPROVED with limit".into()))
+        );
+        assert_eq!(decide(json!({"status": "APPROVED"})), None);
+    }
+
+    #[test]
+    fn mc_numbers_keep_their_digits_only() {
+        assert_eq!(number("MC-012345"), Some(12345));
+        assert_eq!(number(" 123456 "), Some(123456));
+        assert_eq!(number("none"), None);
     }
 }

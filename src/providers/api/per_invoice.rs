@@ -98,6 +98,31 @@ fn outcome(transport: &ApiTransport<'_>, mapping: &Mapping, reply: &Reply) -> Re
     }
 }
 
+/// For `factord providers test`: `GET base_url` with the mapping's credentials. These factors
+/// publish no read endpoint, so any answer but 401/403 and 5xx counts as reaching them with
+/// credentials they did not refuse.
+pub(super) async fn probe(transport: &ApiTransport<'_>, mapping: &Mapping) -> Result<String, Halt> {
+    let mut headers = HeaderMap::new();
+    for (name, value) in (mapping.auth)(transport)? {
+        headers.insert(name, value);
+    }
+    let url = transport.url(&[]);
+    let reply = transport.execute("GET /", &|| transport.client.get(url.clone()).headers(headers.clone())).await?;
+    match reply.status.as_u16() {
+        401 | 403 => Err(Halt::Batch(ProviderError::Auth(format!(
+            "{} refused the credentials: {}",
+            transport.provider.name,
+            transport.status_text(&reply)
+        )))),
+        500..=599 => Err(Halt::Batch(ProviderError::Transient(format!(
+            "{} answered {}",
+            transport.provider.name,
+            transport.status_text(&reply)
+        )))),
+        status => Ok(format!("credentials not refused; GET {} answered HTTP {status}", transport.base.path())),
+    }
+}
+
 /// Money as the per-invoice mappings send it: a decimal string (`"2450.00"`), never a float.
 pub(super) fn amount(invoice: &BatchInvoice) -> String {
     invoice.amount.to_string()
