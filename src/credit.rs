@@ -470,6 +470,7 @@ mod tests {
             block_on_declined_credit: block_declined,
             block_on_unknown_credit: block_unknown,
             max_batch_size: 10,
+            status_sync: None,
             customer_ids: Default::default(),
             connection: Connection::None,
         }

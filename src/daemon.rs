@@ -385,6 +385,10 @@ fn start_schedules(settings: &Arc<Settings>, c: &Components, parent: &Cancellati
             let id = subsidiary.id.clone();
             tasks.spawn(fire_schedule(settings.clone(), store.clone(), id, c.metrics.clone(), token.clone()));
         }
+        let syncs = subsidiary.factoring.as_ref().is_some_and(|f| f.active && f.provider.status_api);
+        if syncs {
+            tasks.spawn(sync_statuses(settings.clone(), store.clone(), subsidiary.id.clone(), token.clone()));
+        }
     }
     if settings.subsidiaries.iter().any(|s| crate::credit::provider_with_checks(s).is_some()) {
         tasks.spawn(refresh_credit(settings.clone(), store.clone(), token.clone()));
@@ -581,6 +585,33 @@ pub async fn fire_once(
             Fired::Skipped
         }
     }
+}
+
+/// Status sync on the subsidiary's `factoring.status_sync` schedule (in its time zone), each fire
+/// recorded once in the store whichever daemon gets there first.
+async fn sync_statuses(settings: Arc<Settings>, store: Store, subsidiary_id: String, shutdown: CancellationToken) {
+    let Some(subsidiary) = settings.subsidiary(&subsidiary_id) else { return };
+    let Some(schedule) = subsidiary.factoring.as_ref().and_then(|f| f.status_sync.as_ref()) else { return };
+    let key = format!("{}{subsidiary_id}", crate::sync::FIRE_KEY_PREFIX);
+    let clock = crate::schedule::SystemClock;
+    let fire = |next: chrono::DateTime<chrono::Utc>| {
+        let (store, settings, key) = (&store, &settings, &key);
+        async move {
+            match store.record_fire(key, next).await {
+                Ok(true) => match crate::sync::sync_subsidiary(store, settings, subsidiary).await {
+                    Ok(done) => tracing::info!(
+                        subsidiary = %subsidiary.id, asked = done.asked, applied = done.applied,
+                        unchanged = done.unchanged, unrecognised = done.unrecognised, failed = done.failed,
+                        note = done.note.as_deref().unwrap_or(""), "status sync"
+                    ),
+                    Err(error) => tracing::error!(subsidiary = %subsidiary.id, %error, "status sync failed"),
+                },
+                Ok(false) => tracing::info!(fire = %next, "status sync fire already taken (another daemon)"),
+                Err(error) => tracing::error!(%error, "cannot record the status sync fire; it is skipped"),
+            }
+        }
+    };
+    crate::schedule::run_fires(schedule, subsidiary.timezone, chrono::Utc::now(), &clock, &shutdown, fire).await;
 }
 
 /// The credit refresh: at each fire of `credit.refresh_schedule` (in UTC), recorded once in the

@@ -13,6 +13,8 @@
 //! - [`schedule`]: when a cron schedule fires in a subsidiary's time zone, across DST changes.
 //! - [`submit`]: batches of Queued invoices to the factor: pre-flight, write-ahead, transports,
 //!   outcomes, reconciliation after a crash.
+//! - [`sync`]: status sync: asks API factors for the status of the invoices they hold and
+//!   applies the answers through the provider's status map.
 //! - [`credit`]: broker credit checks: at invoice time, the refresh job, the submission policy.
 //! - [`files`]: durable file writes (temp name, fsync, rename) and safe file names.
 //! - [`intake`]: load exports (CSV, JSON) → validated rows → the store; the inbox pickup
@@ -40,4 +42,5 @@ pub mod reports;
 pub mod schedule;
 pub mod store;
 pub mod submit;
+pub mod sync;
 pub mod telemetry;

@@ -73,6 +73,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Ask API factors for the status of every invoice they hold (Invoiced or Financed) and
+    /// apply the answers through the provider's status map; exit 1 if a lookup failed.
+    Sync {
+        /// Only this subsidiary.
+        #[arg(long)]
+        subsidiary: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -234,6 +243,7 @@ pub async fn execute(cli: Cli, shutdown: CancellationToken, reloads: Reloads) ->
         }
         Command::Invoice { subsidiary, json } => invoice(&settings, subsidiary.as_deref(), json, &shutdown).await,
         Command::Submit { subsidiary, dry_run, json } => submit(&settings, subsidiary.as_deref(), dry_run, json).await,
+        Command::Sync { subsidiary, json } => sync(&settings, subsidiary.as_deref(), json).await,
         Command::Loads(LoadsCommand::Retry { load }) => {
             let store = open_store(&settings).await?;
             if store.retry_rejected(&load).await? {
@@ -353,6 +363,25 @@ async fn submit(settings: &Settings, subsidiary: Option<&str>, dry_run: bool, js
         Ok(())
     } else {
         Err(CommandError::Failed(format!("{failed} batch(es) were not delivered (see above); they are retried")))
+    }
+}
+
+/// `factord sync [--subsidiary ID] [--json]`: status sync now. A failed lookup exits 1.
+async fn sync(settings: &Settings, subsidiary: Option<&str>, json: bool) -> Result<(), CommandError> {
+    if let Some(id) = subsidiary.filter(|id| settings.subsidiary(id).is_none()) {
+        return Err(CommandError::Usage(format!("subsidiary `{id}` is not configured")));
+    }
+    let store = open_store(settings).await?;
+    let report = crate::sync::run_once(&store, settings, subsidiary).await?;
+    if json {
+        print_json(&report)?;
+    } else {
+        print!("{}", output::sync_text(&report));
+    }
+    if report.any_failed() {
+        Err(CommandError::Failed("some invoices could not be asked about (see above); the next sync asks again".into()))
+    } else {
+        Ok(())
     }
 }
 

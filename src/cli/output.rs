@@ -816,3 +816,38 @@ impl CreditStatus {
         out
     }
 }
+
+/// `factord sync` for people: one line per subsidiary, then each answer that did something or
+/// needs a person.
+pub fn sync_text(report: &crate::sync::SyncReport) -> String {
+    let mut out = String::new();
+    if report.subsidiaries.is_empty() {
+        out.push_str("no subsidiary factors its invoices\n");
+    }
+    for s in &report.subsidiaries {
+        if s.supported {
+            let _ = writeln!(
+                out,
+                "{}  {}: asked {}, applied {}, unchanged {}, unrecognised {}, failed {}",
+                s.subsidiary, s.provider, s.asked, s.applied, s.unchanged, s.unrecognised, s.failed
+            );
+        } else {
+            let _ = writeln!(out, "{}  {}: not asked", s.subsidiary, s.provider);
+        }
+        if let Some(note) = &s.note {
+            let _ = writeln!(out, "  {note}");
+        }
+        for a in s.answers.iter().filter(|a| a.outcome != "unchanged") {
+            let words = a.factor_status.as_deref().map(|w| format!(" `{w}`")).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {:<12} {} ({}){words}: {}",
+                a.outcome,
+                a.load_number,
+                a.invoice_number.as_deref().unwrap_or("-"),
+                a.detail
+            );
+        }
+    }
+    out
+}

@@ -124,6 +124,8 @@ pub struct RawFactoring {
     #[serde(deserialize_with = "lenient::opt_bool")]
     pub active: Option<bool>,
     pub schedule: Option<String>,
+    /// Status sync's cron schedule (providers with a status API).
+    pub status_sync: Option<String>,
     #[serde(deserialize_with = "lenient::opt_bool")]
     pub block_on_declined_credit: Option<bool>,
     #[serde(deserialize_with = "lenient::opt_bool")]

@@ -292,6 +292,10 @@ pub struct Factoring {
     pub block_on_declined_credit: bool,
     pub block_on_unknown_credit: bool,
     pub max_batch_size: u32,
+    /// When status sync asks the factor about the invoices it holds (`factoring.status_sync`,
+    /// in the subsidiary's time zone; default nightly at 02:00). Used by providers with a status
+    /// API only; `None` only in settings that failed validation.
+    pub status_sync: Option<Schedule>,
     /// The factor's own id for each customer (TAFS), by TMS customer id.
     pub customer_ids: BTreeMap<String, String>,
     pub connection: Connection,
@@ -379,6 +383,9 @@ impl Default for ReportSettings {
         }
     }
 }
+
+/// Status sync's default schedule: nightly at 02:00 in the subsidiary's time zone.
+pub const DEFAULT_STATUS_SYNC: &str = "0 0 2 * * *";
 
 /// Report fields that per-provider aliases may name (DESIGN §8).
 const PURCHASE_FIELDS: &[&str] = &[
@@ -974,6 +981,21 @@ fn validate_factoring(
             None
         }
     };
+    let status_sync = parse_setting(
+        raw.status_sync.as_deref(),
+        DEFAULT_STATUS_SYNC,
+        Schedule::parse,
+        source,
+        &key("factoring.status_sync"),
+        issues,
+    );
+    if raw.status_sync.is_some() && !provider.status_api {
+        issues.push(
+            source,
+            key("factoring.status_sync"),
+            format!("{} has no invoice status API: remove this key (its reports are the source)", provider.name),
+        );
+    }
     let max_batch_size = raw.max_batch_size.unwrap_or(provider.max_batch_size);
     if max_batch_size == 0 || max_batch_size > provider.max_batch_size {
         issues.push(
@@ -1049,6 +1071,7 @@ fn validate_factoring(
         block_on_declined_credit: raw.block_on_declined_credit.unwrap_or(true),
         block_on_unknown_credit: raw.block_on_unknown_credit.unwrap_or(false),
         max_batch_size,
+        status_sync,
         customer_ids: raw.customer_ids.clone(),
         connection,
     })

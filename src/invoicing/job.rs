@@ -99,8 +99,8 @@ pub async fn run_once(
     shutdown: &CancellationToken,
 ) -> Result<PassReport, InvoiceError> {
     repair_packet_files(store, settings).await?;
-    let mut report = PassReport::default();
-    report.rebuilt = super::rebuild::rebuild_stale_packets(store, settings, subsidiary, shutdown).await?;
+    let rebuilt = super::rebuild::rebuild_stale_packets(store, settings, subsidiary, shutdown).await?;
+    let mut report = PassReport { rebuilt, ..PassReport::default() };
     let token = claim_token();
     let loads = store.claim_released_loads(subsidiary, &token, settings.invoicing.lease, LOADS_PER_PASS).await?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);

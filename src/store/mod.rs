@@ -236,6 +236,10 @@ mod credit;
 
 pub use credit::{CreditCandidate, CreditCheckRecord, NewCreditCheck};
 
+mod status_sync;
+
+pub use status_sync::{HeldInvoice, StatusChange};
+
 impl Store {
     /// Opens the database named by the settings. SQLite files (and their folder) are created
     /// on first use, with WAL, a busy timeout and foreign keys on.

@@ -375,7 +375,12 @@ async fn otr_409_with_the_id_is_accepted_and_the_documents_uploaded() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut otr = Otr::default();
     // Already at OTR (an earlier attempt whose answer was lost), without documents.
-    otr.invoices.push(OtrInvoice { id: "7077".into(), number: "AE-1".into(), client_dot: CLIENT_DOT, ..Default::default() });
+    otr.invoices.push(OtrInvoice {
+        id: "7077".into(),
+        number: "AE-1".into(),
+        client_dot: CLIENT_DOT,
+        ..Default::default()
+    });
     let (url, state) = otr_server(otr).await;
     let settings = settings(&url);
     let batch = batch("otr", dir.path(), &["AE-1"]);
@@ -392,7 +397,12 @@ async fn otr_409_with_the_id_is_accepted_and_the_documents_uploaded() {
 async fn otr_409_without_an_id_is_rejected_for_a_person() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut otr = Otr { conflict_without_id: true, ..Otr::default() };
-    otr.invoices.push(OtrInvoice { id: "7077".into(), number: "AE-1".into(), client_dot: CLIENT_DOT, ..Default::default() });
+    otr.invoices.push(OtrInvoice {
+        id: "7077".into(),
+        number: "AE-1".into(),
+        client_dot: CLIENT_DOT,
+        ..Default::default()
+    });
     let (url, state) = otr_server(otr).await;
     let settings = settings(&url);
     let batch = batch("otr", dir.path(), &["AE-1"]);
@@ -564,8 +574,18 @@ async fn otr_reconcile_sends_what_otr_does_not_hold() {
 #[tokio::test]
 async fn otr_invoice_status_is_otrs_word_for_a_known_pkey_and_none_for_an_unknown_one() {
     let mut otr = Otr::default();
-    otr.invoices.push(OtrInvoice { id: "1001".into(), number: "AE-1".into(), client_dot: CLIENT_DOT, ..Default::default() });
-    otr.invoices.push(OtrInvoice { id: "1002".into(), number: "AE-2".into(), client_dot: CLIENT_DOT, ..Default::default() });
+    otr.invoices.push(OtrInvoice {
+        id: "1001".into(),
+        number: "AE-1".into(),
+        client_dot: CLIENT_DOT,
+        ..Default::default()
+    });
+    otr.invoices.push(OtrInvoice {
+        id: "1002".into(),
+        number: "AE-2".into(),
+        client_dot: CLIENT_DOT,
+        ..Default::default()
+    });
     otr.statuses.insert("1002".into(), " Advance Paid ".into());
     let (url, state) = otr_server(otr).await;
     let settings = settings(&url);

@@ -28,3 +28,4 @@ mod sftp;
 mod store;
 mod submit;
 mod submit_faults;
+mod sync;

@@ -44,7 +44,7 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 /// Imports `count` loads for acme-east (S-01…, customer MC 123456) with their documents and
 /// invoices them under `settings`: all Queued, invoices AE-1… in load order.
-async fn queue_loads(env: &TestEnv, settings: &Settings, count: usize) {
+pub(crate) async fn queue_loads(env: &TestEnv, settings: &Settings, count: usize) {
     let dir = env.path("documents");
     std::fs::create_dir_all(&dir).expect("mkdir");
     std::fs::write(dir.join("rc.pdf"), pdfs::rate_confirmation("F", 1)).expect("rc");
@@ -70,13 +70,13 @@ fn invoice_numbers(count: usize) -> Vec<String> {
 }
 
 /// Writes `secrets/<name>` and returns its path.
-fn secret(env: &TestEnv, name: &str, value: &str) -> PathBuf {
+pub(crate) fn secret(env: &TestEnv, name: &str, value: &str) -> PathBuf {
     env.write(&format!("secrets/{name}"), &format!("{value}\n"))
 }
 
 /// Writes `<dir>/factord.toml`: the harness's config with acme-east's `[subsidiary.factoring]`
 /// body replaced by `factoring` (provider and connection table), and loads it.
-fn provider_config(env: &TestEnv, dir: &str, factoring: &str) -> (PathBuf, Settings) {
+pub(crate) fn provider_config(env: &TestEnv, dir: &str, factoring: &str) -> (PathBuf, Settings) {
     let shipped = "[subsidiary.factoring]\nprovider = \"capital_depot\"\nschedule = \"0 0 16 * * Mon-Fri\"\n";
     let text = std::fs::read_to_string(&env.config_path).expect("config");
     assert!(text.contains(shipped), "the harness config changed:\n{text}");
@@ -102,7 +102,7 @@ fn ftp_config(env: &TestEnv, port: u16) -> (PathBuf, Settings) {
 }
 
 /// OTR at `base_url`, credentials from files; acme-east has a USDOT in the harness config.
-fn otr_config(env: &TestEnv, base_url: &str) -> (PathBuf, Settings) {
+pub(crate) fn otr_config(env: &TestEnv, base_url: &str) -> (PathBuf, Settings) {
     let password = secret(env, "otr-password", fake_api::PASSWORD);
     let key = secret(env, "otr-subscription-key", fake_api::SUBSCRIPTION_KEY);
     let factoring = format!(
@@ -147,11 +147,11 @@ fn csv_invoices(csv: &[u8]) -> Vec<String> {
     invoices
 }
 
-fn packet(env: &TestEnv, invoice: &str) -> Vec<u8> {
+pub(crate) fn packet(env: &TestEnv, invoice: &str) -> Vec<u8> {
     std::fs::read(env.path(&format!("data/packets/acme-east/{invoice}.pdf"))).expect("packet")
 }
 
-async fn detail(store: &Store, load: &str) -> LoadDetail {
+pub(crate) async fn detail(store: &Store, load: &str) -> LoadDetail {
     store.load_detail(load).await.expect("detail").expect("load exists")
 }
 
