@@ -205,6 +205,26 @@ mod tests {
         assert!(otr.entries().contains(&("Funded", Purchased)));
     }
 
+    /// The README's table of shipped maps is the shipped tables, word for word.
+    #[test]
+    fn the_readme_lists_the_shipped_maps() {
+        let readme = include_str!("../../README.md");
+        let section = readme.split("## Factor statuses and status sync").nth(1).expect("the README has the section");
+        for (row, provider) in [("| `otr` |", "otr"), ("| every other provider |", "triumph")] {
+            let line = section.lines().find(|l| l.starts_with(row)).expect("the section has the row");
+            let cells: Vec<&str> = line.split('|').map(str::trim).filter(|c| !c.is_empty()).skip(1).collect();
+            assert_eq!(cells.len(), StatusOutcome::ALL.len(), "{line}");
+            for (cell, outcome) in cells.iter().zip(StatusOutcome::ALL) {
+                let mut documented: Vec<&str> = cell.split(", ").filter(|w| !w.is_empty()).collect();
+                let mut shipped: Vec<&str> =
+                    shipped(provider).1.iter().filter(|(_, o)| *o == outcome).map(|(w, _)| *w).collect();
+                documented.sort_unstable();
+                shipped.sort_unstable();
+                assert_eq!(documented, shipped, "{provider} {outcome}");
+            }
+        }
+    }
+
     #[test]
     fn outcome_names_round_trip() {
         for outcome in StatusOutcome::ALL {
