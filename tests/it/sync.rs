@@ -139,3 +139,57 @@ both_backends!(switching_from_capital_depot_to_otr_sends_queued_packets_with_otr
     let d = detail(&env.store, "S-01").await;
     assert_eq!((d.load.status, d.load.factor.as_deref()), (LoadStatus::Invoiced, Some("otr")));
 });
+
+/// Runs the factord binary with `config`; (exit code, stdout, stderr).
+fn factord(config: &Path, args: &[&str]) -> (i32, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_factord"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("factord runs");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (output.status.code().unwrap_or(-1), text(&output.stdout), text(&output.stderr))
+}
+
+both_backends!(the_sync_command_prints_each_answer_and_exits_1_when_a_lookup_failed, |env| {
+    let (url, otr) = otr_server(Otr::default()).await;
+    let (path, settings) = otr_config(&env, &url);
+    queue_loads(&env, &settings, 2).await;
+    run_once(&env.store, &settings, None, false, "command").await.expect("submit");
+    lock(&otr).statuses.insert(pkey(1), "Advance Paid".into());
+    lock(&otr).statuses.insert(pkey(2), "Waiting on broker approval".into());
+
+    let (code, stdout, stderr) = factord(&path, &["sync", "--json"]);
+    assert_eq!(code, 0, "an unrecognised word is not a failed lookup: {stdout}{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    let acme = &json["subsidiaries"][0];
+    for key in ["subsidiary", "provider", "supported", "note", "asked", "applied", "unchanged", "unrecognised", "failed"] {
+        assert!(acme.get(key).is_some(), "{key} in {acme:#}");
+    }
+    assert_eq!((acme["applied"].as_u64(), acme["unrecognised"].as_u64()), (Some(1), Some(1)), "{acme:#}");
+    let answer = &acme["answers"][1];
+    for key in ["load_number", "invoice_number", "factor_status", "outcome", "detail"] {
+        assert!(answer.get(key).is_some(), "{key} in {answer:#}");
+    }
+    assert_eq!((answer["factor_status"].as_str(), answer["outcome"].as_str()), (Some("Waiting on broker approval"), Some("unrecognised")));
+
+    let (code, stdout, _) = factord(&path, &["loads", "show", "S-01", "--json"]);
+    assert_eq!(code, 0);
+    let shown: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!((shown["status"].as_str(), shown["factor"].as_str()), (Some("Financed"), Some("otr")), "{shown:#}");
+    assert_eq!(shown["exceptions"].as_array().map(Vec::len), Some(0));
+    let (_, text, _) = factord(&path, &["loads", "show", "S-02"]);
+    assert!(text.contains("held by factor    OTR Solutions (otr)") && text.contains("unrecognised_status"), "{text}");
+
+    let gone = pkey(2);
+    lock(&otr).invoices.retain(|i| i.id != gone);
+    let (code, stdout, stderr) = factord(&path, &["sync"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.contains("acme-east  otr: asked 2, applied 0, unchanged 1, unrecognised 0, failed 1"), "{stdout}");
+    assert!(stdout.contains("failed       S-02 (AE-2): OTR Solutions does not know invoice reference"), "{stdout}");
+
+    let (code, _, stderr) = factord(&path, &["sync", "--subsidiary", "nope"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("`nope`"), "{stderr}");
+});
