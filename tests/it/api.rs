@@ -1,8 +1,9 @@
-//! API transports against HTTP servers on loopback that play the factor: OTR (token login,
-//! subscription key, 409/204/402, documents; the fake is [`crate::fakes::api`], shared with the
-//! submission fault tests), Apex (schedule + schedule number) and TAFS (factord's own
-//! mapping). Each server counts *effective* submissions: an invoice is created once per
-//! idempotency key and invoice number, whatever the client resends.
+//! API transports against HTTP servers on loopback that play the factor: OTR (its published
+//! contract: token login, subscription key, the exact invoice body, 409/204/402/413, documents by
+//! type, invoice status; the stand-in is [`crate::fakes::api`], shared with the submission fault
+//! tests), Apex (schedule + schedule number) and TAFS (factord's own mapping). Each server counts
+//! *effective* submissions: an invoice is created once (OTR: per USDOT and invoice number;
+//! the others: per idempotency key and invoice number), whatever the client resends.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -238,6 +239,9 @@ async fn otr_receives_exactly_the_documented_fields_and_types() {
     );
 }
 
+/// A change to a good invoice body that OTR must refuse.
+type BodyChange = fn(&mut Value);
+
 /// OTR's answer to names it does not take, checked on the stand-in itself: a camelCase name,
 /// an extra field, a number sent as text, a missing lane field.
 #[tokio::test]
@@ -259,7 +263,7 @@ async fn otr_stand_in_answers_any_other_body_with_a_bare_400() {
         "InvoiceNo": "AE-1", "BrokerMC": 123456, "ClientDOT": CLIENT_DOT, "InvoiceAmount": 10.5,
         "InvoiceDate": "2026-11-20", "FromCity": "Dallas", "FromState": "TX", "ToCity": "Tulsa", "ToState": "OK",
     });
-    let variants: [(&str, fn(&mut Value)); 4] = [
+    let variants: [(&str, BodyChange); 4] = [
         ("camelCase", |b| {
             let number = b.as_object_mut().expect("object").remove("InvoiceNo");
             b["invoiceNo"] = number.unwrap_or_default();
@@ -375,7 +379,12 @@ async fn otr_409_with_the_id_is_accepted_and_the_documents_uploaded() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut otr = Otr::default();
     // Already at OTR (an earlier attempt whose answer was lost), without documents.
-    otr.invoices.push(OtrInvoice { id: "7077".into(), number: "AE-1".into(), client_dot: CLIENT_DOT, ..Default::default() });
+    otr.invoices.push(OtrInvoice {
+        id: "7077".into(),
+        number: "AE-1".into(),
+        client_dot: CLIENT_DOT,
+        ..Default::default()
+    });
     let (url, state) = otr_server(otr).await;
     let settings = settings(&url);
     let batch = batch("otr", dir.path(), &["AE-1"]);
@@ -392,7 +401,12 @@ async fn otr_409_with_the_id_is_accepted_and_the_documents_uploaded() {
 async fn otr_409_without_an_id_is_rejected_for_a_person() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut otr = Otr { conflict_without_id: true, ..Otr::default() };
-    otr.invoices.push(OtrInvoice { id: "7077".into(), number: "AE-1".into(), client_dot: CLIENT_DOT, ..Default::default() });
+    otr.invoices.push(OtrInvoice {
+        id: "7077".into(),
+        number: "AE-1".into(),
+        client_dot: CLIENT_DOT,
+        ..Default::default()
+    });
     let (url, state) = otr_server(otr).await;
     let settings = settings(&url);
     let batch = batch("otr", dir.path(), &["AE-1"]);
@@ -564,8 +578,18 @@ async fn otr_reconcile_sends_what_otr_does_not_hold() {
 #[tokio::test]
 async fn otr_invoice_status_is_otrs_word_for_a_known_pkey_and_none_for_an_unknown_one() {
     let mut otr = Otr::default();
-    otr.invoices.push(OtrInvoice { id: "1001".into(), number: "AE-1".into(), client_dot: CLIENT_DOT, ..Default::default() });
-    otr.invoices.push(OtrInvoice { id: "1002".into(), number: "AE-2".into(), client_dot: CLIENT_DOT, ..Default::default() });
+    otr.invoices.push(OtrInvoice {
+        id: "1001".into(),
+        number: "AE-1".into(),
+        client_dot: CLIENT_DOT,
+        ..Default::default()
+    });
+    otr.invoices.push(OtrInvoice {
+        id: "1002".into(),
+        number: "AE-2".into(),
+        client_dot: CLIENT_DOT,
+        ..Default::default()
+    });
     otr.statuses.insert("1002".into(), " Advance Paid ".into());
     let (url, state) = otr_server(otr).await;
     let settings = settings(&url);

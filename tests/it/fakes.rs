@@ -1,8 +1,9 @@
 //! Fake factors on loopback, shared by the transport tests (`ftp`, `api`) and the submission
 //! fault tests (`submit_faults`): an FTP server (libunftp on a tempdir) and a scripted one that
-//! can misbehave or stall at a chosen step, and an HTTP server playing OTR that counts
-//! *effective* submissions (one invoice per idempotency key and invoice number, whatever the
-//! client resends) and can stall inside a request, before or after committing it.
+//! can misbehave or stall at a chosen step, and an HTTP server playing OTR from its published
+//! contract (anything else is a bare `400 Invalid Request`) that counts *effective* submissions
+//! (one invoice per USDOT and invoice number, whatever the client resends) and can stall inside
+//! a request, before or after committing it.
 
 pub mod ftp {
     use std::future::Future;
@@ -585,9 +586,7 @@ pub mod api {
 
         /// Subscription key and a valid bearer token.
         fn authorized(&mut self, headers: &HeaderMap) -> bool {
-            self.saw(headers)
-                && !self.refuse_tokens
-                && bearer(headers).is_some_and(|t| self.valid_tokens.contains(&t))
+            self.saw(headers) && !self.refuse_tokens && bearer(headers).is_some_and(|t| self.valid_tokens.contains(&t))
         }
 
         fn invalid(&mut self) -> Response {
@@ -761,9 +760,9 @@ pub mod api {
     /// each of its type, every required one present.
     fn valid_invoice(body: &Value) -> bool {
         let Some(map) = body.as_object() else { return false };
-        let known = map.iter().all(|(name, value)| {
-            INVOICE_FIELDS.iter().any(|(field, kind, _)| field == name && of_kind(value, *kind))
-        });
+        let known = map
+            .iter()
+            .all(|(name, value)| INVOICE_FIELDS.iter().any(|(field, kind, _)| field == name && of_kind(value, *kind)));
         known && INVOICE_FIELDS.iter().all(|(field, _, required)| !required || map.contains_key(*field))
     }
 
@@ -785,8 +784,7 @@ pub mod api {
             }
             let json_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
             let parsed: Option<Value> = serde_json::from_slice(&body).ok();
-            let Some(invoice) = parsed.filter(|v| json_type.starts_with("application/json") && valid_invoice(v))
-            else {
+            let Some(invoice) = parsed.filter(|v| json_type.starts_with("application/json") && valid_invoice(v)) else {
                 return otr.invalid();
             };
             let number = invoice["InvoiceNo"].as_str().unwrap_or_default().to_string();
@@ -808,8 +806,11 @@ pub mod api {
                         json!({"message": format!("Broker MC {mc} is not approved for factoring")}),
                     );
                 }
-                let existing =
-                    otr.invoices.iter().find(|i| i.number == number && i.client_dot == client_dot).map(|i| i.id.clone());
+                let existing = otr
+                    .invoices
+                    .iter()
+                    .find(|i| i.number == number && i.client_dot == client_dot)
+                    .map(|i| i.id.clone());
                 if let Some(id) = existing {
                     let body = if otr.conflict_without_id {
                         json!({"Message": "Duplicate invoice number or PO number"})
@@ -917,7 +918,11 @@ pub mod api {
             let bytes = body.get(head_end + 4..next.checked_sub(2)?)?.to_vec();
             let disposition = head.lines().find(|l| l.to_ascii_lowercase().starts_with("content-disposition:"))?;
             let param = |key: &str| {
-                disposition.split(';').map(str::trim).find_map(|p| p.strip_prefix(key)).map(|v| v.trim_matches('"').to_string())
+                disposition
+                    .split(';')
+                    .map(str::trim)
+                    .find_map(|p| p.strip_prefix(key))
+                    .map(|v| v.trim_matches('"').to_string())
             };
             parts.push(FormPart { name: param("name=")?, file_name: param("filename="), bytes });
             at = next + delimiter.len();
