@@ -203,7 +203,12 @@ async fn otr_receives_exactly_the_documented_fields_and_types() {
     assert_eq!(outcome(&receipt, "AE-1"), &accepted(&pkey(1)));
     let otr = lock(&state);
     let raw = &otr.invoice_bodies[0];
-    println!("POST {PREFIX}/invoices\n{raw}");
+    // The exchange as it went over the wire (`--nocapture` shows it).
+    println!("POST {PREFIX}/invoices HTTP/1.1");
+    for (name, value) in &otr.invoice_headers[0] {
+        println!("{name}: {value}");
+    }
+    println!("\n{raw}\n\nHTTP/1.1 201 Created\n{}", otr.invoice_answers[0]);
     assert!(raw.contains(r#""InvoiceAmount":2450.50"#), "dollars with cents, as a number: {raw}");
     let body: Value = serde_json::from_str(raw).expect("JSON");
     let mut keys: Vec<&str> = body.as_object().expect("an object").keys().map(String::as_str).collect();
