@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use factord::config::ApiSettings;
-use factord::domain::Money;
+use factord::domain::{CreditResult, Customer, Money};
 use factord::providers::api::ApiTransport;
 use factord::providers::batch::{Batch, BatchInvoice, BatchSeller, InvoiceOutcome, ProviderError};
 use factord::providers::find_provider;
@@ -26,8 +26,8 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use crate::fakes::api::{
-    API_KEY, Otr, OtrInvoice, PASSWORD, PREFIX, SUBSCRIPTION_KEY, Shared, USERNAME, bearer, json_response, lock,
-    otr_server, pkey, serve,
+    API_KEY, BrokerAnswer, Otr, OtrInvoice, PASSWORD, PREFIX, SUBSCRIPTION_KEY, Shared, USERNAME, bearer,
+    json_response, lock, otr_server, pkey, serve,
 };
 
 const SECRETS: [&str; 3] = [PASSWORD, SUBSCRIPTION_KEY, API_KEY];
@@ -578,6 +578,67 @@ async fn otr_reconcile_sends_what_otr_does_not_hold() {
     assert_eq!((otr.invoices[0].number.as_str(), otr.invoices[0].client_dot), ("AE-1", CLIENT_DOT));
 }
 
+// ---- OTR: broker-check ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn otr_broker_check_asks_by_broker_mc_then_broker_dot_and_reads_the_decision_in_message() {
+    let brokers = [
+        ("mc:100001", BrokerAnswer::message(" approved ")),
+        ("mc:100002", BrokerAnswer::message("CALL OFFICE")),
+        ("mc:100003", BrokerAnswer::message("Not Approved")),
+        ("mc:100004", BrokerAnswer::message("APPROVED - limit $5,000")),
+        ("mc:100005", BrokerAnswer::NoContent),
+        ("dot:200005", BrokerAnswer::message("NOT APPROVED")),
+        ("dot:200006", BrokerAnswer::message("APPROVED")),
+    ];
+    let otr = Otr { brokers: brokers.into_iter().map(|(k, v)| (k.to_string(), v)).collect(), ..Otr::default() };
+    let (url, state) = otr_server(otr).await;
+    let settings = settings(&url);
+    let transport = transport("otr", &settings);
+    let ask = |mc: Option<&str>, dot: Option<&str>| {
+        let customer = Customer {
+            id: "BRK".to_string(),
+            name: "Broker".to_string(),
+            mc: mc.map(str::to_string),
+            dot: dot.map(str::to_string),
+        };
+        let transport = &transport;
+        async move { transport.check_credit(&customer).await.map(|a| (a.result, a.text)) }
+    };
+
+    let answers = [
+        (ask(Some("MC-100001"), Some("200001")).await, (CreditResult::Approved, "approved")),
+        (ask(Some("100002"), None).await, (CreditResult::Unknown, "CALL OFFICE")),
+        (ask(Some("100003"), None).await, (CreditResult::Declined, "Not Approved")),
+        (ask(Some("100004"), None).await, (CreditResult::Unknown, "APPROVED - limit $5,000")),
+        (ask(Some("100005"), Some("200005")).await, (CreditResult::Declined, "NOT APPROVED")),
+        (ask(None, Some("200006")).await, (CreditResult::Approved, "APPROVED")),
+    ];
+    for (answer, (result, text)) in answers {
+        assert_eq!(answer.expect("answered"), (result, text.to_string()));
+    }
+    let unknown = ask(Some("100009"), Some("200009")).await.expect("answered");
+    assert_eq!(unknown, (CreditResult::Unknown, "broker unknown to OTR (MC 100009, DOT 200009)".to_string()));
+
+    let otr = lock(&state);
+    assert_eq!(
+        otr.broker_checks,
+        [
+            "mc:100001",
+            "mc:100002",
+            "mc:100003",
+            "mc:100004",
+            "mc:100005",
+            "dot:200005",
+            "dot:200006",
+            "mc:100009",
+            "dot:200009"
+        ],
+        "MC first, DOT only when OTR does not know the MC or there is none"
+    );
+    assert_eq!(otr.bad_requests, 0);
+}
+
 // ---- OTR: invoice status and the probe ----------------------------------------------------------
 
 #[tokio::test]
@@ -803,6 +864,22 @@ async fn apex_reconcile_finds_the_schedule_instead_of_resending() {
     let apex = lock(&state);
     assert_eq!(apex.schedule_posts, 1, "found by externalId, not resent");
     assert_eq!(apex.documents, vec!["AE-1".to_string()], "Apex shows the packet; not uploaded again");
+}
+
+#[tokio::test]
+async fn apex_probe_searches_schedules_and_a_wrong_key_is_auth() {
+    let state = Arc::new(Mutex::new(Apex::default()));
+    let url = serve(apex_routes(state.clone())).await;
+    let settings = settings(&url);
+
+    let text = transport("apex", &settings).probe(None).await.expect("probe");
+
+    assert_eq!(text, "API key taken; schedule search answered HTTP 200");
+    assert_eq!(lock(&state).schedule_posts, 0, "nothing sent");
+    let mut wrong = self::settings(&url);
+    wrong.api_key = Some(SecretString::from("not-the-key"));
+    let error = transport("apex", &wrong).probe(None).await.expect_err("refused");
+    assert!(matches!(error, ProviderError::Auth(_)), "{error:?}");
 }
 
 // ---- TAFS (factord's own mapping) -------------------------------------------------------------
