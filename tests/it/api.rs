@@ -690,7 +690,7 @@ async fn otr_probe_logs_in_and_asks_broker_check_with_the_subsidiarys_mc() {
 
     let text = transport("otr", &settings).probe(Some("MC-765432")).await.expect("probe");
 
-    assert_eq!(text, "logged in as acme; broker-check answered HTTP 404");
+    assert_eq!(text, "logged in as acme; GET /broker-check answered HTTP 404");
     let otr = lock(&state);
     assert_eq!((otr.logins, otr.broker_checks.as_slice()), (1, ["mc:765432".to_string()].as_slice()));
     assert_eq!((otr.invoice_posts, otr.document_posts), (0, 0), "nothing sent");
