@@ -1,8 +1,9 @@
-//! API transports against HTTP servers on loopback that play the factor: OTR (token login,
-//! subscription key, 409/204/402, documents; the fake is [`crate::fakes::api`], shared with the
-//! submission fault tests), Apex (schedule + schedule number) and TAFS (factord's own
-//! mapping). Each server counts *effective* submissions: an invoice is created once per
-//! idempotency key and invoice number, whatever the client resends.
+//! API transports against HTTP servers on loopback that play the factor: OTR (its published
+//! contract: token login, subscription key, the exact invoice body, 409/204/402/413, documents by
+//! type, invoice status; the stand-in is [`crate::fakes::api`], shared with the submission fault
+//! tests), Apex (schedule + schedule number) and TAFS (factord's own mapping). Each server counts
+//! *effective* submissions: an invoice is created once (OTR: per USDOT and invoice number;
+//! the others: per idempotency key and invoice number), whatever the client resends.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -17,7 +18,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use factord::config::ApiSettings;
-use factord::domain::Money;
+use factord::domain::{CreditResult, Customer, Money};
 use factord::providers::api::ApiTransport;
 use factord::providers::batch::{Batch, BatchInvoice, BatchSeller, InvoiceOutcome, ProviderError};
 use factord::providers::find_provider;
@@ -25,8 +26,8 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use crate::fakes::api::{
-    API_KEY, Otr, OtrInvoice, PASSWORD, PREFIX, SUBSCRIPTION_KEY, Shared, USERNAME, bearer, json_response, lock,
-    otr_server, pkey, serve,
+    API_KEY, BrokerAnswer, Otr, OtrInvoice, PASSWORD, PREFIX, SUBSCRIPTION_KEY, Shared, USERNAME, bearer,
+    json_response, lock, otr_server, pkey, serve,
 };
 
 const SECRETS: [&str; 3] = [PASSWORD, SUBSCRIPTION_KEY, API_KEY];
@@ -202,7 +203,12 @@ async fn otr_receives_exactly_the_documented_fields_and_types() {
     assert_eq!(outcome(&receipt, "AE-1"), &accepted(&pkey(1)));
     let otr = lock(&state);
     let raw = &otr.invoice_bodies[0];
-    println!("POST {PREFIX}/invoices\n{raw}");
+    // The exchange as it went over the wire (`--nocapture` shows it).
+    println!("POST {PREFIX}/invoices HTTP/1.1");
+    for (name, value) in &otr.invoice_headers[0] {
+        println!("{name}: {value}");
+    }
+    println!("\n{raw}\n\nHTTP/1.1 201 Created\n{}", otr.invoice_answers[0]);
     assert!(raw.contains(r#""InvoiceAmount":2450.50"#), "dollars with cents, as a number: {raw}");
     let body: Value = serde_json::from_str(raw).expect("JSON");
     let mut keys: Vec<&str> = body.as_object().expect("an object").keys().map(String::as_str).collect();
@@ -238,6 +244,9 @@ async fn otr_receives_exactly_the_documented_fields_and_types() {
     );
 }
 
+/// A change to a good invoice body that OTR must refuse.
+type BodyChange = fn(&mut Value);
+
 /// OTR's answer to names it does not take, checked on the stand-in itself: a camelCase name,
 /// an extra field, a number sent as text, a missing lane field.
 #[tokio::test]
@@ -259,7 +268,7 @@ async fn otr_stand_in_answers_any_other_body_with_a_bare_400() {
         "InvoiceNo": "AE-1", "BrokerMC": 123456, "ClientDOT": CLIENT_DOT, "InvoiceAmount": 10.5,
         "InvoiceDate": "2026-11-20", "FromCity": "Dallas", "FromState": "TX", "ToCity": "Tulsa", "ToState": "OK",
     });
-    let variants: [(&str, fn(&mut Value)); 4] = [
+    let variants: [(&str, BodyChange); 4] = [
         ("camelCase", |b| {
             let number = b.as_object_mut().expect("object").remove("InvoiceNo");
             b["invoiceNo"] = number.unwrap_or_default();
@@ -569,6 +578,67 @@ async fn otr_reconcile_sends_what_otr_does_not_hold() {
     assert_eq!((otr.invoices[0].number.as_str(), otr.invoices[0].client_dot), ("AE-1", CLIENT_DOT));
 }
 
+// ---- OTR: broker-check ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn otr_broker_check_asks_by_broker_mc_then_broker_dot_and_reads_the_decision_in_message() {
+    let brokers = [
+        ("mc:100001", BrokerAnswer::message(" approved ")),
+        ("mc:100002", BrokerAnswer::message("CALL OFFICE")),
+        ("mc:100003", BrokerAnswer::message("Not Approved")),
+        ("mc:100004", BrokerAnswer::message("APPROVED - limit $5,000")),
+        ("mc:100005", BrokerAnswer::NoContent),
+        ("dot:200005", BrokerAnswer::message("NOT APPROVED")),
+        ("dot:200006", BrokerAnswer::message("APPROVED")),
+    ];
+    let otr = Otr { brokers: brokers.into_iter().map(|(k, v)| (k.to_string(), v)).collect(), ..Otr::default() };
+    let (url, state) = otr_server(otr).await;
+    let settings = settings(&url);
+    let transport = transport("otr", &settings);
+    let ask = |mc: Option<&str>, dot: Option<&str>| {
+        let customer = Customer {
+            id: "BRK".to_string(),
+            name: "Broker".to_string(),
+            mc: mc.map(str::to_string),
+            dot: dot.map(str::to_string),
+        };
+        let transport = &transport;
+        async move { transport.check_credit(&customer).await.map(|a| (a.result, a.text)) }
+    };
+
+    let answers = [
+        (ask(Some("MC-100001"), Some("200001")).await, (CreditResult::Approved, "approved")),
+        (ask(Some("100002"), None).await, (CreditResult::Unknown, "CALL OFFICE")),
+        (ask(Some("100003"), None).await, (CreditResult::Declined, "Not Approved")),
+        (ask(Some("100004"), None).await, (CreditResult::Unknown, "APPROVED - limit $5,000")),
+        (ask(Some("100005"), Some("200005")).await, (CreditResult::Declined, "NOT APPROVED")),
+        (ask(None, Some("200006")).await, (CreditResult::Approved, "APPROVED")),
+    ];
+    for (answer, (result, text)) in answers {
+        assert_eq!(answer.expect("answered"), (result, text.to_string()));
+    }
+    let unknown = ask(Some("100009"), Some("200009")).await.expect("answered");
+    assert_eq!(unknown, (CreditResult::Unknown, "broker unknown to OTR (MC 100009, DOT 200009)".to_string()));
+
+    let otr = lock(&state);
+    assert_eq!(
+        otr.broker_checks,
+        [
+            "mc:100001",
+            "mc:100002",
+            "mc:100003",
+            "mc:100004",
+            "mc:100005",
+            "dot:200005",
+            "dot:200006",
+            "mc:100009",
+            "dot:200009"
+        ],
+        "MC first, DOT only when OTR does not know the MC or there is none"
+    );
+    assert_eq!(otr.bad_requests, 0);
+}
+
 // ---- OTR: invoice status and the probe ----------------------------------------------------------
 
 #[tokio::test]
@@ -620,7 +690,7 @@ async fn otr_probe_logs_in_and_asks_broker_check_with_the_subsidiarys_mc() {
 
     let text = transport("otr", &settings).probe(Some("MC-765432")).await.expect("probe");
 
-    assert_eq!(text, "logged in as acme; broker-check answered HTTP 404");
+    assert_eq!(text, "logged in as acme; GET /broker-check answered HTTP 404");
     let otr = lock(&state);
     assert_eq!((otr.logins, otr.broker_checks.as_slice()), (1, ["mc:765432".to_string()].as_slice()));
     assert_eq!((otr.invoice_posts, otr.document_posts), (0, 0), "nothing sent");
@@ -794,6 +864,22 @@ async fn apex_reconcile_finds_the_schedule_instead_of_resending() {
     let apex = lock(&state);
     assert_eq!(apex.schedule_posts, 1, "found by externalId, not resent");
     assert_eq!(apex.documents, vec!["AE-1".to_string()], "Apex shows the packet; not uploaded again");
+}
+
+#[tokio::test]
+async fn apex_probe_searches_schedules_and_a_wrong_key_is_auth() {
+    let state = Arc::new(Mutex::new(Apex::default()));
+    let url = serve(apex_routes(state.clone())).await;
+    let settings = settings(&url);
+
+    let text = transport("apex", &settings).probe(None).await.expect("probe");
+
+    assert_eq!(text, "API key taken; schedule search answered HTTP 200");
+    assert_eq!(lock(&state).schedule_posts, 0, "nothing sent");
+    let mut wrong = self::settings(&url);
+    wrong.api_key = Some(SecretString::from("not-the-key"));
+    let error = transport("apex", &wrong).probe(None).await.expect_err("refused");
+    assert!(matches!(error, ProviderError::Auth(_)), "{error:?}");
 }
 
 // ---- TAFS (factord's own mapping) -------------------------------------------------------------

@@ -1,8 +1,9 @@
 //! Fake factors on loopback, shared by the transport tests (`ftp`, `api`) and the submission
 //! fault tests (`submit_faults`): an FTP server (libunftp on a tempdir) and a scripted one that
-//! can misbehave or stall at a chosen step, and an HTTP server playing OTR that counts
-//! *effective* submissions (one invoice per idempotency key and invoice number, whatever the
-//! client resends) and can stall inside a request, before or after committing it.
+//! can misbehave or stall at a chosen step, and an HTTP server playing OTR from its published
+//! contract (anything else is a bare `400 Invalid Request`) that counts *effective* submissions
+//! (one invoice per USDOT and invoice number, whatever the client resends) and can stall inside
+//! a request, before or after committing it.
 
 pub mod ftp {
     use std::future::Future;
@@ -530,8 +531,12 @@ pub mod api {
         /// Requests answered `400 Invalid Request`.
         pub bad_requests: u32,
         pub invoice_posts: u32,
-        /// The body of every `POST invoices`, as received.
+        /// The body of every `POST invoices`, as received, and its headers (the credentials'
+        /// values blanked).
         pub invoice_bodies: Vec<String>,
+        pub invoice_headers: Vec<Vec<(String, String)>>,
+        /// Every 201 answer to `POST invoices`, as sent.
+        pub invoice_answers: Vec<String>,
         pub document_posts: u32,
         pub status_reads: u32,
         pub invoices: Vec<OtrInvoice>,
@@ -775,6 +780,15 @@ pub mod api {
             }
             otr.invoice_posts += 1;
             otr.invoice_bodies.push(String::from_utf8_lossy(&body).into_owned());
+            let seen = headers
+                .iter()
+                .map(|(name, value)| {
+                    let secret = ["authorization", "ocp-apim-subscription-key"].contains(&name.as_str());
+                    let value = if secret { "…".to_string() } else { value.to_str().unwrap_or("?").to_string() };
+                    (name.to_string(), value)
+                })
+                .collect();
+            otr.invoice_headers.push(seen);
             if otr.fail_500 > 0 {
                 otr.fail_500 -= 1;
                 return json_response(StatusCode::INTERNAL_SERVER_ERROR, json!({"message": "database busy"}));
@@ -838,9 +852,7 @@ pub mod api {
                     otr.stalled += 1;
                     true
                 } else {
-                    return json_response(
-                        StatusCode::CREATED,
-                        json!({
+                    let answer = json!({
                             "invoicePkey": id.parse::<u64>().ok(),
                             "invoiceNo": number,
                             "poNumber": invoice.get("PoNumber"),
@@ -849,8 +861,9 @@ pub mod api {
                             "invoiceExists": false,
                             "IsDuplicate": false,
                             "Message": "Invoice created",
-                        }),
-                    );
+                    });
+                    otr.invoice_answers.push(answer.to_string());
+                    return json_response(StatusCode::CREATED, answer);
                 }
             }
         };

@@ -110,20 +110,31 @@ struct InvoiceRequest<'a> {
 /// Token lifetimes are cut short by this much, so a token never expires mid-batch.
 const TOKEN_MARGIN: Duration = Duration::from_secs(60);
 
-/// Why a 409 without an `invoicePkey` is a rejection and not an acceptance: OTR answers 409 for
-/// a duplicate invoice number *or a duplicate PO number*, so without the id factord cannot tell
-/// whether OTR holds this invoice or another one, and it could not upload the documents anyway.
-/// Accepting would mark the load sent with nothing to follow it by; rejecting puts it in front
-/// of a person, who checks OTR's portal.
-const CONFLICT_WITHOUT_ID: &str = "OTR answered 409 (it already holds this invoice number or PO number) without the \
-                                   invoice's invoicePkey; check the invoice in OTR's portal and attach the POD and \
-                                   rate confirmation there";
+/// The reason for a 409 without an `invoicePkey`. Why it is a rejection and not an acceptance:
+/// OTR answers 409 for a duplicate invoice number *or a duplicate PO number*, so without the id
+/// factord cannot tell whether OTR holds this invoice or another one, and it could not upload the
+/// documents anyway. Accepting would mark the load sent with nothing to follow it by; rejecting
+/// puts it in front of a person, who checks OTR's portal.
+fn conflict_without_id() -> String {
+    format!(
+        "OTR answered 409 (it already holds this invoice number or PO number) without the invoice's \
+         {INVOICE_PKEY}; check the invoice in OTR's portal and attach the POD and rate confirmation there"
+    )
+}
+
+/// `POST /invoices` and the like, for logs and reasons.
+fn label(method: &str, path: &[&str]) -> String {
+    format!("{method} /{}", path.join("/"))
+}
 
 /// `ClientDOT`: the subsidiary's USDOT as a number, or why there is none.
 fn client_dot(batch: &Batch) -> Result<u64, String> {
     let usdot = batch.seller.usdot.as_deref().unwrap_or_default();
     number(usdot).ok_or_else(|| {
-        format!("OTR requires the subsidiary's USDOT number (ClientDOT); subsidiary {} has none", batch.seller.id)
+        format!(
+            "OTR requires the subsidiary's USDOT number; subsidiary {} has none (subsidiary.usdot)",
+            batch.seller.id
+        )
     })
 }
 
@@ -160,7 +171,7 @@ fn state(value: &Option<String>, field: &str) -> Result<String, String> {
 fn invoice_request<'a>(batch: &Batch, invoice: &'a BatchInvoice) -> Result<InvoiceRequest<'a>, String> {
     let client_dot = client_dot(batch)?;
     let broker_mc = invoice.customer_mc.as_deref().and_then(number).ok_or_else(|| {
-        format!("OTR requires the customer's MC number (BrokerMC); customer {} has none", invoice.customer_id)
+        format!("OTR requires the customer's MC number; customer {} has none (customer_mc)", invoice.customer_id)
     })?;
     let lane = (
         city(&invoice.pickup_city, "pickup_city"),
@@ -285,7 +296,7 @@ async fn submit(transport: &ApiTransport<'_>, batch: &Batch, invoice: &BatchInvo
         Err(reason) => return Ok(InvoiceOutcome::Rejected { reason }),
     };
     let url = transport.url(&[INVOICES_PATH]);
-    let reply = authorized(transport, "POST /invoices", &|token| {
+    let reply = authorized(transport, &label("POST", &[INVOICES_PATH]), &|token| {
         transport.client.post(url.clone()).bearer_auth(token).json(&request)
     })
     .await?;
@@ -301,8 +312,8 @@ async fn submit(transport: &ApiTransport<'_>, batch: &Batch, invoice: &BatchInvo
             None => {
                 return Ok(InvoiceOutcome::Rejected {
                     reason: format!(
-                        "OTR took the invoice (HTTP {}) but its answer has no invoicePkey; attach the POD and rate \
-                         confirmation in OTR's portal",
+                        "OTR took the invoice (HTTP {}) but its answer has no {INVOICE_PKEY}; attach the POD and \
+                         rate confirmation in OTR's portal",
                         reply.status
                     ),
                 });
@@ -313,7 +324,7 @@ async fn submit(transport: &ApiTransport<'_>, batch: &Batch, invoice: &BatchInvo
                 tracing::info!(reference = %pkey, "OTR already holds the invoice (409); uploading its documents");
                 pkey
             }
-            None => return Ok(InvoiceOutcome::Rejected { reason: CONFLICT_WITHOUT_ID.to_string() }),
+            None => return Ok(InvoiceOutcome::Rejected { reason: conflict_without_id() }),
         },
         402 => {
             return Ok(InvoiceOutcome::Rejected {
@@ -348,9 +359,10 @@ async fn upload(
     documents: &[Document],
 ) -> Result<InvoiceOutcome, Halt> {
     let url = transport.url(UPLOAD_PATH);
+    let upload_label = label("POST", UPLOAD_PATH);
     let file_name = http::part_file_name(&invoice.invoice_number);
     for document in documents {
-        let answer = authorized(transport, "POST /documents/upload", &|token| {
+        let answer = authorized(transport, &upload_label, &|token| {
             let mut request = transport.client.post(url.clone()).bearer_auth(token);
             // `mime_str` only fails on a malformed literal; then OTR answers 400, said below.
             if let Ok(file) =
@@ -421,30 +433,38 @@ async fn upload(
 pub(super) async fn check_broker(transport: &ApiTransport<'_>, customer: &Customer) -> Result<CreditAnswer, Halt> {
     let mut tried = Vec::new();
     let queries = [(BROKER_MC_QUERY, "MC", &customer.mc), (BROKER_DOT_QUERY, "DOT", &customer.dot)];
-    for (query, label, value) in queries {
+    for (query, kind, value) in queries {
         let Some(number) = value.as_deref().and_then(number) else { continue };
         let reply = broker_check(transport, query, number).await?;
         match reply.status.as_u16() {
-            204 | 404 => tried.push(format!("{label} {number}")),
+            204 | 404 => tried.push(format!("{kind} {number}")),
             200..=299 => {
                 return match reply.json().as_ref().and_then(broker_decision) {
                     Some(answer) => Ok(answer),
                     None => Err(Halt::Failed(Failure {
                         kind: FailureKind::Busy,
-                        reason: format!("GET /broker-check: HTTP {} without a message", reply.status),
+                        reason: format!(
+                            "{}: HTTP {} without a {BROKER_DECISION}",
+                            label("GET", BROKER_CHECK_PATH),
+                            reply.status
+                        ),
                     })),
                 };
             }
             400..=499 => {
                 return Err(Halt::Batch(ProviderError::Rejected(format!(
-                    "OTR refused the broker check by {label} {number}: {}",
+                    "OTR refused the broker check by {kind} {number}: {}",
                     transport.status_text(&reply)
                 ))));
             }
             _ => {
                 return Err(Halt::Failed(Failure {
                     kind: FailureKind::Busy,
-                    reason: format!("GET /broker-check: unexpected {}", transport.status_text(&reply)),
+                    reason: format!(
+                        "{}: unexpected {}",
+                        label("GET", BROKER_CHECK_PATH),
+                        transport.status_text(&reply)
+                    ),
                 }));
             }
         }
@@ -461,7 +481,7 @@ pub(super) async fn check_broker(transport: &ApiTransport<'_>, customer: &Custom
 async fn broker_check(transport: &ApiTransport<'_>, query: &str, number: u64) -> Result<Reply, Halt> {
     let url = transport.url(BROKER_CHECK_PATH);
     let number = number.to_string();
-    authorized(transport, "GET /broker-check", &|token| {
+    authorized(transport, &label("GET", BROKER_CHECK_PATH), &|token| {
         transport.client.get(url.clone()).bearer_auth(token).query(&[(query, number.as_str())])
     })
     .await
@@ -471,7 +491,7 @@ async fn broker_check(transport: &ApiTransport<'_>, query: &str, number: u64) ->
 /// `None` when OTR does not know the id (404).
 pub(super) async fn invoice_status(transport: &ApiTransport<'_>, pkey: &str) -> Result<Option<String>, Halt> {
     let url = transport.url(&[INVOICES_PATH, pkey]);
-    let reply = authorized(transport, "GET /invoices/{invoicePkey}", &|token| {
+    let reply = authorized(transport, &label("GET", &[INVOICES_PATH, pkey]), &|token| {
         transport.client.get(url.clone()).bearer_auth(token)
     })
     .await?;
@@ -493,7 +513,7 @@ pub(super) async fn invoice_status(transport: &ApiTransport<'_>, pkey: &str) -> 
         )))),
         _ => Err(Halt::Failed(Failure {
             kind: FailureKind::Busy,
-            reason: format!("GET /invoices/{pkey}: unexpected {}", transport.status_text(&reply)),
+            reason: format!("{}: unexpected {}", label("GET", &[INVOICES_PATH, pkey]), transport.status_text(&reply)),
         })),
     }
 }
@@ -507,13 +527,18 @@ pub(super) async fn probe(transport: &ApiTransport<'_>, seller_mc: Option<&str>)
     log_in(transport).await?;
     let username = transport.settings.username.as_deref().unwrap_or_default();
     let Some(mc) = seller_mc.and_then(number) else {
-        return Ok(format!("logged in as {username}; no MC number to ask broker-check with"));
+        return Ok(format!("logged in as {username}; no MC number to ask {} with", label("GET", BROKER_CHECK_PATH)));
     };
     let reply = broker_check(transport, BROKER_MC_QUERY, mc).await?;
     match reply.status.as_u16() {
-        200..=299 | 404 => Ok(format!("logged in as {username}; broker-check answered HTTP {}", reply.status.as_u16())),
+        200..=299 | 404 => Ok(format!(
+            "logged in as {username}; {} answered HTTP {}",
+            label("GET", BROKER_CHECK_PATH),
+            reply.status.as_u16()
+        )),
         _ => Err(Halt::Batch(ProviderError::Rejected(format!(
-            "logged in as {username}, but broker-check answered {}",
+            "logged in as {username}, but {} answered {}",
+            label("GET", BROKER_CHECK_PATH),
             transport.status_text(&reply)
         )))),
     }
@@ -563,8 +588,9 @@ async fn log_in(transport: &ApiTransport<'_>) -> Result<SecretString, Halt> {
     let subscription_key =
         transport.secret_header(SUBSCRIPTION_KEY_HEADER, transport.settings.subscription_key.as_ref())?;
     let url = transport.url(LOGIN_PATH);
+    let login_label = label("POST", LOGIN_PATH);
     let reply = transport
-        .execute("POST /auth/token", &|| {
+        .execute(&login_label, &|| {
             transport
                 .client
                 .post(url.clone())
@@ -595,7 +621,7 @@ async fn log_in(transport: &ApiTransport<'_>) -> Result<SecretString, Halt> {
         )))),
         _ => Err(Halt::Failed(Failure {
             kind: FailureKind::Busy,
-            reason: format!("POST /auth/token: unexpected {}", transport.status_text(&reply)),
+            reason: format!("{login_label}: unexpected {}", transport.status_text(&reply)),
         })),
     }
 }
@@ -668,11 +694,11 @@ mod tests {
         assert!(reason.contains("delivery_city missing") && reason.contains("pickup_state `Texas`"), "{reason}");
         let mut no_mc = invoice();
         no_mc.customer_mc = Some("MC-".into());
-        assert!(invoice_request(&batch(no_mc.clone()), &no_mc).err().expect("refused").contains("BrokerMC"));
+        assert!(invoice_request(&batch(no_mc.clone()), &no_mc).err().expect("refused").contains("customer_mc"));
         let mut without_usdot = batch(invoice());
         without_usdot.seller.usdot = None;
         let invoice = invoice();
-        assert!(invoice_request(&without_usdot, &invoice).err().expect("refused").contains("ClientDOT"));
+        assert!(invoice_request(&without_usdot, &invoice).err().expect("refused").contains("subsidiary.usdot"));
     }
 
     #[test]
