@@ -54,19 +54,28 @@ pub async fn rebuild_stale_packets(
         else {
             continue;
         };
-        let token = claim_token();
-        loop {
-            if shutdown.is_cancelled() {
-                return Ok(report);
-            }
+        // Loads that could not be rebuilt keep their claim until the pass ends, so that the
+        // next claim of this pass does not take them again. Each claim has its own token: a
+        // claim's query returns the loads marked with it.
+        let mut failed: Vec<(i64, String, String)> = Vec::new();
+        while !shutdown.is_cancelled() {
+            let token = claim_token();
             let loads =
                 store.claim_stale_packets(&subsidiary.id, &mark, &token, settings.invoicing.lease, CHUNK).await?;
             if loads.is_empty() {
                 break;
             }
             for load in &loads {
-                rebuild_one(store, settings, subsidiary, load, &token, &mark, &mut report).await?;
+                if let Some(reason) = rebuild_one(store, settings, subsidiary, load, &token, &mark, &mut report).await?
+                {
+                    let waiting = super::job::Waiting { load_number: load.load_number.clone(), reason: reason.clone() };
+                    report.failed.push(waiting);
+                    failed.push((load.id, token.clone(), reason));
+                }
             }
+        }
+        for (load_id, token, reason) in failed {
+            store.release_claim(load_id, &token, Some(&reason)).await?;
         }
     }
     Ok(report)
@@ -80,32 +89,23 @@ async fn rebuild_one(
     token: &str,
     mark: &str,
     report: &mut RebuildReport,
-) -> Result<(), InvoiceError> {
+) -> Result<Option<String>, InvoiceError> {
     let to = packet_mark_provider(mark).to_string();
     let from = load.packet_noa.as_deref().map(|m| packet_mark_provider(m).to_string());
-    let failed = |reason: String| super::job::Waiting { load_number: load.load_number.clone(), reason };
     let Some(invoice_number) = load.invoice_number.clone() else {
         // A Queued load always has its number; this would be a corrupt row: leave it to ops.
-        let reason = format!("packet must be rebuilt for {to}'s NOA, but the load has no invoice number");
-        store.release_claim(load.id, token, Some(&reason)).await?;
-        report.failed.push(failed(reason));
-        return Ok(());
+        return Ok(Some(format!("packet must be rebuilt for {to}'s NOA, but the load has no invoice number")));
     };
     let plan = match prepare(settings, load).await {
         Ok(plan) if plan.method == InvoicingMethod::Factoring => plan,
         Ok(_) => {
-            let reason =
-                format!("queued for factoring but customer {} is now invoiced directly", load.fields.customer_id);
-            store.release_claim(load.id, token, Some(&reason)).await?;
-            report.failed.push(failed(reason));
-            return Ok(());
+            let customer = &load.fields.customer_id;
+            return Ok(Some(format!("queued for factoring but customer {customer} is now invoiced directly")));
         }
         Err(reasons) => {
             let reason = format!("packet must be rebuilt for {to}'s NOA: {}", reasons.join("; "));
             tracing::warn!(load = %load.load_number, %reason, "packet not rebuilt");
-            store.release_claim(load.id, token, Some(&reason)).await?;
-            report.failed.push(failed(reason));
-            return Ok(());
+            return Ok(Some(reason));
         }
     };
     let invoice_date = load
@@ -132,17 +132,15 @@ async fn rebuild_one(
     if let Err(message) = made {
         let _ = std::fs::remove_file(&temp_path);
         let reason = format!("packet for {to}'s NOA could not be made: {message}");
-        tracing::error!(load = %load.load_number, %reason, "packet not rebuilt; retried at the next pass");
-        store.release_claim(load.id, token, Some(&reason)).await?;
-        report.failed.push(failed(reason));
-        return Ok(());
+        tracing::error!(load = %load.load_number, %reason, "packet not rebuilt; tried again at the next pass");
+        return Ok(Some(reason));
     }
     let path = final_path.display().to_string();
     match store.record_rebuilt_packet(load, token, mark, &path).await {
         Ok(()) => {}
         Err(ClaimError::Lost(_)) => {
             tracing::warn!(load = %load.load_number, "claim lost while rebuilding; the next pass checks it again");
-            return Ok(());
+            return Ok(None);
         }
         Err(ClaimError::Store(error)) => return Err(error.into()),
     }
@@ -154,7 +152,7 @@ async fn rebuild_one(
         "packet rebuilt with the current factor's NOA"
     );
     report.rebuilt.push(Rebuilt { load_number: load.load_number.clone(), invoice_number, from, to });
-    Ok(())
+    Ok(None)
 }
 
 /// Temp files of earlier rebuilds of this invoice that a crash left (the claim is ours now, so

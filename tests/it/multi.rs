@@ -209,9 +209,10 @@ async fn three_daemons_make_one_batch_per_fire_over_a_hundred_fires() {
         };
         crate::seed::seed(&env.store, &seed).await;
         let Store::Postgres(pool) = &env.store else { unreachable!("a PostgreSQL test") };
-        sqlx::query("UPDATE loads SET packet_path = $1 WHERE load_number = $2")
+        sqlx::query("UPDATE loads SET packet_path = $1, packet_noa = $3 WHERE load_number = $2")
             .bind(documents.join("rc.pdf").display().to_string())
             .bind(seed.load_number(1))
+            .bind(subsidiary.packet_mark())
             .execute(pool)
             .await
             .expect("packet");

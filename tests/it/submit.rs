@@ -384,3 +384,18 @@ both_backends!(a_queued_packet_for_an_old_noa_waits_until_it_is_rebuilt, |env| {
         .collect();
     assert!(leftovers.is_empty(), "no temp file left: {leftovers:?}");
 });
+
+both_backends!(a_packet_that_cannot_be_rebuilt_waits_with_the_reason_and_the_pass_ends, |env| {
+    queued_loads(&env, 2).await;
+    std::fs::remove_file(env.path("documents/pod.pdf")).expect("remove the POD");
+    let switched = switched_settings(&env, "provider = \"wex_fleetone\"", "Pay Wex FleetOne only.");
+    let pass = invoicing::run_once(&env.store, &switched, None, &CancellationToken::new()).await.expect("invoice");
+    assert!(pass.rebuilt.rebuilt.is_empty(), "{pass:#?}");
+    assert_eq!(pass.rebuilt.failed.len(), 2, "each tried once: {pass:#?}");
+    let detail = env.store.load_detail("S-01").await.expect("detail").expect("load");
+    let reason = detail.load.waiting_reason.unwrap_or_default();
+    assert!(reason.contains("wex_fleetone's NOA") && reason.contains("POD"), "{reason}");
+    let report = run_once(&env.store, &switched, None, false, "command").await.expect("submit");
+    assert!(report.batches.is_empty(), "nothing goes with the old NOA: {report:#?}");
+    assert!(std::fs::read_dir(env.path("outbox/acme-east")).map(|d| d.count()).unwrap_or(0) == 0);
+});

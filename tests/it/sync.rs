@@ -164,7 +164,9 @@ both_backends!(the_sync_command_prints_each_answer_and_exits_1_when_a_lookup_fai
     assert_eq!(code, 0, "an unrecognised word is not a failed lookup: {stdout}{stderr}");
     let json: serde_json::Value = serde_json::from_str(&stdout).expect("json");
     let acme = &json["subsidiaries"][0];
-    for key in ["subsidiary", "provider", "supported", "note", "asked", "applied", "unchanged", "unrecognised", "failed"] {
+    for key in
+        ["subsidiary", "provider", "supported", "note", "asked", "applied", "unchanged", "unrecognised", "failed"]
+    {
         assert!(acme.get(key).is_some(), "{key} in {acme:#}");
     }
     assert_eq!((acme["applied"].as_u64(), acme["unrecognised"].as_u64()), (Some(1), Some(1)), "{acme:#}");
@@ -172,7 +174,10 @@ both_backends!(the_sync_command_prints_each_answer_and_exits_1_when_a_lookup_fai
     for key in ["load_number", "invoice_number", "factor_status", "outcome", "detail"] {
         assert!(answer.get(key).is_some(), "{key} in {answer:#}");
     }
-    assert_eq!((answer["factor_status"].as_str(), answer["outcome"].as_str()), (Some("Waiting on broker approval"), Some("unrecognised")));
+    assert_eq!(
+        (answer["factor_status"].as_str(), answer["outcome"].as_str()),
+        (Some("Waiting on broker approval"), Some("unrecognised"))
+    );
 
     let (code, stdout, _) = factord(&path, &["loads", "show", "S-01", "--json"]);
     assert_eq!(code, 0);
