@@ -11,8 +11,9 @@
 //!
 //! - Explicit FTPS (`AUTH TLS`, then `PBSZ 0` / `PROT P` so the data channel is protected too)
 //!   by default; plain FTP only with `tls = "none"`, with a warning on every connection. No
-//!   plaintext fallback (rule 10). Implicit FTPS needs suppaftp's `deprecated` feature, which
-//!   is not enabled: it is refused.
+//!   plaintext fallback (rule 10). Implicit FTPS (`tls = "implicit"`, port 990 by default):
+//!   TLS from the first byte (suppaftp's `connect_secure_implicit`, behind its `deprecated`
+//!   feature), then `PBSZ 0` / `PROT P` for the data channel.
 //! - TLS verification is always on, against the system's CA bundle (plus an extra root for
 //!   tests). A factor with a self-signed certificate needs a fingerprint-pinning verifier
 //!   (like SFTP's `host_key_sha256`), not built yet; never "accept invalid certs".
@@ -34,7 +35,7 @@ use rustls::pki_types::pem::PemObject;
 use secrecy::{ExposeSecret, SecretString};
 use suppaftp::tokio::{AsyncFtpStream, AsyncRustlsConnector, AsyncRustlsFtpStream, ImplAsyncFtpStream, TokioTlsStream};
 use suppaftp::types::FileType;
-use suppaftp::{FtpError, Mode};
+use suppaftp::{FtpError, Mode, Status};
 use tokio::io::AsyncWriteExt;
 use tracing::{debug, info, warn};
 
@@ -345,7 +346,20 @@ impl<'a> FtpTransport<'a> {
         })?;
         let address = (settings.host.as_str(), settings.port);
         match settings.tls {
-            FtpTls::Implicit => Err(ProviderError::Rejected("implicit FTPS is not supported".into())),
+            FtpTls::Implicit => {
+                let connector = self.tls_connector()?;
+                let connect = AsyncRustlsFtpStream::connect_secure_implicit(address, connector, &settings.host);
+                let mut ftp =
+                    self.within(self.connect_timeout, Phase::Login, "connect (implicit TLS)", connect).await?;
+                // TLS from the first byte covers the control channel; the data channel is
+                // protected as in explicit mode (suppaftp opens it with TLS either way).
+                for command in ["PBSZ 0", "PROT P"] {
+                    let call = ftp.custom_command(command, &[Status::CommandOk]);
+                    self.within(self.command_timeout, Phase::Login, command, call).await?;
+                }
+                self.prepare(&mut ftp, password).await?;
+                Ok(Control::Tls(ftp))
+            }
             FtpTls::None => {
                 warn!(host = %settings.host, "plain FTP (tls = \"none\"): the password and the batch travel in clear text");
                 let mut ftp = self
