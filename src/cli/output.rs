@@ -805,3 +805,21 @@ impl CreditStatus {
         out
     }
 }
+
+/// `factord providers test`: one line per subsidiary, aligned on the subsidiary column.
+pub fn probe_text(results: &[crate::providers::probe::ProbeResult]) -> String {
+    let width = results.iter().map(|r| r.subsidiary.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for r in results {
+        let verdict = match (&r.error, r.active, r.steps.is_empty()) {
+            (Some(error), _, true) => format!("FAILED: {error}"),
+            (Some(error), _, false) => format!("{}; FAILED: {error}", r.steps.join(", ")),
+            (None, false, true) => "inactive (not checked)".to_string(),
+            (None, false, false) => format!("inactive (not checked); {}", r.steps.join(", ")),
+            (None, true, true) => "ok: nothing to check".to_string(),
+            (None, true, false) => format!("ok: {}", r.steps.join(", ")),
+        };
+        out.push_str(&format!("{:<width$}  {} ({})  {verdict}\n", r.subsidiary, r.provider, r.transport));
+    }
+    out
+}

@@ -128,7 +128,7 @@ impl<'a> FtpTransport<'a> {
             return self.sftp().send(batch, files).await;
         }
         let receipt = Self::receipt(batch, files)?;
-        match self.connect().await? {
+        match self.connect(&mut Vec::new()).await? {
             Control::Plain(mut ftp) => self.send_over(&mut ftp, files).await?,
             Control::Tls(mut ftp) => self.send_over(&mut ftp, files).await?,
         }
@@ -151,11 +151,62 @@ impl<'a> FtpTransport<'a> {
             return self.sftp().reconcile(batch, files).await;
         }
         let receipt = Self::receipt(batch, files)?;
-        let uploaded = match self.connect().await? {
+        let uploaded = match self.connect(&mut Vec::new()).await? {
             Control::Plain(mut ftp) => self.reconcile_over(&mut ftp, files).await?,
             Control::Tls(mut ftp) => self.reconcile_over(&mut ftp, files).await?,
         };
         Ok(uploaded.then_some(receipt))
+    }
+
+    /// Checks the connection without sending a batch (`factord providers test`): connect and
+    /// log in, list the directory, write a probe file `.factord-probe-<random>.tmp` there and
+    /// delete it, each under its timeout. Every step that worked is added to `steps`; the
+    /// first failure is returned, in the server's words.
+    #[tracing::instrument(name = "ftp_probe", skip_all, fields(host = %self.settings.host))]
+    pub async fn probe(&self, steps: &mut Vec<String>) -> Result<(), ProviderError> {
+        if self.settings.protocol == FtpProtocol::Sftp {
+            return self.sftp().probe(steps).await;
+        }
+        match self.connect(steps).await? {
+            Control::Plain(mut ftp) => self.probe_over(&mut ftp, steps).await,
+            Control::Tls(mut ftp) => self.probe_over(&mut ftp, steps).await,
+        }
+    }
+
+    async fn probe_over<T: TokioTlsStream + Send>(
+        &self,
+        ftp: &mut ImplAsyncFtpStream<T>,
+        steps: &mut Vec<String>,
+    ) -> Result<(), ProviderError> {
+        let listed = self.list(ftp).await?;
+        debug!(names = listed.len(), "listed");
+        steps.push(format!("listed {}", self.directory()));
+        let name = probe_name();
+        let written = async {
+            let mut stream = self
+                .within(self.command_timeout, Phase::Files, &format!("STOR {name}"), ftp.put_with_stream(name.as_str()))
+                .await?;
+            let transfer = async {
+                stream.write_all(PROBE_CONTENT).await.map_err(FtpError::ConnectionError)?;
+                stream.finish().await
+            };
+            self.within(self.transfer_timeout, Phase::Files, &format!("upload of {name}"), transfer).await
+        }
+        .await;
+        if let Err(error) = written {
+            // A refused or broken upload may still have left a partial file.
+            self.discard(ftp, &name).await;
+            return Err(error);
+        }
+        self.within(self.command_timeout, Phase::Files, &format!("DELE {name}"), ftp.rm(name.as_str())).await?;
+        steps.push("wrote and deleted probe file".to_string());
+        self.quit(ftp).await;
+        Ok(())
+    }
+
+    /// The configured directory as the server sees it (the login directory when empty).
+    fn directory(&self) -> &str {
+        if self.settings.directory.is_empty() { "the login directory" } else { &self.settings.directory }
     }
 
     /// The SFTP transport for the same settings and timeouts.
@@ -334,8 +385,9 @@ impl<'a> FtpTransport<'a> {
         }
     }
 
-    /// Connects, secures, logs in, enters the directory and switches to binary mode.
-    async fn connect(&self) -> Result<Control, ProviderError> {
+    /// Connects, secures, logs in, enters the directory and switches to binary mode; each step
+    /// done is added to `steps` (for [`Self::probe`]).
+    async fn connect(&self, steps: &mut Vec<String>) -> Result<Control, ProviderError> {
         let settings = self.settings;
         if settings.protocol == FtpProtocol::Sftp {
             // `send` and `reconcile` hand sftp over before connecting.
@@ -357,7 +409,8 @@ impl<'a> FtpTransport<'a> {
                     let call = ftp.custom_command(command, &[Status::CommandOk]);
                     self.within(self.command_timeout, Phase::Login, command, call).await?;
                 }
-                self.prepare(&mut ftp, password).await?;
+                steps.push(format!("connected to {} (implicit TLS)", self.endpoint()));
+                self.prepare(&mut ftp, password, steps).await?;
                 Ok(Control::Tls(ftp))
             }
             FtpTls::None => {
@@ -365,7 +418,8 @@ impl<'a> FtpTransport<'a> {
                 let mut ftp = self
                     .within(self.connect_timeout, Phase::Login, "connect", AsyncFtpStream::connect(address))
                     .await?;
-                self.prepare(&mut ftp, password).await?;
+                steps.push(format!("connected to {} (plain FTP)", self.endpoint()));
+                self.prepare(&mut ftp, password, steps).await?;
                 Ok(Control::Plain(ftp))
             }
             FtpTls::Explicit => {
@@ -376,7 +430,8 @@ impl<'a> FtpTransport<'a> {
                 let mut ftp = self
                     .within(self.command_timeout, Phase::Login, "AUTH TLS", ftp.into_secure(connector, &settings.host))
                     .await?;
-                self.prepare(&mut ftp, password).await?;
+                steps.push(format!("connected to {} (explicit TLS)", self.endpoint()));
+                self.prepare(&mut ftp, password, steps).await?;
                 Ok(Control::Tls(ftp))
             }
         }
@@ -386,6 +441,7 @@ impl<'a> FtpTransport<'a> {
         &self,
         ftp: &mut ImplAsyncFtpStream<T>,
         password: &SecretString,
+        steps: &mut Vec<String>,
     ) -> Result<(), ProviderError> {
         let settings = self.settings;
         ftp.set_mode(Mode::Passive);
@@ -396,6 +452,7 @@ impl<'a> FtpTransport<'a> {
         self.within(self.command_timeout, Phase::Login, "login", ftp.login(settings.username.as_str(), secret))
             .await
             .map_err(|error| redact(error, secret))?;
+        steps.push(format!("logged in as {}", settings.username));
         if !settings.directory.is_empty() {
             let what = format!("CWD {}", settings.directory);
             self.within(self.command_timeout, Phase::Files, &what, ftp.cwd(settings.directory.as_str())).await?;
@@ -480,6 +537,19 @@ impl<'a> FtpTransport<'a> {
     fn endpoint(&self) -> String {
         format!("{}:{}", self.settings.host, self.settings.port)
     }
+}
+
+/// What a probe file holds.
+pub(super) const PROBE_CONTENT: &[u8] = b"factord connection test; safe to delete\n";
+
+/// `.factord-probe-<random>.tmp`: hidden, unique per probe, never a batch file's name.
+pub(super) fn probe_name() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    hasher.write_u32(std::process::id());
+    format!(".factord-probe-{:016x}.tmp", hasher.finish())
 }
 
 /// `.<name>.part`: hidden, and ignored by watchers that skip temp files.

@@ -8,6 +8,8 @@
 //! - [`sftp`]: SFTP upload (russh, russh-sftp) with a pinned host key, the same contract as
 //!   [`ftp`], which hands `protocol = "sftp"` to it.
 //! - [`api`]: HTTP APIs, one file per provider with its request/response mapping.
+//! - [`probe`]: `factord providers test`: each subsidiary's connection checked without sending
+//!   an invoice.
 
 pub mod api;
 pub mod batch;
@@ -15,6 +17,7 @@ mod catalogue;
 pub mod ftp;
 pub mod layout;
 pub mod outbox;
+pub mod probe;
 pub mod sftp;
 
 pub use catalogue::{ApiCredential, PROVIDERS, Provider, Requirement, Transport, find_provider};

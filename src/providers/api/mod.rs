@@ -267,6 +267,43 @@ impl<'a> ApiTransport<'a> {
         }
     }
 
+    /// Checks the connection without sending an invoice: OTR logs in; the others make one
+    /// authenticated `GET` of `base_url`. Returns what worked, in one line; errors as for
+    /// [`Self::send`], the factor's own words in them. `seller_mc` is the subsidiary's MC.
+    #[tracing::instrument(skip_all, fields(provider = self.provider.id))]
+    pub async fn probe(&self, seller_mc: Option<&str>) -> Result<String, ProviderError> {
+        tracing::debug!(seller_mc, "checking the connection");
+        let halt = |halt: Halt| match halt {
+            Halt::Failed(failure) => ProviderError::Transient(failure.reason),
+            Halt::Batch(error) => error,
+        };
+        let headers = match self.mapping {
+            Mapping::Otr => {
+                otr::log_in(self).await.map_err(halt)?;
+                let user = self.settings.username.as_deref().unwrap_or_default();
+                return Ok(format!("logged in to {} as {user}", self.base));
+            }
+            Mapping::Apex => vec![self.bearer_api_key()?],
+            Mapping::PerInvoice(mapping) => (mapping.auth)(self)?,
+        };
+        let label = format!("GET {}", self.base);
+        let reply = self
+            .execute(&label, &|| {
+                headers.iter().fold(self.client.get(self.base.clone()), |r, (n, v)| r.header(n.clone(), v.clone()))
+            })
+            .await
+            .map_err(|failure| ProviderError::Transient(failure.reason))?;
+        match reply.status.as_u16() {
+            200..=399 => Ok(format!("authenticated GET {}: HTTP {}", self.base, reply.status.as_u16())),
+            401 | 403 => Err(ProviderError::Auth(format!(
+                "{} refused the credentials: {}",
+                self.provider.name,
+                self.status_text(&reply)
+            ))),
+            _ => Err(ProviderError::Rejected(format!("{label}: {}", self.status_text(&reply)))),
+        }
+    }
+
     /// `base_url` plus path segments (each percent-encoded as needed).
     fn url(&self, segments: &[&str]) -> Url {
         let mut url = self.base.clone();
