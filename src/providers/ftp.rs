@@ -195,7 +195,10 @@ impl<'a> FtpTransport<'a> {
         .await;
         if let Err(error) = written {
             // A refused or broken upload may still have left a partial file.
-            self.discard(ftp, &name).await;
+            if let Err(leftover) = self.within(self.command_timeout, Phase::Files, "DELE", ftp.rm(name.as_str())).await
+            {
+                debug!(file = %name, %leftover, "no probe file to delete");
+            }
             return Err(error);
         }
         self.within(self.command_timeout, Phase::Files, &format!("DELE {name}"), ftp.rm(name.as_str())).await?;

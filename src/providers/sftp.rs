@@ -251,7 +251,10 @@ impl<'a> SftpTransport<'a> {
         .await;
         if let Err(error) = written {
             // A refused or broken write may still have left a partial file.
-            self.discard(connection, &path).await;
+            let remove = connection.sftp.remove_file(path.as_str());
+            if let Err(leftover) = self.within(self.command_timeout, Phase::Files, "remove", remove).await {
+                debug!(file = %path, %leftover, "no probe file to remove");
+            }
             return Err(error);
         }
         let what = format!("remove {path}");
