@@ -388,7 +388,7 @@ async fn submit(settings: &Settings, subsidiary: Option<&str>, dry_run: bool, js
     if failed == 0 {
         Ok(())
     } else {
-        Err(CommandError::Failed(format!("{failed} batch(es) were not delivered (see above); they are retried")))
+        Err(CommandError::Failed(format!("{failed} batch(es) were not delivered (see above for what happens next)")))
     }
 }
 
@@ -407,7 +407,9 @@ async fn credit_refresh(
     }
     match report.failed() {
         0 => Ok(()),
-        failed => Err(CommandError::Failed(format!("{failed} credit check(s) failed (see above); they are retried"))),
+        failed => Err(CommandError::Failed(format!(
+            "{failed} credit check(s) failed (see above); the next refresh checks them again"
+        ))),
     }
 }
 

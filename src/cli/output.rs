@@ -251,7 +251,7 @@ pub fn submit_text(report: &crate::submit::SubmitReport, dry_run: bool) -> Strin
     for batch in &report.batches {
         let _ = writeln!(
             out,
-            "batch {} → {}: {} invoice(s), {}, {} (accepted {}, rejected {}, transient {}){}{}",
+            "batch {} → {}: {} invoice(s), {}, {} (accepted {}, rejected {}, transient {}){}{}{}",
             batch.id,
             batch.provider,
             batch.invoices,
@@ -262,6 +262,7 @@ pub fn submit_text(report: &crate::submit::SubmitReport, dry_run: bool) -> Strin
             batch.transient,
             batch.reference.as_deref().map(|r| format!(", reference {r}")).unwrap_or_default(),
             batch.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default(),
+            batch.next.as_deref().map(|n| format!("; {n}")).unwrap_or_default(),
         );
     }
     for waiting in &report.waiting {
