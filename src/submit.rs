@@ -68,6 +68,10 @@ pub struct BatchReport {
     pub rejected: usize,
     pub transient: usize,
     pub error: Option<String>,
+    /// What happens next to the loads not taken, when some were not: they go again in the
+    /// next batch, wait for `factord loads retry`, wait for the credentials to be fixed, or
+    /// wait until the factor can be asked about a batch whose outcome is unknown.
+    pub next: Option<String>,
     /// Settled by reconciliation after a crash rather than sent by this run.
     pub reconciled: bool,
 }
@@ -380,6 +384,7 @@ fn unknown_report(batch: &Batch, error: String) -> BatchReport {
         rejected: 0,
         transient: 0,
         error: Some(error),
+        next: Some("outcome unknown: nothing is resent until the factor can be asked".to_string()),
         reconciled: false,
     }
 }
@@ -402,6 +407,7 @@ async fn finish(
         rejected: 0,
         transient: 0,
         error: None,
+        next: None,
         reconciled: false,
     };
     match result {
@@ -417,6 +423,7 @@ async fn finish(
             if report.accepted + report.rejected == 0 {
                 report.status = "failed".to_string();
             }
+            report.next = next_step(report.rejected, report.transient, crate::store::GOES_AGAIN);
             report.reference = receipt.reference;
             tracing::info!(
                 batch = %batch.id, accepted = report.accepted, rejected = report.rejected, transient = report.transient,
@@ -424,19 +431,41 @@ async fn finish(
             );
         }
         Err(error) => {
-            let rejected = matches!(error, ProviderError::Rejected(_));
             tracing::error!(batch = %batch.id, %error, "batch not delivered");
-            store.fail_batch(&batch.id, &error.to_string(), rejected).await?;
+            store.fail_batch(&batch.id, &error).await?;
             report.status = "failed".to_string();
-            if rejected {
-                report.rejected = batch.invoices.len();
-            } else {
-                report.transient = batch.invoices.len();
-            }
+            let then = match error {
+                ProviderError::Rejected(_) => {
+                    report.rejected = batch.invoices.len();
+                    crate::store::GOES_AGAIN
+                }
+                ProviderError::Auth(_) => {
+                    report.transient = batch.invoices.len();
+                    crate::store::CREDENTIALS_REFUSED
+                }
+                ProviderError::Transient(_) => {
+                    report.transient = batch.invoices.len();
+                    crate::store::GOES_AGAIN
+                }
+            };
+            report.next = next_step(report.rejected, report.transient, then);
             report.error = Some(error.to_string());
         }
     }
     Ok(report)
+}
+
+/// What happens to a batch's loads that were not taken: `transient` ones as `then` says,
+/// rejected ones wait for ops.
+fn next_step(rejected: usize, transient: usize, then: &str) -> Option<String> {
+    let mut parts = Vec::new();
+    if transient > 0 {
+        parts.push(format!("{transient} not taken: {then}"));
+    }
+    if rejected > 0 {
+        parts.push(format!("{rejected} rejected: fix the cause, then `factord loads retry LOAD`"));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 /// Finishes every batch a crash left `sending`: asks the transport what the factor has, and

@@ -82,6 +82,22 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The factors' connections.
+    #[command(subcommand)]
+    Providers(ProvidersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProvidersCommand {
+    /// Check each subsidiary's connection without sending an invoice: log in, list, write and
+    /// delete a probe file, outbox folders writable. One line per subsidiary; exit 1 if any
+    /// failed.
+    Test {
+        /// Only this subsidiary.
+        subsidiary: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -262,6 +278,26 @@ pub async fn execute(cli: Cli, shutdown: CancellationToken, reloads: Reloads) ->
         Command::Ingest { file, provider, kind, json } => {
             ingest(&settings, &file, &provider, kind.as_deref(), json).await
         }
+        Command::Providers(ProvidersCommand::Test { subsidiary, json }) => {
+            providers_test(&settings, subsidiary.as_deref(), json).await
+        }
+    }
+}
+
+/// `factord providers test [SUBSIDIARY] [--json]`: exit 1 if any connection failed.
+async fn providers_test(settings: &Settings, subsidiary: Option<&str>, json: bool) -> Result<(), CommandError> {
+    if let Some(id) = subsidiary.filter(|id| settings.subsidiary(id).is_none()) {
+        return Err(CommandError::Usage(format!("subsidiary `{id}` is not configured")));
+    }
+    let results = crate::providers::probe::test_connections(settings, subsidiary).await;
+    if json {
+        print_json(&results)?;
+    } else {
+        print!("{}", output::probe_text(&results));
+    }
+    match results.iter().filter(|r| !r.ok).count() {
+        0 => Ok(()),
+        failed => Err(CommandError::Failed(format!("{failed} connection(s) failed (see above)"))),
     }
 }
 
@@ -362,7 +398,7 @@ async fn submit(settings: &Settings, subsidiary: Option<&str>, dry_run: bool, js
     if failed == 0 {
         Ok(())
     } else {
-        Err(CommandError::Failed(format!("{failed} batch(es) were not delivered (see above); they are retried")))
+        Err(CommandError::Failed(format!("{failed} batch(es) were not delivered (see above for what happens next)")))
     }
 }
 
@@ -400,7 +436,9 @@ async fn credit_refresh(
     }
     match report.failed() {
         0 => Ok(()),
-        failed => Err(CommandError::Failed(format!("{failed} credit check(s) failed (see above); they are retried"))),
+        failed => Err(CommandError::Failed(format!(
+            "{failed} credit check(s) failed (see above); the next refresh checks them again"
+        ))),
     }
 }
 

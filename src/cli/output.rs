@@ -262,7 +262,7 @@ pub fn submit_text(report: &crate::submit::SubmitReport, dry_run: bool) -> Strin
     for batch in &report.batches {
         let _ = writeln!(
             out,
-            "batch {} → {}: {} invoice(s), {}, {} (accepted {}, rejected {}, transient {}){}{}",
+            "batch {} → {}: {} invoice(s), {}, {} (accepted {}, rejected {}, transient {}){}{}{}",
             batch.id,
             batch.provider,
             batch.invoices,
@@ -273,6 +273,7 @@ pub fn submit_text(report: &crate::submit::SubmitReport, dry_run: bool) -> Strin
             batch.transient,
             batch.reference.as_deref().map(|r| format!(", reference {r}")).unwrap_or_default(),
             batch.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default(),
+            batch.next.as_deref().map(|n| format!("; {n}")).unwrap_or_default(),
         );
     }
     for waiting in &report.waiting {
@@ -848,6 +849,24 @@ pub fn sync_text(report: &crate::sync::SyncReport) -> String {
                 a.detail
             );
         }
+    }
+    out
+}
+
+/// `factord providers test`: one line per subsidiary, aligned on the subsidiary column.
+pub fn probe_text(results: &[crate::providers::probe::ProbeResult]) -> String {
+    let width = results.iter().map(|r| r.subsidiary.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for r in results {
+        let verdict = match (&r.error, r.active, r.steps.is_empty()) {
+            (Some(error), _, true) => format!("FAILED: {error}"),
+            (Some(error), _, false) => format!("{}; FAILED: {error}", r.steps.join(", ")),
+            (None, false, true) => "inactive (not checked)".to_string(),
+            (None, false, false) => format!("inactive (not checked); {}", r.steps.join(", ")),
+            (None, true, true) => "ok: nothing to check".to_string(),
+            (None, true, false) => format!("ok: {}", r.steps.join(", ")),
+        };
+        out.push_str(&format!("{:<width$}  {} ({})  {verdict}\n", r.subsidiary, r.provider, r.transport));
     }
     out
 }

@@ -11,8 +11,9 @@
 //!
 //! - Explicit FTPS (`AUTH TLS`, then `PBSZ 0` / `PROT P` so the data channel is protected too)
 //!   by default; plain FTP only with `tls = "none"`, with a warning on every connection. No
-//!   plaintext fallback (rule 10). Implicit FTPS needs suppaftp's `deprecated` feature, which
-//!   is not enabled: it is refused.
+//!   plaintext fallback (rule 10). Implicit FTPS (`tls = "implicit"`, port 990 by default):
+//!   TLS from the first byte (suppaftp's `connect_secure_implicit`, behind its `deprecated`
+//!   feature), then `PBSZ 0` / `PROT P` for the data channel.
 //! - TLS verification is always on, against the system's CA bundle (plus an extra root for
 //!   tests). A factor with a self-signed certificate needs a fingerprint-pinning verifier
 //!   (like SFTP's `host_key_sha256`), not built yet; never "accept invalid certs".
@@ -34,7 +35,7 @@ use rustls::pki_types::pem::PemObject;
 use secrecy::{ExposeSecret, SecretString};
 use suppaftp::tokio::{AsyncFtpStream, AsyncRustlsConnector, AsyncRustlsFtpStream, ImplAsyncFtpStream, TokioTlsStream};
 use suppaftp::types::FileType;
-use suppaftp::{FtpError, Mode};
+use suppaftp::{FtpError, Mode, Status};
 use tokio::io::AsyncWriteExt;
 use tracing::{debug, info, warn};
 
@@ -127,7 +128,7 @@ impl<'a> FtpTransport<'a> {
             return self.sftp().send(batch, files).await;
         }
         let receipt = Self::receipt(batch, files)?;
-        match self.connect().await? {
+        match self.connect(&mut Vec::new()).await? {
             Control::Plain(mut ftp) => self.send_over(&mut ftp, files).await?,
             Control::Tls(mut ftp) => self.send_over(&mut ftp, files).await?,
         }
@@ -150,11 +151,65 @@ impl<'a> FtpTransport<'a> {
             return self.sftp().reconcile(batch, files).await;
         }
         let receipt = Self::receipt(batch, files)?;
-        let uploaded = match self.connect().await? {
+        let uploaded = match self.connect(&mut Vec::new()).await? {
             Control::Plain(mut ftp) => self.reconcile_over(&mut ftp, files).await?,
             Control::Tls(mut ftp) => self.reconcile_over(&mut ftp, files).await?,
         };
         Ok(uploaded.then_some(receipt))
+    }
+
+    /// Checks the connection without sending a batch (`factord providers test`): connect and
+    /// log in, list the directory, write a probe file `.factord-probe-<random>.tmp` there and
+    /// delete it, each under its timeout. Every step that worked is added to `steps`; the
+    /// first failure is returned, in the server's words.
+    #[tracing::instrument(name = "ftp_probe", skip_all, fields(host = %self.settings.host))]
+    pub async fn probe(&self, steps: &mut Vec<String>) -> Result<(), ProviderError> {
+        if self.settings.protocol == FtpProtocol::Sftp {
+            return self.sftp().probe(steps).await;
+        }
+        match self.connect(steps).await? {
+            Control::Plain(mut ftp) => self.probe_over(&mut ftp, steps).await,
+            Control::Tls(mut ftp) => self.probe_over(&mut ftp, steps).await,
+        }
+    }
+
+    async fn probe_over<T: TokioTlsStream + Send>(
+        &self,
+        ftp: &mut ImplAsyncFtpStream<T>,
+        steps: &mut Vec<String>,
+    ) -> Result<(), ProviderError> {
+        let listed = self.list(ftp).await?;
+        debug!(names = listed.len(), "listed");
+        steps.push(format!("listed {}", self.directory()));
+        let name = probe_name();
+        let written = async {
+            let mut stream = self
+                .within(self.command_timeout, Phase::Files, &format!("STOR {name}"), ftp.put_with_stream(name.as_str()))
+                .await?;
+            let transfer = async {
+                stream.write_all(PROBE_CONTENT).await.map_err(FtpError::ConnectionError)?;
+                stream.finish().await
+            };
+            self.within(self.transfer_timeout, Phase::Files, &format!("upload of {name}"), transfer).await
+        }
+        .await;
+        if let Err(error) = written {
+            // A refused or broken upload may still have left a partial file.
+            if let Err(leftover) = self.within(self.command_timeout, Phase::Files, "DELE", ftp.rm(name.as_str())).await
+            {
+                debug!(file = %name, %leftover, "no probe file to delete");
+            }
+            return Err(error);
+        }
+        self.within(self.command_timeout, Phase::Files, &format!("DELE {name}"), ftp.rm(name.as_str())).await?;
+        steps.push("wrote and deleted probe file".to_string());
+        self.quit(ftp).await;
+        Ok(())
+    }
+
+    /// The configured directory as the server sees it (the login directory when empty).
+    fn directory(&self) -> &str {
+        if self.settings.directory.is_empty() { "the login directory" } else { &self.settings.directory }
     }
 
     /// The SFTP transport for the same settings and timeouts.
@@ -333,8 +388,9 @@ impl<'a> FtpTransport<'a> {
         }
     }
 
-    /// Connects, secures, logs in, enters the directory and switches to binary mode.
-    async fn connect(&self) -> Result<Control, ProviderError> {
+    /// Connects, secures, logs in, enters the directory and switches to binary mode; each step
+    /// done is added to `steps` (for [`Self::probe`]).
+    async fn connect(&self, steps: &mut Vec<String>) -> Result<Control, ProviderError> {
         let settings = self.settings;
         if settings.protocol == FtpProtocol::Sftp {
             // `send` and `reconcile` hand sftp over before connecting.
@@ -345,13 +401,28 @@ impl<'a> FtpTransport<'a> {
         })?;
         let address = (settings.host.as_str(), settings.port);
         match settings.tls {
-            FtpTls::Implicit => Err(ProviderError::Rejected("implicit FTPS is not supported".into())),
+            FtpTls::Implicit => {
+                let connector = self.tls_connector()?;
+                let connect = AsyncRustlsFtpStream::connect_secure_implicit(address, connector, &settings.host);
+                let mut ftp =
+                    self.within(self.connect_timeout, Phase::Login, "connect (implicit TLS)", connect).await?;
+                // TLS from the first byte covers the control channel; the data channel is
+                // protected as in explicit mode (suppaftp opens it with TLS either way).
+                for command in ["PBSZ 0", "PROT P"] {
+                    let call = ftp.custom_command(command, &[Status::CommandOk]);
+                    self.within(self.command_timeout, Phase::Login, command, call).await?;
+                }
+                steps.push(format!("connected to {} (implicit TLS)", self.endpoint()));
+                self.prepare(&mut ftp, password, steps).await?;
+                Ok(Control::Tls(ftp))
+            }
             FtpTls::None => {
                 warn!(host = %settings.host, "plain FTP (tls = \"none\"): the password and the batch travel in clear text");
                 let mut ftp = self
                     .within(self.connect_timeout, Phase::Login, "connect", AsyncFtpStream::connect(address))
                     .await?;
-                self.prepare(&mut ftp, password).await?;
+                steps.push(format!("connected to {} (plain FTP)", self.endpoint()));
+                self.prepare(&mut ftp, password, steps).await?;
                 Ok(Control::Plain(ftp))
             }
             FtpTls::Explicit => {
@@ -362,7 +433,8 @@ impl<'a> FtpTransport<'a> {
                 let mut ftp = self
                     .within(self.command_timeout, Phase::Login, "AUTH TLS", ftp.into_secure(connector, &settings.host))
                     .await?;
-                self.prepare(&mut ftp, password).await?;
+                steps.push(format!("connected to {} (explicit TLS)", self.endpoint()));
+                self.prepare(&mut ftp, password, steps).await?;
                 Ok(Control::Tls(ftp))
             }
         }
@@ -372,6 +444,7 @@ impl<'a> FtpTransport<'a> {
         &self,
         ftp: &mut ImplAsyncFtpStream<T>,
         password: &SecretString,
+        steps: &mut Vec<String>,
     ) -> Result<(), ProviderError> {
         let settings = self.settings;
         ftp.set_mode(Mode::Passive);
@@ -382,6 +455,7 @@ impl<'a> FtpTransport<'a> {
         self.within(self.command_timeout, Phase::Login, "login", ftp.login(settings.username.as_str(), secret))
             .await
             .map_err(|error| redact(error, secret))?;
+        steps.push(format!("logged in as {}", settings.username));
         if !settings.directory.is_empty() {
             let what = format!("CWD {}", settings.directory);
             self.within(self.command_timeout, Phase::Files, &what, ftp.cwd(settings.directory.as_str())).await?;
@@ -466,6 +540,19 @@ impl<'a> FtpTransport<'a> {
     fn endpoint(&self) -> String {
         format!("{}:{}", self.settings.host, self.settings.port)
     }
+}
+
+/// What a probe file holds.
+pub(super) const PROBE_CONTENT: &[u8] = b"factord connection test; safe to delete\n";
+
+/// `.factord-probe-<random>.tmp`: hidden, unique per probe, never a batch file's name.
+pub(super) fn probe_name() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    hasher.write_u32(std::process::id());
+    format!(".factord-probe-{:016x}.tmp", hasher.finish())
 }
 
 /// `.<name>.part`: hidden, and ignored by watchers that skip temp files.

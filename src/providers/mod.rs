@@ -10,6 +10,8 @@
 //! - [`api`]: HTTP APIs, one file per provider with its request/response mapping.
 //! - [`statuses`]: each provider's status map: the factor's words → purchased, paid, held,
 //!   rejected or no change (DESIGN §8a).
+//! - [`probe`]: `factord providers test`: each subsidiary's connection checked without sending
+//!   an invoice.
 
 pub mod api;
 pub mod batch;
@@ -17,6 +19,7 @@ mod catalogue;
 pub mod ftp;
 pub mod layout;
 pub mod outbox;
+pub mod probe;
 pub mod sftp;
 pub mod statuses;
 

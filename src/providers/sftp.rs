@@ -46,7 +46,8 @@ use tracing::{debug, info, warn};
 
 use super::batch::{Batch, BatchReceipt, ProviderError};
 use super::ftp::{
-    DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TRANSFER_TIMEOUT, FtpTransport, redact, temp_name,
+    DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TRANSFER_TIMEOUT, FtpTransport, PROBE_CONTENT,
+    probe_name, redact, temp_name,
 };
 use super::layout::BatchFile;
 use crate::config::FtpSettings;
@@ -191,7 +192,7 @@ impl<'a> SftpTransport<'a> {
     #[tracing::instrument(name = "sftp_send", skip_all, fields(batch = %batch.id, host = %self.settings.host))]
     pub async fn send(&self, batch: &Batch, files: &[BatchFile]) -> Result<BatchReceipt, ProviderError> {
         let receipt = FtpTransport::receipt(batch, files)?;
-        let connection = self.connect().await?;
+        let connection = self.connect(&mut Vec::new()).await?;
         for file in files {
             self.upload(&connection, file).await?;
         }
@@ -208,10 +209,58 @@ impl<'a> SftpTransport<'a> {
     #[tracing::instrument(name = "sftp_reconcile", skip_all, fields(batch = %batch.id, host = %self.settings.host))]
     pub async fn reconcile(&self, batch: &Batch, files: &[BatchFile]) -> Result<Option<BatchReceipt>, ProviderError> {
         let receipt = FtpTransport::receipt(batch, files)?;
-        let connection = self.connect().await?;
+        let connection = self.connect(&mut Vec::new()).await?;
         let uploaded = self.reconcile_over(&connection, files).await?;
         self.quit(connection).await;
         Ok(uploaded.then_some(receipt))
+    }
+
+    /// Checks the connection without sending a batch, as [`FtpTransport::probe`] does: connect
+    /// (host key checked), log in, list the directory, write a probe file
+    /// `.factord-probe-<random>.tmp` there and delete it. Every step that worked is added to
+    /// `steps`; the first failure is returned.
+    #[tracing::instrument(name = "sftp_probe", skip_all, fields(host = %self.settings.host))]
+    pub async fn probe(&self, steps: &mut Vec<String>) -> Result<(), ProviderError> {
+        let connection = self.connect(steps).await?;
+        let result = self.probe_over(&connection, steps).await;
+        self.quit(connection).await;
+        result
+    }
+
+    async fn probe_over(&self, connection: &Connection, steps: &mut Vec<String>) -> Result<(), ProviderError> {
+        let listed = self.list(connection).await?;
+        debug!(names = listed.len(), "listed");
+        steps.push(format!("listed {}", listing_path(&connection.directory)));
+        let path = connection.path(&probe_name());
+        let flags = OpenFlags::CREATE | OpenFlags::TRUNCATE | OpenFlags::WRITE;
+        let written = async {
+            let mut remote = self
+                .within(
+                    self.command_timeout,
+                    Phase::Files,
+                    &format!("open {path}"),
+                    connection.sftp.open_with_flags(path.as_str(), flags),
+                )
+                .await?;
+            let transfer = async {
+                remote.write_all(PROBE_CONTENT).await?;
+                remote.shutdown().await
+            };
+            self.within(self.transfer_timeout, Phase::Files, &format!("write of {path}"), transfer).await
+        }
+        .await;
+        if let Err(error) = written {
+            // A refused or broken write may still have left a partial file.
+            let remove = connection.sftp.remove_file(path.as_str());
+            if let Err(leftover) = self.within(self.command_timeout, Phase::Files, "remove", remove).await {
+                debug!(file = %path, %leftover, "no probe file to remove");
+            }
+            return Err(error);
+        }
+        let what = format!("remove {path}");
+        self.within(self.command_timeout, Phase::Files, &what, connection.sftp.remove_file(path.as_str())).await?;
+        steps.push("wrote and deleted probe file".to_string());
+        Ok(())
     }
 
     /// Returns whether the batch is (now) on the server: false when none of its final names was.
@@ -382,8 +431,9 @@ impl<'a> SftpTransport<'a> {
     }
 
     /// Checks the pin, connects (host key checked during the handshake), logs in with the
-    /// password, opens the SFTP subsystem and checks the directory.
-    async fn connect(&self) -> Result<Connection, ProviderError> {
+    /// password, opens the SFTP subsystem and checks the directory; each step done is added to
+    /// `steps` (for [`Self::probe`]).
+    async fn connect(&self, steps: &mut Vec<String>) -> Result<Connection, ProviderError> {
         let settings = self.settings;
         let pin = settings.host_key_sha256.as_deref().ok_or_else(|| {
             ProviderError::Auth(format!(
@@ -410,6 +460,7 @@ impl<'a> SftpTransport<'a> {
                 client::connect(Arc::new(config), address, HostKeyCheck { expected }),
             )
             .await?;
+        steps.push(format!("connected to {} (host key matches the pin)", self.endpoint()));
 
         // The only place the password leaves its SecretString: handed to russh (whose Debug
         // redacts it), and kept out of whatever comes back.
@@ -426,6 +477,7 @@ impl<'a> SftpTransport<'a> {
                 if offered.is_empty() { "nothing more".to_string() } else { offered.join(", ") }
             )));
         }
+        steps.push(format!("logged in as {}", settings.username));
 
         let mut channel =
             self.within(self.command_timeout, Phase::Login, "session channel", ssh.channel_open_session()).await?;

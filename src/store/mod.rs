@@ -230,7 +230,9 @@ pub use reports::{Ingested, LoadReportRow, ReportFileMeta, ReportFileRecord, Rep
 
 mod submission;
 
-pub use submission::{BatchDraft, BatchSummary, CreatedBatch, DraftItem, PendingBatch};
+pub use submission::{
+    BatchDraft, BatchSummary, CREDENTIALS_REFUSED, CreatedBatch, DraftItem, GOES_AGAIN, PendingBatch,
+};
 
 mod credit;
 

@@ -14,7 +14,15 @@ use sqlx::Row;
 // LoadFields and Money are named by `load_from_row!`.
 use super::{BeginWrite, LoadRecord, Store, StoreError};
 use crate::domain::{ExceptionKind, LoadFields, LoadStatus, Money};
-use crate::providers::batch::{InvoiceOutcome, idempotency_key};
+use crate::providers::batch::{InvoiceOutcome, ProviderError, idempotency_key};
+
+/// What happens next to a load the factor did not take this time (its waiting reason ends
+/// with it): it stays Queued, and the next submission takes it again.
+pub const GOES_AGAIN: &str = "it goes again in the next batch (the next fire, or `factord submit`)";
+/// What happens next when the factor refused the credentials: the next batch is sent too, and
+/// fails the same way until the configuration changes.
+pub const CREDENTIALS_REFUSED: &str =
+    "the factor refused the credentials: no retry can succeed until they are fixed in the configuration";
 
 // DIALECT: lease arithmetic on the database clock.
 const LEASE_POSTGRES: &str = "UPDATE batches SET lease_until = now() + make_interval(secs => $2) \
@@ -272,17 +280,19 @@ impl Store {
         reference: Option<&str>,
         outcomes: &[(String, InvoiceOutcome)],
     ) -> Result<(), StoreError> {
-        self.settle_batch(batch_id, reference, outcomes, None).await
+        self.settle_batch(batch_id, reference, outcomes, None, GOES_AGAIN).await
     }
 
     /// [`Self::record_batch_outcome`], or with `failure` the batch as a whole was not delivered:
     /// it becomes `failed` with that error whatever the outcomes say, in the same transaction.
+    /// `next` (after the reason) tells what happens to the loads of transient outcomes.
     async fn settle_batch(
         &self,
         batch_id: &str,
         reference: Option<&str>,
         outcomes: &[(String, InvoiceOutcome)],
         failure: Option<&str>,
+        next: &str,
     ) -> Result<(), StoreError> {
         let now = Utc::now();
         let delivered =
@@ -361,7 +371,7 @@ impl Store {
                     }
                     InvoiceOutcome::Transient { reason } => {
                         sqlx::query("UPDATE loads SET waiting_reason = $1 WHERE id = $2")
-                            .bind(format!("submission failed: {reason}; retried at the next fire"))
+                            .bind(format!("submission failed: {reason}; {next}"))
                             .bind(load_id)
                             .execute(&mut *tx)
                             .await?;
@@ -393,10 +403,15 @@ impl Store {
         })
     }
 
-    /// Marks a batch that could not be delivered at all: every pending item becomes
-    /// `transient` (or `rejected` when `rejected` is set), and the batch `failed` with the error,
-    /// all in one transaction. A batch refused whole is `failed` too: nothing was taken.
-    pub async fn fail_batch(&self, batch_id: &str, error: &str, rejected: bool) -> Result<(), StoreError> {
+    /// Marks a batch that could not be delivered at all: every pending item becomes `rejected`
+    /// for [`ProviderError::Rejected`], else `transient` (its load waits with [`GOES_AGAIN`], or
+    /// [`CREDENTIALS_REFUSED`] for [`ProviderError::Auth`]), and the batch `failed` with the
+    /// error, all in one transaction. A batch refused whole is `failed` too: nothing was taken.
+    pub async fn fail_batch(&self, batch_id: &str, error: &ProviderError) -> Result<(), StoreError> {
+        let rejected = matches!(error, ProviderError::Rejected(_));
+        let next = if matches!(error, ProviderError::Auth(_)) { CREDENTIALS_REFUSED } else { GOES_AGAIN };
+        let error = error.to_string();
+        let error = error.as_str();
         let invoices: Vec<String> = on_pool!(self, pool => {
             sqlx::query_scalar("SELECT invoice_number FROM batch_items WHERE batch_id = $1 AND outcome = 'pending'")
                 .bind(batch_id)
@@ -409,7 +424,7 @@ impl Store {
             InvoiceOutcome::Transient { reason: error.to_string() }
         };
         let outcomes: Vec<(String, InvoiceOutcome)> = invoices.into_iter().map(|i| (i, outcome.clone())).collect();
-        self.settle_batch(batch_id, None, &outcomes, Some(error)).await
+        self.settle_batch(batch_id, None, &outcomes, Some(error), next).await
     }
 
     /// Batches left `sending` (by a crash), with their loads, oldest first.

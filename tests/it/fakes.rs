@@ -119,10 +119,24 @@ pub mod ftp {
         /// As [`TestServer::start`], on a given port of 127.0.0.1 (0: any free one), so that a
         /// server found down can be started where the config points.
         pub fn start_on(tls: Option<&TestCert>, port: u16) -> TestServer {
+            TestServer::start_with(tls, port, false)
+        }
+
+        /// Implicit FTPS (port 990 style): TLS from the first byte of the control connection.
+        /// libunftp speaks only explicit FTPS, so a TLS-terminating proxy (tokio-rustls, the
+        /// test certificate) listens on `addr` and hands each connection's bytes to libunftp
+        /// on a loopback port of its own; the data channel is libunftp's, TLS required (no
+        /// PASV before `PROT P`).
+        pub fn start_implicit(cert: &TestCert) -> TestServer {
+            TestServer::start_with(Some(cert), 0, true)
+        }
+
+        fn start_with(tls: Option<&TestCert>, port: u16, implicit: bool) -> TestServer {
             let root = tempfile::tempdir().expect("tempdir");
             std::fs::create_dir(root.path().join("incoming")).expect("mkdir incoming");
             let events = EventLog::default();
             let logins = Arc::new(Mutex::new(Vec::new()));
+            let acceptor = tls.filter(|_| implicit).map(tls_acceptor);
             let tls = tls.map(|c| (c.cert.clone(), c.key.clone()));
             let (root_path, server_events, auth) =
                 (root.path().to_path_buf(), events.clone(), PasswordCheck { logins: logins.clone() });
@@ -133,8 +147,18 @@ pub mod ftp {
             let thread = std::thread::spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
                 runtime.block_on(async move {
-                    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
-                    addr_tx.send(listener.local_addr().expect("addr")).expect("send addr");
+                    let (listener_port, control) =
+                        if implicit { (0, FtpsRequired::None) } else { (port, FtpsRequired::All) };
+                    let listener = tokio::net::TcpListener::bind(("127.0.0.1", listener_port)).await.expect("bind");
+                    match &acceptor {
+                        Some(acceptor) => {
+                            let front = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
+                            addr_tx.send(front.local_addr().expect("addr")).expect("send addr");
+                            let back = listener.local_addr().expect("addr");
+                            tokio::spawn(tls_proxy(front, acceptor.clone(), back));
+                        }
+                        None => addr_tx.send(listener.local_addr().expect("addr")).expect("send addr"),
+                    }
                     loop {
                         let stream = tokio::select! {
                             _ = &mut stopped => break,
@@ -151,9 +175,7 @@ pub mod ftp {
                         )
                         .notify_data(server_events.clone());
                         if let Some((cert, key)) = &tls {
-                            builder = builder
-                                .ftps(cert.clone(), key.clone())
-                                .ftps_required(FtpsRequired::All, FtpsRequired::All);
+                            builder = builder.ftps(cert.clone(), key.clone()).ftps_required(control, FtpsRequired::All);
                         }
                         let server = builder.build().expect("server");
                         tokio::spawn(async move {
@@ -212,6 +234,37 @@ pub mod ftp {
             if let Some(thread) = self.thread.take() {
                 let _ = thread.join();
             }
+        }
+    }
+
+    fn tls_acceptor(cert: &TestCert) -> suppaftp::tokio_rustls::TlsAcceptor {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain = vec![CertificateDer::from(cert.der.clone())];
+        let key = PrivateKeyDer::from_pem_file(&cert.key).expect("test key");
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("server certificate");
+        suppaftp::tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    }
+
+    /// Accepts TLS on `front` and relays each connection's plain bytes to `back`.
+    async fn tls_proxy(
+        front: tokio::net::TcpListener,
+        acceptor: suppaftp::tokio_rustls::TlsAcceptor,
+        back: SocketAddr,
+    ) {
+        while let Ok((stream, _)) = front.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut secure) = acceptor.accept(stream).await else { return };
+                let Ok(mut plain) = tokio::net::TcpStream::connect(back).await else { return };
+                let _ = tokio::io::copy_bidirectional(&mut secure, &mut plain).await;
+            });
         }
     }
 

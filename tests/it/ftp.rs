@@ -119,6 +119,43 @@ async fn explicit_ftps_uploads_over_tls_with_the_data_channel_protected() {
 }
 
 #[tokio::test]
+async fn implicit_ftps_uploads_over_tls_from_the_first_byte() {
+    let cert = test_cert();
+    let server = TestServer::start_implicit(&cert);
+    let packets = tempfile::tempdir().expect("tempdir");
+    let batch = batch("winfactor", packets.path());
+    let files = batch_files(&batch).expect("files");
+
+    // Verification is on here too: the test CA is not a system root.
+    let implicit = settings(server.addr.port(), FtpTls::Implicit, PASSWORD);
+    let untrusted = transport(&implicit).send(&batch, &files).await.expect_err("untrusted certificate");
+    assert!(matches!(&untrusted, ProviderError::Auth(text) if text.contains("certificate")), "{untrusted:?}");
+    assert!(server.names().is_empty() && server.logins().is_empty());
+
+    let receipt =
+        transport(&implicit).with_root_certificate(cert.der.clone()).send(&batch, &files).await.expect("sent");
+
+    assert_eq!(receipt, accepted(&batch, CSV));
+    assert_uploaded(&server, &files);
+    assert_temp_then_rename(&server, &files);
+    // The server requires TLS on the data channel: the uploads went through `PROT P`.
+    assert_eq!(server.logins().len(), 1);
+
+    // Explicit FTPS against the implicit port: the server speaks TLS first, so no AUTH TLS
+    // exchange can happen; a clear failure, nothing stored.
+    let explicit = settings(server.addr.port(), FtpTls::Explicit, PASSWORD);
+    let before = server.stored().len();
+    let error = transport(&explicit)
+        .with_root_certificate(cert.der.clone())
+        .with_timeouts(Duration::from_secs(2), Duration::from_secs(2), Duration::from_secs(2))
+        .send(&batch, &files)
+        .await
+        .expect_err("explicit client on an implicit port");
+    assert!(matches!(error, ProviderError::Transient(_)), "{error:?}");
+    assert_eq!(server.stored().len(), before);
+}
+
+#[tokio::test]
 async fn a_zip_provider_uploads_one_zip() {
     let server = TestServer::start(None);
     let packets = tempfile::tempdir().expect("tempdir");
@@ -136,7 +173,7 @@ async fn a_zip_provider_uploads_one_zip() {
 }
 
 #[tokio::test]
-async fn unpinned_sftp_and_implicit_ftps_are_refused_up_front() {
+async fn unpinned_sftp_is_refused_up_front() {
     let packets = tempfile::tempdir().expect("tempdir");
     let batch = batch("winfactor", packets.path());
     let files = batch_files(&batch).expect("files");
@@ -146,11 +183,6 @@ async fn unpinned_sftp_and_implicit_ftps_are_refused_up_front() {
     sftp.protocol = FtpProtocol::Sftp;
     let refused = transport(&sftp).send(&batch, &files).await;
     assert!(matches!(&refused, Err(ProviderError::Auth(text)) if text.contains("no host_key_sha256")), "{refused:?}");
-    let implicit = settings(9, FtpTls::Implicit, PASSWORD);
-    assert_eq!(
-        transport(&implicit).reconcile(&batch, &files).await,
-        Err(ProviderError::Rejected("implicit FTPS is not supported".into()))
-    );
 }
 
 // --- reconciliation -----------------------------------------------------------------------

@@ -22,6 +22,7 @@ mod intake;
 mod invoicing;
 mod leader;
 mod multi;
+mod probe;
 mod reload;
 mod reports;
 mod sftp;

@@ -836,3 +836,53 @@ fn the_transport_future_can_be_spawned() {
     assert_send(&transport.send(&batch, &[]));
     assert_send(&transport.reconcile(&batch, &[]));
 }
+
+// --- connection test (`factord providers test`) -------------------------------------------
+
+#[tokio::test]
+async fn the_probe_logs_in_lists_and_writes_then_removes_a_probe_file() {
+    let server = TestServer::start();
+    let settings = server.settings();
+    let mut steps = Vec::new();
+
+    // Through the FTP transport, as `providers test` calls it for `protocol = "sftp"`.
+    FtpTransport::new(&settings).probe(&mut steps).await.expect("probe");
+
+    assert_eq!(
+        steps,
+        [
+            format!("connected to 127.0.0.1:{} (host key matches the pin)", server.addr.port()),
+            format!("logged in as {USER}"),
+            "listed /incoming".to_string(),
+            "wrote and deleted probe file".to_string(),
+        ]
+    );
+    let written = server.written();
+    assert_eq!(written.len(), 1, "{:?}", server.events());
+    assert!(written[0].starts_with(".factord-probe-") && written[0].ends_with(".tmp"), "{written:?}");
+    assert_eq!(server.events().last(), Some(&Event::Remove(format!("incoming/{}", written[0]))));
+    assert!(server.names().is_empty(), "no probe file left: {:?}", server.names());
+}
+
+#[tokio::test]
+async fn the_probe_reports_a_refused_password_and_a_refused_write() {
+    let server = TestServer::start_with(Faults { deny_writes: true, ..Faults::default() });
+    let wrong = settings(server.addr.port(), &server.fingerprint, "wrong-Pa55word-z");
+    let mut steps = Vec::new();
+
+    let error = transport(&wrong).probe(&mut steps).await.expect_err("password refused");
+
+    assert!(
+        matches!(&error, ProviderError::Auth(text) if text.contains("refused the password of user acme")),
+        "{error:?}"
+    );
+    assert!(!error.to_string().contains("wrong-Pa55word-z"));
+    assert_eq!(steps.len(), 1, "connected, not logged in: {steps:?}");
+    assert_eq!(server.logins(), [(USER.to_string(), false)]);
+
+    let mut steps = Vec::new();
+    let error = transport(&server.settings()).probe(&mut steps).await.expect_err("write refused");
+    assert!(matches!(&error, ProviderError::Rejected(text) if text.contains("PermissionDenied")), "{error:?}");
+    assert_eq!(steps.last().map(String::as_str), Some("listed /incoming"));
+    assert!(server.names().is_empty());
+}

@@ -398,6 +398,9 @@ both_backends!(otr_answering_500_is_retried_and_what_stays_transient_goes_in_a_l
         reason.contains("HTTP 500") && reason.contains("database busy") && reason.contains("4 attempts"),
         "{reason}"
     );
+    // What happens next, said as what will happen: no claim of a retry that has not happened.
+    assert!(reason.ends_with(factord::store::GOES_AGAIN) && !reason.contains("retried"), "{reason}");
+    assert_eq!(batch.next.as_deref(), Some(format!("1 not taken: {}", factord::store::GOES_AGAIN).as_str()));
     let summary = batch_summary(&env.store, "acme-east-1").await;
     assert_eq!((summary.accepted, summary.transient), (1, 1));
     assert_eq!(lock(&otr).invoices.len(), 1);
@@ -415,6 +418,35 @@ both_backends!(otr_answering_500_is_retried_and_what_stays_transient_goes_in_a_l
     numbers.sort_unstable();
     assert_eq!(numbers, ["AE-1", "AE-2"], "each invoice created once");
     assert_eq!(otr.invoice_posts, 4 + 2 + 1, "four 500s for AE-1, a 500 and a 201 for AE-2, then AE-1 once");
+});
+
+both_backends!(refused_credentials_say_no_retry_can_succeed_until_the_config_is_fixed, |env| {
+    let (url, otr) = otr_server(Otr::default()).await;
+    let (_, good) = otr_config(&env, &url);
+    queue_loads(&env, &good, 2).await;
+    // The same config with a password OTR refuses.
+    let wrong = secret(&env, "otr-password-wrong", "not-the-otr-password");
+    let text = std::fs::read_to_string(env.path("config-otr/factord.toml")).expect("config");
+    let text = text.replace(&env.path("secrets/otr-password").display().to_string(), &wrong.display().to_string());
+    let path = env.write("config-wrong/factord.toml", &text);
+    let settings = Settings::load(&path, &Environment::new()).expect("config is valid");
+
+    let report = run_once(&env.store, &settings, None, false, "command").await.expect("submit");
+
+    let batch = &report.batches[0];
+    assert_eq!((batch.status.as_str(), batch.transient), ("failed", 2), "{report:#?}");
+    assert!(batch.error.as_deref().is_some_and(|e| e.starts_with("authentication failed")), "{report:#?}");
+    assert_eq!(batch.next.as_deref(), Some(format!("2 not taken: {}", factord::store::CREDENTIALS_REFUSED).as_str()));
+    assert_waiting(&env.store, 2, &["OTR refused the login", factord::store::CREDENTIALS_REFUSED]).await;
+    for number in load_numbers(2) {
+        let reason = detail(&env.store, &number).await.load.waiting_reason.unwrap_or_default();
+        assert!(!reason.contains("retried") && !reason.contains(factord::store::GOES_AGAIN), "{reason}");
+    }
+    assert_eq!(lock(&otr).invoice_posts, 0);
+
+    // Fixed: the next submission takes them.
+    let report = run_once(&env.store, &good, None, false, "command").await.expect("submit");
+    assert_eq!((report.batches[0].accepted, report.batches[0].next.as_deref()), (2, None), "{report:#?}");
 });
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

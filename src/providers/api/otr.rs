@@ -580,7 +580,7 @@ async fn authorized(
 }
 
 /// `POST auth/token`: a fresh token, cached on the transport.
-async fn log_in(transport: &ApiTransport<'_>) -> Result<SecretString, Halt> {
+pub(super) async fn log_in(transport: &ApiTransport<'_>) -> Result<SecretString, Halt> {
     let username = transport.settings.username.as_deref().unwrap_or_default();
     let Some(password) = transport.settings.password.as_ref() else {
         return Err(Halt::Batch(ProviderError::Auth("OTR: no password configured".to_string())));
