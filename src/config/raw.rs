@@ -49,6 +49,8 @@ pub struct RawPaths {
 pub struct RawLog {
     pub format: Option<String>,
     pub level: Option<String>,
+    /// Extra `EnvFilter` directives, e.g. `sqlx=info,suppaftp=debug`, to raise a dependency.
+    pub filter: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

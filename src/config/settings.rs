@@ -132,8 +132,12 @@ pub enum LogFormat {
 #[derive(Clone, Debug)]
 pub struct LogSettings {
     pub format: LogFormat,
-    /// An `EnvFilter` directive such as `info` or `factord=debug,sqlx=warn`.
+    /// factord's own level (`error`, `warn`, `info`, `debug`, `trace`); dependencies log
+    /// warnings and errors only unless `filter` raises them. A value with `=` in it is taken as
+    /// whole `EnvFilter` directives (the form earlier versions documented).
     pub level: String,
+    /// Extra `EnvFilter` directives applied after `level` (`log.filter`), e.g. `sqlx=info`.
+    pub filter: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -484,6 +488,16 @@ impl Settings {
         if let Err(error) = tracing_subscriber::EnvFilter::try_new(&level) {
             issues.push(src("log.level"), "log.level", format!("`{level}` is not a log level: {error}"));
         }
+        let log_filter = main.log.filter.clone().filter(|f| !f.trim().is_empty());
+        if let Some(filter) = &log_filter
+            && let Err(error) = tracing_subscriber::EnvFilter::try_new(filter)
+        {
+            issues.push(
+                src("log.filter"),
+                "log.filter",
+                format!("`{filter}` is not a filter (e.g. \"sqlx=info,suppaftp=debug\"): {error}"),
+            );
+        }
 
         // [http]
         let http = main.http.as_ref().and_then(|http| {
@@ -592,7 +606,7 @@ impl Settings {
             config_path: loaded.main_path.clone(),
             database: DatabaseSettings { url, password, max_connections },
             paths,
-            log: LogSettings { format, level },
+            log: LogSettings { format, level, filter: log_filter },
             http,
             credit: CreditSettings { max_age, refresh_schedule: refresh_schedule?, request_interval, retry_cap },
             intake,
