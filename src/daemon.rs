@@ -509,7 +509,6 @@ async fn fire_schedule(
         }
     };
     let clock = crate::schedule::SystemClock;
-    let after = last.map_or_else(chrono::Utc::now, |last| last.max(chrono::Utc::now()));
     let fire = |next: chrono::DateTime<chrono::Utc>| {
         let (store, settings, metrics) = (&store, &settings, &metrics);
         async move {
@@ -521,9 +520,45 @@ async fn fire_schedule(
             }
         }
     };
+    let now = chrono::Utc::now();
+    let missed = missed_fire(&settings, schedule, subsidiary.timezone, last, now, "submission", &subsidiary.id);
+    if let Some(at) = missed {
+        fire(at).await;
+    }
+    let after = last.map_or(now, |last| last.max(now));
     crate::schedule::run_fires(schedule, subsidiary.timezone, after, &clock, &shutdown, fire).await;
     if !shutdown.is_cancelled() {
         tracing::warn!(subsidiary = %subsidiary.id, "the schedule never fires again");
+    }
+}
+
+/// The fire to catch up at start, if any: the latest one missed since `last` (the last fire
+/// recorded for this schedule) while no daemon ran it, when it is at most `schedule.catch_up`
+/// old. Several missed fires make one; an older one is logged as skipped. The caller fires it
+/// through the usual path, so the fire's record keeps it to one daemon.
+pub fn missed_fire(
+    settings: &Settings,
+    schedule: &crate::config::Schedule,
+    zone: chrono_tz::Tz,
+    last: Option<chrono::DateTime<chrono::Utc>>,
+    now: chrono::DateTime<chrono::Utc>,
+    what: &str,
+    key: &str,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    use crate::schedule::Missed;
+    match crate::schedule::missed_fire(schedule, zone, last, now, settings.schedule.catch_up) {
+        Missed::Nothing => None,
+        Missed::CatchUp(at) => {
+            tracing::info!(schedule = what, key, fire = %at, "catching up a fire missed while no daemon ran");
+            Some(at)
+        }
+        Missed::TooOld(at) => {
+            tracing::warn!(
+                schedule = what, key, fire = %at, catch_up = ?settings.schedule.catch_up,
+                "a missed fire older than schedule.catch_up is skipped"
+            );
+            None
+        }
     }
 }
 
@@ -611,7 +646,12 @@ async fn sync_statuses(settings: Arc<Settings>, store: Store, subsidiary_id: Str
             }
         }
     };
-    crate::schedule::run_fires(schedule, subsidiary.timezone, chrono::Utc::now(), &clock, &shutdown, fire).await;
+    let now = chrono::Utc::now();
+    let last = last_fire_or_none(&store, &key).await;
+    if let Some(at) = missed_fire(&settings, schedule, subsidiary.timezone, last, now, "status sync", &key) {
+        fire(at).await;
+    }
+    crate::schedule::run_fires(schedule, subsidiary.timezone, now, &clock, &shutdown, fire).await;
 }
 
 /// The credit refresh: at each fire of `credit.refresh_schedule` (in UTC), recorded once in the
@@ -633,7 +673,24 @@ async fn refresh_credit(settings: Arc<Settings>, store: Store, shutdown: Cancell
             }
         }
     };
-    crate::schedule::run_fires(schedule, chrono_tz::UTC, chrono::Utc::now(), &clock, &shutdown, fire).await;
+    let now = chrono::Utc::now();
+    let last = last_fire_or_none(&store, crate::credit::REFRESH_FIRE_KEY).await;
+    if let Some(at) = missed_fire(&settings, schedule, chrono_tz::UTC, last, now, "credit refresh", "credit") {
+        fire(at).await;
+    }
+    crate::schedule::run_fires(schedule, chrono_tz::UTC, now, &clock, &shutdown, fire).await;
+}
+
+/// The last recorded fire under `key`; `None` (nothing to catch up) when the database cannot
+/// say, which is logged.
+async fn last_fire_or_none(store: &Store, key: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    match store.last_fire(key).await {
+        Ok(last) => last,
+        Err(error) => {
+            tracing::error!(key, %error, "cannot read the last fire; a missed fire is not caught up");
+            None
+        }
+    }
 }
 
 /// The invoice component: a pass every `invoicing.interval`, and one after each load import.

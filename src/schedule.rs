@@ -61,6 +61,48 @@ pub async fn run_fires<C, F, Fut>(
     }
 }
 
+/// A fire that fell while no daemon was running the schedule (restart, upgrade, reboot).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Missed {
+    /// Nothing was missed (or nothing was ever recorded: a first start misses nothing).
+    Nothing,
+    /// The latest missed fire, young enough to run now, once, in place of all missed ones.
+    CatchUp(DateTime<Utc>),
+    /// The latest missed fire is older than the grace: logged and skipped.
+    TooOld(DateTime<Utc>),
+}
+
+/// Most fires looked at between the last recorded one and now (a schedule firing every second,
+/// down for more than a day); past it, nothing is caught up.
+const MAX_MISSED_SCAN: usize = 200_000;
+
+/// Which missed fire, if any, to catch up at start: the latest fire after `last` (the last one
+/// recorded) and not after `now`, if it is at most `grace` old. Several missed fires make one.
+pub fn missed_fire(
+    schedule: &Schedule,
+    zone: Tz,
+    last: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    grace: std::time::Duration,
+) -> Missed {
+    let Some(mut after) = last else { return Missed::Nothing };
+    let mut latest = None;
+    for _ in 0..MAX_MISSED_SCAN {
+        match next_fire(schedule, zone, after) {
+            Some(next) if next <= now => {
+                latest = Some(next);
+                after = next;
+            }
+            _ => break,
+        }
+    }
+    match latest {
+        None => Missed::Nothing,
+        Some(fire) if (now - fire).to_std().unwrap_or_default() <= grace => Missed::CatchUp(fire),
+        Some(fire) => Missed::TooOld(fire),
+    }
+}
+
 /// Longest a spring-forward gap can be; time zones use one hour, a few used 30 minutes.
 const MAX_GAP_MINUTES: i64 = 3 * 60;
 
@@ -132,6 +174,30 @@ mod tests {
             after = next;
         }
         out
+    }
+
+    #[test]
+    fn missed_fires_make_one_catch_up_within_the_grace() {
+        let hourly = Schedule::parse("0 0 * * * *").expect("cron");
+        let six_hours = std::time::Duration::from_secs(6 * 3600);
+        let now = utc("2026-12-06T10:20:00Z");
+        // Down from 06:30 to 10:20: 07:00, 08:00, 09:00 and 10:00 were missed; 10:00 runs once.
+        let last = Some(utc("2026-12-06T06:00:00Z"));
+        assert_eq!(missed_fire(&hourly, chicago(), last, now, six_hours), Missed::CatchUp(utc("2026-12-06T10:00:00Z")));
+        // Nothing missed: the last recorded fire is the latest one.
+        let last = Some(utc("2026-12-06T10:00:00Z"));
+        assert_eq!(missed_fire(&hourly, chicago(), last, now, six_hours), Missed::Nothing);
+        // A first start has nothing recorded and catches nothing up.
+        assert_eq!(missed_fire(&hourly, chicago(), None, now, six_hours), Missed::Nothing);
+        // Older than the grace: skipped.
+        let daily = Schedule::parse("0 0 16 * * Mon-Fri").expect("cron");
+        let last = Some(utc("2026-12-01T22:00:00Z"));
+        let monday = utc("2026-12-07T06:00:00Z");
+        assert_eq!(
+            missed_fire(&daily, chicago(), last, monday, six_hours),
+            Missed::TooOld(utc("2026-12-04T22:00:00Z")),
+            "Friday 16:00 Chicago, missed over the weekend"
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub struct RawConfig {
     pub intake: RawIntake,
     pub invoicing: RawInvoicing,
     pub submission: RawSubmission,
+    pub schedule: RawScheduleSection,
     pub subsidiary: Vec<RawSubsidiary>,
     pub provider: BTreeMap<String, RawProvider>,
 }
@@ -91,6 +92,13 @@ pub struct RawInvoicing {
     pub lease: Option<String>,
     #[serde(deserialize_with = "lenient::opt_u64")]
     pub max_document_bytes: Option<u64>,
+}
+
+/// Every cron schedule: how old a missed fire may be and still run at start.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawScheduleSection {
+    pub catch_up: Option<String>,
 }
 
 /// Batch submission timing. Not in DESIGN §10's example; defaults suit ops.

@@ -33,6 +33,7 @@ pub struct Settings {
     pub intake: IntakeSettings,
     pub invoicing: InvoicingSettings,
     pub submission: SubmissionSettings,
+    pub schedule: ScheduleSettings,
     pub subsidiaries: Vec<Subsidiary>,
     /// Per-provider report settings, by provider id.
     pub providers: BTreeMap<String, ProviderSettings>,
@@ -180,6 +181,14 @@ pub struct InvoicingSettings {
     pub lease: Duration,
     /// Larger POD or rate confirmation files are refused.
     pub max_document_bytes: u64,
+}
+
+/// Every cron schedule (submission, credit refresh, status sync).
+#[derive(Clone, Debug)]
+pub struct ScheduleSettings {
+    /// A fire missed while no daemon ran the schedule (restart, upgrade, reboot) runs once at
+    /// start when it is at most this old; older ones are logged as skipped (`schedule.catch_up`).
+    pub catch_up: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -568,6 +577,16 @@ impl Settings {
             ),
         };
 
+        // [schedule]
+        let schedule = ScheduleSettings {
+            catch_up: duration(
+                &main.schedule.catch_up,
+                "schedule.catch_up",
+                Duration::from_secs(6 * 3600),
+                Duration::ZERO,
+            ),
+        };
+
         let refresh_schedule = parse_setting(
             main.credit.refresh_schedule.as_deref(),
             "0 0 * * * *",
@@ -612,6 +631,7 @@ impl Settings {
             intake,
             invoicing,
             submission,
+            schedule,
             subsidiaries,
             providers,
         })

@@ -499,3 +499,80 @@ async fn dropped_loads_are_invoiced_and_submitted_on_schedule() {
     let exit = daemon.stop().await;
     assert!(exit.success(), "{exit}:\n{}", daemon.logs());
 }
+
+/// A Workdir whose acme-east submits once a day at the Chicago wall time of `hours_ago` hours
+/// ago, with one earlier fire recorded (the day before), and two Queued loads; `extra` goes
+/// before the subsidiaries (e.g. a `[schedule]` section).
+async fn missed_fire_workdir(hours_ago: i64, extra: &str) -> Workdir {
+    let at = (chrono::Utc::now() - chrono::Duration::hours(hours_ago)).with_timezone(&chrono_tz::America::Chicago);
+    use chrono::Timelike;
+    let cron = format!("0 {} {} * * *", at.minute(), at.hour());
+    let subsidiaries =
+        crate::harness::SUBSIDIARIES.replace("schedule = \"0 0 16 * * Mon-Fri\"", &format!("schedule = \"{cron}\""));
+    let wd = Workdir::new(
+        "scan_interval = \"100ms\"\nquiet_period = \"300ms\"",
+        "info",
+        &format!("{extra}\n{subsidiaries}"),
+    );
+    std::fs::create_dir_all(wd.path("documents")).expect("mkdir");
+    std::fs::write(wd.path("documents/rc.pdf"), crate::pdfs::rate_confirmation("M", 1)).expect("rc");
+    std::fs::write(
+        wd.path("documents/pod.pdf"),
+        crate::pdfs::pod_with_jpeg("M", &crate::pdfs::scanned_jpeg(90, 60, 2)),
+    )
+    .expect("pod");
+    let rows = ["M-1", "M-2"].map(|l| format!("{l},acme-east,C-1,Broker One,123456,150.00,,,pod.pdf,rc.pdf,,,"));
+    let file = wd.write("loads.csv", &loads_csv(&[&rows[0], &rows[1]]));
+    for args in [vec!["loads", "import", file.to_str().expect("path")], vec!["invoice"]] {
+        let output = wd.command(&args).output().expect("factord");
+        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    // The fire of the day before was made: the daemon was running then.
+    let settings = factord::config::Settings::load(&wd.config, &factord::config::Environment::new()).expect("config");
+    let store = factord::store::Store::connect(&settings.database).await.expect("store");
+    let yesterday = at.with_second(0).expect("whole minute").with_timezone(&chrono::Utc) - chrono::Duration::days(1);
+    assert!(store.record_fire("acme-east", yesterday).await.expect("record"));
+    store.close().await;
+    wd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fire_missed_while_down_runs_once_at_start() {
+    let wd = missed_fire_workdir(2, "").await;
+    let mut daemon = wd.start("daemon");
+    daemon.wait_running().await;
+    let expected: Vec<(String, String)> = ["M-1", "M-2"].iter().map(|l| (l.to_string(), "Invoiced".into())).collect();
+    let (wd_ref, expected_ref) = (&wd, &expected);
+    // The next regular fire is some 22 hours away: only the catch-up can submit them.
+    wait_for(DEADLINE, "the missed fire to be caught up", || async move {
+        wd_ref.statuses().await.filter(|s| s == expected_ref)
+    })
+    .await;
+    let exit = daemon.stop().await;
+    assert!(exit.success(), "{exit}:\n{}", daemon.logs());
+    assert!(daemon.stderr().contains("catching up a fire missed while no daemon ran"), "{}", daemon.logs());
+    // Started again, nothing more is missed: no second batch.
+    let mut again = wd.start("again");
+    again.wait_running().await;
+    let exit = again.stop().await;
+    assert!(exit.success());
+    assert!(!again.stderr().contains("catching up"), "{}", again.logs());
+    let status = wd.try_json(&["status", "--json"]).await.expect("status");
+    assert_eq!(status["last_batches"].as_array().map(Vec::len), Some(1), "{status:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missed_fire_older_than_the_grace_is_logged_and_skipped() {
+    let wd = missed_fire_workdir(3, "[schedule]\ncatch_up = \"1h\"\n").await;
+    let mut daemon = wd.start("daemon");
+    daemon.wait_running().await;
+    let daemon_ref = &daemon;
+    wait_for(DEADLINE, "the skip to be logged", || async move {
+        daemon_ref.stderr().contains("older than schedule.catch_up is skipped").then_some(())
+    })
+    .await;
+    let statuses = wd.statuses().await.expect("statuses");
+    assert!(statuses.iter().all(|(_, s)| s == "Queued"), "{statuses:?}");
+    let exit = daemon.stop().await;
+    assert!(exit.success(), "{exit}:\n{}", daemon.logs());
+}

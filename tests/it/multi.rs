@@ -237,3 +237,61 @@ async fn three_daemons_make_one_batch_per_fire_over_a_hundred_fires() {
     let distinct: std::collections::BTreeSet<_> = invoiced.iter().map(|l| l.load.batch_id.clone()).collect();
     assert_eq!(distinct.len(), fires as usize, "every load in its own batch, none in two");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_daemons_starting_at_once_catch_a_missed_fire_up_once() {
+    let Some(env) = crate::harness::TestEnv::new(crate::harness::Backend::Postgres).await else { return };
+    let documents = env.path("documents");
+    std::fs::create_dir_all(&documents).expect("mkdir");
+    std::fs::write(documents.join("rc.pdf"), crate::pdfs::rate_confirmation("C", 1)).expect("rc");
+    let seed = crate::seed::Seed {
+        subsidiary: "acme-east",
+        provider: "capital_depot",
+        prefix: "C-",
+        count: 2,
+        amount_cents: 10_000,
+        status: "Queued",
+    };
+    crate::seed::seed(&env.store, &seed).await;
+    let subsidiary = env.settings.subsidiary("acme-east").expect("acme-east");
+    let Store::Postgres(pool) = &env.store else { unreachable!("a PostgreSQL test") };
+    sqlx::query("UPDATE loads SET packet_path = $1, packet_noa = $2")
+        .bind(documents.join("rc.pdf").display().to_string())
+        .bind(subsidiary.packet_mark())
+        .execute(pool)
+        .await
+        .expect("packets");
+    // Weekdays at 16:00 Chicago; the last fire recorded a week before "now", a Wednesday 18:00.
+    let schedule = subsidiary.factoring.as_ref().and_then(|f| f.schedule.clone()).expect("schedule");
+    let utc = |t: &str| chrono::DateTime::parse_from_rfc3339(t).expect("time").with_timezone(&chrono::Utc);
+    let now = utc("2026-12-02T18:00:00-06:00");
+    assert!(env.store.record_fire("acme-east", utc("2026-11-25T16:00:00-06:00")).await.expect("record"));
+    let mut stores = vec![env.store.clone()];
+    for _ in 0..2 {
+        stores.push(Store::connect(&env.settings.database).await.expect("connect"));
+    }
+    // Each daemon reads the last fire at its start (all before any catches up), then fires.
+    let mut missed = Vec::new();
+    for store in &stores {
+        let last = store.last_fire("acme-east").await.expect("last fire");
+        let at = factord::daemon::missed_fire(
+            &env.settings,
+            &schedule,
+            subsidiary.timezone,
+            last,
+            now,
+            "submission",
+            "acme-east",
+        );
+        assert_eq!(at, Some(utc("2026-12-02T16:00:00-06:00")), "the latest of the five missed fires");
+        missed.push(at.expect("missed"));
+    }
+    let outcomes = futures_util::future::join_all(
+        stores.iter().zip(missed).map(|(store, at)| factord::daemon::fire_once(store, &env.settings, subsidiary, at)),
+    )
+    .await;
+    let submitted = outcomes.iter().filter(|o| **o == factord::daemon::Fired::Submitted).count();
+    assert_eq!(submitted, 1, "{outcomes:?}");
+    let batches = env.store.recent_batches(10).await.expect("batches");
+    assert_eq!(batches.len(), 1, "one run for all missed fires: {batches:#?}");
+}

@@ -319,7 +319,7 @@ async fn an_api_login_is_checked_and_a_refused_one_fails_in_the_factors_words() 
 
     let out = wd.test(&[], &[("PROBE_OTR_PASSWORD", OTR_PASSWORD), ("PROBE_OTR_KEY", SUBSCRIPTION_KEY)]).await;
     assert_eq!(out.code, 0, "{out}");
-    assert!(out.line("acme-east").starts_with("acme-east  otr (api)  ok: logged in to "), "{out}");
+    assert!(out.line("acme-east").starts_with("acme-east  otr (api)  ok: logged in as acme"), "{out}");
     assert_eq!(crate::fakes::api::lock(&state).logins, 1);
     assert_eq!(crate::fakes::api::lock(&state).invoice_posts, 0, "no invoice sent");
 
