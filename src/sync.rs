@@ -19,9 +19,9 @@ use crate::providers::statuses::{StatusMap, StatusOutcome};
 use crate::reports::apply::{status_exception, status_moves, unrecognised_reason};
 use crate::store::{HeldInvoice, StatusChange, Store, StoreError};
 
-/// Scheduled syncs record their fires under `status-sync:<subsidiary>` (beside the batch
+/// Scheduled syncs record their fires under `*status-sync:<subsidiary>` (beside the batch
 /// schedule's fires, which are keyed by the subsidiary id alone).
-pub const FIRE_KEY_PREFIX: &str = "status-sync:";
+pub const FIRE_KEY_PREFIX: &str = "*status-sync:";
 
 /// What one sync did, per subsidiary.
 #[derive(Clone, Debug, Default, Serialize)]

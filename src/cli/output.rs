@@ -291,6 +291,7 @@ pub fn submit_text(report: &crate::submit::SubmitReport, dry_run: bool) -> Strin
 pub struct Status {
     subsidiaries: Vec<SubsidiaryStatus>,
     load_files: Vec<Value>,
+    refused_load_files: Vec<crate::store::RefusedFile>,
     batches: Vec<crate::store::BatchSummary>,
     reports: Vec<ReportFileRecord>,
     credit: CreditStatus,
@@ -338,19 +339,24 @@ impl Status {
                 id,
             });
         }
-        let load_files = store
-            .recent_inbox_files(LOADS_CHANNEL, 5)
-            .await?
+        // Files dropped into inbox/loads and files given to `loads import`, newest first.
+        let mut files = store.recent_inbox_files(LOADS_CHANNEL, 5).await?;
+        files.extend(store.recent_inbox_files(crate::store::COMMAND_LOADS_CHANNEL, 5).await?);
+        files.sort_by(|a, b| b.processed_at.cmp(&a.processed_at));
+        let load_files = files
             .into_iter()
+            .take(5)
             .map(|f| {
                 let summary: Value = serde_json::from_str(&f.summary).unwrap_or(Value::Null);
-                json!({ "file": f.file_name, "processed_at": f.processed_at.to_rfc3339(), "summary": summary })
+                let source = if f.channel == LOADS_CHANNEL { "inbox" } else { "command" };
+                json!({ "file": f.file_name, "source": source, "processed_at": f.processed_at.to_rfc3339(), "summary": summary })
             })
             .collect();
+        let refused_load_files = store.recent_refused_files(LOADS_CHANNEL, 5).await?;
         let batches = store.recent_batches(10).await?;
         let reports = store.recent_report_files(REPORTS_PER_PROVIDER).await?;
         let credit = CreditStatus::gather(store, settings).await?;
-        Ok(Status { subsidiaries, load_files, batches, reports, credit })
+        Ok(Status { subsidiaries, load_files, refused_load_files, batches, reports, credit })
     }
 
     /// `status --json` (DESIGN §6).
@@ -388,6 +394,11 @@ impl Status {
             })).collect::<Vec<_>>(),
             "last_reports": self.reports.iter().map(report_file_json).collect::<Vec<_>>(),
             "last_load_files": self.load_files,
+            "refused_load_files": self.refused_load_files.iter().map(|f| json!({
+                "file": f.file_name,
+                "refused_at": f.refused_at.to_rfc3339(),
+                "reason": f.reason,
+            })).collect::<Vec<_>>(),
             "credit": self.credit.json(),
         })
     }
@@ -462,6 +473,18 @@ impl Status {
             }
         }
         out.push_str(&self.credit.text());
+        if !self.refused_load_files.is_empty() {
+            let _ = writeln!(out, "\nrefused load files (nothing imported; fix and drop them again):");
+            for f in &self.refused_load_files {
+                let _ = writeln!(
+                    out,
+                    "  {}  {}: REFUSED: {}",
+                    f.refused_at.format("%Y-%m-%d %H:%M"),
+                    f.file_name,
+                    f.reason
+                );
+            }
+        }
         if !self.load_files.is_empty() {
             let _ = writeln!(out, "\nlast load files:");
             for f in &self.load_files {

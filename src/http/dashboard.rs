@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 
 use crate::config::Settings;
 use crate::domain::{LoadStatus, Money};
-use crate::store::{BatchSummary, OpenException, ReportFileRecord, Store, StoreError, SubsidiaryCounts, WaitingLoad};
+use crate::store::{
+    BatchSummary, OpenException, RefusedFile, ReportFileRecord, Store, StoreError, SubsidiaryCounts, WaitingLoad,
+};
 
 /// How many waiting loads and open exceptions are listed per subsidiary.
 const LISTED_PER_SUBSIDIARY: i64 = 50;
@@ -19,6 +21,8 @@ const LISTED_PER_SUBSIDIARY: i64 = 50;
 const BATCHES_PER_SUBSIDIARY: i64 = 5;
 /// How many report files are listed per provider.
 const REPORTS_PER_PROVIDER: i64 = 5;
+/// How many refused load files are listed.
+const REFUSED_LOAD_FILES: i64 = 10;
 /// The page reloads itself this often (seconds), with a meta tag: no script needed.
 const REFRESH_SECONDS: u32 = 30;
 
@@ -29,6 +33,7 @@ pub struct Dashboard {
     exceptions: Vec<OpenException>,
     batches: Vec<BatchSummary>,
     reports: Vec<ReportFileRecord>,
+    refused_load_files: Vec<RefusedFile>,
 }
 
 impl Dashboard {
@@ -39,6 +44,7 @@ impl Dashboard {
             exceptions: store.open_exceptions(LISTED_PER_SUBSIDIARY).await?,
             batches: store.recent_batches_per_subsidiary(BATCHES_PER_SUBSIDIARY).await?,
             reports: store.recent_report_files(REPORTS_PER_PROVIDER).await?,
+            refused_load_files: store.recent_refused_files(crate::intake::LOADS_CHANNEL, REFUSED_LOAD_FILES).await?,
         })
     }
 
@@ -62,6 +68,23 @@ impl Dashboard {
         let mut ids: Vec<&str> = settings.subsidiaries.iter().map(|s| s.id.as_str()).collect();
         let configured: BTreeSet<&str> = ids.iter().copied().collect();
         ids.extend(counts.keys().copied().filter(|id| !configured.contains(id)));
+        if !self.refused_load_files.is_empty() {
+            out.push_str(
+                "<section id=\"refused-load-files\">\n<h2>Refused load files</h2>\n\
+                 <p class=\"meta\">Nothing of these was imported: fix each and drop it into inbox/loads again.</p>\n\
+                 <table class=\"refused\">\n<tr><th>refused</th><th>file</th><th>why</th></tr>\n",
+            );
+            for f in &self.refused_load_files {
+                let _ = writeln!(
+                    out,
+                    "<tr><td>{}</td><td>{}</td><td class=\"reason\">{}</td></tr>",
+                    f.refused_at.format("%Y-%m-%d %H:%M"),
+                    escape(&f.file_name),
+                    escape(&f.reason)
+                );
+            }
+            out.push_str("</table>\n</section>\n");
+        }
         for id in &ids {
             self.subsidiary(&mut out, settings, id, counts.get(id).copied());
         }

@@ -273,6 +273,13 @@ fn render_database(x: &mut Exposition, settings: &Settings, counts: &MetricCount
     }
 
     x.family(
+        "factord_load_files_refused_total",
+        "counter",
+        "Load files refused whole (unreadable, too large, not CSV or JSON), from inbox/loads or `loads import`.",
+    );
+    x.sample("factord_load_files_refused_total", &[], counts.refused_load_files);
+
+    x.family(
         "factord_schedule_last_fire_timestamp_seconds",
         "gauge",
         "The scheduled time of each subsidiary's last recorded submission fire (Unix time).",

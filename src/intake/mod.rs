@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::files::csv_cell;
-use crate::store::{FileRef, ImportCounts, ImportRequest, InboxFileRecord, Store, StoreError};
+use crate::store::{COMMAND_LOADS_CHANNEL, FileRef, ImportCounts, ImportRequest, InboxFileRecord, Store, StoreError};
 use inbox::{InboxFolder, StableFiles};
 use loads::{FileError, parse_load_file};
 
@@ -97,16 +97,46 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Reads, parses and imports one load file (the `loads import` command). `progress` is told
-/// how many rows are done.
+/// Reads, parses and imports one load file (the `loads import` command). The file is recorded
+/// so that `status` lists it (importing the same content again applies it again: rows already
+/// so are `unchanged`), and a file refused whole is recorded with why.
+/// `progress` is told how many rows are done.
 pub async fn import_load_file(
     store: &Store,
     settings: &Settings,
     path: &Path,
     progress: Option<&(dyn Fn(usize) + Send + Sync)>,
 ) -> Result<FileImport, IntakeError> {
-    let bytes = read_capped(path, settings)?;
-    import_bytes(store, settings, path, &bytes, None, progress).await
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let bytes = match read_capped(path, settings) {
+        Ok(bytes) => bytes,
+        Err(IntakeError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            // A mistyped path is the command's usage, not a refused file.
+            return Err(IntakeError::Io { path: path.to_path_buf(), source });
+        }
+        Err(error) => {
+            store.record_refused_file(LOADS_CHANNEL, &file_name, None, &refusal_reason(&error)).await?;
+            return Err(error);
+        }
+    };
+    let sha256 = sha256_hex(&bytes);
+    let file_ref = FileRef { channel: COMMAND_LOADS_CHANNEL, sha256: &sha256, file_name: &file_name };
+    match import_bytes(store, settings, path, &bytes, Some(file_ref), progress).await {
+        Err(error @ IntakeError::File { .. }) => {
+            store.record_refused_file(LOADS_CHANNEL, &file_name, Some(&sha256), &refusal_reason(&error)).await?;
+            Err(error)
+        }
+        other => other,
+    }
+}
+
+/// Why a load file was refused whole, without its path (the record names the file).
+fn refusal_reason(error: &IntakeError) -> String {
+    match error {
+        IntakeError::File { source, .. } => source.to_string(),
+        IntakeError::Io { source, .. } => format!("cannot read the file: {source}"),
+        IntakeError::Store(error) => error.to_string(),
+    }
 }
 
 fn read_capped(path: &Path, settings: &Settings) -> Result<Vec<u8>, IntakeError> {
@@ -250,23 +280,27 @@ impl LoadsInbox {
     }
 
     async fn process(&self, store: &Store, settings: &Settings, file: &Path) -> Result<InboxOutcome, IntakeError> {
-        let fail = |reason: String| -> Result<InboxOutcome, IntakeError> {
+        let file_name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let fail = async |reason: String, sha256: Option<&str>| -> Result<InboxOutcome, IntakeError> {
             tracing::warn!(file = %file.display(), %reason, "load file refused");
+            // Recorded first: a crash between the two leaves the file in processing/, to be
+            // refused (and recorded) again, never moved away unrecorded.
+            store.record_refused_file(LOADS_CHANNEL, &file_name, sha256, &reason).await?;
             let moved_to = self.folder.fail(file, &reason).map_err(IntakeError::io(file))?;
             Ok(InboxOutcome::Failed { file: file.to_path_buf(), moved_to, reason })
         };
         let bytes = match read_capped(file, settings) {
             Ok(bytes) => bytes,
-            Err(IntakeError::File { source, .. }) => return fail(source.to_string()),
-            Err(IntakeError::Io { source, .. }) => return fail(format!("cannot read the file: {source}")),
+            Err(error @ (IntakeError::File { .. } | IntakeError::Io { .. })) => {
+                return fail(refusal_reason(&error), None).await;
+            }
             Err(other) => return Err(other),
         };
         let sha256 = sha256_hex(&bytes);
-        let file_name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let file_ref = FileRef { channel: LOADS_CHANNEL, sha256: &sha256, file_name: &file_name };
         let import = match import_bytes(store, settings, file, &bytes, Some(file_ref), None).await {
             Ok(import) => import,
-            Err(IntakeError::File { source, .. }) => return fail(source.to_string()),
+            Err(error @ IntakeError::File { .. }) => return fail(refusal_reason(&error), Some(&sha256)).await,
             Err(other) => return Err(other),
         };
         let archived = self.folder.archive(file, "result.csv", &import.result_csv()).map_err(IntakeError::io(file))?;

@@ -27,6 +27,8 @@ pub struct MetricCounts {
     pub reports: Vec<ReportTotals>,
     /// (subsidiary, latest recorded schedule fire).
     pub last_fires: Vec<(String, DateTime<Utc>)>,
+    /// Load files refused whole (inbox or `loads import`).
+    pub refused_load_files: i64,
 }
 
 /// The report files of one provider, summed.
@@ -138,6 +140,8 @@ impl Store {
                     rejected: row.try_get("rejected")?,
                 });
             }
+            counts.refused_load_files =
+                sqlx::query_scalar("SELECT COUNT(*) FROM refused_files WHERE channel = 'loads'").fetch_one(&mut *tx).await?;
             for row in sqlx::query(
                 "SELECT subsidiary, MAX(fire_time) AS last FROM schedule_fires GROUP BY subsidiary ORDER BY subsidiary",
             )

@@ -331,6 +331,49 @@ impl Store {
         })
     }
 
+    /// Records a load file refused whole, with why (for `status`, the dashboard and metrics).
+    pub async fn record_refused_file(
+        &self,
+        channel: &str,
+        file_name: &str,
+        sha256: Option<&str>,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query("INSERT INTO refused_files (channel, file_name, sha256, refused_at, reason) VALUES ($1, $2, $3, $4, $5)")
+                .bind(channel)
+                .bind(file_name)
+                .bind(sha256)
+                .bind(Utc::now())
+                .bind(reason)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// The most recent refused files of a channel, newest first.
+    pub async fn recent_refused_files(&self, channel: &str, limit: i64) -> Result<Vec<RefusedFile>, StoreError> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT file_name, refused_at, reason FROM refused_files WHERE channel = $1 ORDER BY id DESC LIMIT $2",
+            )
+            .bind(channel)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(RefusedFile {
+                        file_name: r.try_get("file_name")?,
+                        refused_at: r.try_get("refused_at")?,
+                        reason: r.try_get("reason")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
     /// The most recent inbox files of a channel, newest first.
     pub async fn recent_inbox_files(&self, channel: &str, limit: i64) -> Result<Vec<InboxFileRecord>, StoreError> {
         on_pool!(self, pool => {
@@ -355,13 +398,18 @@ impl Store {
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
             if let Some(file) = &request.file {
-                // DIALECT: none; both backends take ON CONFLICT DO NOTHING. The record is written
-                // first so that a concurrent pickup of the same content waits here and then
-                // finds it taken.
-                let inserted = sqlx::query(
+                // DIALECT: none; both backends take ON CONFLICT. The record is written first so
+                // that a concurrent pickup of the same content waits here and then finds it
+                // taken. A channel that does not dedupe (`loads import`) only renews its record.
+                let sql = if file.channel == COMMAND_LOADS_CHANNEL {
                     "INSERT INTO inbox_files (channel, sha256, file_name, processed_at, summary) VALUES ($1, $2, $3, $4, '') \
-                     ON CONFLICT (channel, sha256) DO NOTHING",
-                )
+                     ON CONFLICT (channel, sha256) DO UPDATE SET file_name = excluded.file_name, \
+                     processed_at = excluded.processed_at, summary = ''"
+                } else {
+                    "INSERT INTO inbox_files (channel, sha256, file_name, processed_at, summary) VALUES ($1, $2, $3, $4, '') \
+                     ON CONFLICT (channel, sha256) DO NOTHING"
+                };
+                let inserted = sqlx::query(sql)
                 .bind(file.channel)
                 .bind(file.sha256)
                 .bind(file.file_name)

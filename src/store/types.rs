@@ -14,7 +14,12 @@ pub struct ImportRow {
     pub input: LoadInput,
 }
 
-/// An inbox file whose content is recorded with the import, so it is never applied twice.
+/// The channel of load files given to `factord loads import`: recorded for `status`, but never
+/// deduplicated (importing a file again applies it again; rows already so are `unchanged`).
+pub const COMMAND_LOADS_CHANNEL: &str = "loads:command";
+
+/// An inbox file whose content is recorded with the import, so it is never applied twice
+/// (except on [`COMMAND_LOADS_CHANNEL`]).
 #[derive(Clone, Copy, Debug)]
 pub struct FileRef<'a> {
     /// `loads`, or a provider id for reports.
@@ -114,6 +119,14 @@ pub struct InboxFileRecord {
     pub processed_at: DateTime<Utc>,
     /// JSON counts of what the file did.
     pub summary: String,
+}
+
+/// A load file refused whole.
+#[derive(Clone, Debug)]
+pub struct RefusedFile {
+    pub file_name: String,
+    pub refused_at: DateTime<Utc>,
+    pub reason: String,
 }
 
 /// A stored load with its customer's details.

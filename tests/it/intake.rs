@@ -255,3 +255,56 @@ async fn the_same_daemon_retries_a_file_after_the_database_comes_back() {
     assert!(matches!(outcomes.as_slice(), [InboxOutcome::Imported { .. }]), "{outcomes:?}");
     assert!(files_in(&env.path("inbox/loads/processing")).is_empty());
 }
+
+/// `factord status --json` for the test environment's config.
+fn status_json(env: &TestEnv) -> serde_json::Value {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_factord"))
+        .arg("--config")
+        .arg(&env.config_path)
+        .args(["status", "--json"])
+        .output()
+        .expect("factord status");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("json")
+}
+
+both_backends!(refused_load_files_show_in_status_the_dashboard_and_metrics_and_are_retried_after_a_fix, |env| {
+    let mut inbox = LoadsInbox::new(&env.settings);
+    let never = CancellationToken::new();
+    let quiet = env.settings.intake.quiet_period;
+    // Dropped in the inbox: semicolons, refused whole.
+    env.write("inbox/loads/monday.csv", "load_number;amount\nL-1;10\n");
+    let t0 = Instant::now();
+    inbox.run_once(&env.store, &env.settings, t0, &never).await.expect("pass");
+    let outcomes = inbox.run_once(&env.store, &env.settings, t0 + quiet, &never).await.expect("pass");
+    assert!(matches!(outcomes.as_slice(), [InboxOutcome::Failed { .. }]), "{outcomes:?}");
+    // Given to `loads import`: not JSON.
+    let broken = env.write("tuesday.json", "[{\"load_number\": ");
+    import_load_file(&env.store, &env.settings, &broken, None).await.expect_err("refused");
+    // A good file given to `loads import` is listed too.
+    let good = env.write("wednesday.csv", &loads_csv(&[GOOD_1]));
+    import_load_file(&env.store, &env.settings, &good, None).await.expect("imported");
+
+    let status = status_json(&env);
+    let refused = status["refused_load_files"].as_array().expect("refused_load_files");
+    let files: Vec<&str> = refused.iter().filter_map(|f| f["file"].as_str()).collect();
+    assert_eq!(files, ["tuesday.json", "monday.csv"], "newest first: {status:#}");
+    assert!(refused[1]["reason"].as_str().is_some_and(|r| r.contains("`;`")), "{status:#}");
+    let imported: Vec<&str> =
+        status["last_load_files"].as_array().expect("files").iter().filter_map(|f| f["file"].as_str()).collect();
+    assert_eq!(imported, ["wednesday.csv"], "{status:#}");
+
+    let dashboard = factord::http::dashboard::Dashboard::gather(&env.store).await.expect("dashboard");
+    let html = dashboard.html(&env.settings, chrono::Utc::now());
+    assert!(html.contains("Refused load files") && html.contains("monday.csv") && html.contains("tuesday.json"));
+    assert!(html.contains("seems separated by `;`"), "the reason, escaped as text");
+    let counts = env.store.metric_counts().await.expect("metrics");
+    assert_eq!(counts.refused_load_files, 2);
+
+    // Fixed and dropped again under the same name: taken and imported.
+    env.write("inbox/loads/monday.csv", &loads_csv(&[GOOD_2]));
+    let t1 = t0 + quiet * 3;
+    inbox.run_once(&env.store, &env.settings, t1, &never).await.expect("pass");
+    let outcomes = inbox.run_once(&env.store, &env.settings, t1 + quiet, &never).await.expect("pass");
+    assert!(matches!(outcomes.as_slice(), [InboxOutcome::Imported { .. }]), "{outcomes:?}");
+});
