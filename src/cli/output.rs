@@ -342,7 +342,7 @@ impl Status {
         // Files dropped into inbox/loads and files given to `loads import`, newest first.
         let mut files = store.recent_inbox_files(LOADS_CHANNEL, 5).await?;
         files.extend(store.recent_inbox_files(crate::store::COMMAND_LOADS_CHANNEL, 5).await?);
-        files.sort_by(|a, b| b.processed_at.cmp(&a.processed_at));
+        files.sort_by_key(|f| std::cmp::Reverse(f.processed_at));
         let load_files = files
             .into_iter()
             .take(5)
