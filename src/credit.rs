@@ -231,7 +231,7 @@ pub fn gate(factoring: &Factoring, latest: Option<&CreditCheckRecord>, max_age: 
     if is_stale(check, max_age, now) {
         return Gate::Waiting(format!(
             "the credit check of {} is older than credit.max_age",
-            check.checked_at.format("%Y-%m-%d %H:%M UTC")
+            crate::domain::time_for_people(check.checked_at)
         ));
     }
     let blocks = match check.result {
@@ -245,7 +245,7 @@ pub fn gate(factoring: &Factoring, latest: Option<&CreditCheckRecord>, max_age: 
             check.result,
             factoring.provider.name,
             check.factor_text,
-            check.checked_at.format("%Y-%m-%d %H:%M UTC")
+            crate::domain::time_for_people(check.checked_at)
         ))
     } else {
         Gate::Clear
@@ -286,7 +286,7 @@ pub async fn gates_for_submission(
                         "credit check before submission failed; the customer's loads wait"
                     );
                     let had = match &latest {
-                        Some(check) => format!("from {}", check.checked_at.format("%Y-%m-%d %H:%M UTC")),
+                        Some(check) => format!("from {}", crate::domain::time_for_people(check.checked_at)),
                         None => "none yet".to_string(),
                     };
                     gates.insert(

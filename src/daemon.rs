@@ -75,7 +75,7 @@ impl DaemonLock {
         let holder = format!(
             "factord pid {} started {}",
             std::process::id(),
-            chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
+            crate::domain::time_for_people(chrono::Utc::now())
         );
         file.set_len(0).map_err(io)?;
         file.rewind().map_err(io)?;
@@ -478,7 +478,7 @@ pub async fn status_line(store: &Store) -> Option<String> {
     let last = store.recent_batches(1).await.ok()?.into_iter().next();
     let last = last.map_or_else(
         || "no batch yet".to_string(),
-        |b| format!("last batch {} {} {}", b.id, b.status, b.created_at.format("%Y-%m-%d %H:%M UTC")),
+        |b| format!("last batch {} {} {}", b.id, b.status, crate::domain::time_for_people(b.created_at)),
     );
     Some(format!("queued {queued}, waiting {waiting}, {last}"))
 }

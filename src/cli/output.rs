@@ -79,6 +79,11 @@ pub fn load_json(load: &LoadRecord, exceptions: &[ExceptionRecord], history: Opt
     value
 }
 
+/// A plain-decimal amount from a report (`"2450.00"`) as people read it (`$2,450.00`).
+fn for_people(plain: &str) -> String {
+    crate::domain::Money::parse(plain).map_or_else(|_| plain.to_string(), |m| m.for_people().to_string())
+}
+
 fn or_dash(value: &Option<String>) -> &str {
     value.as_deref().filter(|v| !v.is_empty()).unwrap_or("-")
 }
@@ -103,7 +108,7 @@ pub fn load_text(detail: &LoadDetail, settings: &Settings) -> String {
         load.customer_name,
         if numbers.is_empty() { String::new() } else { format!("({numbers})") }
     );
-    let _ = writeln!(out, "  amount            ${}", f.amount);
+    let _ = writeln!(out, "  amount            {}", f.amount.for_people());
     let _ = writeln!(out, "  invoice           {}", or_dash(&load.invoice_number));
     let _ = writeln!(out, "  delivered         {}", or_dash(&f.delivered_at));
     let _ = writeln!(out, "  po number         {}", or_dash(&f.po_number));
@@ -149,14 +154,14 @@ pub fn load_text(detail: &LoadDetail, settings: &Settings) -> String {
                 "    {:<16}{} (since {})",
                 e.kind.as_str(),
                 e.detail,
-                e.raised_at.format("%Y-%m-%d %H:%M")
+                crate::domain::time_for_people(e.raised_at)
             );
         }
     }
     let _ = writeln!(out, "  history");
     for h in &detail.history {
         let from = h.from.map_or("(new)", LoadStatus::as_str);
-        let _ = writeln!(out, "    {}  {from} → {}  {}", h.at.format("%Y-%m-%d %H:%M:%S UTC"), h.to, h.cause);
+        let _ = writeln!(out, "    {}  {from} → {}  {}", crate::domain::time_for_people(h.at), h.to, h.cause);
     }
     out
 }
@@ -185,7 +190,7 @@ pub fn list_text(loads: &[LoadSummary]) -> String {
             load.load_number,
             load.fields.subsidiary,
             load.status.as_str(),
-            load.fields.amount.to_string(),
+            load.fields.amount.for_people().to_string(),
             load.fields.customer_id,
             or_dash(&load.invoice_number),
             note.join("; ")
@@ -235,6 +240,16 @@ pub fn invoice_text(report: &crate::invoicing::PassReport) -> String {
     for failed in &report.failed {
         let _ = writeln!(out, "{} FAILED: {}", failed.load_number, failed.reason);
     }
+    for rebuilt in &report.rebuilt.rebuilt {
+        let _ = writeln!(
+            out,
+            "{}  invoice {}: packet rebuilt with {}'s NOA",
+            rebuilt.load_number, rebuilt.invoice_number, rebuilt.to
+        );
+    }
+    for failed in &report.rebuilt.failed {
+        let _ = writeln!(out, "{} packet NOT rebuilt: {}", failed.load_number, failed.reason);
+    }
     let _ = writeln!(
         out,
         "{} invoiced, {} waiting, {} failed",
@@ -255,7 +270,7 @@ pub fn submit_text(report: &crate::submit::SubmitReport, dry_run: bool) -> Strin
             planned.subsidiary,
             planned.provider,
             planned.invoices.len(),
-            planned.total,
+            for_people(&planned.total),
             planned.invoices.join(", ")
         );
     }
@@ -266,7 +281,7 @@ pub fn submit_text(report: &crate::submit::SubmitReport, dry_run: bool) -> Strin
             batch.id,
             batch.provider,
             batch.invoices,
-            batch.total,
+            for_people(&batch.total),
             batch.status,
             batch.accepted,
             batch.rejected,
@@ -439,11 +454,11 @@ impl Status {
                 let _ = writeln!(
                     out,
                     "  {}  {} → {}: {} invoice(s), {}, {} (accepted {}, rejected {}, transient {}){}",
-                    b.created_at.format("%Y-%m-%d %H:%M"),
+                    crate::domain::time_for_people(b.created_at),
                     b.id,
                     b.provider,
                     b.invoice_count,
-                    crate::domain::Money::from_cents(b.total_cents),
+                    crate::domain::Money::from_cents(b.total_cents).for_people(),
                     b.status,
                     b.accepted,
                     b.rejected,
@@ -465,7 +480,7 @@ impl Status {
                 let _ = writeln!(
                     out,
                     "  {}  {} {} {}: {what}",
-                    f.processed_at.format("%Y-%m-%d %H:%M"),
+                    crate::domain::time_for_people(f.processed_at),
                     f.provider,
                     f.kind.as_deref().unwrap_or("report"),
                     f.file_name
@@ -479,7 +494,7 @@ impl Status {
                 let _ = writeln!(
                     out,
                     "  {}  {}: REFUSED: {}",
-                    f.refused_at.format("%Y-%m-%d %H:%M"),
+                    crate::domain::time_for_people(f.refused_at),
                     f.file_name,
                     f.reason
                 );
@@ -552,7 +567,7 @@ pub fn report_rows_text(rows: &[LoadReportRow]) -> String {
         let _ = writeln!(
             out,
             "    {}  {} report {} row {}: {}",
-            r.processed_at.format("%Y-%m-%d %H:%M"),
+            crate::domain::time_for_people(r.processed_at),
             r.kind,
             r.file_name,
             r.row,
@@ -612,7 +627,7 @@ pub fn ingest_text(summary: &IngestSummary) -> String {
 // ---- Credit checks ----------------------------------------------------------------------------
 
 fn check_date(check: &CreditCheckRecord) -> String {
-    check.checked_at.format("%Y-%m-%d %H:%M UTC").to_string()
+    crate::domain::time_for_people(check.checked_at)
 }
 
 /// One recorded check as JSON (`credit check --json`, `loads show --json`'s `credit`).

@@ -1,15 +1,18 @@
 //! Types that parse, so the rest of factord can trust them: money in cents, the load status
-//! graph and its exceptions, the load import rule, and credit check results.
+//! graph and its exceptions, the load import rule, credit check results, and how money and
+//! times are shown to people.
 
 mod credit;
 mod load;
 mod money;
 mod status;
+mod time;
 
 pub use credit::CreditResult;
 pub use load::{Customer, FieldChange, ImportDecision, LoadFields, LoadInput, StoredLoad, decide_import};
 pub use money::{Money, MoneyError};
 pub use status::{ExceptionKind, LoadStatus, UnknownStatus};
+pub use time::time_for_people;
 
 /// Whether `id` is usable as a name in paths and files (RELIABILITY rule 14): 1 to 64 of
 /// `[A-Za-z0-9_-]`. Subsidiary and provider ids are held to this.

@@ -119,6 +119,7 @@ impl FromStr for Money {
 }
 
 /// Formats as `2450.00` / `-12.00`, the form used in generated files and command output.
+/// Plain decimals, as files and JSON carry them: `1875.50`, `-12.00`.
 impl fmt::Display for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let sign = if self.0 < 0 { "-" } else { "" };
@@ -127,9 +128,51 @@ impl fmt::Display for Money {
     }
 }
 
+impl Money {
+    /// The amount as people read it (DESIGN §2): `$1,875.50`, `-$12.00`. Files and JSON carry
+    /// plain decimals ([`Display`](fmt::Display)) instead.
+    pub fn for_people(self) -> ForPeople {
+        ForPeople(self)
+    }
+}
+
+/// [`Money::for_people`]: a dollar sign and thousands separators.
+#[derive(Clone, Copy, Debug)]
+pub struct ForPeople(Money);
+
+impl fmt::Display for ForPeople {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cents = self.0.0;
+        let sign = if cents < 0 { "-" } else { "" };
+        let abs = cents.unsigned_abs();
+        let whole = (abs / 100).to_string();
+        let mut grouped = String::with_capacity(whole.len() + whole.len() / 3);
+        for (i, digit) in whole.chars().enumerate() {
+            if i > 0 && (whole.len() - i).is_multiple_of(3) {
+                grouped.push(',');
+            }
+            grouped.push(digit);
+        }
+        write!(f, "{sign}${grouped}.{:02}", abs % 100)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn people_see_dollars_with_thousands_separators() {
+        let shown = |cents: i64| Money::from_cents(cents).for_people().to_string();
+        assert_eq!(shown(187_550), "$1,875.50");
+        assert_eq!(shown(5), "$0.05");
+        assert_eq!(shown(99_999), "$999.99");
+        assert_eq!(shown(100_000), "$1,000.00");
+        assert_eq!(shown(12_345_678_900), "$123,456,789.00");
+        assert_eq!(shown(-1_200), "-$12.00");
+        assert_eq!(shown(-12_345_678), "-$123,456.78");
+        assert_eq!(Money::from_cents(187_550).to_string(), "1875.50", "files keep plain decimals");
+    }
 
     #[test]
     fn accepts_the_documented_forms() {

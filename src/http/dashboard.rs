@@ -57,7 +57,7 @@ impl Dashboard {
              <meta http-equiv=\"refresh\" content=\"{REFRESH_SECONDS}\">\n\
              <title>factord</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
              <h1>factord</h1>\n<p class=\"meta\">Figures of {} · version {} · read-only, refreshes every {REFRESH_SECONDS} s</p>\n",
-            now.format("%Y-%m-%d %H:%M:%S UTC"),
+            crate::domain::time_for_people(now),
             env!("CARGO_PKG_VERSION"),
         );
 
@@ -78,7 +78,7 @@ impl Dashboard {
                 let _ = writeln!(
                     out,
                     "<tr><td>{}</td><td>{}</td><td class=\"reason\">{}</td></tr>",
-                    f.refused_at.format("%Y-%m-%d %H:%M"),
+                    crate::domain::time_for_people(f.refused_at),
                     escape(&f.file_name),
                     escape(&f.reason)
                 );
@@ -163,7 +163,7 @@ impl Dashboard {
                     escape(&e.status),
                     escape(&e.kind),
                     escape(&e.detail),
-                    e.raised_at.format("%Y-%m-%d %H:%M")
+                    crate::domain::time_for_people(e.raised_at)
                 );
             }
             out.push_str("</table>\n");
@@ -200,14 +200,14 @@ fn batches_table(out: &mut String, batches: &[&BatchSummary]) {
         let note = b.reference.as_deref().or(b.error.as_deref()).unwrap_or("");
         let _ = writeln!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>${}</td>\
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
              <td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            b.created_at.format("%Y-%m-%d %H:%M"),
+            crate::domain::time_for_people(b.created_at),
             escape(&b.id),
             escape(&b.provider),
             escape(&b.status),
             b.invoice_count,
-            Money::from_cents(b.total_cents),
+            Money::from_cents(b.total_cents).for_people(),
             b.accepted,
             b.rejected,
             b.transient,
@@ -226,7 +226,7 @@ fn reports_table(out: &mut String, reports: &[&ReportFileRecord]) {
         let _ = writeln!(
             out,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            f.processed_at.format("%Y-%m-%d %H:%M"),
+            crate::domain::time_for_people(f.processed_at),
             escape(&f.provider),
             escape(f.kind.as_deref().unwrap_or("report")),
             escape(&f.file_name),

@@ -72,7 +72,7 @@ impl FileImport {
             let note = format!(
                 "same content as {} processed {}; nothing applied again",
                 previous.file_name,
-                previous.processed_at.format("%Y-%m-%d %H:%M:%S UTC")
+                crate::domain::time_for_people(previous.processed_at)
             );
             let _ = write(["", "", "duplicate", &note]);
         }

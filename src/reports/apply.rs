@@ -356,8 +356,10 @@ pub fn plan(
                 let reason: Cow<'static, str> = match row.amount.filter(|a| *a != amount) {
                     None => format!("{}{said}", path.join(" → ")).into(),
                     Some(face) => format!(
-                        "{}{said} (the factor's amount {face} differs from the invoice's {amount})",
-                        path.join(" → ")
+                        "{}{said} (the factor's amount {} differs from the invoice's {})",
+                        path.join(" → "),
+                        face.for_people(),
+                        amount.for_people()
                     )
                     .into(),
                 };
@@ -371,21 +373,26 @@ pub fn plan(
                     payment_reference: row.payment_reference.clone().unwrap_or_default(),
                 };
                 if load.payments.contains(&key) {
-                    let reason =
-                        format!("already applied: this payment of {paid} is recorded for {}", load.load_number);
+                    let reason = format!(
+                        "already applied: this payment of {} is recorded for {}",
+                        paid.for_people(),
+                        load.load_number
+                    );
                     outcome(Outcome::Skipped, reason.into(), Some(load));
                     continue;
                 }
                 if !paid.is_positive() {
-                    let reason = format!("payment of {paid} is not positive: reversals are handled by hand");
+                    let reason =
+                        format!("payment of {} is not positive: reversals are handled by hand", paid.for_people());
                     outcome(Outcome::Rejected, reason.into(), Some(load));
                     continue;
                 }
                 if load.status == LoadStatus::Completed {
                     let reason = format!(
-                        "load {} is already Completed (paid {} of {amount}); payment not recorded",
+                        "load {} is already Completed (paid {} of {}); payment not recorded",
                         load.load_number,
-                        Money::from_cents(load.paid_cents)
+                        Money::from_cents(load.paid_cents).for_people(),
+                        amount.for_people()
                     );
                     outcome(Outcome::Skipped, reason.into(), Some(load));
                     continue;
@@ -409,7 +416,7 @@ pub fn plan(
                 load.paid_cents += paid.cents();
                 load.payments.insert(key.clone());
                 plan.payments.push(PaymentRecord { load_id: load.id, row: row.row, key });
-                let total = Money::from_cents(load.paid_cents);
+                let (total, amount) = (Money::from_cents(load.paid_cents).for_people(), amount.for_people());
                 let reason = if load.paid_cents >= load.amount_cents {
                     plan.history.push(HistoryRow {
                         load_id: load.id,

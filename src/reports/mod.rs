@@ -209,7 +209,7 @@ pub async fn ingest_bytes(
             let note = format!(
                 "same content as {} ingested {}; nothing applied again. Its outcomes were:\n",
                 previous.file_name,
-                previous.processed_at.format("%Y-%m-%d %H:%M:%S UTC")
+                crate::domain::time_for_people(previous.processed_at)
             );
             summary.result_csv = format!("{note}{outcomes}");
             summary.duplicate_of = Some(previous.file_name);

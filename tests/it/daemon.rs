@@ -429,7 +429,9 @@ directory = "/incoming"
 "#,
         password_file.display()
     );
-    let wd = Workdir::new("scan_interval = \"100ms\"\nquiet_period = \"300ms\"", "trace", &subsidiaries);
+    // Every library at trace too (whole directives in log.level), so that anything a library
+    // might print is printed.
+    let wd = Workdir::new("scan_interval = \"100ms\"\nquiet_period = \"300ms\"", "trace,factord=trace", &subsidiaries);
 
     let check = wd.command(&["check-config"]).output().expect("check-config");
     let check_text = format!("{}{}", String::from_utf8_lossy(&check.stdout), String::from_utf8_lossy(&check.stderr));

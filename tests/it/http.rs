@@ -659,7 +659,7 @@ both_backends!(the_dashboard_in_headless_chromium_shows_the_pipeline_waiting_rea
         dom_text(&dom[start..end])
     };
     let east = section("acme-east");
-    assert!(east.contains("seed-capital_depot-I capital_depot sent 4 $1200.00"), "the last batches: {east}");
+    assert!(east.contains("seed-capital_depot-I capital_depot sent 4 $1,200.00"), "the last batches: {east}");
     assert!(east.contains("capital_depot purchase purchase-nov.csv 2 1 0 1"), "the report file's results: {east}");
     let west = section("acme-west");
     assert!(west.contains("seed-triumph-C triumph sent 2 $100.00"), "{west}");

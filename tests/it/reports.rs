@@ -236,7 +236,7 @@ both_backends!(payments_complete_loads_or_leave_them_short_paid, |env| {
     let short = exceptions_of(&env.store, "M-000002").await;
     assert_eq!(short.len(), 1);
     assert_eq!(short[0].0, ExceptionKind::ShortPaid);
-    assert!(short[0].1.contains("paid 750.25 of 1000.00"), "{short:?}");
+    assert!(short[0].1.contains("paid $750.25 of $1,000.00"), "{short:?}");
     assert_eq!(status_of(&env.store, "M-000003").await, LoadStatus::Completed);
     let detail = env.store.load_detail("M-000003").await.expect("detail").expect("load");
     let moves: Vec<_> = detail.history.iter().skip(1).map(|h| (h.from, h.to)).collect();
