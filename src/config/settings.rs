@@ -600,13 +600,16 @@ impl Settings {
         let mut providers = BTreeMap::new();
         for (id, raw) in &main.provider {
             let key = format!("provider.{id}");
-            if find_provider(id).is_none() {
+            let known = find_provider(id).is_some();
+            if !known {
                 issues.push(src(&key), &key, format!("unknown provider `{id}` (known: {})", known_providers()));
-                continue;
             }
+            // The section's keys are checked under an unknown id too, so one run lists them all.
             let reports = raw.reports.as_ref().map(|r| validate_reports(r, &key, &src, issues)).unwrap_or_default();
             let statuses = validate_statuses(&raw.statuses, &key, &src(&key), issues);
-            providers.insert(id.clone(), ProviderSettings { reports, statuses });
+            if known {
+                providers.insert(id.clone(), ProviderSettings { reports, statuses });
+            }
         }
 
         // [[subsidiary]] and subsidiaries/*.toml
@@ -983,17 +986,24 @@ fn validate_factoring(
     env: &Environment,
     issues: &mut Issues,
 ) -> Option<Factoring> {
-    let Some(provider_id) = raw.provider.as_deref() else {
-        issues.push(source, key("factoring.provider"), format!("required (one of: {})", known_providers()));
-        return None;
-    };
-    let Some(provider) = find_provider(provider_id) else {
-        issues.push(
-            source,
-            key("factoring.provider"),
-            format!("unknown provider `{provider_id}` (known: {})", known_providers()),
-        );
-        return None;
+    // An unknown or missing provider is one issue; every other key is still checked as far as it
+    // can be without knowing the provider, so that one run lists every problem.
+    let provider: Option<&'static Provider> = match raw.provider.as_deref() {
+        None => {
+            issues.push(source, key("factoring.provider"), format!("required (one of: {})", known_providers()));
+            None
+        }
+        Some(provider_id) => {
+            let found = find_provider(provider_id);
+            if found.is_none() {
+                issues.push(
+                    source,
+                    key("factoring.provider"),
+                    format!("unknown provider `{provider_id}` (known: {})", known_providers()),
+                );
+            }
+            found
+        }
     };
     let active = raw.active.unwrap_or(true);
     let schedule = match raw.schedule.as_deref() {
@@ -1023,21 +1033,51 @@ fn validate_factoring(
         &key("factoring.status_sync"),
         issues,
     );
-    if raw.status_sync.is_some() && !provider.status_api {
+    if let Some(provider) = provider.filter(|p| raw.status_sync.is_some() && !p.status_api) {
         issues.push(
             source,
             key("factoring.status_sync"),
             format!("{} has no invoice status API: remove this key (its reports are the source)", provider.name),
         );
     }
-    let max_batch_size = raw.max_batch_size.unwrap_or(provider.max_batch_size);
-    if max_batch_size == 0 || max_batch_size > provider.max_batch_size {
-        issues.push(
-            source,
-            key("factoring.max_batch_size"),
-            format!("must be between 1 and {} for {}", provider.max_batch_size, provider.name),
-        );
-    }
+    let max_batch_size = match provider {
+        Some(provider) => {
+            let size = raw.max_batch_size.unwrap_or(provider.max_batch_size);
+            if size == 0 || size > provider.max_batch_size {
+                issues.push(
+                    source,
+                    key("factoring.max_batch_size"),
+                    format!("must be between 1 and {} for {}", provider.max_batch_size, provider.name),
+                );
+            }
+            size
+        }
+        None => {
+            if raw.max_batch_size == Some(0) {
+                issues.push(source, key("factoring.max_batch_size"), "must be at least 1");
+            }
+            raw.max_batch_size.unwrap_or(0)
+        }
+    };
+
+    let Some(provider) = provider else {
+        // Without a provider the transport is unknown: the connection blocks that are given are
+        // still checked for what does not depend on it.
+        if raw.ftp.is_some() && raw.api.is_some() {
+            issues.push(
+                source,
+                key("factoring.api"),
+                "give one of [factoring.ftp] or [factoring.api], as the provider takes batches",
+            );
+        }
+        if let Some(ftp) = &raw.ftp {
+            validate_ftp(ftp, active, source, key, env, issues);
+        }
+        if let Some(api) = &raw.api {
+            validate_api(api, None, active, source, key, env, issues);
+        }
+        return None;
+    };
 
     let connection = match provider.transport {
         Transport::Manual => {
@@ -1085,7 +1125,9 @@ fn validate_factoring(
                 );
             }
             match &raw.api {
-                Some(api) => validate_api(api, provider, active, source, key, env, issues).map(Connection::Api)?,
+                Some(api) => {
+                    validate_api(api, Some(provider), active, source, key, env, issues).map(Connection::Api)?
+                }
                 None if active => {
                     issues.push(
                         source,
@@ -1208,7 +1250,7 @@ fn validate_ftp(
 
 fn validate_api(
     raw: &RawApi,
-    provider: &Provider,
+    provider: Option<&Provider>,
     active: bool,
     source: &str,
     key: &dyn Fn(&str) -> String,
@@ -1220,7 +1262,9 @@ fn validate_api(
     if active && !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
         issues.push(source, key("factoring.api.base_url"), "required: the provider's https:// address");
     }
-    let needs = |c: ApiCredential| active && provider.api_credentials.contains(&c);
+    // Without a known provider nothing is required, but every secret that is named is still read.
+    let needs = |c: ApiCredential| active && provider.is_some_and(|p| p.api_credentials.contains(&c));
+    let provider_name = provider.map_or("the provider", |p| p.name);
     let secret =
         |file: &Option<PathBuf>, env_name: &Option<String>, name: &str, required: bool, issues: &mut Issues| {
             if !active {
@@ -1241,7 +1285,7 @@ fn validate_api(
         };
     let up = needs(ApiCredential::UsernamePassword);
     if up && raw.username.as_deref().is_none_or(|u| u.trim().is_empty()) {
-        issues.push(source, key("factoring.api.username"), format!("required for {}", provider.name));
+        issues.push(source, key("factoring.api.username"), format!("required for {provider_name}"));
     }
     let password = secret(&raw.password_file, &raw.password_env, "password", up, issues);
     let subscription_key = secret(
@@ -1253,7 +1297,7 @@ fn validate_api(
     );
     let api_key = secret(&raw.api_key_file, &raw.api_key_env, "api_key", needs(ApiCredential::ApiKey), issues);
     if needs(ApiCredential::ClientId) && raw.client_id.as_deref().is_none_or(|c| c.trim().is_empty()) {
-        issues.push(source, key("factoring.api.client_id"), format!("required for {}", provider.name));
+        issues.push(source, key("factoring.api.client_id"), format!("required for {provider_name}"));
     }
     let timeout = duration_setting(
         raw.timeout.as_deref(),

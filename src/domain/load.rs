@@ -1,6 +1,7 @@
 //! A load as factord stores it, and the import rule of DESIGN §7: what a re-import of a load
 //! may change, decided here as a pure function so that both store backends apply the same rule.
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use super::{LoadStatus, Money};
@@ -42,9 +43,44 @@ pub struct Customer {
 pub struct LoadInput {
     pub load_number: String,
     pub customer: Customer,
-    /// `Released` or `Delivered` (not yet released).
+    /// `Released` or `Delivered` (not yet released); `Released` when the row says nothing.
     pub status: LoadStatus,
     pub fields: LoadFields,
+    /// Optional columns the row does not carry: absent from the CSV header, or keys absent from
+    /// the JSON object. On re-import the stored value of each stands (an empty cell or `null`
+    /// is carried, and clears the field). `status` here means the stored status stands.
+    pub absent: BTreeSet<&'static str>,
+}
+
+impl LoadInput {
+    /// Whether the row carries `column` (a column absent from the file is not carried).
+    pub fn carries(&self, column: &str) -> bool {
+        !self.absent.contains(column)
+    }
+
+    /// The fields the load has after this row: the row's, with the stored value for every
+    /// column the row does not carry.
+    pub fn fields_over(&self, stored: &LoadFields) -> LoadFields {
+        let new = &self.fields;
+        let pick = |column: &str, new: &Option<String>, old: &Option<String>| {
+            if self.carries(column) { new.clone() } else { old.clone() }
+        };
+        LoadFields {
+            subsidiary: new.subsidiary.clone(),
+            customer_id: new.customer_id.clone(),
+            amount: new.amount,
+            delivered_at: pick("delivered_at", &new.delivered_at, &stored.delivered_at),
+            pod: pick("pod", &new.pod, &stored.pod),
+            rate_confirmation: pick("rate_confirmation", &new.rate_confirmation, &stored.rate_confirmation),
+            po_number: pick("po_number", &new.po_number, &stored.po_number),
+            factor_reference: pick("factor_reference", &new.factor_reference, &stored.factor_reference),
+            truck: pick("truck", &new.truck, &stored.truck),
+            pickup_city: pick("pickup_city", &new.pickup_city, &stored.pickup_city),
+            pickup_state: pick("pickup_state", &new.pickup_state, &stored.pickup_state),
+            delivery_city: pick("delivery_city", &new.delivery_city, &stored.delivery_city),
+            delivery_state: pick("delivery_state", &new.delivery_state, &stored.delivery_state),
+        }
+    }
 }
 
 /// The changeable part of a stored load, as the import rule needs it.
@@ -135,7 +171,8 @@ pub fn decide_import(existing: Option<&StoredLoad>, input: &LoadInput) -> Import
     let Some(existing) = existing else {
         return ImportDecision::Insert;
     };
-    let changes = existing.fields.changes_to(&input.fields);
+    // A column the row does not carry is no change: its stored value stands.
+    let changes = existing.fields.changes_to(&input.fields_over(&existing.fields));
     let describe = |changes: &[&FieldChange]| changes.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
     let invoice = existing.invoice_number.as_deref().map(|n| format!(", invoice {n}")).unwrap_or_default();
 
@@ -156,12 +193,14 @@ pub fn decide_import(existing: Option<&StoredLoad>, input: &LoadInput) -> Import
             ));
         }
     }
-    if existing.status == LoadStatus::Released && input.status == LoadStatus::Delivered {
+    // Without a status column the stored status stands.
+    let status_given = input.carries("status");
+    if status_given && existing.status == LoadStatus::Released && input.status == LoadStatus::Delivered {
         return ImportDecision::Refuse(
             "load is already Released; an import cannot move it back to Delivered".to_string(),
         );
     }
-    let release = existing.status == LoadStatus::Delivered && input.status == LoadStatus::Released;
+    let release = status_given && existing.status == LoadStatus::Delivered && input.status == LoadStatus::Released;
     if changes.is_empty() && !release { ImportDecision::Unchanged } else { ImportDecision::Update { changes, release } }
 }
 
@@ -193,6 +232,7 @@ mod tests {
             customer: Customer { id: "BRK-1".into(), name: "Blue".into(), mc: None, dot: None },
             status,
             fields,
+            absent: BTreeSet::new(),
         }
     }
 
@@ -257,5 +297,39 @@ mod tests {
             decide_import(Some(&stored(LoadStatus::Financed, fields())), &input(fields(), LoadStatus::Released)),
             ImportDecision::Unchanged
         );
+    }
+
+    #[test]
+    fn a_column_the_row_does_not_carry_keeps_the_stored_value() {
+        let mut stored_fields = fields();
+        stored_fields.po_number = Some("PO-1".into());
+        stored_fields.pickup_city = Some("Dallas".into());
+        let mut row_fields = fields();
+        row_fields.pod = Some("pod.pdf".into());
+        let mut row = input(row_fields, LoadStatus::Released);
+        row.absent = ["po_number", "pickup_city"].into_iter().collect();
+        // The absent fields are no change, the new POD is one.
+        let decision = decide_import(Some(&stored(LoadStatus::Released, stored_fields.clone())), &row);
+        let ImportDecision::Update { changes, .. } = decision else { panic!("expected an update, got {decision:?}") };
+        assert_eq!(changes.iter().map(|c| c.field).collect::<Vec<_>>(), ["pod"]);
+        assert_eq!(row.fields_over(&stored_fields).po_number.as_deref(), Some("PO-1"));
+        // Once Queued, absent invoiced fields are still no change.
+        row.fields.pod = None;
+        let decision = decide_import(Some(&stored(LoadStatus::Queued, stored_fields.clone())), &row);
+        assert_eq!(decision, ImportDecision::Unchanged);
+
+        // Carried and empty clears: refused once Queued, as any change to an invoiced field.
+        row.absent.clear();
+        row.fields.pod = None;
+        let decision = decide_import(Some(&stored(LoadStatus::Queued, stored_fields.clone())), &row);
+        let ImportDecision::Refuse(reason) = decision else { panic!("expected refusal, got {decision:?}") };
+        assert!(reason.contains("po_number PO-1 → (empty)"), "{reason}");
+
+        // No status column: a Delivered load stays Delivered, a Released one is not refused.
+        let mut row = input(fields(), LoadStatus::Released);
+        row.absent.insert("status");
+        assert_eq!(decide_import(Some(&stored(LoadStatus::Delivered, fields())), &row), ImportDecision::Unchanged);
+        row.status = LoadStatus::Delivered;
+        assert_eq!(decide_import(Some(&stored(LoadStatus::Released, fields())), &row), ImportDecision::Unchanged);
     }
 }

@@ -5,7 +5,7 @@
 //! a required column missing, over the size or row cap). Otherwise every row is judged on its
 //! own: good rows go on to the store, bad rows are reported by row number and reason.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
@@ -39,6 +39,22 @@ const COLUMNS: &[&str] = &[
     "delivery_state",
 ];
 const REQUIRED: &[&str] = &["load_number", "subsidiary", "customer_id", "customer_name", "amount"];
+/// The optional columns that, when absent from a file (or a JSON object), leave the stored
+/// value of an existing load as it is. The customer's MC and DOT are kept by the customer
+/// record whenever a row leaves them empty.
+const KEPT_WHEN_ABSENT: &[&str] = &[
+    "status",
+    "delivered_at",
+    "pod",
+    "rate_confirmation",
+    "po_number",
+    "factor_reference",
+    "truck",
+    "pickup_city",
+    "pickup_state",
+    "delivery_city",
+    "delivery_state",
+];
 
 /// Why a whole file cannot be imported.
 #[derive(Debug, thiserror::Error)]
@@ -209,7 +225,8 @@ fn json_records(text: &str) -> Result<Records, FileError> {
         }
         records.push((row, map));
     }
-    // JSON records may omit empty optional keys; only the required ones must appear somewhere.
+    // JSON records may omit optional keys (an omitted key keeps the stored value, `null`
+    // clears it); only the required ones must appear somewhere.
     let ignored = if records.is_empty() { Vec::new() } else { check_columns(columns.iter().map(String::as_str))? };
     Ok(Records { records, ignored })
 }
@@ -275,6 +292,10 @@ fn validate_row(record: &BTreeMap<String, String>, settings: &Settings) -> Resul
     if !problems.is_empty() {
         return Err(problems.join("; "));
     }
+    // CSV records hold every column of the header; JSON records only the keys they name
+    // (`null` is a key, and clears).
+    let absent: BTreeSet<&'static str> =
+        KEPT_WHEN_ABSENT.iter().copied().filter(|column| !record.contains_key(*column)).collect();
     Ok(LoadInput {
         load_number: get("load_number").to_string(),
         customer: Customer {
@@ -299,6 +320,7 @@ fn validate_row(record: &BTreeMap<String, String>, settings: &Settings) -> Resul
             delivery_city: optional("delivery_city"),
             delivery_state: optional("delivery_state"),
         },
+        absent,
     })
 }
 

@@ -1,7 +1,9 @@
 //! Header matching (DESIGN §8): a column is recognised by its header name, ignoring case,
-//! spaces, `#`, `_` and punctuation, against the built-in aliases of each field plus the
-//! provider's own (`[provider.<id>.reports.purchase]` / `.payment`). The header row is
-//! found by matching, so a title or a date line above it does no harm.
+//! spaces, `_` and punctuation, against the built-in aliases of each field plus the
+//! provider's own (`[provider.<id>.reports.purchase]` / `.payment`). Common abbreviations
+//! (`Inv`, `No`/`Num`/`#`, `Amt`, `Pmt`, `Ref`, `Dt`, …) are read as their words, in headers
+//! and aliases alike, in one place ([`tokens`]). The header row is found by matching, so a
+//! title or a date line above it does no harm.
 
 use std::collections::BTreeMap;
 
@@ -61,7 +63,9 @@ impl Field {
             Field::FactorStatus => &["status", "invoice status"],
             Field::PaidAmount => &["paid amount", "amount paid", "payment amount", "payment", "collected"],
             Field::PaymentDate => &["payment date", "paid date", "date paid", "posted date"],
-            Field::PaymentReference => &["check #", "check number", "reference", "ach reference"],
+            Field::PaymentReference => {
+                &["check #", "check number", "check reference", "reference", "ach reference", "payment reference"]
+            }
         }
     }
 
@@ -87,11 +91,88 @@ impl Field {
             ],
         }
     }
+
+    /// Fields whose value is an identifier: for these a trailing number word is optional on
+    /// either side (`Reference #` is `reference`, `Check` is `check #`), as a number word after
+    /// an amount or a date is not (`Payment #` is no payment amount).
+    fn is_identifier(self) -> bool {
+        matches!(self, Field::InvoiceNumber | Field::LoadNumber | Field::ScheduleNumber | Field::PaymentReference)
+    }
 }
 
-/// A header as compared: lower case letters and digits only.
+/// Abbreviations read as their word, token by token, in headers and aliases alike.
+const ABBREVIATIONS: &[(&str, &str)] = &[
+    ("#", "number"),
+    ("no", "number"),
+    ("num", "number"),
+    ("nbr", "number"),
+    ("nr", "number"),
+    ("inv", "invoice"),
+    ("invc", "invoice"),
+    ("amt", "amount"),
+    ("pmt", "payment"),
+    ("pymt", "payment"),
+    ("ref", "reference"),
+    ("dt", "date"),
+    ("pd", "paid"),
+    ("adv", "advance"),
+    ("chk", "check"),
+    ("sched", "schedule"),
+    ("ld", "load"),
+    ("purch", "purchase"),
+    ("disc", "discount"),
+];
+
+/// The words of a header: split at anything but a letter or digit and where a lower-case
+/// letter meets an upper-case one (`InvNo`), with `#` a word of its own; each word in lower
+/// case, an abbreviation replaced by its word.
+pub fn tokens(header: &str) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    let mut current = String::new();
+    let mut previous_lower = false;
+    for c in header.chars() {
+        if c.is_alphanumeric() {
+            if c.is_uppercase() && previous_lower && !current.is_empty() {
+                words.push(std::mem::take(&mut current));
+            }
+            previous_lower = c.is_lowercase();
+            current.extend(c.to_lowercase());
+        } else {
+            previous_lower = false;
+            if !current.is_empty() {
+                words.push(std::mem::take(&mut current));
+            }
+            if c == '#' {
+                words.push("#".to_string());
+            }
+        }
+    }
+    if !current.is_empty() {
+        words.push(current);
+    }
+    words
+        .into_iter()
+        .map(|word| match ABBREVIATIONS.iter().find(|(short, _)| *short == word) {
+            Some((_, long)) => (*long).to_string(),
+            None => word,
+        })
+        .collect()
+}
+
+/// A header as compared: its words joined, so `Invoice No.`, `invoice_number`, `InvNo` and
+/// `Inv #` are all `invoicenumber`.
 pub fn normalize(header: &str) -> String {
-    header.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
+    tokens(header).concat()
+}
+
+/// The compared form without a trailing number word (`Check #` → `check`), for identifier
+/// fields; `None` when there is none to drop or nothing would be left.
+fn without_number(header: &str) -> Option<String> {
+    let mut words = tokens(header);
+    (words.len() > 1 && words.last().is_some_and(|w| w == "number")).then(|| {
+        words.pop();
+        words.concat()
+    })
 }
 
 /// Which column holds which field, for one kind of report.
@@ -111,13 +192,59 @@ impl Columns {
     }
 }
 
-/// Matches one row as a header for `kind`: each field takes the first column whose header
-/// is one of its aliases.
-fn match_row(row: &SheetRow, kind: ReportKind, settings: &ReportSettings) -> Columns {
+fn configured(kind: ReportKind, settings: &ReportSettings, field: Field) -> impl Iterator<Item = &str> {
     let extra = match kind {
         ReportKind::Purchase => &settings.purchase_aliases,
         ReportKind::Payment => &settings.payment_aliases,
     };
+    extra.get(field.name()).into_iter().flatten().map(String::as_str)
+}
+
+/// The field a header names for `kind`, or `None` when it names none or could be more than
+/// one. Tried in turn, the first that names exactly one field deciding: the provider's own
+/// aliases, the built-in ones, then (identifier fields only) both without a trailing number
+/// word. Two fields at the same step make the header ambiguous: it is left unused, never
+/// given to whichever field comes first.
+pub fn field_for(header: &str, kind: ReportKind, settings: &ReportSettings) -> Option<Field> {
+    let wanted = normalize(header);
+    if wanted.is_empty() {
+        return None;
+    }
+    let fields = Field::for_kind(kind);
+    let exact = |aliases: &dyn Fn(Field) -> Vec<String>| -> Vec<Field> {
+        fields.iter().copied().filter(|f| aliases(*f).iter().any(|a| normalize(a) == wanted)).collect()
+    };
+    let steps: [Vec<Field>; 3] = [
+        exact(&|f| configured(kind, settings, f).map(str::to_string).collect()),
+        exact(&|f| f.aliases().iter().map(|a| (*a).to_string()).collect()),
+        {
+            let short = without_number(header).unwrap_or_else(|| wanted.clone());
+            fields
+                .iter()
+                .copied()
+                .filter(|f| f.is_identifier())
+                .filter(|f| {
+                    f.aliases().iter().copied().chain(configured(kind, settings, *f)).any(|alias| {
+                        let alias_short = without_number(alias).unwrap_or_else(|| normalize(alias));
+                        alias_short == short
+                    })
+                })
+                .collect()
+        },
+    ];
+    for found in steps {
+        match found.as_slice() {
+            [] => continue,
+            [field] => return Some(*field),
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// Matches one row as a header for `kind`: each field takes the first column whose header
+/// names it (see [`field_for`]).
+fn match_row(row: &SheetRow, kind: ReportKind, settings: &ReportSettings) -> Columns {
     let mut fields = BTreeMap::new();
     let mut unused = Vec::new();
     for (column, cell) in row.cells.iter().enumerate() {
@@ -125,12 +252,7 @@ fn match_row(row: &SheetRow, kind: ReportKind, settings: &ReportSettings) -> Col
         if header.is_empty() {
             continue;
         }
-        let wanted = normalize(&header);
-        let found = Field::for_kind(kind).iter().copied().find(|field| {
-            let configured = extra.get(field.name()).into_iter().flatten().map(String::as_str);
-            field.aliases().iter().copied().chain(configured).any(|alias| normalize(alias) == wanted)
-        });
-        match found {
+        match field_for(&header, kind, settings) {
             Some(field) if !fields.contains_key(&field) => {
                 fields.insert(field, column);
             }
@@ -147,10 +269,11 @@ const HEADER_SEARCH_ROWS: usize = 30;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HeaderError {
     #[error(
-        "no header row with an invoice or load number column in the first {HEADER_SEARCH_ROWS} rows (looked for: {})",
-        Field::InvoiceNumber.aliases().join(", ")
+        "no header row with an invoice or load number column in the first {HEADER_SEARCH_ROWS} rows \
+         (looked for {looked_for}; abbreviations such as Inv, No, Num and # are understood, and a \
+         factor's own names can be added under [provider.<id>.reports])"
     )]
-    NoKeyColumn,
+    NoKeyColumn { looked_for: String },
     #[error("a payment report needs a paid amount column (one of: {}); found columns: {found}", Field::PaidAmount.aliases().join(", "))]
     NoPaidAmount { found: String },
     #[error(
@@ -197,7 +320,31 @@ pub fn find_header(
         };
         return Ok((index, columns));
     }
-    Err(HeaderError::NoKeyColumn)
+    Err(HeaderError::NoKeyColumn { looked_for: looked_for(kind, settings) })
+}
+
+/// The names tried for the invoice and load number columns, the provider's own included:
+/// `invoice_number: invoice number, invoice #, …; load_number: load number, …`.
+fn looked_for(kind: Option<ReportKind>, settings: &ReportSettings) -> String {
+    let kinds: &[ReportKind] = match kind {
+        Some(kind) => &[kind][..],
+        None => &[ReportKind::Purchase, ReportKind::Payment],
+    };
+    [Field::InvoiceNumber, Field::LoadNumber]
+        .into_iter()
+        .map(|field| {
+            let mut names: Vec<&str> = field.aliases().to_vec();
+            for kind in kinds {
+                for alias in configured(*kind, settings, field) {
+                    if !names.contains(&alias) {
+                        names.push(alias);
+                    }
+                }
+            }
+            format!("{}: {}", field.name(), names.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[cfg(test)]
@@ -211,8 +358,11 @@ mod tests {
 
     #[test]
     fn headers_match_ignoring_case_spaces_and_punctuation() {
-        assert_eq!(normalize(" Invoice #"), "invoice");
-        assert_eq!(normalize("INVOICE_NO."), "invoiceno");
+        assert_eq!(normalize(" Invoice #"), "invoicenumber");
+        assert_eq!(normalize("INVOICE_NO."), "invoicenumber");
+        assert_eq!(normalize("InvNo"), "invoicenumber");
+        assert_eq!(normalize("Inv#"), "invoicenumber");
+        assert_eq!(normalize("invoiceno"), "invoiceno");
         let rows = [
             row(1, &["ACME Factoring — Purchase Report"]),
             row(2, &[""]),
@@ -245,7 +395,10 @@ mod tests {
             find_header(&neither, Some(ReportKind::Payment), &settings),
             Err(HeaderError::NoPaidAmount { .. })
         ));
-        assert_eq!(find_header(&[row(1, &["Customer", "Total"])], None, &settings), Err(HeaderError::NoKeyColumn));
+        assert!(matches!(
+            find_header(&[row(1, &["Customer", "Total"])], None, &settings),
+            Err(HeaderError::NoKeyColumn { .. })
+        ));
     }
 
     #[test]
@@ -257,5 +410,154 @@ mod tests {
         let (_, columns) = find_header(&rows, None, &settings).expect("found");
         assert_eq!(columns.get(Field::InvoiceNumber), Some(0));
         assert_eq!(columns.get(Field::Advance), Some(1));
+    }
+
+    /// Real-looking headers from factors' exports, and the field each names (or none).
+    #[test]
+    fn abbreviated_headers_name_their_field() {
+        use Field::*;
+        let settings = ReportSettings::default();
+        let purchase: &[(&str, Option<Field>)] = &[
+            ("Invoice Number", Some(InvoiceNumber)),
+            ("Inv No", Some(InvoiceNumber)),
+            ("Inv. #", Some(InvoiceNumber)),
+            ("INV#", Some(InvoiceNumber)),
+            ("Invoice Num", Some(InvoiceNumber)),
+            ("Invoice Nbr", Some(InvoiceNumber)),
+            ("InvoiceNo", Some(InvoiceNumber)),
+            ("invoice_no", Some(InvoiceNumber)),
+            ("Inv", Some(InvoiceNumber)),
+            ("Client Inv #", Some(InvoiceNumber)),
+            ("Client Invoice", Some(InvoiceNumber)),
+            ("Load No.", Some(LoadNumber)),
+            ("Ld #", Some(LoadNumber)),
+            ("Load Num", Some(LoadNumber)),
+            ("LoadID", Some(LoadNumber)),
+            ("Inv Amt", Some(Amount)),
+            ("Invoice Amt", Some(Amount)),
+            ("Face Amt", Some(Amount)),
+            ("Gross Amt", Some(Amount)),
+            ("Amt", Some(Amount)),
+            ("Adv Amt", Some(Advance)),
+            ("Amt Funded", Some(Advance)),
+            ("Funded Amt", Some(Advance)),
+            ("Purch Amt", Some(Advance)),
+            ("Disc Fee", Some(Fee)),
+            ("Disc", Some(Fee)),
+            ("Reserve Amt", Some(Reserve)),
+            ("Purch Date", Some(PurchaseDate)),
+            ("Funded Dt", Some(PurchaseDate)),
+            ("Fund Dt", Some(PurchaseDate)),
+            ("Sched #", Some(ScheduleNumber)),
+            ("Schedule No", Some(ScheduleNumber)),
+            ("Batch Num", Some(ScheduleNumber)),
+            ("Batch", Some(ScheduleNumber)),
+            ("Inv Status", Some(FactorStatus)),
+            ("Status", Some(FactorStatus)),
+            // Not an invoice number: a date or an amount of the invoice, or nothing known.
+            ("Invoice Date", None),
+            ("Inv Dt", None),
+            ("Debtor", None),
+            ("Notes", None),
+            ("#", None),
+            ("No.", None),
+        ];
+        let payment: &[(&str, Option<Field>)] = &[
+            ("Inv #", Some(InvoiceNumber)),
+            ("Invoice No.", Some(InvoiceNumber)),
+            ("Load #", Some(LoadNumber)),
+            ("Pmt Amt", Some(PaidAmount)),
+            ("Pymt Amount", Some(PaidAmount)),
+            ("Amt Paid", Some(PaidAmount)),
+            ("Paid Amt", Some(PaidAmount)),
+            ("Pd Amt", Some(PaidAmount)),
+            ("Payment", Some(PaidAmount)),
+            ("Pmt", Some(PaidAmount)),
+            ("Collected", Some(PaidAmount)),
+            ("Pmt Date", Some(PaymentDate)),
+            ("Pmt Dt", Some(PaymentDate)),
+            ("Date Pd", Some(PaymentDate)),
+            ("Paid Dt", Some(PaymentDate)),
+            ("Posted Dt", Some(PaymentDate)),
+            ("Check Ref", Some(PaymentReference)),
+            ("Chk #", Some(PaymentReference)),
+            ("Check No", Some(PaymentReference)),
+            ("Check", Some(PaymentReference)),
+            ("CheckNumber", Some(PaymentReference)),
+            ("ACH Ref", Some(PaymentReference)),
+            ("ACH Ref #", Some(PaymentReference)),
+            ("Ref #", Some(PaymentReference)),
+            ("Ref No", Some(PaymentReference)),
+            ("Reference", Some(PaymentReference)),
+            ("Pmt Ref", Some(PaymentReference)),
+            // A payment's number is no payment amount; an invoice amount is no paid amount.
+            ("Pmt #", None),
+            ("Payment No", None),
+            ("Inv Amt", None),
+            ("Amt", None),
+        ];
+        let mut wrong = Vec::new();
+        for (kind, table) in [(ReportKind::Purchase, purchase), (ReportKind::Payment, payment)] {
+            for (header, want) in table {
+                let got = field_for(header, kind, &settings);
+                if got != *want {
+                    wrong.push(format!("{kind:?} {header:?}: got {got:?}, want {want:?}"));
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    /// No compared form of a built-in alias belongs to two fields of one kind, with or without
+    /// its trailing number word, so no header can be taken by the order of the fields.
+    #[test]
+    fn no_alias_names_two_fields() {
+        for kind in [ReportKind::Purchase, ReportKind::Payment] {
+            let mut seen: BTreeMap<String, Field> = BTreeMap::new();
+            let mut short: BTreeMap<String, Field> = BTreeMap::new();
+            for field in Field::for_kind(kind) {
+                for alias in field.aliases() {
+                    let form = normalize(alias);
+                    if let Some(other) = seen.insert(form.clone(), *field) {
+                        assert_eq!(other, *field, "{kind:?}: `{alias}` ({form}) names {other:?} and {field:?}");
+                    }
+                    if field.is_identifier() {
+                        let form = without_number(alias).unwrap_or(form);
+                        if let Some(other) = short.insert(form.clone(), *field) {
+                            assert_eq!(other, *field, "{kind:?}: `{alias}` ({form}) names {other:?} and {field:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_header_two_fields_claim_is_left_unused() {
+        let mut settings = ReportSettings::default();
+        settings.purchase_aliases.insert("advance".into(), vec!["Net".into()]);
+        settings.purchase_aliases.insert("fee".into(), vec!["NET".into()]);
+        assert_eq!(field_for("Net", ReportKind::Purchase, &settings), None);
+        let rows = [row(1, &["Inv #", "Net", "Fund Dt"])];
+        let (_, columns) = find_header(&rows, None, &settings).expect("found");
+        assert_eq!(columns.get(Field::Advance), None);
+        assert_eq!(columns.get(Field::Fee), None);
+        assert_eq!(columns.unused, vec!["Net".to_string()]);
+        // A provider's own name beats a built-in one of another field.
+        settings.purchase_aliases.insert("reserve".into(), vec!["Amt".into()]);
+        assert_eq!(field_for("Amount", ReportKind::Purchase, &settings), Some(Field::Reserve));
+    }
+
+    #[test]
+    fn the_refusal_of_a_file_without_a_key_column_names_what_was_looked_for() {
+        let mut settings = ReportSettings::default();
+        settings.payment_aliases.insert("invoice_number".into(), vec!["Client Ref".into()]);
+        let error = find_header(&[row(1, &["Customer", "Total"])], None, &settings).expect_err("no key column");
+        let message = error.to_string();
+        for needle in
+            ["invoice_number: invoice number, invoice #", "load_number: load number, load #", "Client Ref", "Inv"]
+        {
+            assert!(message.contains(needle), "{needle} missing in {message}");
+        }
     }
 }

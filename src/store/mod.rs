@@ -538,6 +538,9 @@ impl Store {
                         // Compare-and-set on the status read above: a concurrent move makes
                         // this row affect nothing, and the whole import is retried by its caller.
                         let new_status = if release { LoadStatus::Released } else { stored.status };
+                        // Columns the row does not carry keep their stored values.
+                        let merged = input.fields_over(&stored.fields);
+                        let f = &merged;
                         let updated = sqlx::query(
                             // A Released load an invoice pass is rendering loses that pass's claim, so the
                             // packet is made again from the new fields; a number taken under another

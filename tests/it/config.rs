@@ -377,6 +377,76 @@ fn unknown_provider_id() {
     issue(&issues, &cfg.source("config/factord.toml"), "provider.acme_factoring");
 }
 
+/// An unknown or missing provider is one problem among others: the schedule, status sync,
+/// batch size and the connection blocks given are still checked in the same run, as are the
+/// keys of a `[provider.<id>]` section with an unknown id.
+#[test]
+fn an_unknown_or_missing_provider_does_not_stop_the_other_keys_being_checked() {
+    let cfg = ConfigDir::new();
+    let missing_password = cfg.path("credentials/does-not-exist");
+    let mut body = String::from(
+        "[provider.nope.reports]\nencoding = \"latin9\"\n[provider.nope.statuses]\nsettled = [\"Done\"]\n",
+    );
+    body += &subsidiary(
+        "unknown-provider",
+        "UP-",
+        "",
+        Some(&format!(
+            "[subsidiary.factoring]\nprovider = \"acme_factoring\"\nschedule = \"0 16 * * Mon-Fri\"\n\
+             status_sync = \"every hour\"\nmax_batch_size = 0\n\
+             [subsidiary.factoring.ftp]\ntls = \"sometimes\"\nhost = \"ftp.example.com\"\nusername = \"acme\"\n\
+             password_file = \"{}\"\n",
+            missing_password.display()
+        )),
+    );
+    body += &subsidiary(
+        "no-provider",
+        "NP-",
+        "",
+        Some(
+            "[subsidiary.factoring]\n\
+             [subsidiary.factoring.api]\nbase_url = \"ftp://api.example.com\"\ntimeout = \"soon\"\n\
+             api_key_env = \"FACTORD_TEST_UNSET_KEY\"\n",
+        ),
+    );
+    cfg.main(&body);
+    let issues = cfg.load_err(&no_env());
+    let main = cfg.source("config/factord.toml");
+    let expected = [
+        "provider.nope",
+        "provider.nope.reports.encoding",
+        "provider.nope.statuses.settled",
+        "subsidiary[unknown-provider].factoring.provider",
+        "subsidiary[unknown-provider].factoring.schedule",
+        "subsidiary[unknown-provider].factoring.status_sync",
+        "subsidiary[unknown-provider].factoring.max_batch_size",
+        "subsidiary[unknown-provider].factoring.ftp.tls",
+        "subsidiary[unknown-provider].factoring.ftp.password_file",
+        "subsidiary[no-provider].factoring.provider",
+        "subsidiary[no-provider].factoring.schedule",
+        "subsidiary[no-provider].factoring.api.base_url",
+        "subsidiary[no-provider].factoring.api.timeout",
+        "subsidiary[no-provider].factoring.api.api_key_env",
+    ];
+    let mut got: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
+    let mut want = expected.to_vec();
+    got.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(got, want, "every problem, each once; issues were:\n{}", listing(&issues));
+    for key in expected {
+        let found = issue(&issues, &main, key);
+        assert!(!found.message.trim().is_empty(), "{found:?}");
+    }
+    let unknown = issue(&issues, &main, "subsidiary[unknown-provider].factoring.provider");
+    assert!(unknown.message.contains("acme_factoring") && unknown.message.contains("triumph"), "{unknown:?}");
+    let size = issue(&issues, &main, "subsidiary[unknown-provider].factoring.max_batch_size");
+    assert!(size.message.contains("at least 1"), "{size:?}");
+    let password = issue(&issues, &main, "subsidiary[unknown-provider].factoring.ftp.password_file");
+    assert!(password.message.contains("does-not-exist"), "names the file: {password:?}");
+    let key_env = issue(&issues, &main, "subsidiary[no-provider].factoring.api.api_key_env");
+    assert!(key_env.message.contains("FACTORD_TEST_UNSET_KEY"), "names the variable: {key_env:?}");
+}
+
 #[test]
 fn a_status_word_under_two_outcomes_or_an_unknown_outcome_is_refused() {
     let cfg = ConfigDir::new();

@@ -307,4 +307,74 @@ both_backends!(refused_load_files_show_in_status_the_dashboard_and_metrics_and_a
     inbox.run_once(&env.store, &env.settings, t1, &never).await.expect("pass");
     let outcomes = inbox.run_once(&env.store, &env.settings, t1 + quiet, &never).await.expect("pass");
     assert!(matches!(outcomes.as_slice(), [InboxOutcome::Imported { .. }]), "{outcomes:?}");
+
+// DESIGN §7: a column absent from the file (a key absent from a JSON object) leaves the field
+// as stored; an empty cell (`null`) clears it. Once Queued, an absent invoiced column is no
+// change, an emptied one is refused.
+both_backends!(a_reimport_keeps_what_the_file_does_not_carry_and_clears_what_it_empties, |env| {
+    let outcome = |report: &factord::intake::FileImport| {
+        assert_eq!(report.rows.len(), 1, "{report:#?}");
+        (report.rows[0].outcome, report.rows[0].detail.clone())
+    };
+    let full = "load_number,subsidiary,customer_id,customer_name,amount,status,delivered_at,po_number,truck,\
+                pickup_city,pickup_state,delivery_city,delivery_state\n\
+                K-1,acme-east,BRK-1,Blue River Logistics,2450.00,Delivered,2026-11-20,PO-1,T-9,Dallas,TX,Memphis,TN\n";
+    let file = env.write("full.csv", full);
+    let report = import_load_file(&env.store, &env.settings, &file, None).await.expect("import");
+    assert_eq!(outcome(&report).0, "imported");
+
+    // No status, date, PO, truck or lane columns: only the POD arrives; the rest stays.
+    let narrow = "load_number,subsidiary,customer_id,customer_name,amount,pod\n\
+                  K-1,acme-east,BRK-1,Blue River Logistics,2450.00,K-1-pod.pdf\n";
+    let file = env.write("narrow.csv", narrow);
+    let report = import_load_file(&env.store, &env.settings, &file, None).await.expect("import");
+    assert_eq!(outcome(&report), ("updated", "pod (empty) → K-1-pod.pdf".to_string()));
+    let k1 = env.store.load_detail("K-1").await.expect("detail").expect("K-1").load;
+    assert_eq!(k1.status, LoadStatus::Delivered, "no status column: the stored status stands");
+    assert_eq!(k1.fields.delivered_at.as_deref(), Some("2026-11-20"));
+    assert_eq!(k1.fields.po_number.as_deref(), Some("PO-1"));
+    assert_eq!(k1.fields.truck.as_deref(), Some("T-9"));
+    assert_eq!(k1.fields.pickup().as_deref(), Some("Dallas, TX"));
+    assert_eq!(k1.fields.delivery().as_deref(), Some("Memphis, TN"));
+    assert_eq!(k1.fields.pod.as_deref(), Some("K-1-pod.pdf"));
+
+    // A present column with an empty cell clears; the status column releases the load.
+    let emptied = "load_number,subsidiary,customer_id,customer_name,amount,status,truck\n\
+                   K-1,acme-east,BRK-1,Blue River Logistics,2450.00,Released,\n";
+    let file = env.write("emptied.csv", emptied);
+    let report = import_load_file(&env.store, &env.settings, &file, None).await.expect("import");
+    assert_eq!(outcome(&report), ("updated", "truck T-9 → (empty), status Delivered → Released".to_string()));
+    let k1 = env.store.load_detail("K-1").await.expect("detail").expect("K-1").load;
+    assert_eq!(k1.status, LoadStatus::Released);
+    assert_eq!(k1.fields.truck, None);
+    assert_eq!(k1.fields.po_number.as_deref(), Some("PO-1"));
+
+    // JSON: an absent key keeps, `null` clears.
+    let json = r#"[{"load_number": "K-1", "subsidiary": "acme-east", "customer_id": "BRK-1",
+                    "customer_name": "Blue River Logistics", "amount": "2450.00", "pickup_city": null,
+                    "pickup_state": null}]"#;
+    let file = env.write("lane.json", json);
+    let report = import_load_file(&env.store, &env.settings, &file, None).await.expect("import");
+    assert_eq!(outcome(&report), ("updated", "pickup_city Dallas → (empty), pickup_state TX → (empty)".to_string()));
+    let k1 = env.store.load_detail("K-1").await.expect("detail").expect("K-1").load;
+    assert_eq!(k1.fields.pickup(), None);
+    assert_eq!(k1.fields.delivery().as_deref(), Some("Memphis, TN"));
+    assert_eq!(k1.fields.po_number.as_deref(), Some("PO-1"));
+    assert_eq!(k1.fields.delivered_at.as_deref(), Some("2026-11-20"));
+    assert_eq!(k1.fields.pod.as_deref(), Some("K-1-pod.pdf"));
+
+    // Queued: a file without the invoiced columns is no change; one that empties PO is refused.
+    env.store.move_status("K-1", LoadStatus::Released, LoadStatus::Queued, "test").await.expect("queue");
+    let file = env.write("queued-narrow.csv", narrow);
+    let report = import_load_file(&env.store, &env.settings, &file, None).await.expect("import");
+    assert_eq!(outcome(&report).0, "unchanged", "{report:#?}");
+    let cleared = "load_number,subsidiary,customer_id,customer_name,amount,po_number\n\
+                   K-1,acme-east,BRK-1,Blue River Logistics,2450.00,\n";
+    let file = env.write("queued-cleared.csv", cleared);
+    let report = import_load_file(&env.store, &env.settings, &file, None).await.expect("import");
+    let (kind, detail) = outcome(&report);
+    assert_eq!(kind, "rejected");
+    assert!(detail.contains("po_number PO-1 → (empty)"), "{detail}");
+    let k1 = env.store.load_detail("K-1").await.expect("detail").expect("K-1").load;
+    assert_eq!(k1.fields.po_number.as_deref(), Some("PO-1"), "nothing of a refused row is applied");
 });

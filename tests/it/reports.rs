@@ -258,6 +258,55 @@ both_backends!(payments_complete_loads_or_leave_them_short_paid, |env| {
     assert!(exceptions_of(&env.store, "M-000002").await.is_empty(), "short_paid cleared");
 });
 
+// Abbreviated headers (DESIGN §8 aliases as factors shorten them) are read as their fields; a
+// file with no invoice or load column is refused naming what was looked for.
+both_backends!(abbreviated_report_headers_are_recognised, |env| {
+    seed(&env.store, &invoiced("AB-", 2)).await;
+    let purchase = bytes_file(
+        &env,
+        "abbreviated-purchase.csv",
+        b"Inv. #,Ld No,Inv Amt,Adv Amt,Disc Fee,Reserve Amt,Fund Dt,Sched #
+          AB-INV000001,AB-000001,1000.00,900.00,30.00,70.00,11/30/2026,S-9
+          AB-INV000002,AB-000002,1000.00,900.00,30.00,70.00,11/30/2026,S-9
+",
+    );
+    let summary = ingest(&env, &purchase, None).await;
+    assert_eq!(summary.refused, None);
+    assert_eq!(summary.kind, Some(ReportKind::Purchase), "told by its abbreviated columns");
+    assert_eq!(summary.applied, 2, "{summary:#?}");
+    assert!(!summary.result_csv.contains("columns not used"), "every column is recognised: {}", summary.result_csv);
+    assert_eq!(
+        purchase_of(&env.store, "AB-000001").await,
+        Some((Some(90_000), Some(3000), Some(7000), Some("2026-11-30".into()), Some("S-9".into())))
+    );
+
+    let payment = bytes_file(
+        &env,
+        "abbreviated-payment.csv",
+        b"Invoice Num,Pmt Amt,Pmt Dt,Check Ref
+AB-INV000001,1000.00,12/01/2026,CHK-1
+AB-INV000002,400.00,12/01/2026,CHK-2
+",
+    );
+    let summary = ingest(&env, &payment, None).await;
+    assert_eq!(summary.kind, Some(ReportKind::Payment));
+    assert_eq!(summary.applied, 2, "{summary:#?}");
+    assert_eq!(status_of(&env.store, "AB-000001").await, LoadStatus::Completed);
+    assert_eq!(status_of(&env.store, "AB-000002").await, LoadStatus::Financed);
+
+    let no_key = bytes_file(
+        &env,
+        "no-key.csv",
+        b"Debtor,Adv Amt
+Blue,900.00
+",
+    );
+    let reason = ingest(&env, &no_key, None).await.refused.expect("refused");
+    for needle in ["invoice_number: invoice number, invoice #", "load_number: load number, load #", "Inv, No, Num"] {
+        assert!(reason.contains(needle), "{needle} missing in {reason}");
+    }
+});
+
 /// An XLSX report as factors send them: a title row and a date line above the header,
 /// invoice numbers with leading zeros as text and as numbers, amounts as numbers, dates as
 /// date cells, as serial numbers and as text.

@@ -30,6 +30,7 @@ fn input(load_number: &str, subsidiary: &str, cents: i64) -> LoadInput {
             delivery_city: Some("Memphis".into()),
             delivery_state: Some("TN".into()),
         },
+        absent: Default::default(),
     }
 }
 
