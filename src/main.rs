@@ -16,7 +16,7 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("error: cannot start the runtime: {error}");
+            factord::cli::err_line(format_args!("error: cannot start the runtime: {error}"));
             return ExitCode::from(1);
         }
     };
@@ -27,10 +27,9 @@ fn main() -> ExitCode {
         match execute(cli, shutdown, reloads).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
-                eprint!("error: {error}");
-                if !error.to_string().ends_with('\n') {
-                    eprintln!();
-                }
+                // A closed stderr (`factord … 2>&1 | head`) loses the message, not the exit code.
+                let text = error.to_string();
+                factord::cli::err_line(format_args!("error: {}", text.strip_suffix('\n').unwrap_or(&text)));
                 ExitCode::from(error.exit_code())
             }
         }

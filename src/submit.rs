@@ -32,7 +32,7 @@ use crate::providers::batch::{
 };
 use crate::providers::ftp::FtpTransport;
 use crate::providers::layout::batch_files;
-use crate::providers::outbox::OutboxTransport;
+use crate::providers::outbox::{Found, OutboxTransport};
 use crate::providers::{Provider, Requirement, Transport, find_provider};
 use crate::store::{BatchDraft, DraftItem, LoadRecord, PendingBatch, Store, StoreError};
 
@@ -282,11 +282,14 @@ impl<'a> Sender<'a> {
         }
     }
 
-    async fn reconcile(&self, batch: &Batch) -> Result<Option<BatchReceipt>, ProviderError> {
+    /// What the factor's side holds of the batch: delivered, absent, or (the outbox) a folder
+    /// of the batch's name holding something else.
+    async fn reconcile(&self, batch: &Batch) -> Result<Found, ProviderError> {
+        let found = |receipt: Option<BatchReceipt>| receipt.map_or(Found::Absent, Found::Delivered);
         match self {
-            Sender::Outbox(outbox) => outbox.reconcile(batch),
-            Sender::Ftp(ftp) => ftp.reconcile(batch, &files(batch)?).await,
-            Sender::Api(api) => api.reconcile(batch).await,
+            Sender::Outbox(outbox) => outbox.reconcile(batch, &files(batch)?),
+            Sender::Ftp(ftp) => ftp.reconcile(batch, &files(batch)?).await.map(found),
+            Sender::Api(api) => api.reconcile(batch).await.map(found),
         }
     }
 }
@@ -339,8 +342,7 @@ async fn send_batch(
         &settings.paths.documents,
         subsidiary,
         provider,
-        &created.id,
-        created.number,
+        (&created.id, created.number, Some(created.uid.clone())),
         &date,
         loads.iter().zip(keys),
     );
@@ -356,8 +358,8 @@ async fn send_batch(
         // resent in a new batch; if it cannot be asked, the outcome stays unknown.
         Err(ProviderError::Transient(error)) => {
             match holding_lease(store, &batch.id, lease, sender.reconcile(&batch)).await {
-                Ok(Some(receipt)) => Ok(receipt),
-                Ok(None) => Err(ProviderError::Transient(error)),
+                Ok(Found::Delivered(receipt)) => Ok(receipt),
+                Ok(Found::Absent | Found::Clash(_)) => Err(ProviderError::Transient(error)),
                 Err(_) => {
                     tracing::warn!(batch = %batch.id, %error, "outcome unknown; the batch is settled when the factor can be asked");
                     store.park_batch(&batch.id, &error).await?;
@@ -477,22 +479,24 @@ pub async fn reconcile_in_flight(store: &Store, settings: &Settings) -> Result<V
             tracing::warn!(batch = %pending.id, subsidiary = %pending.subsidiary, "batch left sending for a subsidiary no longer configured");
             continue;
         };
-        let Some(provider) = find_provider(&pending.provider) else { continue };
+        let Some(batch) = pending_batch(settings, &pending) else { continue };
+        let provider = batch.provider;
         let lease = settings.submission.lease;
         // A batch whose sender still renews its lease is being sent right now, by this daemon
         // or another: it is not a crashed one.
         if !store.take_stale_batch(&pending.id, lease).await? {
             continue;
         }
-        let batch = rebuild(&settings.paths.documents, subsidiary, provider, &pending);
         tracing::info!(batch = %batch.id, "reconciling a batch left sending by an earlier run");
         let result = match Sender::for_subsidiary(settings, subsidiary, provider) {
             Ok(sender) => holding_lease(store, &batch.id, lease, sender.reconcile(&batch)).await,
             Err(error) => Err(error),
         };
         let report = match result {
-            Ok(Some(receipt)) => finish(store, &batch, Ok(receipt)).await?,
-            Ok(None) => {
+            Ok(Found::Delivered(receipt)) => finish(store, &batch, Ok(receipt)).await?,
+            // The batch's folder name is taken by something else: this batch was not delivered.
+            Ok(Found::Clash(error)) => finish(store, &batch, Err(ProviderError::Transient(error))).await?,
+            Ok(Found::Absent) => {
                 let error = ProviderError::Transient(
                     "not delivered before the daemon stopped; the loads go in a later batch".to_string(),
                 );
@@ -531,16 +535,19 @@ async fn holding_lease<T>(
     }
 }
 
-fn rebuild(documents: &Path, subsidiary: &Subsidiary, provider: &'static Provider, pending: &PendingBatch) -> Batch {
-    build_batch(
-        documents,
+/// A batch left `sending` as its transport sees it (the same files, names and keys as when it
+/// was sent); `None` when its subsidiary or provider is no longer known.
+pub fn pending_batch(settings: &Settings, pending: &PendingBatch) -> Option<Batch> {
+    let subsidiary = settings.subsidiary(&pending.subsidiary)?;
+    let provider = find_provider(&pending.provider)?;
+    Some(build_batch(
+        &settings.paths.documents,
         subsidiary,
         provider,
-        &pending.id,
-        pending.number,
+        (&pending.id, pending.number, pending.uid.clone()),
         &pending.batch_date,
         pending.items.iter().map(|(load, key)| (load, key.clone())),
-    )
+    ))
 }
 
 /// The batch as transports see it; `documents` is the documents folder the loads' POD and rate
@@ -549,8 +556,7 @@ fn build_batch<'l>(
     documents: &Path,
     subsidiary: &Subsidiary,
     provider: &'static Provider,
-    id: &str,
-    number: i64,
+    (id, number, uid): (&str, i64, Option<String>),
     date: &str,
     loads: impl Iterator<Item = (&'l LoadRecord, String)>,
 ) -> Batch {
@@ -558,6 +564,7 @@ fn build_batch<'l>(
         id: id.to_string(),
         number,
         date: date.to_string(),
+        uid,
         seller: BatchSeller {
             id: subsidiary.id.clone(),
             name: subsidiary.name.clone(),

@@ -1,6 +1,8 @@
 //! Logging, set up once per process: readable text on a terminal, JSON when `log.format =
 //! "json"` (for journald or a log shipper). Logs go to stderr; command output goes to stdout.
-//! Secrets never reach a log: settings holding them print `[REDACTED]`.
+//! Secrets never reach a log: settings holding them print `[REDACTED]`. A closed stderr
+//! (`factord run 2>&1 | tee log`, stopped with Ctrl-C) loses the log lines, never the process:
+//! write errors are not reported on stderr again (which would panic).
 
 use std::io::IsTerminal;
 
@@ -58,7 +60,8 @@ pub fn filter_directives(level: &str, filter: Option<&str>) -> String {
 pub fn init(log: &LogSettings) {
     let directives = filter_directives(&log.level, log.filter.as_deref());
     let filter = EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new("warn,factord=info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).log_internal_errors(false);
     let _ = match log.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Pretty => builder.with_ansi(std::io::stderr().is_terminal()).with_target(false).try_init(),
@@ -70,6 +73,7 @@ pub fn init_fallback() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new("warn"))
         .with_writer(std::io::stderr)
+        .log_internal_errors(false)
         .with_target(false)
         .try_init();
 }

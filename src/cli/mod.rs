@@ -4,7 +4,7 @@
 
 mod output;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -16,6 +16,33 @@ use crate::daemon::Reloads;
 use crate::domain::LoadStatus;
 use crate::intake::{IntakeError, import_load_file};
 use crate::store::{LoadFilter, Store};
+
+/// Command output to stdout, through [`emit`].
+macro_rules! out {
+    ($($arg:tt)*) => { emit(format_args!($($arg)*)) };
+}
+
+/// [`out!`] with a newline.
+macro_rules! outln {
+    ($($arg:tt)*) => { emit(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// Writes command output to a locked stdout. A reader that went away (`factord loads list |
+/// head`) is no failure: the rest of the output is dropped and the command finishes as it would
+/// have, with its own exit code (no panic, unlike `print!`). Any other write error is logged.
+pub fn emit(text: std::fmt::Arguments<'_>) {
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout.write_fmt(text).and_then(|()| stdout.flush())
+        && error.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        tracing::warn!(%error, "cannot write the command's output to stdout");
+    }
+}
+
+/// One line to stderr; a closed stderr loses it, never the process.
+pub fn err_line(text: std::fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
+}
 
 #[derive(Debug, Parser)]
 #[command(name = "factord", version, about = "Invoice factoring for trucking carriers, unattended")]
@@ -198,18 +225,18 @@ pub async fn execute(cli: Cli, shutdown: CancellationToken, reloads: Reloads) ->
     crate::telemetry::init(&settings.log);
     match cli.command {
         Command::CheckConfig => {
-            println!("{}: configuration is valid ({} subsidiaries)", cli.config.display(), settings.subsidiaries.len());
+            outln!("{}: configuration is valid ({} subsidiaries)", cli.config.display(), settings.subsidiaries.len());
             for s in &settings.subsidiaries {
                 let provider = s.factoring.as_ref().map_or("none".to_string(), |f| {
                     format!("{}{}", f.provider.id, if f.active { "" } else { " (inactive)" })
                 });
-                println!("  {}: {} [{}], provider {}", s.id, s.name, s.invoicing_method.as_str(), provider);
+                outln!("  {}: {} [{}], provider {}", s.id, s.name, s.invoicing_method.as_str(), provider);
             }
             Ok(())
         }
         Command::Migrate => {
             let store = open_store(&settings).await?;
-            println!("database migrated ({})", store.backend());
+            outln!("database migrated ({})", store.backend());
             Ok(())
         }
         Command::Run => run(settings, shutdown, reloads).await,
@@ -230,8 +257,8 @@ pub async fn execute(cli: Cli, shutdown: CancellationToken, reloads: Reloads) ->
                 }
                 print_json(&value)
             } else {
-                print!("{}{}", output::load_text(&detail, &settings), credit.text());
-                print!("{}", output::report_rows_text(&report_rows));
+                out!("{}{}", output::load_text(&detail, &settings), credit.text());
+                out!("{}", output::report_rows_text(&report_rows));
                 Ok(())
             }
         }
@@ -243,7 +270,7 @@ pub async fn execute(cli: Cli, shutdown: CancellationToken, reloads: Reloads) ->
                 let items: Vec<_> = loads.iter().map(|l| output::load_json(&l.load, &l.exceptions, None)).collect();
                 print_json(&items)
             } else {
-                print!("{}", output::list_text(&loads));
+                out!("{}", output::list_text(&loads));
                 Ok(())
             }
         }
@@ -253,7 +280,7 @@ pub async fn execute(cli: Cli, shutdown: CancellationToken, reloads: Reloads) ->
             if json {
                 print_json(&status.json())
             } else {
-                print!("{}", status.text());
+                out!("{}", status.text());
                 Ok(())
             }
         }
@@ -263,7 +290,7 @@ pub async fn execute(cli: Cli, shutdown: CancellationToken, reloads: Reloads) ->
         Command::Loads(LoadsCommand::Retry { load }) => {
             let store = open_store(&settings).await?;
             if store.retry_rejected(&load).await? {
-                println!("{load}: rejection cleared; the next batch takes it again");
+                outln!("{load}: rejection cleared; the next batch takes it again");
                 Ok(())
             } else {
                 Err(CommandError::Failed(format!("load {load} has no open rejection")))
@@ -293,7 +320,7 @@ async fn providers_test(settings: &Settings, subsidiary: Option<&str>, json: boo
     if json {
         print_json(&results)?;
     } else {
-        print!("{}", output::probe_text(&results));
+        out!("{}", output::probe_text(&results));
     }
     match results.iter().filter(|r| !r.ok).count() {
         0 => Ok(()),
@@ -303,7 +330,7 @@ async fn providers_test(settings: &Settings, subsidiary: Option<&str>, json: boo
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CommandError> {
     let text = serde_json::to_string_pretty(value).map_err(|e| CommandError::Failed(e.to_string()))?;
-    println!("{text}");
+    outln!("{text}");
     Ok(())
 }
 
@@ -327,7 +354,7 @@ async fn ingest(
     if json {
         print_json(&output::ingest_json(&summary))?;
     } else {
-        print!("{}", output::ingest_text(&summary));
+        out!("{}", output::ingest_text(&summary));
     }
     match &summary.refused {
         Some(reason) => Err(CommandError::Failed(format!("{}: refused, nothing applied: {reason}", file.display()))),
@@ -370,7 +397,7 @@ async fn invoice(
     if json {
         print_json(&report)?;
     } else {
-        print!("{}", output::invoice_text(&report));
+        out!("{}", output::invoice_text(&report));
     }
     if report.failed.is_empty() {
         Ok(())
@@ -390,7 +417,7 @@ async fn submit(settings: &Settings, subsidiary: Option<&str>, dry_run: bool, js
     if json {
         print_json(&report)?;
     } else {
-        print!("{}", output::submit_text(&report, dry_run));
+        out!("{}", output::submit_text(&report, dry_run));
     }
     // A crashed batch that reconciliation found undelivered is not this run's failure: its
     // loads went in this run's batches.
@@ -412,7 +439,7 @@ async fn sync(settings: &Settings, subsidiary: Option<&str>, json: bool) -> Resu
     if json {
         print_json(&report)?;
     } else {
-        print!("{}", output::sync_text(&report));
+        out!("{}", output::sync_text(&report));
     }
     if report.any_failed() {
         Err(CommandError::Failed("some invoices could not be asked about (see above); the next sync asks again".into()))
@@ -432,7 +459,7 @@ async fn credit_refresh(
     if json {
         print_json(&report)?;
     } else {
-        print!("{}", output::credit_refresh_text(&report));
+        out!("{}", output::credit_refresh_text(&report));
     }
     match report.failed() {
         0 => Ok(()),
@@ -483,7 +510,7 @@ async fn credit_check(
         match crate::credit::check_now(&store, settings, subsidiary, &customer, "command").await {
             Ok(check) => {
                 if !json {
-                    println!("{}", output::credit_check_line(&customer.name, &check));
+                    outln!("{}", output::credit_check_line(&customer.name, &check));
                 }
                 results.push(output::credit_json(&check, settings.credit.max_age));
             }
@@ -492,7 +519,7 @@ async fn credit_check(
                 failed += 1;
                 let provider = subsidiary.factoring.as_ref().map_or("", |f| f.provider.id);
                 if !json {
-                    println!("{customer_id} {}: check with {provider} FAILED: {error}", customer.name);
+                    outln!("{customer_id} {}: check with {provider} FAILED: {error}", customer.name);
                 }
                 results.push(serde_json::json!({
                     "customer_id": customer_id, "provider": provider, "subsidiary": subsidiary.id,
@@ -526,13 +553,13 @@ async fn import(settings: &Settings, files: &[PathBuf], json: bool) -> Result<()
             Ok(report) => {
                 trouble |= report.counts.rejected > 0;
                 if !json {
-                    print!("{}", output::import_text(&report));
+                    out!("{}", output::import_text(&report));
                 }
                 reports.push(report);
             }
             Err(error @ (IntakeError::File { .. } | IntakeError::Io { .. })) => {
                 trouble = true;
-                eprintln!("error: {error}");
+                err_line(format_args!("error: {error}"));
             }
             Err(IntakeError::Store(error)) => return Err(error.into()),
         }

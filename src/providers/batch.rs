@@ -61,7 +61,8 @@ pub struct BatchSeller {
 }
 
 /// A batch to send. Its id is safe in file names (`[A-Za-z0-9_-]`) and deterministic remote
-/// names derive from it, so a resend after a crash lands on the same names.
+/// names derive from it and its uid, so a resend after a crash lands on the same names, and a
+/// batch of another installation (or of the same one before a reset) never does.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Batch {
     pub id: String,
@@ -69,6 +70,10 @@ pub struct Batch {
     pub number: i64,
     /// `YYYY-MM-DD` in the subsidiary's time zone.
     pub date: String,
+    /// The batch's unique id (16 hex digits), unique across database resets and installations
+    /// where ids and numbers start again: file names carry it and the outbox manifest names it.
+    /// `None` for a batch written before batches had uids.
+    pub uid: Option<String>,
     pub seller: BatchSeller,
     pub provider: &'static super::Provider,
     pub invoices: Vec<BatchInvoice>,

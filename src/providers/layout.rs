@@ -118,10 +118,21 @@ pub fn layout_for(provider_id: &str) -> Option<Layout> {
     }
 }
 
-/// The stem of every file name of the batch: `<subsidiary>_<YYYYMMDD>_<batch number>`, e.g.
-/// `acme-east_20261130_7`. Deterministic, so a resend lands on the same names.
+/// How many hex digits of the batch's uid its file names carry.
+pub const UID_IN_NAMES: usize = 8;
+
+/// The stem of every file name of the batch: `<subsidiary>_<YYYYMMDD>_<batch number>_<uid8>`,
+/// e.g. `acme-east_20261130_7_3f9a0c2e`, where `uid8` is the first 8 hex digits of the batch's
+/// unique id. Deterministic, so a resend lands on the same names; the uid keeps the names of a
+/// batch apart from those of a batch with the same number from before a database reset or of
+/// another installation. A batch written before batches had uids keeps its old stem
+/// `<subsidiary>_<YYYYMMDD>_<batch number>`.
 pub fn batch_stem(batch: &Batch) -> String {
-    format!("{}_{}_{}", batch.seller.id, batch.date.replace('-', ""), batch.number)
+    let base = format!("{}_{}_{}", batch.seller.id, batch.date.replace('-', ""), batch.number);
+    match &batch.uid {
+        Some(uid) => format!("{base}_{}", uid.get(..UID_IN_NAMES).unwrap_or(uid)),
+        None => base,
+    }
 }
 
 /// `<invoice number>.pdf`.
@@ -233,6 +244,7 @@ mod tests {
             id: "acme-east-b1".into(),
             number: 7,
             date: "2026-11-30".into(),
+            uid: Some("3f9a0c2e11223344".into()),
             seller: BatchSeller { id: "acme-east".into(), name: "ACME".into(), usdot: None, mc: None },
             provider: find_provider(provider).expect("provider"),
             invoices: vec![invoice("AE-1", 245_000, "=HYPERLINK(\"x\")"), invoice("AE-2", 100_050, "Blue, Inc.")],
@@ -247,7 +259,7 @@ mod tests {
         let b = batch("capital_depot", packet);
         let files = batch_files(&b).expect("files");
         let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
-        assert_eq!(names, ["AE-1.pdf", "AE-2.pdf", "acme-east_20261130_7.csv"]);
+        assert_eq!(names, ["AE-1.pdf", "AE-2.pdf", "acme-east_20261130_7_3f9a0c2e.csv"]);
         let csv = String::from_utf8(files[2].bytes.clone()).expect("utf-8");
         assert!(csv.contains("'=HYPERLINK"), "{csv}");
         assert!(csv.contains("\"Blue, Inc.\""), "{csv}");
@@ -261,17 +273,29 @@ mod tests {
         std::fs::write(&packet, b"%PDF-1.7 packet").expect("write");
         let files = batch_files(&batch("wex_fleetone_ftp", packet)).expect("files");
         assert_eq!(files.len(), 1);
-        assert_eq!(files[0].name, "acme-east_20261130_7.zip");
+        assert_eq!(files[0].name, "acme-east_20261130_7_3f9a0c2e.zip");
         let mut archive = zip::ZipArchive::new(std::io::Cursor::new(files[0].bytes.clone())).expect("zip");
         let mut names: Vec<String> =
             (0..archive.len()).map(|i| archive.by_index(i).expect("entry").name().expect("name").to_string()).collect();
         names.sort();
-        assert_eq!(names, ["AE-1.pdf", "AE-2.pdf", "acme-east_20261130_7.csv"]);
+        assert_eq!(names, ["AE-1.pdf", "AE-2.pdf", "acme-east_20261130_7_3f9a0c2e.csv"]);
         let mut csv = String::new();
-        std::io::Read::read_to_string(&mut archive.by_name("acme-east_20261130_7.csv").expect("csv"), &mut csv)
-            .expect("read");
+        std::io::Read::read_to_string(
+            &mut archive.by_name("acme-east_20261130_7_3f9a0c2e.csv").expect("csv"),
+            &mut csv,
+        )
+        .expect("read");
         assert!(csv.starts_with("Reference Number,"), "{csv}");
         assert!(csv.contains("WEX-9,AE-1"), "{csv}");
+    }
+
+    #[test]
+    fn stems_carry_the_uid_and_batches_without_one_keep_the_old_stem() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut b = batch("capital_depot", dir.path().join("p.pdf"));
+        assert_eq!(batch_stem(&b), "acme-east_20261130_7_3f9a0c2e");
+        b.uid = None;
+        assert_eq!(batch_stem(&b), "acme-east_20261130_7");
     }
 
     #[test]

@@ -1,13 +1,74 @@
 //! The manual transport (Capital Depot, Wex FleetOne): the batch becomes a folder
 //! `outbox/<subsidiary>/<provider>/<batch stem>/` holding the schedule CSV and the packets, for
 //! ops to send. The folder is filled under a temp name and renamed whole, so ops never see half
-//! a batch; the final folder existing is the proof of delivery.
+//! a batch.
+//!
+//! A delivered batch is recognised by its content, never by its name: the folder holds a
+//! manifest [`MANIFEST`] naming the batch's id and uid and the sha256 of each file, written
+//! (and fsynced) before the rename. The batch is delivered when the final folder exists and its
+//! manifest names this batch's uid and the hashes of the files the batch is made of. A folder
+//! with the batch's final name but another manifest (or none) belongs to someone else (a batch
+//! from before a database reset, another installation sharing the outbox): the batch fails
+//! with an error naming the folder and both batches, and nothing in the folder is touched.
 
 use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::batch::{Batch, BatchReceipt, InvoiceOutcome, ProviderError};
 use super::layout::{BatchFile, batch_stem};
 use crate::files::{sync_dir, write_synced};
+
+/// The manifest inside every batch folder (hidden, so it is not taken for a file to send).
+pub const MANIFEST: &str = ".factord-manifest.json";
+
+/// What [`MANIFEST`] holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The batch id (`acme-east-7`).
+    pub batch: String,
+    /// The batch's unique id (16 hex digits).
+    pub uid: String,
+    /// Each file of the batch, in writing order.
+    pub files: Vec<ManifestFile>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestFile {
+    pub name: String,
+    /// Lowercase hex.
+    pub sha256: String,
+}
+
+impl Manifest {
+    /// The manifest of `batch` made of `files`.
+    pub fn of(batch: &Batch, files: &[BatchFile]) -> Manifest {
+        Manifest {
+            batch: batch.id.clone(),
+            uid: batch.uid.clone().unwrap_or_default(),
+            files: files
+                .iter()
+                .map(|f| ManifestFile {
+                    name: f.name.clone(),
+                    sha256: Sha256::digest(&f.bytes).iter().map(|b| format!("{b:02x}")).collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// What the outbox holds under a batch's final folder name.
+#[derive(Clone, Debug)]
+pub enum Found {
+    /// This batch, delivered.
+    Delivered(BatchReceipt),
+    /// No folder of that name: not delivered (a leftover temp folder of the batch is removed).
+    Absent,
+    /// A folder of that name holding something else; the error says what, naming the folder
+    /// and both batches. Nothing in it was touched.
+    Clash(String),
+}
 
 pub struct OutboxTransport {
     /// `outbox/<subsidiary>/<provider>/`.
@@ -32,11 +93,16 @@ impl OutboxTransport {
         BatchReceipt::all(batch, Some(reference.clone()), InvoiceOutcome::Accepted { reference: Some(reference) })
     }
 
-    /// Writes the batch folder: files under the temp folder, fsynced, then the folder renamed.
+    /// Writes the batch folder: files and manifest under the temp folder, fsynced, then the
+    /// folder renamed. Sending a batch that is already there (its manifest) answers as a send;
+    /// a folder of the same name holding anything else is a [`ProviderError::Transient`] error
+    /// naming both (the batch's loads go in a new batch, under a new name), and is not touched.
     pub fn send(&self, batch: &Batch, files: &[BatchFile]) -> Result<BatchReceipt, ProviderError> {
         let final_dir = self.final_dir(batch);
-        if final_dir.exists() {
-            return Ok(self.receipt(batch));
+        match self.inspect(batch, files)? {
+            Found::Delivered(receipt) => return Ok(receipt),
+            Found::Clash(error) => return Err(ProviderError::Transient(error)),
+            Found::Absent => {}
         }
         let temp = self.temp_dir(batch);
         let io = |what: &str, path: &Path, e: std::io::Error| {
@@ -50,23 +116,66 @@ impl OutboxTransport {
             let path = temp.join(&file.name);
             write_synced(&path, &file.bytes).map_err(|e| io("write", &path, e))?;
         }
+        let manifest = serde_json::to_vec_pretty(&Manifest::of(batch, files))
+            .map_err(|e| ProviderError::Transient(format!("cannot build the manifest of batch {}: {e}", batch.id)))?;
+        let path = temp.join(MANIFEST);
+        write_synced(&path, &manifest).map_err(|e| io("write", &path, e))?;
         sync_dir(&temp).map_err(|e| io("sync", &temp, e))?;
+        // A folder that appeared since the check: the rename fails on a non-empty one, so
+        // nothing is overwritten; the next look settles it.
         std::fs::rename(&temp, &final_dir).map_err(|e| io("publish", &final_dir, e))?;
         sync_dir(&self.dir).map_err(|e| io("sync", &self.dir, e))?;
         Ok(self.receipt(batch))
     }
 
-    /// After a crash: the final folder is there (delivered) or not (a temp folder is
-    /// removed, and the batch may be written again).
-    pub fn reconcile(&self, batch: &Batch) -> Result<Option<BatchReceipt>, ProviderError> {
-        if self.final_dir(batch).exists() {
-            return Ok(Some(self.receipt(batch)));
+    /// After a crash: the final folder holds this batch (delivered), or there is none (a temp
+    /// folder of the batch is removed, and the batch may be written again), or it holds
+    /// something else ([`Found::Clash`]: this batch was not delivered there).
+    pub fn reconcile(&self, batch: &Batch, files: &[BatchFile]) -> Result<Found, ProviderError> {
+        let found = self.inspect(batch, files)?;
+        if matches!(found, Found::Absent) {
+            let temp = self.temp_dir(batch);
+            if temp.exists() {
+                std::fs::remove_dir_all(&temp)
+                    .map_err(|e| ProviderError::Transient(format!("cannot clear {}: {e}", temp.display())))?;
+            }
         }
-        let temp = self.temp_dir(batch);
-        if temp.exists() {
-            std::fs::remove_dir_all(&temp)
-                .map_err(|e| ProviderError::Transient(format!("cannot clear {}: {e}", temp.display())))?;
+        Ok(found)
+    }
+
+    /// What the final folder of `batch` holds, judged by its manifest against `files`.
+    fn inspect(&self, batch: &Batch, files: &[BatchFile]) -> Result<Found, ProviderError> {
+        let final_dir = self.final_dir(batch);
+        if !final_dir.exists() {
+            return Ok(Found::Absent);
         }
-        Ok(None)
+        // A batch written before batches had uids and manifests: its folder was written whole
+        // by this daemon under its (then) unique name.
+        let Some(uid) = batch.uid.as_deref() else { return Ok(Found::Delivered(self.receipt(batch))) };
+        let path = final_dir.join(MANIFEST);
+        let holds = match std::fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice::<Manifest>(&bytes) {
+                Ok(manifest) if manifest.uid == uid && manifest == Manifest::of(batch, files) => {
+                    return Ok(Found::Delivered(self.receipt(batch)));
+                }
+                Ok(manifest) if manifest.uid == uid => {
+                    format!("batch {} (uid {}) with other files than the batch has now", manifest.batch, manifest.uid)
+                }
+                Ok(manifest) => format!("batch {} (uid {})", manifest.batch, manifest.uid),
+                Err(e) => format!("a manifest factord cannot read ({}: {e})", path.display()),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                format!("no {MANIFEST} (a folder of an earlier installation or database, or made by hand)")
+            }
+            Err(e) => {
+                return Err(ProviderError::Transient(format!("cannot read {}: {e}", path.display())));
+            }
+        };
+        Ok(Found::Clash(format!(
+            "outbox folder {} already exists and holds {holds}, not batch {} (uid {uid}); nothing in it was \
+             overwritten",
+            final_dir.display(),
+            batch.id
+        )))
     }
 }

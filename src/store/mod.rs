@@ -49,6 +49,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("a load of this batch is already in another live batch")]
     AlreadyBatched,
+    #[error("cannot draw a batch uid from the OS random generator: {0}")]
+    Random(String),
 }
 
 /// A connection pool to one of the two backends.

@@ -59,11 +59,20 @@ pub struct DraftItem {
     pub payload_sha256: String,
 }
 
-/// A batch as written: its id (`<subsidiary>-<number>`) and number.
+/// A batch as written: its id (`<subsidiary>-<number>`), number and unique id.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CreatedBatch {
     pub id: String,
     pub number: i64,
+    /// 16 hex digits from the OS random generator: unique across installations and database
+    /// resets, where ids and numbers start again. Batch file names carry it.
+    pub uid: String,
+}
+
+/// A new batch uid: 16 lowercase hex digits from the OS random generator.
+fn new_batch_uid() -> Result<String, StoreError> {
+    let value = getrandom::u64().map_err(|e| StoreError::Random(e.to_string()))?;
+    Ok(format!("{value:016x}"))
 }
 
 /// A batch left `sending`, with its loads, for reconciliation.
@@ -74,6 +83,8 @@ pub struct PendingBatch {
     pub subsidiary: String,
     pub provider: String,
     pub batch_date: String,
+    /// `None` for a batch written before batches had uids (migration 0010).
+    pub uid: Option<String>,
     pub items: Vec<(LoadRecord, String)>,
 }
 
@@ -162,6 +173,7 @@ impl Store {
     pub async fn create_batch(&self, draft: &BatchDraft<'_>) -> Result<CreatedBatch, StoreError> {
         let now = Utc::now();
         let total: i64 = draft.items.iter().map(|i| i.amount_cents).sum();
+        let uid = new_batch_uid()?;
         let lease_sql = match self {
             Store::Postgres(_) => LEASE_POSTGRES,
             Store::Sqlite(_) => LEASE_SQLITE,
@@ -179,7 +191,7 @@ impl Store {
             let id = format!("{}-{number}", draft.subsidiary);
             sqlx::query(
                 "INSERT INTO batches (id, subsidiary, provider, number, batch_date, status, invoice_count, total_cents, \
-                 cause, created_at) VALUES ($1, $2, $3, $4, $5, 'sending', $6, $7, $8, $9)",
+                 cause, created_at, uid) VALUES ($1, $2, $3, $4, $5, 'sending', $6, $7, $8, $9, $10)",
             )
             .bind(&id)
             .bind(draft.subsidiary)
@@ -190,6 +202,7 @@ impl Store {
             .bind(total)
             .bind(draft.cause)
             .bind(now)
+            .bind(&uid)
             .execute(&mut *tx)
             .await?;
             sqlx::query(lease_sql).bind(&id).bind(draft.lease.as_secs_f64()).execute(&mut *tx).await?;
@@ -216,7 +229,7 @@ impl Store {
                 }
             }
             tx.commit().await?;
-            Ok(CreatedBatch { id, number })
+            Ok(CreatedBatch { id, number, uid })
         })
     }
 
@@ -431,7 +444,7 @@ impl Store {
     pub async fn batches_in_flight(&self) -> Result<Vec<PendingBatch>, StoreError> {
         on_pool!(self, pool => {
             let batches = sqlx::query(
-                "SELECT id, number, subsidiary, provider, batch_date FROM batches WHERE status = 'sending' ORDER BY created_at",
+                "SELECT id, number, subsidiary, provider, batch_date, uid FROM batches WHERE status = 'sending' ORDER BY created_at",
             )
             .fetch_all(pool)
             .await?;
@@ -456,6 +469,7 @@ impl Store {
                     subsidiary: b.try_get("subsidiary")?,
                     provider: b.try_get("provider")?,
                     batch_date: b.try_get("batch_date")?,
+                    uid: b.try_get("uid")?,
                     items,
                 });
             }

@@ -84,6 +84,7 @@ fn batch(provider: &str, dir: &Path, numbers: &[&str]) -> Batch {
         id: "batch-7".to_string(),
         number: 7,
         date: "2026-11-20".to_string(),
+        uid: Some("0123456789abcdef".to_string()),
         seller: BatchSeller {
             id: "acme-east".to_string(),
             name: "ACME Freight East LLC".to_string(),

@@ -375,3 +375,62 @@ fn exit_codes_follow_the_contract() {
     assert_eq!(no_config.code, 2, "a missing config is a config error:\n{no_config}");
     assert!(no_config.stderr.contains("none.toml"), "{no_config}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// closed pipes
+
+/// Runs `factord ARGS` with stdout (and, with `close_stderr`, stderr) a pipe whose reader is
+/// already gone, as `factord … | head` once head has exited: every write gets EPIPE.
+fn run_into_closed_pipe(wd: &Workdir, args: &[&str], close_stderr: bool) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_factord"));
+    command.current_dir(wd.root()).arg("--config").arg(&wd.config).args(args);
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    command.stdout(std::process::Stdio::from(writer.try_clone().expect("clone")));
+    let stderr = wd.root().join("closed-pipe.stderr");
+    if close_stderr {
+        command.stderr(std::process::Stdio::from(writer));
+    } else {
+        command.stderr(std::fs::File::create(&stderr).expect("stderr file"));
+    }
+    for (name, _) in std::env::vars() {
+        if name.starts_with("FACTORD") {
+            command.env_remove(name);
+        }
+    }
+    let status = command.status().expect("run factord");
+    Run {
+        code: status.code().expect("exited, not killed by a signal"),
+        stdout: String::new(),
+        stderr: if close_stderr { String::new() } else { std::fs::read_to_string(&stderr).unwrap_or_default() },
+    }
+}
+
+#[test]
+fn a_reader_that_went_away_is_a_clean_exit_not_a_panic() {
+    let wd = Workdir::new();
+    let rows: Vec<String> =
+        (0..300).map(|i| row(&format!("L-{i:04}"), "acme-east", "C-1", "Broker One", "100.00", "")).collect();
+    let refs: Vec<&str> = rows.iter().map(String::as_str).collect();
+    let file = wd.write("many.csv", &loads_csv(&refs));
+    let out = wd.run(&["loads", "import", &file.display().to_string()]);
+    assert_eq!(out.code, 0, "{out}");
+
+    for args in [
+        &["loads", "list"][..],
+        &["loads", "list", "--json"],
+        &["status"],
+        &["check-config"],
+        &["loads", "show", "L-0001"],
+    ] {
+        let out = run_into_closed_pipe(&wd, args, false);
+        assert_eq!(out.code, 0, "factord {args:?} | head: {out}");
+        assert!(!out.stderr.contains("panicked"), "factord {args:?} | head: {out}");
+    }
+    // Errors and logs to a closed stderr too (`factord … 2>&1 | head`): the exit code stays
+    // the command's own (1 for an unknown load), never 101.
+    let out = run_into_closed_pipe(&wd, &["loads", "list"], true);
+    assert_eq!(out.code, 0, "{out}");
+    let out = run_into_closed_pipe(&wd, &["loads", "show", "NO-SUCH-LOAD"], true);
+    assert_eq!(out.code, 1, "{out}");
+}

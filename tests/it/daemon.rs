@@ -578,3 +578,81 @@ async fn a_missed_fire_older_than_the_grace_is_logged_and_skipped() {
     let exit = daemon.stop().await;
     assert!(exit.success(), "{exit}:\n{}", daemon.logs());
 }
+
+/// The holder of the scheduler lease, read straight from the database at `url`; `None` also
+/// while the daemon has not made the database yet.
+async fn scheduler_lease_holder(url: &str) -> Option<String> {
+    let sql = "SELECT holder FROM leader_leases WHERE role = 'scheduler'";
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url).await.ok()?;
+        let holder = sqlx::query_scalar(sql).fetch_optional(&pool).await.ok().flatten();
+        pool.close().await;
+        holder
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.ok()?;
+        let holder = sqlx::query_scalar(sql).fetch_optional(&pool).await.ok().flatten();
+        pool.close().await;
+        holder
+    }
+}
+
+/// `factord run 2>&1 | tee log`, stopped with Ctrl-C: tee is gone first, so the daemon's stdout
+/// and stderr are pipes without a reader. It stops cleanly (status 0, not a panic's 101) and
+/// gives the scheduler lease up on the way out, so the next daemon takes the schedules at once
+/// rather than when the lease runs out (`submission.scheduler_lease` is long here).
+/// `database_url`: PostgreSQL, or `None` for the working directory's SQLite file.
+async fn a_daemon_whose_pipes_closed_stops_cleanly_and_releases_its_lease(database_url: Option<&str>) {
+    let wd = Workdir::standard();
+    let config = std::fs::read_to_string(&wd.config).expect("config");
+    let sqlite = format!("sqlite://{}", wd.path("data/factord.db").display());
+    let database_url = database_url.unwrap_or(&sqlite);
+    let config = config
+        .replace(&sqlite, database_url)
+        .replace("[intake]", "[submission]\nscheduler_lease = \"10m\"\n\n[intake]");
+    std::fs::write(&wd.config, config).expect("config");
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    let mut child = wd
+        .command(&["run"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(writer.try_clone().expect("clone")))
+        .stderr(Stdio::from(writer))
+        .spawn()
+        .expect("start factord run");
+    let first = wait_for(DEADLINE, "the daemon to take the scheduler lease", || async {
+        scheduler_lease_holder(database_url).await
+    })
+    .await;
+    // Ctrl-C: the reader goes first, then the daemon gets its signal.
+    drop(reader);
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().expect("kill").success());
+    let status = wait_for(DEADLINE, "the daemon to stop", || {
+        let status = child.try_wait().expect("try_wait");
+        async move { status }
+    })
+    .await;
+    assert_eq!(status.code(), Some(0), "{status}");
+    assert_eq!(scheduler_lease_holder(database_url).await, None, "{first} released the lease on its way out");
+
+    // The next daemon runs the schedules at once.
+    let mut second = wd.start("second");
+    second.wait_running().await;
+    let holder = wait_for(Duration::from_secs(5), "the second daemon to take the lease", || async {
+        scheduler_lease_holder(database_url).await.filter(|h| *h != first)
+    })
+    .await;
+    assert!(second.logs().contains("this daemon runs the schedules"), "{holder}:\n{}", second.logs());
+    let exit = second.stop().await;
+    assert!(exit.success(), "{exit}:\n{}", second.logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_whose_pipes_closed_stops_cleanly_and_releases_its_lease_sqlite() {
+    a_daemon_whose_pipes_closed_stops_cleanly_and_releases_its_lease(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_whose_pipes_closed_stops_cleanly_and_releases_its_lease_postgres() {
+    let Some(database) = crate::harness::PgDatabase::create().await else { return };
+    a_daemon_whose_pipes_closed_stops_cleanly_and_releases_its_lease(Some(&database.url)).await;
+}

@@ -1085,6 +1085,7 @@ pub fn sample_batch(provider: &str, dir: &std::path::Path) -> factord::providers
         id: "acme-east-b7".into(),
         number: 7,
         date: "2026-11-30".into(),
+        uid: Some("3f9a0c2e11223344".into()),
         seller: BatchSeller { id: "acme-east".into(), name: "ACME".into(), usdot: None, mc: None },
         provider: factord::providers::find_provider(provider).expect("provider"),
         invoices: vec![invoice("AE-1", 245_000), invoice("AE-2", 100_050)],

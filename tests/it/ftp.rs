@@ -18,8 +18,8 @@ use secrecy::SecretString;
 use crate::fakes::ftp::{Login, PASSWORD, Script, ScriptedServer, TestServer, USER, base_name, test_cert};
 use crate::fakes::{accepted, sample_batch as batch};
 
-const CSV: &str = "acme-east_20261130_7.csv";
-const ZIP: &str = "acme-east_20261130_7.zip";
+const CSV: &str = "acme-east_20261130_7_3f9a0c2e.csv";
+const ZIP: &str = "acme-east_20261130_7_3f9a0c2e.zip";
 
 /// Short enough that a hung test fails fast, long enough for a loaded CI machine.
 fn transport(settings: &FtpSettings) -> FtpTransport<'_> {
@@ -86,7 +86,7 @@ async fn plain_ftp_uploads_a_loose_batch_under_its_final_names() {
     assert_uploaded(&server, &files);
     assert_temp_then_rename(&server, &files);
     // The CSV goes last, so a factor's watcher that starts on it finds the PDFs there.
-    assert_eq!(server.stored().last().map(String::as_str), Some(".acme-east_20261130_7.csv.part"));
+    assert_eq!(server.stored().last().map(String::as_str), Some(".acme-east_20261130_7_3f9a0c2e.csv.part"));
     assert_eq!(server.logins(), [Login { user: USER.into(), tls: false }]);
 }
 
@@ -253,7 +253,11 @@ async fn reconcile_after_a_crash_mid_batch_finishes_the_missing_files() {
 
     assert_eq!(reconciled, Some(accepted(&batch, CSV)));
     assert_uploaded(&server, &files);
-    assert_eq!(server.stored(), [".AE-2.pdf.part", ".acme-east_20261130_7.csv.part"], "AE-1.pdf not sent again");
+    assert_eq!(
+        server.stored(),
+        [".AE-2.pdf.part", ".acme-east_20261130_7_3f9a0c2e.csv.part"],
+        "AE-1.pdf not sent again"
+    );
     assert_eq!(std::fs::metadata(server.dir().join("AE-1.pdf")).expect("metadata").ino(), first);
 }
 
@@ -369,12 +373,9 @@ async fn a_refused_rename_is_an_error_and_leaves_no_final_file() {
     assert!(matches!(&error, ProviderError::Rejected(text) if text.contains("550") && text.contains(CSV)), "{error:?}");
     assert!(server.dir().join(CSV).is_dir(), "the CSV never landed under its final name");
     assert_eq!(server.names(), ["AE-1.pdf", "AE-2.pdf", CSV], "the temp file was deleted");
-    assert!(
-        server
-            .events()
-            .iter()
-            .any(|e| matches!(e, DataEvent::Deleted { path } if path.ends_with(".acme-east_20261130_7.csv.part")))
-    );
+    assert!(server.events().iter().any(
+        |e| matches!(e, DataEvent::Deleted { path } if path.ends_with(".acme-east_20261130_7_3f9a0c2e.csv.part"))
+    ));
 }
 
 // --- a scripted server, for what libunftp will not do -----------------------------------

@@ -89,6 +89,22 @@ impl TestEnv {
 }
 
 /// Writes `config/factord.toml` under `root` with every path inside `root`.
+/// The uid stored with a batch (read straight from its database).
+pub async fn batch_uid(env: &TestEnv, batch_id: &str) -> String {
+    let sql = "SELECT uid FROM batches WHERE id = $1";
+    let uid: Option<String> = match env.backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&env.database_url).await.expect("connect");
+            sqlx::query_scalar(sql).bind(batch_id).fetch_one(&pool).await.expect("uid")
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&env.database_url).await.expect("connect");
+            sqlx::query_scalar(sql).bind(batch_id).fetch_one(&pool).await.expect("uid")
+        }
+    };
+    uid.unwrap_or_else(|| panic!("batch {batch_id} has no uid"))
+}
+
 pub fn write_config(root: &Path, database_url: &str, extra: &str) -> PathBuf {
     let config_dir = root.join("config");
     std::fs::create_dir_all(&config_dir).expect("mkdir config");

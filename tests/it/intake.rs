@@ -307,6 +307,7 @@ both_backends!(refused_load_files_show_in_status_the_dashboard_and_metrics_and_a
     inbox.run_once(&env.store, &env.settings, t1, &never).await.expect("pass");
     let outcomes = inbox.run_once(&env.store, &env.settings, t1 + quiet, &never).await.expect("pass");
     assert!(matches!(outcomes.as_slice(), [InboxOutcome::Imported { .. }]), "{outcomes:?}");
+});
 
 // DESIGN §7: a column absent from the file (a key absent from a JSON object) leaves the field
 // as stored; an empty cell (`null`) clears it. Once Queued, an absent invoiced column is no

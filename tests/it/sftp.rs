@@ -29,8 +29,8 @@ use sha2::Digest;
 
 const USER: &str = "acme";
 const PASSWORD: &str = "s3cret-Pa55word";
-const CSV: &str = "acme-east_20261130_7.csv";
-const ZIP: &str = "acme-east_20261130_7.zip";
+const CSV: &str = "acme-east_20261130_7_3f9a0c2e.csv";
+const ZIP: &str = "acme-east_20261130_7_3f9a0c2e.zip";
 
 /// Short enough that a hung test fails fast, long enough for a loaded CI machine.
 fn transport(settings: &FtpSettings) -> SftpTransport<'_> {
@@ -517,7 +517,7 @@ async fn a_loose_batch_arrives_under_its_final_names() {
     assert_uploaded(&server, &files);
     assert_temp_then_rename(&server, &files);
     // The CSV goes last, so a factor's watcher that starts on it finds the PDFs there.
-    assert_eq!(server.written().last().map(String::as_str), Some(".acme-east_20261130_7.csv.part"));
+    assert_eq!(server.written().last().map(String::as_str), Some(".acme-east_20261130_7_3f9a0c2e.csv.part"));
     assert_eq!(server.logins(), [(USER.to_string(), true)]);
 }
 
@@ -569,7 +569,7 @@ async fn a_final_file_with_the_right_size_is_left_alone_and_one_with_the_wrong_s
 
     assert_eq!(receipt, accepted(&batch, CSV));
     assert_uploaded(&server, &files);
-    assert_eq!(server.written(), [".AE-2.pdf.part", ".acme-east_20261130_7.csv.part"]);
+    assert_eq!(server.written(), [".AE-2.pdf.part", ".acme-east_20261130_7_3f9a0c2e.csv.part"]);
     assert_eq!(server.inode("AE-1.pdf"), first, "AE-1.pdf not uploaded again");
     // SFTP rename does not replace: the short file went first.
     let events = server.events();
@@ -638,7 +638,11 @@ async fn reconcile_after_a_crash_mid_batch_finishes_the_missing_files() {
 
     assert_eq!(reconciled, Some(accepted(&batch, CSV)));
     assert_uploaded(&server, &files);
-    assert_eq!(server.written(), [".AE-2.pdf.part", ".acme-east_20261130_7.csv.part"], "AE-1.pdf not sent again");
+    assert_eq!(
+        server.written(),
+        [".AE-2.pdf.part", ".acme-east_20261130_7_3f9a0c2e.csv.part"],
+        "AE-1.pdf not sent again"
+    );
     assert_eq!(server.inode("AE-1.pdf"), first);
 }
 

@@ -7,12 +7,15 @@ use factord::domain::{ExceptionKind, LoadStatus};
 use factord::intake::import_load_file;
 use factord::invoicing;
 use factord::providers::batch::InvoiceOutcome;
+use factord::providers::layout::{batch_files, batch_stem};
+use factord::providers::outbox::{MANIFEST, OutboxTransport};
 use factord::store::{BatchDraft, DraftItem, LoadFilter, Store};
 use factord::submit::{self, run_once};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::both_backends;
-use crate::harness::{TestEnv, loads_csv};
+use crate::harness::{TestEnv, batch_uid, loads_csv};
 use crate::pdfs;
 
 /// Imports `count` loads for acme-east with documents and invoices them: all Queued.
@@ -73,11 +76,17 @@ both_backends!(a_manual_batch_goes_to_the_outbox_and_the_loads_to_invoiced, |env
     assert_eq!(folders.len(), 1, "one folder, no temp left: {folders:?}");
     let folder = &folders[0];
     let stem = folder.file_name().expect("name").to_string_lossy().into_owned();
-    assert!(stem.starts_with("acme-east_") && stem.ends_with("_1"), "{stem}");
+    // `<subsidiary>_<YYYYMMDD>_<number>_<first 8 hex digits of the batch's uid>`.
+    let uid = batch_uid(&env, &batch.id).await;
+    assert!(stem.starts_with("acme-east_") && stem.ends_with(&format!("_1_{}", &uid[..8])), "{stem}");
     assert_eq!(
         names(folder),
-        vec!["AE-1.pdf".to_string(), "AE-2.pdf".into(), "AE-3.pdf".into(), format!("{stem}.csv")]
+        vec![MANIFEST.to_string(), "AE-1.pdf".into(), "AE-2.pdf".into(), "AE-3.pdf".into(), format!("{stem}.csv")]
     );
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(folder.join(MANIFEST)).expect("manifest")).expect("json");
+    assert_eq!((manifest["batch"].as_str(), manifest["uid"].as_str()), (Some(batch.id.as_str()), Some(uid.as_str())));
+    assert_eq!(manifest["files"].as_array().map(Vec::len), Some(4), "{manifest}");
     let csv = std::fs::read_to_string(folder.join(format!("{stem}.csv"))).expect("csv");
     assert!(csv.starts_with("Invoice Number,Invoice Date,Load Number,Debtor Name"), "{csv}");
     assert!(csv.contains("AE-2,") && csv.contains(",S-02,Blue,123456,") && csv.contains("TOTAL 3 invoices"), "{csv}");
@@ -199,11 +208,8 @@ both_backends!(a_batch_left_sending_that_did_arrive_is_recorded_not_resent, |env
     queued_loads(&env, 2).await;
     let crashed = write_ahead(&env).await;
     // The crash came after the folder was published, before the outcome was recorded: the
-    // folder is there (written here with the same layout the transport uses).
-    let pending = env.store.batches_in_flight().await.expect("in flight");
-    assert_eq!(pending.len(), 1);
-    let stem = format!("acme-east_{}_{}", pending[0].batch_date.replace('-', ""), pending[0].number);
-    std::fs::create_dir_all(env.path(&format!("outbox/acme-east/capital_depot/{stem}"))).expect("folder");
+    // folder is there, written by the transport itself.
+    publish_in_flight(&env).await;
     let reports = submit::reconcile_in_flight(&env.store, &env.settings).await.expect("reconcile");
     assert_eq!(
         (reports[0].id.as_str(), reports[0].status.as_str(), reports[0].accepted),
@@ -213,6 +219,115 @@ both_backends!(a_batch_left_sending_that_did_arrive_is_recorded_not_resent, |env
     let report = run_once(&env.store, &env.settings, None, false, "command").await.expect("submit");
     assert!(report.batches.is_empty(), "nothing resent: {report:#?}");
     assert_eq!(batch_folders(&env).len(), 1);
+});
+
+/// The outbox transport of acme-east's provider.
+fn outbox(env: &TestEnv) -> OutboxTransport {
+    OutboxTransport::new(env.path("outbox/acme-east/capital_depot"))
+}
+
+/// Publishes the only batch left `sending` through the outbox transport (what a sender did
+/// just before it crashed); returns its final folder.
+async fn publish_in_flight(env: &TestEnv) -> PathBuf {
+    let pending = env.store.batches_in_flight().await.expect("in flight");
+    assert_eq!(pending.len(), 1);
+    let batch = submit::pending_batch(&env.settings, &pending[0]).expect("batch");
+    let receipt = outbox(env).send(&batch, &batch_files(&batch).expect("files")).expect("publish");
+    PathBuf::from(receipt.reference.expect("reference"))
+}
+
+/// Every file under `dir` (relative path → bytes).
+fn tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("list").filter_map(Result::ok) {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let relative = path.strip_prefix(dir).expect("under").display().to_string();
+                out.insert(relative, std::fs::read(&path).expect("read"));
+            }
+        }
+    }
+    out
+}
+
+both_backends!(after_a_database_reset_a_new_batch_1_gets_its_own_folder_and_the_old_one_is_untouched, |env| {
+    queued_loads(&env, 2).await;
+    let first = run_once(&env.store, &env.settings, None, false, "command").await.expect("submit");
+    assert_eq!((first.batches[0].id.as_str(), first.batches[0].accepted), ("acme-east-1", 2));
+    let before = tree(&env.path("outbox"));
+
+    // The README's reset: the database goes, the outbox stays. A new database numbers its
+    // batches from 1 again, on the same date, into the same outbox.
+    let Some(mut fresh) = TestEnv::new(env.backend).await else { return };
+    fresh.settings.paths.outbox = env.path("outbox");
+    queued_loads(&fresh, 3).await;
+    let second = run_once(&fresh.store, &fresh.settings, None, false, "command").await.expect("submit");
+    assert_eq!(second.batches.len(), 1, "{second:#?}");
+    let batch = &second.batches[0];
+    assert_eq!((batch.id.as_str(), batch.status.as_str(), batch.accepted), ("acme-east-1", "sent", 3), "{batch:#?}");
+
+    // Two folders: the old one byte for byte as it was, the new one holding the new batch.
+    let folders = batch_folders(&env);
+    assert_eq!(folders.len(), 2, "{folders:?}");
+    let after = tree(&env.path("outbox"));
+    for (file, bytes) in &before {
+        assert_eq!(after.get(file), Some(bytes), "{file} of the earlier batch was changed");
+    }
+    let reference = PathBuf::from(batch.reference.clone().expect("reference"));
+    assert!(folders.contains(&reference), "{reference:?} in {folders:?}");
+    let pdfs: Vec<String> = names(&reference).into_iter().filter(|n| n.ends_with(".pdf")).collect();
+    assert_eq!(pdfs, ["AE-1.pdf", "AE-2.pdf", "AE-3.pdf"]);
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(reference.join(MANIFEST)).expect("manifest")).expect("json");
+    assert_eq!(manifest["uid"].as_str(), Some(batch_uid(&fresh, &batch.id).await.as_str()));
+    assert_ne!(batch_uid(&fresh, &batch.id).await, batch_uid(&env, "acme-east-1").await);
+});
+
+both_backends!(a_folder_with_the_batch_name_but_other_content_fails_the_batch_and_is_not_overwritten, |env| {
+    queued_loads(&env, 2).await;
+    let crashed = write_ahead(&env).await;
+    let pending = env.store.batches_in_flight().await.expect("in flight");
+    let batch = submit::pending_batch(&env.settings, &pending[0]).expect("batch");
+    // Someone else's folder under this batch's exact final name: no manifest, other files.
+    let planted = env.path(&format!("outbox/acme-east/capital_depot/{}", batch_stem(&batch)));
+    std::fs::create_dir_all(&planted).expect("mkdir");
+    std::fs::write(planted.join("AE-1.pdf"), b"an older invoice").expect("plant");
+    let before = tree(&planted);
+
+    // The transport refuses to take it for this batch, naming the folder and the batch.
+    let files = batch_files(&batch).expect("files");
+    let error = outbox(&env).send(&batch, &files).expect_err("a clash");
+    let text = error.to_string();
+    assert!(text.contains(&planted.display().to_string()) && text.contains(&crashed), "{text}");
+    assert!(text.contains("no .factord-manifest.json"), "{text}");
+
+    // Reconciliation: the batch was not delivered; it fails with the same words, and its loads
+    // go in a new batch under a new name. The planted folder is never touched.
+    let report = run_once(&env.store, &env.settings, None, false, "command").await.expect("submit");
+    let settled = report.batches.iter().find(|b| b.id == crashed).expect("the crashed batch is settled");
+    assert_eq!((settled.status.as_str(), settled.accepted, settled.reconciled), ("failed", 0, true), "{settled:#?}");
+    let error = settled.error.clone().unwrap_or_default();
+    assert!(error.contains(&planted.display().to_string()) && error.contains(&crashed), "{error}");
+    let resent = report.batches.iter().find(|b| b.id != crashed).expect("a new batch");
+    assert_eq!((resent.status.as_str(), resent.accepted), ("sent", 2), "{report:#?}");
+    assert_ne!(resent.reference.as_deref(), Some(planted.display().to_string().as_str()));
+    assert_eq!(tree(&planted), before, "the planted folder is as it was");
+    assert_eq!(batch_folders(&env).len(), 2);
+
+    // Another batch's manifest under the name: the error names that batch too.
+    let other = env.path(&format!("outbox/acme-east/capital_depot/{}_other", batch_stem(&batch)));
+    std::fs::create_dir_all(&other).expect("mkdir");
+    std::fs::write(other.join(MANIFEST), br#"{"batch":"acme-east-1","uid":"00000000deadbeef","files":[]}"#)
+        .expect("manifest");
+    std::fs::rename(&other, &planted).expect_err("a non-empty folder is never replaced by a rename");
+    std::fs::remove_dir_all(&planted).expect("clear");
+    std::fs::rename(&other, &planted).expect("swap");
+    let error = outbox(&env).send(&batch, &files).expect_err("a clash").to_string();
+    assert!(error.contains("holds batch acme-east-1 (uid 00000000deadbeef)") && error.contains(&crashed), "{error}");
 });
 
 both_backends!(two_submitters_at_once_send_every_invoice_once, |env| {

@@ -122,9 +122,12 @@ fn free_port() -> u16 {
 
 /// The stem of batch `number`'s files today: `acme-east_<YYYYMMDD>_<number>` (acme-east is in
 /// America/Chicago).
-fn stem(number: i64) -> String {
+/// The stem of batch `acme-east-<number>`'s file names: date, number and the first 8 hex
+/// digits of its uid.
+async fn stem(env: &TestEnv, number: i64) -> String {
     let today = chrono::Utc::now().with_timezone(&chrono_tz::America::Chicago).date_naive();
-    format!("acme-east_{}_{number}", today.format("%Y%m%d"))
+    let uid = crate::harness::batch_uid(env, &format!("acme-east-{number}")).await;
+    format!("acme-east_{}_{number}_{}", today.format("%Y%m%d"), &uid[..8])
 }
 
 /// The final names of a WinFactor batch of `count` invoices: the packets and the schedule.
@@ -208,7 +211,7 @@ both_backends!(an_ftp_batch_goes_through_the_submit_job_and_lands_under_final_na
 
     assert_eq!(report.batches.len(), 1, "{report:#?}");
     let batch = &report.batches[0];
-    let csv = format!("{}.csv", stem(1));
+    let csv = format!("{}.csv", stem(&env, 1).await);
     assert_eq!(
         (batch.id.as_str(), batch.provider.as_str(), batch.status.as_str()),
         ("acme-east-1", "winfactor", "sent")
@@ -334,7 +337,7 @@ both_backends!(an_ftp_server_that_is_down_leaves_the_batch_unsettled_visibly_and
         report.batches.iter().map(|b| (b.id.as_str(), b.status.as_str(), b.reconciled)).collect();
     assert_eq!(settled, [("acme-east-1", "failed", true), ("acme-east-2", "sent", false)], "{report:#?}");
     assert_invoiced_once(&env.store, 2, "acme-east-2").await;
-    let csv = format!("{}.csv", stem(2));
+    let csv = format!("{}.csv", stem(&env, 2).await);
     assert_eq!(server.names(), final_names(2, &csv));
     assert_eq!(csv_invoices(&server.read(&csv)), invoice_numbers(2));
 });
@@ -343,8 +346,9 @@ both_backends!(a_refused_rename_leaves_the_loads_queued_with_the_reason_until_re
     let server = TestServer::start(None);
     let (_, settings) = ftp_config(&env, server.addr.port());
     queue_loads(&env, &settings, 2).await;
-    // RNTO onto a directory fails, which libunftp answers with 550.
-    let blocked = format!("{}.csv", stem(1));
+    // RNTO onto a directory fails, which libunftp answers with 550 (the first file of the
+    // batch: its schedule's name carries the batch's uid, unknown before the batch is made).
+    let blocked = "AE-1.pdf".to_string();
     std::fs::create_dir(server.dir().join(&blocked)).expect("blocking directory");
 
     let report = run_once(&env.store, &settings, None, false, "command").await.expect("submit");
@@ -375,7 +379,7 @@ both_backends!(a_refused_rename_leaves_the_loads_queued_with_the_reason_until_re
     assert_eq!((report.batches[0].id.as_str(), report.batches[0].accepted), ("acme-east-2", 2), "{report:#?}");
     assert_invoiced_once(&env.store, 2, "acme-east-2").await;
     assert!(detail(&env.store, "S-01").await.exceptions.is_empty());
-    let csv = format!("{}.csv", stem(2));
+    let csv = format!("{}.csv", stem(&env, 2).await);
     assert_eq!(server.names(), final_names(2, &csv), "the first schedule never landed");
     assert_eq!(csv_invoices(&server.read(&csv)), invoice_numbers(2));
 });
@@ -546,6 +550,7 @@ fn hand_made_batch(env: &TestEnv, provider: &'static factord::providers::Provide
         id: "acme-east-9".into(),
         number: 9,
         date: "2026-11-20".into(),
+        uid: Some("9a9a9a9a00000009".into()),
         seller: BatchSeller {
             id: "acme-east".into(),
             name: "ACME Freight East LLC".into(),
@@ -683,7 +688,7 @@ async fn ftp_killed_at(env: &TestEnv, stall: Stall, settled: Settled) -> (Script
     // Final names only (no temp file left): the packets and the schedule of the batch that
     // invoiced the loads, which lists each invoice once; the packets byte for byte.
     let number = if settled == Settled::Recorded { 1 } else { 2 };
-    let csv = format!("{}.csv", stem(number));
+    let csv = format!("{}.csv", stem(env, number).await);
     assert_eq!(server.file_names(), final_names(3, &csv));
     assert_eq!(csv_invoices(&server.file(&csv).expect("schedule")), invoice_numbers(3));
     for invoice in invoice_numbers(3) {

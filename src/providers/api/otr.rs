@@ -638,6 +638,7 @@ mod tests {
             id: "b-1".into(),
             number: 1,
             date: "2026-11-20".into(),
+            uid: Some("0123456789abcdef".into()),
             seller: BatchSeller { id: "acme".into(), name: "ACME".into(), usdot: Some("1234567".into()), mc: None },
             provider: crate::providers::find_provider("otr").expect("otr"),
             invoices: vec![invoice],
