@@ -67,18 +67,22 @@ pub enum Command {
     Loads(LoadsCommand),
     /// One invoicing pass: Released → Queued (or Invoiced for direct customers).
     Invoice {
+        /// Only this subsidiary's loads.
         #[arg(long)]
         subsidiary: Option<String>,
+        /// Print JSON (stable keys; see the README's JSON section) instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Submit batches now.
     Submit {
+        /// Only this subsidiary's Queued invoices.
         #[arg(long)]
         subsidiary: Option<String>,
         /// List what would go, and for every Queued load that would not, why; send nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Print JSON (stable keys; see the README's JSON section) instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -87,25 +91,35 @@ pub enum Command {
     Credit(CreditCommand),
     /// Process one purchase or payment report now.
     Ingest {
+        /// The report: CSV or XLSX.
         file: PathBuf,
+        /// The provider id whose report it is (e.g. capital_depot); its column names and status
+        /// map apply.
         #[arg(long)]
         provider: String,
+        /// `purchase` or `payment`; told by the columns when left out.
         #[arg(long)]
         kind: Option<String>,
+        /// Print JSON (stable keys; see the README's JSON section) instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Counts per subsidiary and status, exceptions, recent files.
     Status {
+        /// Print JSON (stable keys; see the README's JSON section) instead of text.
         #[arg(long)]
         json: bool,
     },
-    /// Ask API factors for the status of every invoice they hold (Invoiced or Financed) and
-    /// apply the answers through the provider's status map; exit 1 if a lookup failed.
+    /// Ask API factors (OTR) for the status of the invoices they hold.
+    ///
+    /// Every Invoiced and Financed invoice of an API factor with a status API is looked up, and
+    /// each answer applied through the provider's status map, as a purchase-report row would be.
+    /// Exit 1 if a lookup failed.
     Sync {
         /// Only this subsidiary.
         #[arg(long)]
         subsidiary: Option<String>,
+        /// Print JSON (stable keys; see the README's JSON section) instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -116,12 +130,14 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum ProvidersCommand {
-    /// Check each subsidiary's connection without sending an invoice: log in, list, write and
-    /// delete a probe file, outbox folders writable. One line per subsidiary; exit 1 if any
-    /// failed.
+    /// Check each subsidiary's connection without sending an invoice.
+    ///
+    /// Logs in, lists, writes and deletes a probe file, checks outbox folders are writable. One
+    /// line per subsidiary; exit 1 if any failed.
     Test {
         /// Only this subsidiary.
         subsidiary: Option<String>,
+        /// Print JSON (stable keys; see the README's JSON section) instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -131,32 +147,42 @@ pub enum ProvidersCommand {
 pub enum LoadsCommand {
     /// Import loads from CSV or JSON files (same as dropping them into inbox/loads).
     Import {
+        /// One or more load exports, CSV or JSON.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Print JSON (stable keys; see the README's JSON section) instead of text.
         #[arg(long)]
         json: bool,
     },
     /// One load: status, exceptions, why it is waiting, documents, history.
     Show {
+        /// The load number.
         load: String,
+        /// Print JSON (stable keys; see the README's JSON section) instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Loads, filtered by status and subsidiary.
     List(ListArgs),
     /// Clear a load's `rejected` exception so the next batch takes it again.
-    Retry { load: String },
+    Retry {
+        /// The load number.
+        load: String,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
+    /// Only loads in this status (Delivered, Released, Queued, Invoiced, Financed, Completed).
     #[arg(long)]
     pub status: Option<LoadStatus>,
+    /// Only this subsidiary's loads.
     #[arg(long)]
     pub subsidiary: Option<String>,
     /// At most this many loads.
     #[arg(long)]
     pub limit: Option<i64>,
+    /// Print JSON (stable keys; see the README's JSON section) instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -169,6 +195,7 @@ pub enum CreditCommand {
         /// Re-check every such customer, however recent its last check.
         #[arg(long)]
         force: bool,
+        /// Print JSON (stable keys; see the README's JSON section) instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -180,6 +207,7 @@ pub enum CreditCommand {
         /// the customer has loads in).
         #[arg(long)]
         subsidiary: Option<String>,
+        /// Print JSON (stable keys; see the README's JSON section) instead of text.
         #[arg(long)]
         json: bool,
     },

@@ -68,14 +68,16 @@ impl HttpState {
 
 /// Binds `http.listen`. The error names the key, for the daemon's start-up message.
 pub async fn bind(listen: SocketAddr) -> Result<TcpListener, BindError> {
-    TcpListener::bind(listen).await.map_err(|source| BindError { listen, source })
+    TcpListener::bind(listen).await.map_err(|cause| BindError { listen, cause })
 }
 
+/// The message carries the cause itself; the cause is deliberately not the error's `source`,
+/// so that a printer of error chains (`{:#}`) does not say it twice.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen on http.listen = {listen}: {source}")]
+#[error("cannot listen on http.listen = {listen}: {cause}")]
 pub struct BindError {
     pub listen: SocketAddr,
-    pub source: std::io::Error,
+    pub cause: std::io::Error,
 }
 
 /// Serves until `shutdown` is cancelled, then finishes the requests in hand.

@@ -434,3 +434,56 @@ fn a_reader_that_went_away_is_a_clean_exit_not_a_panic() {
     let out = run_into_closed_pipe(&wd, &["loads", "show", "NO-SUCH-LOAD"], true);
     assert_eq!(out.code, 1, "{out}");
 }
+
+/// The commands listed in a `--help` text's `Commands:` section.
+fn subcommands(help: &str) -> Vec<String> {
+    help.split("Commands:")
+        .nth(1)
+        .map(|rest| rest.split("\n\n").next().unwrap_or(""))
+        .unwrap_or("")
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn help_describes_every_command_option_and_argument() {
+    let help = |args: &[&str]| -> String {
+        let output = Command::new(env!("CARGO_BIN_EXE_factord")).args(args).arg("-h").output().expect("factord -h");
+        assert!(output.status.success(), "{args:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let mut queue: Vec<Vec<String>> = vec![Vec::new()];
+    let mut checked = 0;
+    while let Some(path) = queue.pop() {
+        let args: Vec<&str> = path.iter().map(String::as_str).collect();
+        let text = help(&args);
+        for line in text.lines() {
+            let trimmed = line.trim_start();
+            let entry = trimmed.starts_with('-') || trimmed.starts_with('<') || trimmed.starts_with('[');
+            if !entry || !line.starts_with("  ") {
+                continue;
+            }
+            // `  --json   Print JSON …`: a name, two or more spaces, then a description.
+            let described = trimmed.split_once("  ").is_some_and(|(_, rest)| !rest.trim().is_empty());
+            assert!(described, "`factord {} -h`: `{trimmed}` has no description:\n{text}", args.join(" "));
+            checked += 1;
+        }
+        for command in subcommands(&text) {
+            let mut next = path.clone();
+            next.push(command);
+            queue.push(next);
+        }
+        if !path.is_empty() {
+            let about = text.lines().next().unwrap_or("");
+            assert!(
+                !about.trim().is_empty() && !about.starts_with("Usage"),
+                "`factord {}` has no description",
+                args.join(" ")
+            );
+        }
+    }
+    assert!(checked > 40, "only {checked} entries checked");
+}

@@ -832,5 +832,6 @@ async fn a_taken_http_listen_address_stops_the_start_with_a_message_naming_it() 
     assert_eq!(exit.code(), Some(1), "{}", daemon.logs());
     let logs = daemon.logs();
     assert!(logs.contains(&format!("cannot listen on http.listen = 127.0.0.1:{port}")), "{logs}");
+    assert_eq!(logs.matches("Address already in use").count(), 1, "the cause, once: {logs}");
     assert!(!logs.contains("factord running"), "{logs}");
 }
