@@ -198,3 +198,38 @@ both_backends!(the_sync_command_prints_each_answer_and_exits_1_when_a_lookup_fai
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("`nope`"), "{stderr}");
 });
+
+both_backends!(the_daemon_syncs_on_the_status_sync_schedule, |env| {
+    let (url, otr) = otr_server(Otr::default()).await;
+    let (path, settings) = otr_config(&env, &url);
+    queue_loads(&env, &settings, 1).await;
+    run_once(&env.store, &settings, None, false, "command").await.expect("submit");
+    lock(&otr).statuses.insert(pkey(1), "Advance Paid".into());
+    // Every second, in acme-east's time zone.
+    let text = std::fs::read_to_string(&path).expect("config");
+    let text = text.replacen("provider = \"otr\"\n", "provider = \"otr\"\nstatus_sync = \"* * * * * *\"\n", 1);
+    std::fs::write(&path, text).expect("write");
+
+    let stderr = env.path("daemon.stderr.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_factord"))
+        .arg("--config")
+        .arg(&path)
+        .arg("run")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr).expect("log file"))
+        .spawn()
+        .expect("factord run");
+    let store = &env.store;
+    crate::harness::wait_for(std::time::Duration::from_secs(30), "the scheduled sync to finance S-01", || async move {
+        (detail(store, "S-01").await.load.status == LoadStatus::Financed).then_some(())
+    })
+    .await;
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let exit = child.wait().expect("wait");
+    let log = std::fs::read_to_string(&stderr).unwrap_or_default();
+    assert!(exit.success(), "{exit}: {log}");
+    assert!(log.contains("status sync") && log.contains("applied=1"), "{log}");
+    let history = detail(store, "S-01").await.history;
+    assert_eq!(history.last().map(|h| h.cause.as_str()), Some("status sync otr"));
+});
