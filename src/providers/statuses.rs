@@ -8,7 +8,7 @@
 //! moves nothing and raises the `unrecognised_status` exception with the factor's words.
 //!
 //! The tables shipped here are factord's reading: OTR's from its public status vocabulary
-//! (`../shared/providers/otr.md` as kept in the docs), every other provider's a conservative
+//! (`docs/providers/otr.md`), every other provider's a conservative
 //! generic table of words whose meaning is not in doubt. Ops add words or change a shipped word's
 //! outcome with `[provider.<id>.statuses]` in the configuration; those entries win.
 

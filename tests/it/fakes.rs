@@ -520,7 +520,7 @@ pub mod api {
 
     // ---- The OTR server -----------------------------------------------------------------------
     //
-    // Written from OTR's published contract (the design's `providers/otr.md`), not from the
+    // Written from OTR's published contract (`docs/providers/otr.md`), not from the
     // adapter: exact paths, query names, form fields, JSON names and types, multipart fields and
     // document types. Anything else is answered as OTR answers it: a bare `400 Invalid Request`
     // that names no field. Every request needs the subscription key; every request after login

@@ -7,7 +7,7 @@
 //! invoices. Each provider keeps its request/response mapping in its own file, so a partner's
 //! spec replaces one file:
 //!
-//! - [`otr`]: OTR Solutions, on its public contract (`providers/otr.md` of the design): token
+//! - [`otr`]: OTR Solutions, on its public contract (`docs/providers/otr.md`): token
 //!   login, one invoice per request, POD, rate confirmation and packet uploaded as documents;
 //!   dedupes by (ClientDOT, InvoiceNo) with 409 and the existing `invoicePkey`.
 //! - [`apex`]: Apex Capital: one schedule per batch, then the schedule number looked up.

@@ -1,4 +1,4 @@
-//! OTR Solutions, on its public Carrier TMS API (`docs/` of the design: `providers/otr.md`): the
+//! OTR Solutions, on its public Carrier TMS API (`docs/providers/otr.md`): the
 //! one factor that publishes its carrier-side contract. Every name OTR defines (path, header,
 //! query, form field, JSON field, document type, broker decision) is written once, in the
 //! mapping section below; OTR answers any other name with a bare `400 Invalid Request`.
