@@ -125,7 +125,18 @@ pub async fn run_with_reloads(
 ) -> anyhow::Result<()> {
     // HTTP is bound first, so that a taken port fails the start with a message naming the key.
     let http = match &settings.http {
-        Some(http) => Some(crate::http::bind(http.listen).await?),
+        Some(http) => {
+            if !http.listen.ip().is_loopback() {
+                // The dashboard and /metrics have no login: on another address anyone who can
+                // reach it reads the pipeline.
+                tracing::warn!(
+                    listen = %http.listen,
+                    "http.listen is not a loopback address and the dashboard has no login: \
+                     put it behind a reverse proxy with authentication (see the README's HTTP section)"
+                );
+            }
+            Some(crate::http::bind(http.listen).await?)
+        }
         None => None,
     };
     let (health, metrics) = (Arc::new(Health::new()), Arc::new(Metrics::new()));

@@ -16,6 +16,8 @@
 //! - [`sync`]: status sync: asks API factors for the status of the invoices they hold and
 //!   applies the answers through the provider's status map.
 //! - [`credit`]: broker credit checks: at invoice time, the refresh job, the submission policy.
+//! - [`secrets`]: secrets redacted from every text that came from outside, in every encoded
+//!   form.
 //! - [`files`]: durable file writes (temp name, fsync, rename) and safe file names.
 //! - [`intake`]: load exports (CSV, JSON) → validated rows → the store; the inbox pickup
 //!   (stable-file detection, processing folder, archive and failed folders).
@@ -40,6 +42,7 @@ pub mod providers;
 pub mod reload;
 pub mod reports;
 pub mod schedule;
+pub mod secrets;
 pub mod store;
 pub mod submit;
 pub mod sync;

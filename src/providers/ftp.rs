@@ -587,7 +587,8 @@ pub(super) fn redact(error: ProviderError, secret: &str) -> ProviderError {
     if secret.is_empty() {
         return error;
     }
-    let scrub = |text: String| text.replace(secret, "[REDACTED]");
+    let redactor = crate::secrets::Redactor::new([secret], None);
+    let scrub = |text: String| redactor.redact(&text);
     match error {
         ProviderError::Transient(text) => ProviderError::Transient(scrub(text)),
         ProviderError::Rejected(text) => ProviderError::Rejected(scrub(text)),

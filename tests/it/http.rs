@@ -690,10 +690,13 @@ struct Daemon {
 
 impl Daemon {
     fn configure(port: u16) -> Daemon {
+        Daemon::configure_at(&format!("127.0.0.1:{port}"))
+    }
+
+    fn configure_at(listen: &str) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = format!("sqlite://{}", dir.path().join("data/factord.db").display());
-        let config =
-            crate::harness::write_config(dir.path(), &url, &format!("[http]\nlisten = \"127.0.0.1:{port}\"\n"));
+        let config = crate::harness::write_config(dir.path(), &url, &format!("[http]\nlisten = \"{listen}\"\n"));
         Daemon { dir, config, child: None }
     }
 
@@ -834,4 +837,18 @@ async fn a_taken_http_listen_address_stops_the_start_with_a_message_naming_it() 
     assert!(logs.contains(&format!("cannot listen on http.listen = 127.0.0.1:{port}")), "{logs}");
     assert_eq!(logs.matches("Address already in use").count(), 1, "the cause, once: {logs}");
     assert!(!logs.contains("factord running"), "{logs}");
+    assert!(!logs.contains("not a loopback address"), "loopback needs no warning: {logs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_loopback_http_listen_address_is_warned_about() {
+    // Taken, so that the daemon stops right after the warning: nothing is served anywhere.
+    let taken = std::net::TcpListener::bind("0.0.0.0:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let mut daemon = Daemon::configure_at(&format!("0.0.0.0:{port}"));
+    daemon.start();
+    let exit = daemon.wait_exit().await;
+    assert_eq!(exit.code(), Some(1), "{}", daemon.logs());
+    let logs = daemon.logs();
+    assert!(logs.contains("http.listen is not a loopback address and the dashboard has no login"), "{logs}");
 }

@@ -25,6 +25,7 @@ mod multi;
 mod probe;
 mod reload;
 mod reports;
+mod secrets;
 mod sftp;
 mod store;
 mod submit;

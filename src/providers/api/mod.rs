@@ -348,27 +348,32 @@ impl<'a> ApiTransport<'a> {
 
     /// Removes every configured secret (and the current token) from a text that may have come
     /// from a server or a library, before it goes into an error, an outcome or a log.
+    /// Every form of them (percent-, form- and JSON-encoded, base64: [`crate::secrets`]).
     fn scrub(&self, text: &str) -> String {
         let token = self.token.lock().unwrap_or_else(PoisonError::into_inner).as_ref().map(|t| t.value.clone());
         let secrets = [&self.settings.password, &self.settings.subscription_key, &self.settings.api_key, &token];
-        let mut clean = text.to_string();
-        for secret in secrets.into_iter().flatten() {
-            let exposed = secret.expose_secret();
-            if !exposed.is_empty() {
-                clean = clean.replace(exposed, "[REDACTED]");
-            }
-        }
-        clean
+        let exposed = secrets.into_iter().flatten().map(|s| s.expose_secret());
+        let basic = match (&self.settings.username, &self.settings.password) {
+            (Some(user), Some(password)) => Some((user.as_str(), password.expose_secret())),
+            _ => None,
+        };
+        crate::secrets::Redactor::new(exposed, basic).redact(text)
+    }
+
+    /// A server's body, scrubbed whole before anything is taken from it: a message cut to
+    /// length or folded onto one line could otherwise keep part of an echoed secret.
+    fn scrubbed_body(&self, body: &[u8]) -> Vec<u8> {
+        self.scrub(&String::from_utf8_lossy(body)).into_bytes()
     }
 
     /// `HTTP <status>: <server message>`, scrubbed.
     fn status_text(&self, reply: &Reply) -> String {
-        self.scrub(&http::status_text(reply.status, &reply.body))
+        http::status_text(reply.status, &self.scrubbed_body(&reply.body))
     }
 
     /// The server's message from an error body, scrubbed.
     fn server_message(&self, reply: &Reply) -> Option<String> {
-        http::server_message(&reply.body).map(|m| self.scrub(&m))
+        http::server_message(&self.scrubbed_body(&reply.body))
     }
 
     /// One request, retried on transient failures. `build` makes a fresh request for every
@@ -384,7 +389,7 @@ impl<'a> ApiTransport<'a> {
                     match http::read_body(response).await {
                         Ok(body) if !http::is_transient_status(status) => return Ok(Reply { status, body }),
                         Ok(body) => {
-                            let reason = format!("{label}: {}", self.scrub(&http::status_text(status, &body)));
+                            let reason = format!("{label}: {}", http::status_text(status, &self.scrubbed_body(&body)));
                             if let Some(wait) = retry_after.filter(|w| *w > http::RETRY_AFTER_CAP) {
                                 let reason = format!("{reason}; asked to retry after {} s", wait.as_secs());
                                 return Err(Failure { kind: FailureKind::Busy, reason });
