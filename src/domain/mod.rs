@@ -6,12 +6,14 @@ mod credit;
 mod load;
 mod money;
 mod status;
+mod text;
 mod time;
 
 pub use credit::CreditResult;
 pub use load::{Customer, FieldChange, ImportDecision, LoadFields, LoadInput, StoredLoad, decide_import};
 pub use money::{Money, MoneyError};
 pub use status::{ExceptionKind, LoadStatus, UnknownStatus};
+pub use text::{bounded, bounded_to};
 pub use time::time_for_people;
 
 /// Whether `id` is usable as a name in paths and files (RELIABILITY rule 14): 1 to 64 of

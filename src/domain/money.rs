@@ -49,7 +49,7 @@ impl Money {
         if trimmed.is_empty() {
             return Err(MoneyError::Empty);
         }
-        let invalid = || MoneyError::Invalid(trimmed.to_string());
+        let invalid = || MoneyError::Invalid(super::bounded(trimmed));
 
         // Sign: parentheses (accounting negative) or a leading minus, before or after the `$`.
         let (negative, body) = match trimmed.strip_prefix('(') {
@@ -83,7 +83,7 @@ impl Money {
             Some(f) => i64::from(f.as_bytes()[0] - b'0') * 10 + i64::from(f.as_bytes()[1] - b'0'),
         };
 
-        let overflow = || MoneyError::Overflow(trimmed.to_string());
+        let overflow = || MoneyError::Overflow(super::bounded(trimmed));
         let mut dollars: i64 = 0;
         for digit in whole_digits.bytes() {
             dollars =

@@ -123,7 +123,7 @@ pub fn parse_load_file(name: &Path, bytes: &[u8], settings: &Settings) -> Result
             Ok(input) => parsed.rows.push(ImportRow { row, input }),
             Err(reason) => parsed.errors.push(RowError {
                 row,
-                load_number: record.get("load_number").filter(|v| !v.is_empty()).cloned(),
+                load_number: record.get("load_number").filter(|v| !v.is_empty()).map(|n| crate::domain::bounded(n)),
                 reason,
             }),
         }
@@ -251,7 +251,7 @@ fn validate_row(record: &BTreeMap<String, String>, settings: &Settings) -> Resul
     }
     let subsidiary = get("subsidiary");
     if !subsidiary.is_empty() && settings.subsidiary(subsidiary).is_none() {
-        problems.push(format!("subsidiary: `{subsidiary}` is not configured"));
+        problems.push(format!("subsidiary: `{}` is not configured", crate::domain::bounded(subsidiary)));
     }
     let amount = match Money::parse(get("amount")) {
         Ok(amount) => amount,
@@ -267,7 +267,7 @@ fn validate_row(record: &BTreeMap<String, String>, settings: &Settings) -> Resul
         text => match text.parse::<LoadStatus>() {
             Ok(status @ (LoadStatus::Released | LoadStatus::Delivered)) => status,
             _ => {
-                problems.push(format!("status: `{text}` is not Released or Delivered"));
+                problems.push(format!("status: `{}` is not Released or Delivered", crate::domain::bounded(text)));
                 LoadStatus::Released
             }
         },
@@ -278,7 +278,8 @@ fn validate_row(record: &BTreeMap<String, String>, settings: &Settings) -> Resul
             Some(normal) => Some(normal),
             None => {
                 problems.push(format!(
-                    "delivered_at: `{text}` is not a date (2026-11-20, 11/20/2026) or date-time (2026-11-20T15:40:00-06:00)"
+                    "delivered_at: `{}` is not a date (2026-11-20, 11/20/2026) or date-time (2026-11-20T15:40:00-06:00)",
+                    crate::domain::bounded(text)
                 ));
                 None
             }
@@ -329,10 +330,10 @@ fn validate_row(record: &BTreeMap<String, String>, settings: &Settings) -> Resul
 fn check_document_path(path: &str) -> Result<(), String> {
     let p = Path::new(path);
     if p.is_absolute() || path.starts_with('\\') || path.contains(':') {
-        return Err(format!("`{path}` must be relative to the documents folder"));
+        return Err(format!("`{}` must be relative to the documents folder", crate::domain::bounded(path)));
     }
     if p.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
-        return Err(format!("`{path}` may not contain `..` or `.`"));
+        return Err(format!("`{}` may not contain `..` or `.`", crate::domain::bounded(path)));
     }
     Ok(())
 }

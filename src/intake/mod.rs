@@ -185,7 +185,7 @@ async fn import_bytes(
     } else {
         rows.extend(result.rows.iter().map(|r| ReportRow {
             row: r.row,
-            load_number: Some(r.load_number.clone()),
+            load_number: Some(crate::domain::bounded(&r.load_number)),
             outcome: r.outcome.label(),
             detail: r.outcome.detail().to_string(),
         }));

@@ -176,7 +176,10 @@ pub fn cell_date(cell: &Cell) -> Result<Option<NaiveDate>, String> {
             match text.parse::<f64>() {
                 Ok(n) if !text.contains(['-', '/']) => serial_date(n)?,
                 _ => text_date(text).ok_or_else(|| {
-                    format!("`{text}` is not a date (expected forms like 2026-11-30, 11/30/2026 or 11/30/26)")
+                    format!(
+                        "`{}` is not a date (expected forms like 2026-11-30, 11/30/2026 or 11/30/26)",
+                        crate::domain::bounded(text)
+                    )
                 })?,
             }
         }

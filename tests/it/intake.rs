@@ -379,3 +379,32 @@ both_backends!(a_reimport_keeps_what_the_file_does_not_carry_and_clears_what_it_
     let k1 = env.store.load_detail("K-1").await.expect("detail").expect("K-1").load;
     assert_eq!(k1.fields.po_number.as_deref(), Some("PO-1"), "nothing of a refused row is applied");
 });
+
+#[tokio::test]
+async fn a_huge_value_is_quoted_cut_to_a_readable_length_with_its_size() {
+    let env = TestEnv::new(Backend::Sqlite).await.expect("env");
+    let long_load = "L".repeat(5000);
+    let long_amount = format!("abc{}", "9".repeat(3000));
+    let csv = format!(
+        "load_number,subsidiary,customer_id,customer_name,amount,status\n\
+         {long_load},acme-east,C-1,Cust,10.00,\n\
+         L-2,acme-east,C-1,Cust,{long_amount},\n\
+         L-3,acme-east,C-1,Cust,10.00,{}\n",
+        "S".repeat(2000)
+    );
+    let file = env.write("huge.csv", &csv);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_factord"))
+        .arg("--config")
+        .arg(&env.config_path)
+        .args(["loads", "import"])
+        .arg(&file)
+        .output()
+        .expect("factord");
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    for line in text.lines() {
+        assert!(line.chars().count() < 700, "a line of {} characters:\n{line}", line.chars().count());
+    }
+    assert!(text.contains("(5000 characters)"), "the load number, cut with its size:\n{text}");
+    assert!(text.contains("(3003 characters)"), "the amount, cut with its size:\n{text}");
+    assert!(text.contains("(2000 characters)"), "the status, cut with its size:\n{text}");
+}

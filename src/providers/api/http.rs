@@ -129,8 +129,8 @@ pub(super) fn server_message(body: &[u8]) -> Option<String> {
         Err(_) => String::from_utf8_lossy(body).into_owned(),
     };
     let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let cleaned: String = one_line.chars().filter(|c| !c.is_control()).take(MAX_MESSAGE_CHARS).collect();
-    (!cleaned.is_empty()).then_some(cleaned)
+    let cleaned: String = one_line.chars().filter(|c| !c.is_control()).collect();
+    (!cleaned.is_empty()).then(|| crate::domain::bounded_to(&cleaned, MAX_MESSAGE_CHARS))
 }
 
 fn first_message(json: &serde_json::Value) -> Option<String> {
@@ -225,7 +225,11 @@ mod tests {
         assert_eq!(server_message(br#"{"errors":[{"detail":"bad MC"}]}"#).as_deref(), Some("bad MC"));
         assert_eq!(server_message(b"plain text").as_deref(), Some("plain text"));
         assert_eq!(server_message(b"").as_deref(), None);
-        assert_eq!(server_message("x".repeat(1000).as_bytes()).map(|m| m.len()), Some(MAX_MESSAGE_CHARS));
+        assert_eq!(
+            server_message("x".repeat(1000).as_bytes()),
+            Some(format!("{}… (1000 characters)", "x".repeat(MAX_MESSAGE_CHARS))),
+            "cut, with its size"
+        );
         assert_eq!(part_file_name("AE-10/7 x"), "AE-10_7_x.pdf");
     }
 }
