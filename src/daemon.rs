@@ -774,6 +774,8 @@ async fn watch_report_inboxes(settings: Arc<Settings>, c: Components, shutdown: 
 /// `processing/` for the next pass.
 trait InboxPass: Send {
     fn settings(&self) -> &Settings;
+    /// When a file seen but not yet taken will have held still for the quiet period.
+    fn next_due(&self) -> Option<Instant>;
     fn pass(&mut self, shutdown: &CancellationToken) -> impl Future<Output = Result<(), String>> + Send;
 }
 
@@ -788,6 +790,10 @@ struct LoadsPass {
 impl InboxPass for LoadsPass {
     fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        self.inbox.next_due()
     }
 
     async fn pass(&mut self, shutdown: &CancellationToken) -> Result<(), String> {
@@ -819,6 +825,10 @@ impl InboxPass for ReportsPass {
         &self.settings
     }
 
+    fn next_due(&self) -> Option<Instant> {
+        self.inbox.next_due()
+    }
+
     async fn pass(&mut self, shutdown: &CancellationToken) -> Result<(), String> {
         let pass = self.inbox.run_once(&self.store, &self.settings, Instant::now(), shutdown);
         for outcome in self.metrics.timed(Job::ReportsInbox, pass).await.map_err(|e| e.to_string())? {
@@ -846,10 +856,19 @@ async fn scan_on_timer_and_events(
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     loop {
         heartbeats.beat(component);
+        // A file seen but not yet still long enough is taken when its own quiet period ends.
+        let due = inbox.next_due();
+        let file_due = async move {
+            match due {
+                Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = interval.tick() => {}
             Some(()) = wake_rx.recv() => {}
+            _ = file_due => {}
         }
         match inbox.pass(shutdown).await {
             Ok(()) => backoff.reset(),

@@ -165,6 +165,13 @@ impl StableFiles {
         ready.sort();
         Ok(ready)
     }
+
+    /// When the earliest file seen but not yet taken will have held still for the quiet period
+    /// (if it does not change meanwhile): the scanner wakes then, so a file is taken when its own
+    /// quiet period ends, not at the next timed scan.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.seen.values().map(|(_, since)| *since + self.quiet).min()
+    }
 }
 
 #[cfg(test)]
@@ -196,6 +203,24 @@ mod tests {
         assert!(stable.scan(dir.path(), t0 + Duration::from_secs(3)).expect("scan").is_empty());
         assert!(stable.scan(dir.path(), t0 + Duration::from_secs(4)).expect("scan").is_empty());
         assert_eq!(stable.scan(dir.path(), t0 + Duration::from_secs(5)).expect("scan"), vec![file]);
+    }
+
+    #[test]
+    fn the_scanner_knows_when_the_next_file_will_be_ready() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let quiet = Duration::from_secs(2);
+        let mut stable = StableFiles::new(quiet);
+        let t0 = Instant::now();
+        assert_eq!(stable.scan(dir.path(), t0).expect("scan"), Vec::<PathBuf>::new());
+        assert_eq!(stable.next_due(), None, "nothing waiting");
+        std::fs::write(dir.path().join("a.csv"), "x").expect("write");
+        stable.scan(dir.path(), t0 + Duration::from_millis(300)).expect("scan");
+        std::fs::write(dir.path().join("b.csv"), "y").expect("write");
+        stable.scan(dir.path(), t0 + Duration::from_millis(900)).expect("scan");
+        assert_eq!(stable.next_due(), Some(t0 + Duration::from_millis(300) + quiet), "the earliest file's own end");
+        let ready = stable.scan(dir.path(), t0 + Duration::from_millis(2300)).expect("scan");
+        assert_eq!(ready, vec![dir.path().join("a.csv")]);
+        assert_eq!(stable.next_due(), Some(t0 + Duration::from_millis(900) + quiet));
     }
 
     #[cfg(unix)]

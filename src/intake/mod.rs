@@ -238,6 +238,11 @@ impl LoadsInbox {
         &self.folder
     }
 
+    /// When a file seen in the inbox will be ready, if one is waiting ([`StableFiles::next_due`]).
+    pub fn next_due(&self) -> Option<Instant> {
+        self.stable.next_due()
+    }
+
     /// One pass at time `now`: first (once) whatever a crash left in `processing/`, then every
     /// file that has held still for the quiet period. Stops after the file in hand when
     /// `shutdown` is cancelled. A database error leaves the file in `processing/` for the

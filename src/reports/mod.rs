@@ -294,6 +294,11 @@ impl ReportsInbox {
         ReportsInbox { folders, recovered: false }
     }
 
+    /// When a report seen in any folder will be ready, if one is waiting.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.folders.iter().filter_map(|f| f.stable.next_due()).min()
+    }
+
     /// Every folder ops may drop reports into.
     pub fn dirs(&self) -> Vec<PathBuf> {
         self.folders.iter().map(|f| f.folder.dir.clone()).collect()
