@@ -83,9 +83,7 @@ invoicing_method = "direct"
         let staged = staging.join(&name);
         std::fs::write(
             &staged,
-            format!(
-                "load_number,subsidiary,customer_id,customer_name,amount\nP-{i},acme-west,C-1,Broker One,100.00\n"
-            ),
+            format!("load_number,subsidiary,customer_id,customer_name,amount\nP-{i},acme-west,C-1,Broker One,100.00\n"),
         )
         .expect("write");
         std::fs::rename(&staged, inbox.join(&name)).expect("drop");
