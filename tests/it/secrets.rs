@@ -17,10 +17,9 @@ use crate::submit_faults::{provider_config, queue_loads, secret};
 /// URL-special characters, a quote and a backslash: every encoding changes it.
 const KEY: &str = "k\"e\\y/&=+ z-Sentinel42";
 
-/// Every form of the key an echo might carry.
-fn forms() -> Vec<String> {
-    let percent: String = KEY
-        .bytes()
+/// `text` percent-encoded as a URL carries it (RFC 3986's unreserved characters kept).
+fn percent_encoded(text: &str) -> String {
+    text.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
                 (b as char).to_string()
@@ -28,7 +27,12 @@ fn forms() -> Vec<String> {
                 format!("%{b:02X}")
             }
         })
-        .collect();
+        .collect()
+}
+
+/// Every form of the key an echo might carry.
+fn forms() -> Vec<String> {
+    let percent = percent_encoded(KEY);
     let form: String = form_urlencoded::byte_serialize(KEY.as_bytes()).collect();
     let json = serde_json::to_string(KEY).expect("json").trim_matches('"').to_string();
     vec![
@@ -47,16 +51,7 @@ fn forms() -> Vec<String> {
 async fn echo(headers: HeaderMap, body: axum::body::Bytes) -> Response {
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let key = auth.strip_prefix("Bearer ").unwrap_or(&auth).to_string();
-    let percent: String = key
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
+    let percent = percent_encoded(&key);
     let form: String = form_urlencoded::byte_serialize(key.as_bytes()).collect();
     let message = format!(
         "rejected request with authorization {auth} (url {percent}, form {form}, b64 {}, {}) and a body of {} bytes",
