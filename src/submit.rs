@@ -336,8 +336,10 @@ async fn send_batch(
         }
         Err(error) => return Err(error.into()),
     };
-    let keys: Vec<String> =
-        loads.iter().map(|l| idempotency_key(&created.id, l.invoice_number.as_deref().unwrap_or(""))).collect();
+    let keys: Vec<String> = loads
+        .iter()
+        .map(|l| idempotency_key(&created.id, &created.uid, l.invoice_number.as_deref().unwrap_or("")))
+        .collect();
     let batch = build_batch(
         &settings.paths.documents,
         subsidiary,

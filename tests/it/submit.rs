@@ -287,6 +287,25 @@ both_backends!(after_a_database_reset_a_new_batch_1_gets_its_own_folder_and_the_
     assert_ne!(batch_uid(&fresh, &batch.id).await, batch_uid(&env, "acme-east-1").await);
 });
 
+both_backends!(idempotency_keys_carry_the_batch_uid_so_a_reset_never_repeats_one, |env| {
+    queued_loads(&env, 2).await;
+    let id = write_ahead(&env).await;
+    let uid = batch_uid(&env, &id).await;
+    let pending = env.store.batches_in_flight().await.expect("in flight");
+    let keys: Vec<&str> = pending[0].items.iter().map(|(_, key)| key.as_str()).collect();
+    assert_eq!(keys, [format!("{id}:{uid}:AE-1"), format!("{id}:{uid}:AE-2")]);
+    let batch = submit::pending_batch(&env.settings, &pending[0]).expect("batch");
+    assert_eq!(batch.invoices[0].idempotency_key, format!("{id}:{uid}:AE-1"), "the transports send the stored key");
+    assert_eq!(batch.external_id(), format!("{id}-{uid}"));
+
+    // After a reset the same batch id and invoice numbers come again, under other keys.
+    let Some(fresh) = TestEnv::new(env.backend).await else { return };
+    queued_loads(&fresh, 2).await;
+    assert_eq!(write_ahead(&fresh).await, id);
+    let again = fresh.store.batches_in_flight().await.expect("in flight");
+    assert_ne!(again[0].items[0].1, pending[0].items[0].1);
+});
+
 both_backends!(a_folder_with_the_batch_name_but_other_content_fails_the_batch_and_is_not_overwritten, |env| {
     queued_loads(&env, 2).await;
     let crashed = write_ahead(&env).await;
