@@ -282,13 +282,13 @@ impl<'a> Sender<'a> {
         }
     }
 
-    /// What the factor's side holds of the batch: delivered, absent, or (the outbox) a folder
-    /// of the batch's name holding something else.
+    /// What the factor's side holds of the batch: delivered, absent, or (the outbox, FTP and
+    /// SFTP) a final name of the batch holding something else.
     async fn reconcile(&self, batch: &Batch) -> Result<Found, ProviderError> {
         let found = |receipt: Option<BatchReceipt>| receipt.map_or(Found::Absent, Found::Delivered);
         match self {
             Sender::Outbox(outbox) => outbox.reconcile(batch, &files(batch)?),
-            Sender::Ftp(ftp) => ftp.reconcile(batch, &files(batch)?).await.map(found),
+            Sender::Ftp(ftp) => ftp.reconcile(batch, &files(batch)?).await,
             Sender::Api(api) => api.reconcile(batch).await.map(found),
         }
     }
@@ -336,8 +336,10 @@ async fn send_batch(
         }
         Err(error) => return Err(error.into()),
     };
-    let keys: Vec<String> =
-        loads.iter().map(|l| idempotency_key(&created.id, l.invoice_number.as_deref().unwrap_or(""))).collect();
+    let keys: Vec<String> = loads
+        .iter()
+        .map(|l| idempotency_key(&created.id, &created.uid, l.invoice_number.as_deref().unwrap_or("")))
+        .collect();
     let batch = build_batch(
         &settings.paths.documents,
         subsidiary,
@@ -494,7 +496,8 @@ pub async fn reconcile_in_flight(store: &Store, settings: &Settings) -> Result<V
         };
         let report = match result {
             Ok(Found::Delivered(receipt)) => finish(store, &batch, Ok(receipt)).await?,
-            // The batch's folder name is taken by something else: this batch was not delivered.
+            // A final name of the batch (outbox folder, remote file) holds something else: this
+            // batch was not delivered.
             Ok(Found::Clash(error)) => finish(store, &batch, Err(ProviderError::Transient(error))).await?,
             Ok(Found::Absent) => {
                 let error = ProviderError::Transient(

@@ -14,6 +14,12 @@
 //!
 //! A kill before 4 leaves the load Released with no packet under its final name; a kill between
 //! 4 and 5 leaves a temp file that the next pass renames ([`repair_packet_files`]).
+//!
+//! A direct invoice never replaces a file: invoice numbers start again after a database reset
+//! while `outbox/<subsidiary>/direct/` is kept, so when `<invoice>.pdf` there holds another
+//! invoice the new one is written as `<invoice>_2.pdf` (`_3`, … as needed), chosen before step 4
+//! so the load records its file, and published in step 5 by a link that fails rather than
+//! replace a file that appeared meanwhile.
 
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
@@ -212,22 +218,27 @@ async fn finish_invoice(
             (LoadStatus::Invoiced, settings.paths.outbox.join(&plan.subsidiary.id).join("direct"))
         }
     };
-    let final_path = dir.join(format!("{invoice_number}.pdf"));
     let temp_path = dir.join(format!(".{invoice_number}.{token}.part"));
     let invoice_date = chrono::Utc::now().with_timezone(&plan.subsidiary.timezone).date_naive();
     let mark = plan.subsidiary.packet_mark();
     let content = invoice_content(plan.subsidiary, load, &invoice_number, invoice_date, plan.method);
     let documents = plan.documents;
     let temp = temp_path.clone();
-    // Rendering, merging and the fsync are blocking work: off the async threads.
-    let made = tokio::task::spawn_blocking(move || -> Result<usize, String> {
+    let (method, number) = (plan.method, invoice_number.clone());
+    // Rendering, merging, the fsync and the look at existing files are blocking work: off the
+    // async threads.
+    let made = tokio::task::spawn_blocking(move || -> Result<(usize, PathBuf), String> {
         let (bytes, pages) = make_packet(&content, &documents)?;
+        let final_path = match method {
+            InvoicingMethod::Factoring => dir.join(format!("{number}.pdf")),
+            InvoicingMethod::Direct => free_direct_name(&dir, &number, &bytes)?,
+        };
         write_synced(&temp, &bytes).map_err(|e| format!("cannot write {}: {e}", temp.display()))?;
-        Ok(pages)
+        Ok((pages, final_path))
     })
     .await;
-    let pages = match made {
-        Ok(Ok(pages)) => pages,
+    let (pages, final_path) = match made {
+        Ok(Ok(made)) => made,
         Ok(Err(message)) => {
             let _ = std::fs::remove_file(&temp_path);
             return fail(store, load, token, format!("invoice {invoice_number} could not be made: {message}")).await;
@@ -266,7 +277,11 @@ async fn finish_invoice(
             return Err(error.into());
         }
     }
-    publish(&temp_path, &final_path).map_err(|source| InvoiceError::Io { path: final_path.clone(), source })?;
+    let published = match plan.method {
+        InvoicingMethod::Factoring => publish(&temp_path, &final_path),
+        InvoicingMethod::Direct => publish_new(&temp_path, &final_path),
+    };
+    published.map_err(|source| InvoiceError::Io { path: final_path.clone(), source })?;
     tracing::info!(%status, path = %final_text, pages, "load invoiced");
     Ok(Outcome::Invoiced(Invoiced {
         load_number: load.load_number.clone(),
@@ -415,6 +430,63 @@ fn publish(temp: &Path, final_path: &Path) -> std::io::Result<()> {
     sync_dir(final_path.parent().unwrap_or(Path::new(".")))
 }
 
+/// Most names [`free_direct_name`] tries for one invoice before it gives up.
+const DIRECT_NAME_TRIES: u32 = 100;
+
+/// The file a direct invoice goes to in `dir`: `<invoice>.pdf` when free (or already holding
+/// exactly `bytes`), else the first free `<invoice>_<n>.pdf` from n = 2. A file of the invoice's
+/// name holding another invoice (one made before a database reset, where numbers start again)
+/// is never replaced.
+fn free_direct_name(dir: &Path, invoice_number: &str, bytes: &[u8]) -> Result<PathBuf, String> {
+    let first = dir.join(format!("{invoice_number}.pdf"));
+    for n in 1..=DIRECT_NAME_TRIES {
+        let path = if n == 1 { first.clone() } else { dir.join(format!("{invoice_number}_{n}.pdf")) };
+        match std::fs::read(&path) {
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(path),
+            Err(error) => return Err(format!("cannot read {}: {error}", path.display())),
+            Ok(held) if held == bytes => return Ok(path),
+            Ok(_) => {
+                if n == 1 {
+                    tracing::warn!(file = %path.display(), "holds another invoice of this number: kept, the new one goes beside it");
+                }
+            }
+        }
+    }
+    Err(format!(
+        "{} and {} more files named after invoice {invoice_number} (up to {invoice_number}_{DIRECT_NAME_TRIES}.pdf) hold other invoices; move them out of {}",
+        first.display(),
+        DIRECT_NAME_TRIES - 1,
+        dir.display()
+    ))
+}
+
+/// As [`publish`], but never replaces a file: the temp file is linked to its final name (which
+/// fails if the name exists) and then removed. A final file holding the same bytes counts as
+/// published; one holding other bytes is an error naming it, and the temp file is kept.
+fn publish_new(temp: &Path, final_path: &Path) -> std::io::Result<()> {
+    match std::fs::hard_link(temp, final_path) {
+        Ok(()) => std::fs::remove_file(temp)?,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound && final_path.exists() => {}
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            if std::fs::read(temp)? != std::fs::read(final_path)? {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    format!(
+                        "{} appeared meanwhile holding another invoice; not replaced, the invoice stays in {}",
+                        final_path.display(),
+                        temp.display()
+                    ),
+                ));
+            }
+            std::fs::remove_file(temp)?;
+        }
+        // A file system without hard links: look, then rename.
+        Err(_) if !final_path.exists() => std::fs::rename(temp, final_path)?,
+        Err(error) => return Err(error),
+    }
+    sync_dir(final_path.parent().unwrap_or(Path::new(".")))
+}
+
 /// Finishes what a crash left between the commit and the rename: a temp packet whose load was
 /// moved on is renamed to its final name; one whose load is still Released and no longer
 /// claimed by the pass that wrote it is deleted. Temp files of a pass still holding its lease
@@ -426,17 +498,29 @@ pub async fn repair_packet_files(store: &Store, settings: &Settings) -> Result<(
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
             Err(source) => return Err(InvoiceError::Io { path: dir, source }),
         };
+        let direct = dir.ends_with("direct");
         for entry in entries.filter_map(Result::ok) {
             let name = entry.file_name().to_string_lossy().into_owned();
             let Some((invoice, token)) = parse_temp_name(&name) else { continue };
             let temp = entry.path();
-            let final_path = dir.join(format!("{invoice}.pdf"));
             match store.invoice_holder(invoice).await? {
                 Some(holder) if holder.status > LoadStatus::Released => {
+                    // The name the load recorded (a direct invoice may be `<invoice>_2.pdf`).
+                    let final_path = holder
+                        .packet_path
+                        .map(PathBuf::from)
+                        .filter(|p| p.parent() == Some(dir.as_path()))
+                        .unwrap_or_else(|| dir.join(format!("{invoice}.pdf")));
                     if !final_path.exists() {
                         tracing::info!(file = %final_path.display(), "publishing a packet left unrenamed by a crash");
-                        publish(&temp, &final_path)
-                            .map_err(|source| InvoiceError::Io { path: final_path.clone(), source })?;
+                        let published =
+                            if direct { publish_new(&temp, &final_path) } else { publish(&temp, &final_path) };
+                        published.map_err(|source| InvoiceError::Io { path: final_path.clone(), source })?;
+                    } else if direct && std::fs::read(&temp).ok() != std::fs::read(&final_path).ok() {
+                        tracing::error!(
+                            file = %final_path.display(), temp = %temp.display(),
+                            "the direct invoice's file holds another invoice: not replaced, the temp file is kept"
+                        );
                     } else {
                         let _ = std::fs::remove_file(&temp);
                     }

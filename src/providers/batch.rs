@@ -6,10 +6,13 @@ use std::path::PathBuf;
 
 use crate::domain::Money;
 
-/// The idempotency key of an invoice in a batch: `<batch id>:<invoice number>`. Stored with the
-/// batch item when the batch is written ahead, and sent by API transports.
-pub fn idempotency_key(batch_id: &str, invoice_number: &str) -> String {
-    format!("{batch_id}:{invoice_number}")
+/// The idempotency key of an invoice in a batch: `<batch id>:<batch uid>:<invoice number>`, e.g.
+/// `acme-east-7:3f9a0c2e11223344:AE-1`. Stored with the batch item when the batch is written
+/// ahead (a batch being reconciled keeps the key it was written with), and sent by API
+/// transports. Batch ids and invoice numbers start again after a database reset; the uid keeps a
+/// new batch's keys apart from an earlier batch's, which a factor would take as a resend.
+pub fn idempotency_key(batch_id: &str, uid: &str, invoice_number: &str) -> String {
+    format!("{batch_id}:{uid}:{invoice_number}")
 }
 
 /// One invoice in a batch, as sent to the factor.
@@ -17,7 +20,8 @@ pub fn idempotency_key(batch_id: &str, invoice_number: &str) -> String {
 pub struct BatchInvoice {
     pub invoice_number: String,
     pub load_number: String,
-    /// Stable across retries of this invoice in this batch: `<batch id>:<invoice number>`. API
+    /// Stable across retries of this invoice in this batch: `<batch id>:<batch uid>:<invoice
+    /// number>` (`<batch id>:<invoice number>` for a batch written before batches had uids). API
     /// providers send it as the idempotency key so a resend is recognised.
     pub idempotency_key: String,
     pub amount: Money,
@@ -80,6 +84,17 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// The batch's name on the factor's side, for factors that look a batch up by a reference
+    /// of ours (Apex's `externalId` and idempotency key): `<batch id>-<uid>`, e.g.
+    /// `acme-east-7-3f9a0c2e11223344`, unique across database resets where batch ids start
+    /// again. A batch written before batches had uids keeps its batch id.
+    pub fn external_id(&self) -> String {
+        match &self.uid {
+            Some(uid) => format!("{}-{uid}", self.id),
+            None => self.id.clone(),
+        }
+    }
+
     pub fn total(&self) -> Money {
         self.invoices.iter().fold(Money::ZERO, |sum, i| sum.checked_add(i.amount).unwrap_or(sum))
     }

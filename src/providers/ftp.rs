@@ -3,8 +3,9 @@
 //! `.<name>.part`, its remote size is checked against the local length, then it is renamed to
 //! its final name (RELIABILITY rule 8), so a factor's watcher never sees a half-written file and
 //! a crash leaves either the final name or a `.part` leftover. Final names are deterministic
-//! (derived from the batch), which is what [`FtpTransport::reconcile`] looks for after a crash
-//! with the batch in `sending` (rule 5).
+//! (derived from the batch, and carrying its uid so they never repeat after a database reset),
+//! which is what [`FtpTransport::reconcile`] looks for after a crash with the batch in
+//! `sending` (rule 5); a final name is taken for the batch's only if it holds the batch's bytes.
 //!
 //! Talks to: the factor's FTP server only. It never sees the store; the caller records the
 //! outcome and decides on retries from the [`ProviderError`] kind (rule 9).
@@ -36,11 +37,12 @@ use secrecy::{ExposeSecret, SecretString};
 use suppaftp::tokio::{AsyncFtpStream, AsyncRustlsConnector, AsyncRustlsFtpStream, ImplAsyncFtpStream, TokioTlsStream};
 use suppaftp::types::FileType;
 use suppaftp::{FtpError, Mode, Status};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{debug, info, warn};
 
 use super::batch::{Batch, BatchReceipt, InvoiceOutcome, ProviderError};
 use super::layout::BatchFile;
+use super::outbox::Found;
 use super::sftp::SftpTransport;
 use crate::config::{FtpProtocol, FtpSettings, FtpTls};
 
@@ -136,26 +138,35 @@ impl<'a> FtpTransport<'a> {
         Ok(receipt)
     }
 
-    /// Settles a batch found in `sending` after a crash, from what the server holds:
-    /// - every final name present with the right size: `Some(receipt)`, nothing uploaded;
-    /// - no final name present: `None` (safe to send again), after deleting this batch's
-    ///   `.<name>.part` leftovers;
+    /// Settles a batch found in `sending` after a crash, from what the server holds under the
+    /// batch's final names (which carry its uid), after deleting this batch's `.<name>.part`
+    /// leftovers:
+    /// - every final name present, each holding exactly the batch's file (same size, and the
+    ///   same bytes when read back): [`Found::Delivered`], nothing uploaded;
+    /// - no final name present: [`Found::Absent`] (safe to send again);
     /// - some present (a crash mid-batch): the others are uploaded as [`Self::send`] does, and
-    ///   `Some(receipt)`.
+    ///   [`Found::Delivered`];
+    /// - a final name holding anything else (another size or other bytes): [`Found::Clash`],
+    ///   naming the file and the batch; nothing is uploaded, renamed or deleted.
     ///
-    /// A file whose final name exists with the right size is never uploaded again; one with a
-    /// wrong size is uploaded again (the rename replaces it).
+    /// A final name is only ever made by renaming a complete, size-checked upload, so the
+    /// batch's own file matches; reading the files back costs one download of what is there,
+    /// only after a crash.
     #[tracing::instrument(name = "ftp_reconcile", skip_all, fields(batch = %batch.id, host = %self.settings.host))]
-    pub async fn reconcile(&self, batch: &Batch, files: &[BatchFile]) -> Result<Option<BatchReceipt>, ProviderError> {
+    pub async fn reconcile(&self, batch: &Batch, files: &[BatchFile]) -> Result<Found, ProviderError> {
         if self.settings.protocol == FtpProtocol::Sftp {
             return self.sftp().reconcile(batch, files).await;
         }
         let receipt = Self::receipt(batch, files)?;
-        let uploaded = match self.connect(&mut Vec::new()).await? {
-            Control::Plain(mut ftp) => self.reconcile_over(&mut ftp, files).await?,
-            Control::Tls(mut ftp) => self.reconcile_over(&mut ftp, files).await?,
+        let found = match self.connect(&mut Vec::new()).await? {
+            Control::Plain(mut ftp) => self.reconcile_over(&mut ftp, batch, files).await?,
+            Control::Tls(mut ftp) => self.reconcile_over(&mut ftp, batch, files).await?,
         };
-        Ok(uploaded.then_some(receipt))
+        Ok(match found {
+            Settled::Absent => Found::Absent,
+            Settled::Delivered => Found::Delivered(receipt),
+            Settled::Clash(error) => Found::Clash(error),
+        })
     }
 
     /// Checks the connection without sending a batch (`factord providers test`): connect and
@@ -257,12 +268,13 @@ impl<'a> FtpTransport<'a> {
         Ok(())
     }
 
-    /// Returns whether the batch is (now) on the server: false when none of its final names was.
+    /// Whether the batch is (now) on the server: absent when none of its final names was.
     async fn reconcile_over<T: TokioTlsStream + Send>(
         &self,
         ftp: &mut ImplAsyncFtpStream<T>,
+        batch: &Batch,
         files: &[BatchFile],
-    ) -> Result<bool, ProviderError> {
+    ) -> Result<Settled, ProviderError> {
         let listed = self.list(ftp).await?;
         for file in files {
             let temp = temp_name(&file.name);
@@ -280,17 +292,17 @@ impl<'a> FtpTransport<'a> {
             }
             present += 1;
             let size = self.remote_size(ftp, &file.name).await?;
-            if size == file.bytes.len() as u64 {
-                debug!(file = %file.name, size, "already on the server");
-            } else {
-                warn!(file = %file.name, remote = size, local = file.bytes.len(), "on the server with the wrong size");
-                missing.push(file);
+            let held = if size == file.bytes.len() as u64 { Some(self.download(ftp, &file.name).await?) } else { None };
+            if let Some(difference) = difference(file, size, held.as_deref()) {
+                self.quit(ftp).await;
+                return Ok(Settled::Clash(clash(&self.endpoint(), self.directory(), batch, &file.name, &difference)));
             }
+            debug!(file = %file.name, size, "already on the server");
         }
         if present == 0 {
             info!("no file of the batch is on the server: safe to send again");
             self.quit(ftp).await;
-            return Ok(false);
+            return Ok(Settled::Absent);
         }
         if !missing.is_empty() {
             info!(missing = missing.len(), "the batch is partly on the server: finishing it");
@@ -299,7 +311,24 @@ impl<'a> FtpTransport<'a> {
             self.upload(ftp, file).await?;
         }
         self.quit(ftp).await;
-        Ok(true)
+        Ok(Settled::Delivered)
+    }
+
+    /// The bytes of `name` (RETR), for reconciliation to compare with the batch's file.
+    async fn download<T: TokioTlsStream + Send>(
+        &self,
+        ftp: &mut ImplAsyncFtpStream<T>,
+        name: &str,
+    ) -> Result<Vec<u8>, ProviderError> {
+        let mut stream =
+            self.within(self.command_timeout, Phase::Files, &format!("RETR {name}"), ftp.retr_as_stream(name)).await?;
+        let transfer = async {
+            let mut bytes = Vec::new();
+            stream.read_to_end(&mut bytes).await.map_err(FtpError::ConnectionError)?;
+            stream.finish().await?;
+            Ok(bytes)
+        };
+        self.within(self.transfer_timeout, Phase::Files, &format!("download of {name}"), transfer).await
     }
 
     /// One file: STOR under the temp name, SIZE, rename to the final name.
@@ -540,6 +569,44 @@ impl<'a> FtpTransport<'a> {
     fn endpoint(&self) -> String {
         format!("{}:{}", self.settings.host, self.settings.port)
     }
+}
+
+/// What reconciliation found under a batch's final names (the receipt is added by the caller).
+pub(super) enum Settled {
+    Absent,
+    Delivered,
+    Clash(String),
+}
+
+/// How the file under a batch's final name differs from the batch's file, if it does: `held`
+/// is what the server holds when its size (`size`) matched.
+pub(super) fn difference(file: &BatchFile, size: u64, held: Option<&[u8]>) -> Option<String> {
+    let len = file.bytes.len() as u64;
+    match held {
+        _ if size != len => Some(format!("{size} bytes where the batch's file has {len}")),
+        Some(bytes) if bytes != file.bytes.as_slice() => Some(format!(
+            "other content (sha256 {} where the batch's file has {})",
+            sha256_hex(bytes),
+            sha256_hex(&file.bytes)
+        )),
+        _ => None,
+    }
+}
+
+/// The error of a final name holding something other than the batch's file: names the file,
+/// where it is, and the batch.
+pub(super) fn clash(endpoint: &str, directory: &str, batch: &Batch, name: &str, difference: &str) -> String {
+    let uid = batch.uid.as_deref().unwrap_or("none");
+    format!(
+        "{endpoint}: {name} in {directory} is not batch {}'s file (uid {uid}): it holds {difference}; \
+         it was left as it is, and the batch's invoices go in a new batch under new names",
+        batch.id
+    )
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What a probe file holds.

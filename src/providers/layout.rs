@@ -34,7 +34,7 @@ pub enum Column {
 }
 
 impl Column {
-    fn value(self, invoice: &BatchInvoice) -> String {
+    fn value(self, batch: &Batch, invoice: &BatchInvoice) -> String {
         let opt = |v: &Option<String>| v.clone().unwrap_or_default();
         match self {
             Column::InvoiceNumber => invoice.invoice_number.clone(),
@@ -47,7 +47,7 @@ impl Column {
             Column::PoNumber => opt(&invoice.po_number),
             Column::ReferenceNumber => opt(&invoice.reference_number),
             Column::Amount => invoice.amount.to_string(),
-            Column::PacketFile => packet_name(invoice),
+            Column::PacketFile => packet_name(batch, invoice),
         }
     }
 }
@@ -135,9 +135,15 @@ pub fn batch_stem(batch: &Batch) -> String {
     }
 }
 
-/// `<invoice number>.pdf`.
-pub fn packet_name(invoice: &BatchInvoice) -> String {
-    format!("{}.pdf", invoice.invoice_number)
+/// `<invoice number>_<uid8>.pdf`, e.g. `AE-1_3f9a0c2e.pdf`: invoice numbers start again after a
+/// database reset, so a packet carries its batch's uid like every other file of the batch (a
+/// loose packet in a factor's flat FTP folder sits beside those of earlier batches). A batch
+/// written before batches had uids keeps `<invoice number>.pdf`.
+pub fn packet_name(batch: &Batch, invoice: &BatchInvoice) -> String {
+    match &batch.uid {
+        Some(uid) => format!("{}_{}.pdf", invoice.invoice_number, uid.get(..UID_IN_NAMES).unwrap_or(uid)),
+        None => format!("{}.pdf", invoice.invoice_number),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -157,7 +163,7 @@ pub fn schedule_csv(batch: &Batch, layout: &Layout) -> Result<Vec<u8>, LayoutErr
     out.write_record(layout.columns.iter().map(|(header, _)| *header)).map_err(build)?;
     for invoice in &batch.invoices {
         let cells: Vec<String> =
-            layout.columns.iter().map(|(_, column)| csv_cell(&column.value(invoice)).into_owned()).collect();
+            layout.columns.iter().map(|(_, column)| csv_cell(&column.value(batch, invoice)).into_owned()).collect();
         out.write_record(&cells).map_err(build)?;
     }
     let mut totals = vec![String::new(); layout.columns.len()];
@@ -182,7 +188,7 @@ pub fn batch_files(batch: &Batch) -> Result<Vec<BatchFile>, LayoutError> {
     for invoice in &batch.invoices {
         let bytes = std::fs::read(&invoice.packet)
             .map_err(|source| LayoutError::Packet { path: invoice.packet.clone(), source })?;
-        packets.push(BatchFile { name: packet_name(invoice), bytes });
+        packets.push(BatchFile { name: packet_name(batch, invoice), bytes });
     }
     match layout.packaging {
         Packaging::Loose => {
@@ -259,8 +265,9 @@ mod tests {
         let b = batch("capital_depot", packet);
         let files = batch_files(&b).expect("files");
         let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
-        assert_eq!(names, ["AE-1.pdf", "AE-2.pdf", "acme-east_20261130_7_3f9a0c2e.csv"]);
+        assert_eq!(names, ["AE-1_3f9a0c2e.pdf", "AE-2_3f9a0c2e.pdf", "acme-east_20261130_7_3f9a0c2e.csv"]);
         let csv = String::from_utf8(files[2].bytes.clone()).expect("utf-8");
+        assert!(csv.contains(",2450.00,AE-1_3f9a0c2e.pdf"), "the document column names the packet: {csv}");
         assert!(csv.contains("'=HYPERLINK"), "{csv}");
         assert!(csv.contains("\"Blue, Inc.\""), "{csv}");
         assert!(csv.contains("TOTAL 2 invoices,,,,,,,3450.50,"), "{csv}");
@@ -278,7 +285,7 @@ mod tests {
         let mut names: Vec<String> =
             (0..archive.len()).map(|i| archive.by_index(i).expect("entry").name().expect("name").to_string()).collect();
         names.sort();
-        assert_eq!(names, ["AE-1.pdf", "AE-2.pdf", "acme-east_20261130_7_3f9a0c2e.csv"]);
+        assert_eq!(names, ["AE-1_3f9a0c2e.pdf", "AE-2_3f9a0c2e.pdf", "acme-east_20261130_7_3f9a0c2e.csv"]);
         let mut csv = String::new();
         std::io::Read::read_to_string(
             &mut archive.by_name("acme-east_20261130_7_3f9a0c2e.csv").expect("csv"),
@@ -290,12 +297,14 @@ mod tests {
     }
 
     #[test]
-    fn stems_carry_the_uid_and_batches_without_one_keep_the_old_stem() {
+    fn stems_and_packets_carry_the_uid_and_batches_without_one_keep_the_old_names() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut b = batch("capital_depot", dir.path().join("p.pdf"));
         assert_eq!(batch_stem(&b), "acme-east_20261130_7_3f9a0c2e");
+        assert_eq!(packet_name(&b, &b.invoices[0]), "AE-1_3f9a0c2e.pdf");
         b.uid = None;
         assert_eq!(batch_stem(&b), "acme-east_20261130_7");
+        assert_eq!(packet_name(&b, &b.invoices[0]), "AE-1.pdf");
     }
 
     #[test]

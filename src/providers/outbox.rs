@@ -58,15 +58,16 @@ impl Manifest {
     }
 }
 
-/// What the outbox holds under a batch's final folder name.
-#[derive(Clone, Debug)]
+/// What the factor's side holds under a batch's final names: the outbox's batch folder, or the
+/// files on an FTP/SFTP server.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Found {
     /// This batch, delivered.
     Delivered(BatchReceipt),
-    /// No folder of that name: not delivered (a leftover temp folder of the batch is removed).
+    /// Nothing of that name: not delivered (the batch's leftover temp files are removed).
     Absent,
-    /// A folder of that name holding something else; the error says what, naming the folder
-    /// and both batches. Nothing in it was touched.
+    /// A final name holding something else; the error says what, naming the folder or file and
+    /// the batch (both batches when the other is known). Nothing in it was touched.
     Clash(String),
 }
 

@@ -2,7 +2,8 @@
 //! "sftp"` over to it), over SSH with russh and russh-sftp. Each file goes up under a temp name
 //! `.<name>.part`, its remote size is checked (stat) against the local length, then it is
 //! renamed to its final name (RELIABILITY rule 8); [`SftpTransport::reconcile`] settles a batch
-//! left in `sending` from the deterministic final names and their sizes (rule 5).
+//! left in `sending` from the deterministic final names (which carry the batch's uid), their
+//! sizes and their bytes read back (rule 5).
 //!
 //! Talks to: the factor's SFTP server only.
 //!
@@ -41,15 +42,16 @@ use russh_sftp::client::SftpSession;
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::protocol::{OpenFlags, StatusCode};
 use secrecy::ExposeSecret;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{debug, info, warn};
 
 use super::batch::{Batch, BatchReceipt, ProviderError};
 use super::ftp::{
-    DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TRANSFER_TIMEOUT, FtpTransport, PROBE_CONTENT,
-    probe_name, redact, temp_name,
+    DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TRANSFER_TIMEOUT, FtpTransport, PROBE_CONTENT, Settled,
+    clash, difference, probe_name, redact, temp_name,
 };
 use super::layout::BatchFile;
+use super::outbox::Found;
 use crate::config::FtpSettings;
 
 /// Longest server message carried into an error.
@@ -202,17 +204,24 @@ impl<'a> SftpTransport<'a> {
     }
 
     /// Settles a batch found in `sending` after a crash, as [`FtpTransport::reconcile`] does:
-    /// - every final name present with the right size: `Some(receipt)`, nothing uploaded;
-    /// - no final name present: `None` (safe to send again), after deleting this batch's
-    ///   `.<name>.part` leftovers;
-    /// - some present: the others are uploaded as [`Self::send`] does, and `Some(receipt)`.
+    /// - every final name present, each holding exactly the batch's file (same size, same bytes
+    ///   when read back): [`Found::Delivered`], nothing uploaded;
+    /// - no final name present: [`Found::Absent`] (safe to send again), after deleting this
+    ///   batch's `.<name>.part` leftovers;
+    /// - some present: the others are uploaded as [`Self::send`] does, and [`Found::Delivered`];
+    /// - a final name holding anything else: [`Found::Clash`] naming the file and the batch;
+    ///   nothing is uploaded, renamed or removed.
     #[tracing::instrument(name = "sftp_reconcile", skip_all, fields(batch = %batch.id, host = %self.settings.host))]
-    pub async fn reconcile(&self, batch: &Batch, files: &[BatchFile]) -> Result<Option<BatchReceipt>, ProviderError> {
+    pub async fn reconcile(&self, batch: &Batch, files: &[BatchFile]) -> Result<Found, ProviderError> {
         let receipt = FtpTransport::receipt(batch, files)?;
         let connection = self.connect(&mut Vec::new()).await?;
-        let uploaded = self.reconcile_over(&connection, files).await?;
+        let settled = self.reconcile_over(&connection, batch, files).await;
         self.quit(connection).await;
-        Ok(uploaded.then_some(receipt))
+        Ok(match settled? {
+            Settled::Absent => Found::Absent,
+            Settled::Delivered => Found::Delivered(receipt),
+            Settled::Clash(error) => Found::Clash(error),
+        })
     }
 
     /// Checks the connection without sending a batch, as [`FtpTransport::probe`] does: connect
@@ -263,8 +272,13 @@ impl<'a> SftpTransport<'a> {
         Ok(())
     }
 
-    /// Returns whether the batch is (now) on the server: false when none of its final names was.
-    async fn reconcile_over(&self, connection: &Connection, files: &[BatchFile]) -> Result<bool, ProviderError> {
+    /// Whether the batch is (now) on the server: absent when none of its final names was.
+    async fn reconcile_over(
+        &self,
+        connection: &Connection,
+        batch: &Batch,
+        files: &[BatchFile],
+    ) -> Result<Settled, ProviderError> {
         let listed = self.list(connection).await?;
         for file in files {
             let temp = temp_name(&file.name);
@@ -288,19 +302,19 @@ impl<'a> SftpTransport<'a> {
                 continue;
             }
             present += 1;
-            match self.remote_size(connection, &file.name).await? {
-                Some(size) if size == file.bytes.len() as u64 => {
-                    debug!(file = %file.name, size, "already on the server");
-                }
-                size => {
-                    warn!(file = %file.name, remote = ?size, local = file.bytes.len(), "on the server with the wrong size");
-                    missing.push(file);
-                }
+            // Listed a moment ago: a file gone since counts as empty, which is not the batch's.
+            let size = self.remote_size(connection, &file.name).await?.unwrap_or(0);
+            let held =
+                if size == file.bytes.len() as u64 { Some(self.download(connection, &file.name).await?) } else { None };
+            if let Some(difference) = difference(file, size, held.as_deref()) {
+                let directory = listing_path(&connection.directory);
+                return Ok(Settled::Clash(clash(&self.endpoint(), &directory, batch, &file.name, &difference)));
             }
+            debug!(file = %file.name, size, "already on the server");
         }
         if present == 0 {
             info!("no file of the batch is on the server: safe to send again");
-            return Ok(false);
+            return Ok(Settled::Absent);
         }
         if !missing.is_empty() {
             info!(missing = missing.len(), "the batch is partly on the server: finishing it");
@@ -308,7 +322,21 @@ impl<'a> SftpTransport<'a> {
         for file in missing {
             self.upload(connection, file).await?;
         }
-        Ok(true)
+        Ok(Settled::Delivered)
+    }
+
+    /// The bytes of `name`, for reconciliation to compare with the batch's file.
+    async fn download(&self, connection: &Connection, name: &str) -> Result<Vec<u8>, ProviderError> {
+        let path = connection.path(name);
+        let mut remote = self
+            .within(self.command_timeout, Phase::Files, &format!("open {path}"), connection.sftp.open(path.as_str()))
+            .await?;
+        let transfer = async {
+            let mut bytes = Vec::new();
+            remote.read_to_end(&mut bytes).await?;
+            Ok::<_, std::io::Error>(bytes)
+        };
+        self.within(self.transfer_timeout, Phase::Files, &format!("download of {path}"), transfer).await
     }
 
     /// One file: skipped if its final name already has the right size; otherwise written

@@ -214,7 +214,7 @@ impl Store {
                 .bind(&id)
                 .bind(item.load_id)
                 .bind(&item.invoice_number)
-                .bind(idempotency_key(&id, &item.invoice_number))
+                .bind(idempotency_key(&id, &uid, &item.invoice_number))
                 .bind(&item.payload_sha256)
                 .execute(&mut *tx)
                 .await;

@@ -727,6 +727,9 @@ struct Apex {
     schedule_posts: u32,
     /// externalId → (schedule id, invoice numbers)
     schedules: Vec<(String, String, Vec<String>)>,
+    /// Idempotency-Key of each schedule created, in order: a POST with a known key answers 409
+    /// with that key's schedule, whatever its body says.
+    keys: Vec<(String, String)>,
     number_lookups: u32,
     documents: Vec<String>,
     unauthorized: u32,
@@ -759,11 +762,16 @@ async fn apex_create(State(state): State<Shared<Apex>>, headers: HeaderMap, body
         .as_array()
         .map(|a| a.iter().filter_map(|i| i["invoiceNumber"].as_str().map(str::to_string)).collect())
         .unwrap_or_default();
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    if let Some((_, id)) = apex.keys.iter().find(|(k, _)| *k == key) {
+        return json_response(StatusCode::CONFLICT, json!({"id": id}));
+    }
     if let Some((_, id, _)) = apex.schedules.iter().find(|(e, _, _)| *e == external) {
         return json_response(StatusCode::CONFLICT, json!({"id": id}));
     }
     let id = format!("S{}", apex.schedules.len() + 1);
     apex.schedules.push((external, id.clone(), numbers.clone()));
+    apex.keys.push((key, id.clone()));
     let invoices: Vec<Value> =
         numbers.iter().map(|n| json!({"invoiceNumber": n, "status": "accepted", "id": format!("AX-{n}")})).collect();
     json_response(StatusCode::CREATED, json!({"id": id, "scheduleNumber": null, "invoices": invoices}))
@@ -865,6 +873,44 @@ async fn apex_reconcile_finds_the_schedule_instead_of_resending() {
     let apex = lock(&state);
     assert_eq!(apex.schedule_posts, 1, "found by externalId, not resent");
     assert_eq!(apex.documents, vec!["AE-1".to_string()], "Apex shows the packet; not uploaded again");
+}
+
+#[tokio::test]
+async fn apex_a_batch_after_a_database_reset_gets_its_own_schedule_and_an_old_batch_keeps_its_id() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = Arc::new(Mutex::new(Apex::default()));
+    let url = serve(apex_routes(state.clone())).await;
+    let settings = settings(&url);
+    let before = batch("apex", dir.path(), &["AE-1"]);
+    transport("apex", &settings).send(&before).await.expect("sent");
+    // The database is replaced: the next batch is `batch-7` again, with a new uid.
+    let mut after = batch("apex", dir.path(), &["AE-1", "AE-2"]);
+    after.uid = Some("fedcba9876543210".to_string());
+
+    let receipt = transport("apex", &settings).send(&after).await.expect("sent");
+
+    {
+        let apex = lock(&state);
+        assert_eq!(apex.schedule_posts, 2);
+        let externals: Vec<&str> = apex.schedules.iter().map(|(e, _, _)| e.as_str()).collect();
+        assert_eq!(externals, ["batch-7-0123456789abcdef", "batch-7-fedcba9876543210"]);
+        let keys: Vec<&str> = apex.keys.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, externals, "the idempotency key is the external id");
+        assert_eq!(apex.schedules[1].2, ["AE-1", "AE-2"], "a schedule of its own, not the earlier one");
+    }
+    assert_eq!(outcome(&receipt, "AE-2"), &accepted("AX-AE-2"));
+    let reconciled = transport("apex", &settings).reconcile(&after).await.expect("reconciled").expect("can tell");
+    assert_eq!(reconciled.outcomes.len(), 2);
+    assert_eq!(lock(&state).schedule_posts, 2, "the new batch is found under its own external id");
+
+    // A batch written before batches had uids was sent as `batch-3`: reconciliation finds it so.
+    lock(&state).schedules.push(("batch-3".into(), "S9".into(), vec!["AE-9".into()]));
+    let mut old = batch("apex", dir.path(), &["AE-9"]);
+    old.id = "batch-3".to_string();
+    old.uid = None;
+    assert_eq!(old.external_id(), "batch-3");
+    transport("apex", &settings).reconcile(&old).await.expect("reconciled").expect("can tell");
+    assert_eq!(lock(&state).schedule_posts, 2, "found by its batch id, not resent");
 }
 
 #[tokio::test]

@@ -320,8 +320,12 @@ pub mod ftp {
         commands: Arc<Mutex<Vec<String>>>,
         files: Files,
         stalls: Arc<AtomicUsize>,
+        /// RNTO onto a name starting with this is refused with a 550 (permission denied).
+        refused: Refused,
         task: tokio::task::JoinHandle<()>,
     }
+
+    type Refused = Arc<Mutex<Option<&'static str>>>;
 
     impl ScriptedServer {
         pub async fn start(script: Script) -> ScriptedServer {
@@ -329,15 +333,23 @@ pub mod ftp {
             let port = listener.local_addr().expect("addr").port();
             let (commands, files) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Default::default())));
             let stalls = Arc::new(AtomicUsize::new(0));
+            let refused: Refused = Arc::new(Mutex::new(None));
             let (log, store, stalled) = (Arc::clone(&commands), Arc::clone(&files), Arc::clone(&stalls));
+            let refusing = Arc::clone(&refused);
             let task = tokio::spawn(async move {
                 while let Ok((stream, _)) = listener.accept().await {
-                    let session =
-                        Self::session(stream, script, Arc::clone(&log), Arc::clone(&store), Arc::clone(&stalled));
+                    let session = Self::session(
+                        stream,
+                        script,
+                        Arc::clone(&log),
+                        Arc::clone(&store),
+                        Arc::clone(&stalled),
+                        Arc::clone(&refusing),
+                    );
                     tokio::spawn(session);
                 }
             });
-            ScriptedServer { port, commands, files, stalls, task }
+            ScriptedServer { port, commands, files, stalls, refused, task }
         }
 
         async fn session(
@@ -346,6 +358,7 @@ pub mod ftp {
             log: Arc<Mutex<Vec<String>>>,
             store: Files,
             stalls: Arc<AtomicUsize>,
+            refused: Refused,
         ) {
             use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
             // Whether to stall here: the script says so and no stall happened yet.
@@ -393,6 +406,20 @@ pub mod ftp {
                         }
                         (None, None) => "425 use PASV first".to_string(),
                     },
+                    "RETR" => {
+                        let held = store.lock().expect("files").get(&arg).cloned();
+                        match (held, passive.take()) {
+                            (None, _) => "550 no such file".to_string(),
+                            (Some(bytes), Some(data)) => {
+                                let _ = write.write_all(b"150 sending\r\n").await;
+                                let Ok((mut socket, _)) = data.accept().await else { return };
+                                let _ = socket.write_all(&bytes).await;
+                                let _ = socket.shutdown().await;
+                                "226 sent".to_string()
+                            }
+                            (Some(_), None) => "425 use PASV first".to_string(),
+                        }
+                    }
                     "NLST" => match passive.take() {
                         Some(data) => {
                             let _ = write.write_all(b"150 listing\r\n").await;
@@ -416,6 +443,15 @@ pub mod ftp {
                     "RNTO" => {
                         if trip(StallPoint::BeforeRename, &arg) {
                             return ignore_until_closed(&mut lines).await;
+                        }
+                        let refuse = *refused.lock().expect("refused");
+                        if refuse.is_some_and(|prefix| arg.starts_with(prefix)) {
+                            rename_from = None;
+                            let reply = "550 permission denied\r\n";
+                            if write.write_all(reply.as_bytes()).await.is_err() {
+                                return;
+                            }
+                            continue;
                         }
                         let renamed = {
                             let mut files = store.lock().expect("files");
@@ -462,6 +498,12 @@ pub mod ftp {
         }
 
         /// How many times the server stalled (0 or 1): the sign that a client is stuck there.
+        /// Refuses (550) every rename onto a name starting with `prefix`, from now on; `None`
+        /// takes renames again.
+        pub fn refuse_renames_to(&self, prefix: Option<&'static str>) {
+            *self.refused.lock().expect("refused") = prefix;
+        }
+
         pub fn stalls(&self) -> usize {
             self.stalls.load(Ordering::SeqCst)
         }

@@ -12,6 +12,7 @@ use factord::config::{FtpProtocol, FtpSettings, FtpTls};
 use factord::providers::batch::ProviderError;
 use factord::providers::ftp::FtpTransport;
 use factord::providers::layout::{BatchFile, batch_files};
+use factord::providers::outbox::Found;
 use libunftp::notification::DataEvent;
 use secrecy::SecretString;
 
@@ -20,6 +21,9 @@ use crate::fakes::{accepted, sample_batch as batch};
 
 const CSV: &str = "acme-east_20261130_7_3f9a0c2e.csv";
 const ZIP: &str = "acme-east_20261130_7_3f9a0c2e.zip";
+/// The packets of the sample batch: `<invoice>_<uid8>.pdf`.
+const P1: &str = "AE-1_3f9a0c2e.pdf";
+const P2: &str = "AE-2_3f9a0c2e.pdf";
 
 /// Short enough that a hung test fails fast, long enough for a loaded CI machine.
 fn transport(settings: &FtpSettings) -> FtpTransport<'_> {
@@ -82,7 +86,7 @@ async fn plain_ftp_uploads_a_loose_batch_under_its_final_names() {
     let receipt = transport(&settings).send(&batch, &files).await.expect("sent");
 
     assert_eq!(receipt, accepted(&batch, CSV));
-    assert_eq!(server.names(), ["AE-1.pdf", "AE-2.pdf", CSV]);
+    assert_eq!(server.names(), [P1, P2, CSV]);
     assert_uploaded(&server, &files);
     assert_temp_then_rename(&server, &files);
     // The CSV goes last, so a factor's watcher that starts on it finds the PDFs there.
@@ -210,9 +214,55 @@ async fn reconcile_after_a_full_send_answers_the_receipt_and_uploads_nothing() {
 
     let reconciled = transport(&settings).reconcile(&batch, &files).await.expect("reconciled");
 
-    assert_eq!(reconciled, Some(sent));
+    assert_eq!(reconciled, Found::Delivered(sent));
     assert_eq!(server.stored().len(), stored, "nothing stored again");
     assert_eq!(inodes(&server), before, "no file replaced");
+}
+
+#[tokio::test]
+async fn reconcile_refuses_a_final_name_holding_other_bytes_and_touches_nothing() {
+    let server = TestServer::start(None);
+    let packets = tempfile::tempdir().expect("tempdir");
+    let batch = batch("winfactor", packets.path());
+    let files = batch_files(&batch).expect("files");
+    let settings = settings(server.addr.port(), FtpTls::None, PASSWORD);
+    // Under the batch's final name, a file of the same size but other bytes.
+    let mut other = files[0].bytes.clone();
+    other[0] ^= 0xff;
+    std::fs::write(server.dir().join(P1), &other).expect("planted");
+
+    let reconciled = transport(&settings).reconcile(&batch, &files).await.expect("reconciled");
+
+    let Found::Clash(text) = reconciled else { panic!("a clash: {reconciled:?}") };
+    assert!(text.contains(P1) && text.contains("/incoming") && text.contains("acme-east-b7"), "{text}");
+    assert!(text.contains("3f9a0c2e11223344") && text.contains("other content (sha256 "), "{text}");
+    assert_eq!(std::fs::read(server.dir().join(P1)).expect("planted"), other, "left as it was");
+    assert_eq!(server.names(), [P1], "nothing uploaded");
+    assert!(server.events().iter().all(|e| matches!(e, DataEvent::Got { .. })), "{:?}", server.events());
+
+    // Another size: refused too, not replaced.
+    std::fs::write(server.dir().join(P1), b"%PDF-1.7 short").expect("planted");
+    let Found::Clash(text) = transport(&settings).reconcile(&batch, &files).await.expect("reconciled") else {
+        panic!("a clash")
+    };
+    assert!(text.contains(&format!("14 bytes where the batch's file has {}", files[0].bytes.len())), "{text}");
+    assert_eq!(std::fs::read(server.dir().join(P1)).expect("planted"), b"%PDF-1.7 short");
+}
+
+#[tokio::test]
+async fn an_earlier_installations_file_of_the_same_invoice_and_size_is_not_taken_for_the_batch() {
+    let server = TestServer::start(None);
+    let packets = tempfile::tempdir().expect("tempdir");
+    let batch = batch("winfactor", packets.path());
+    let files = batch_files(&batch).expect("files");
+    let settings = settings(server.addr.port(), FtpTls::None, PASSWORD);
+    // Before a database reset, invoice AE-1 of another batch went up as `AE-1.pdf`, and the
+    // previous version's names had no uid; same bytes even.
+    std::fs::write(server.dir().join("AE-1.pdf"), &files[0].bytes).expect("earlier file");
+
+    assert_eq!(transport(&settings).reconcile(&batch, &files).await, Ok(Found::Absent));
+    transport(&settings).send(&batch, &files).await.expect("sent");
+    assert_eq!(server.names(), ["AE-1.pdf", P1, P2, CSV], "the earlier file stays, the batch beside it");
 }
 
 #[tokio::test]
@@ -223,18 +273,18 @@ async fn reconcile_with_nothing_on_the_server_answers_none_and_clears_leftovers(
     let files = batch_files(&batch).expect("files");
     let settings = settings(server.addr.port(), FtpTls::None, PASSWORD);
     // A crash mid-STOR of the first file left its temp file; another batch's file stays.
-    std::fs::write(server.dir().join(".AE-1.pdf.part"), b"%PDF-1.7 half").expect("leftover");
+    std::fs::write(server.dir().join(".AE-1_3f9a0c2e.pdf.part"), b"%PDF-1.7 half").expect("leftover");
     std::fs::write(server.dir().join("other_20261129_6.csv"), b"another batch").expect("other file");
 
     let reconciled = transport(&settings).reconcile(&batch, &files).await.expect("reconciled");
 
-    assert_eq!(reconciled, None);
+    assert_eq!(reconciled, Found::Absent);
     assert_eq!(server.names(), ["other_20261129_6.csv"]);
     assert!(server.stored().is_empty());
 
     // An empty directory too.
     std::fs::remove_file(server.dir().join("other_20261129_6.csv")).expect("remove");
-    assert_eq!(transport(&settings).reconcile(&batch, &files).await, Ok(None));
+    assert_eq!(transport(&settings).reconcile(&batch, &files).await, Ok(Found::Absent));
 }
 
 #[tokio::test]
@@ -244,21 +294,21 @@ async fn reconcile_after_a_crash_mid_batch_finishes_the_missing_files() {
     let batch = batch("winfactor", packets.path());
     let files = batch_files(&batch).expect("files");
     let settings = settings(server.addr.port(), FtpTls::None, PASSWORD);
-    // The crash: AE-1.pdf made it, AE-2.pdf was half-way through its temp file.
-    std::fs::write(server.dir().join("AE-1.pdf"), &files[0].bytes).expect("first file");
-    std::fs::write(server.dir().join(".AE-2.pdf.part"), b"%PDF-1.7 half").expect("leftover");
-    let first = std::fs::metadata(server.dir().join("AE-1.pdf")).expect("metadata").ino();
+    // The crash: AE-1 made it, AE-2 was half-way through its temp file.
+    std::fs::write(server.dir().join(P1), &files[0].bytes).expect("first file");
+    std::fs::write(server.dir().join(".AE-2_3f9a0c2e.pdf.part"), b"%PDF-1.7 half").expect("leftover");
+    let first = std::fs::metadata(server.dir().join(P1)).expect("metadata").ino();
 
     let reconciled = transport(&settings).reconcile(&batch, &files).await.expect("reconciled");
 
-    assert_eq!(reconciled, Some(accepted(&batch, CSV)));
+    assert_eq!(reconciled, Found::Delivered(accepted(&batch, CSV)));
     assert_uploaded(&server, &files);
     assert_eq!(
         server.stored(),
-        [".AE-2.pdf.part", ".acme-east_20261130_7_3f9a0c2e.csv.part"],
-        "AE-1.pdf not sent again"
+        [".AE-2_3f9a0c2e.pdf.part", ".acme-east_20261130_7_3f9a0c2e.csv.part"],
+        "AE-1 not sent again"
     );
-    assert_eq!(std::fs::metadata(server.dir().join("AE-1.pdf")).expect("metadata").ino(), first);
+    assert_eq!(std::fs::metadata(server.dir().join(P1)).expect("metadata").ino(), first);
 }
 
 // --- faults -------------------------------------------------------------------------------
@@ -372,7 +422,7 @@ async fn a_refused_rename_is_an_error_and_leaves_no_final_file() {
 
     assert!(matches!(&error, ProviderError::Rejected(text) if text.contains("550") && text.contains(CSV)), "{error:?}");
     assert!(server.dir().join(CSV).is_dir(), "the CSV never landed under its final name");
-    assert_eq!(server.names(), ["AE-1.pdf", "AE-2.pdf", CSV], "the temp file was deleted");
+    assert_eq!(server.names(), [P1, P2, CSV], "the temp file was deleted");
     assert!(server.events().iter().any(
         |e| matches!(e, DataEvent::Deleted { path } if path.ends_with(".acme-east_20261130_7_3f9a0c2e.csv.part"))
     ));
@@ -394,7 +444,7 @@ async fn uploads_are_binary_and_follow_the_control_connection_through_nat() {
     let receipt = transport.send(&batch, &files).await.expect("sent");
 
     assert_eq!(receipt, accepted(&batch, CSV));
-    assert_eq!(server.file_names(), ["AE-1.pdf", "AE-2.pdf", CSV]);
+    assert_eq!(server.file_names(), [P1, P2, CSV]);
     let commands = server.commands();
     let binary = commands.iter().position(|c| c == "TYPE I").expect("TYPE I sent");
     let first_stor = commands.iter().position(|c| c.starts_with("STOR")).expect("STOR sent");
@@ -411,9 +461,9 @@ async fn a_size_mismatch_is_transient_and_the_temp_file_is_deleted() {
 
     let error = transport(&settings).send(&batch, &files).await.expect_err("short file");
 
-    assert!(matches!(&error, ProviderError::Transient(text) if text.contains("AE-1.pdf")), "{error:?}");
+    assert!(matches!(&error, ProviderError::Transient(text) if text.contains(P1)), "{error:?}");
     let commands = server.commands();
-    assert!(commands.contains(&"DELE .AE-1.pdf.part".to_string()), "{commands:?}");
+    assert!(commands.contains(&"DELE .AE-1_3f9a0c2e.pdf.part".to_string()), "{commands:?}");
     assert!(!commands.iter().any(|c| c.starts_with("RNFR")), "never renamed: {commands:?}");
     assert!(server.file_names().is_empty());
 }
@@ -433,7 +483,7 @@ async fn a_4xx_reply_is_transient_and_a_5xx_on_a_file_is_rejected() {
             (ProviderError::Transient(text), true) | (ProviderError::Rejected(text), false) => text,
             _ => panic!("{reply}: {error:?}"),
         };
-        assert!(text.contains(reply) && text.contains(".AE-1.pdf.part"), "{text}");
+        assert!(text.contains(reply) && text.contains(".AE-1_3f9a0c2e.pdf.part"), "{text}");
     }
 }
 

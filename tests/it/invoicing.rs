@@ -169,6 +169,52 @@ both_backends!(two_concurrent_passes_number_every_load_once_without_gaps, |env| 
     assert!(leftovers(&env.path("data/packets/acme-east")).is_empty());
 });
 
+both_backends!(after_a_database_reset_a_direct_invoice_of_a_known_number_goes_beside_the_old_file, |env| {
+    documents(&env, "D-1", 1);
+    import_rows(&env, &[row("D-1", "acme-west", "BRK-1", "1500.00")]).await;
+    let report = run_once(&env.store, &env.settings, None, &CancellationToken::new()).await.expect("pass");
+    assert_eq!(report.invoiced.len(), 1, "{report:#?}");
+    let old = env.path("outbox/acme-west/direct/AW-1.pdf");
+    let before = std::fs::read(&old).expect("AW-1.pdf");
+
+    // The README's reset: a new database numbers invoices from 1 again; the outbox is kept.
+    let Some(mut fresh) = TestEnv::new(env.backend).await else { return };
+    fresh.settings.paths.outbox = env.path("outbox");
+    documents(&fresh, "D-7", 1);
+    import_rows(&fresh, &[row("D-7", "acme-west", "BRK-1", "2222.00")]).await;
+    let report = run_once(&fresh.store, &fresh.settings, None, &CancellationToken::new()).await.expect("pass");
+    assert_eq!(report.invoiced.len(), 1, "{report:#?}");
+
+    let d7 = detail(&fresh.store, "D-7").await;
+    assert_eq!((d7.load.status, d7.load.invoice_number.as_deref()), (LoadStatus::Invoiced, Some("AW-1")));
+    assert_eq!(std::fs::read(&old).expect("AW-1.pdf"), before, "the earlier invoice is not replaced");
+    let new = env.path("outbox/acme-west/direct/AW-1_2.pdf");
+    assert_eq!(d7.load.packet_path.as_deref(), Some(new.display().to_string().as_str()), "the load records its file");
+    let text = pdftotext(&new, Some(1));
+    assert!(text.contains("AW-1") && text.contains("$2,222.00") && text.contains("D-7"), "{text}");
+    assert!(leftovers(&env.path("outbox/acme-west/direct")).is_empty());
+
+    // A crash between the commit and the rename leaves the temp file: the next pass publishes
+    // it under the name the load recorded, not over the earlier AW-1.pdf.
+    let temp = env.path("outbox/acme-west/direct/.AW-1.0123abcd.part");
+    std::fs::rename(&new, &temp).expect("back to the temp name");
+    run_once(&fresh.store, &fresh.settings, None, &CancellationToken::new()).await.expect("pass");
+    assert!(pdftotext(&new, Some(1)).contains("$2,222.00"), "published under AW-1_2.pdf");
+    assert!(!temp.exists());
+    assert_eq!(std::fs::read(&old).expect("AW-1.pdf"), before, "the earlier invoice is not replaced");
+
+    // And the next one of that number after yet another reset: `_3`.
+    let Some(mut third) = TestEnv::new(env.backend).await else { return };
+    third.settings.paths.outbox = env.path("outbox");
+    documents(&third, "D-8", 1);
+    import_rows(&third, &[row("D-8", "acme-west", "BRK-1", "333.00")]).await;
+    run_once(&third.store, &third.settings, None, &CancellationToken::new()).await.expect("pass");
+    let d8 = detail(&third.store, "D-8").await;
+    let path = env.path("outbox/acme-west/direct/AW-1_3.pdf").display().to_string();
+    assert_eq!(d8.load.packet_path.as_deref(), Some(path.as_str()));
+    assert_eq!(std::fs::read(&old).expect("AW-1.pdf"), before);
+});
+
 #[tokio::test]
 async fn direct_customers_get_their_invoice_in_the_outbox() {
     let env = TestEnv::with_config(Backend::Sqlite, NORTH).await.expect("env");

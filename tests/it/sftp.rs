@@ -16,6 +16,7 @@ use factord::config::{FtpProtocol, FtpSettings, FtpTls};
 use factord::providers::batch::ProviderError;
 use factord::providers::ftp::FtpTransport;
 use factord::providers::layout::{BatchFile, batch_files};
+use factord::providers::outbox::Found;
 use factord::providers::sftp::SftpTransport;
 
 use crate::fakes::{accepted, sample_batch as batch};
@@ -23,7 +24,7 @@ use russh::keys::HashAlg;
 use russh::keys::ssh_key::private::Ed25519Keypair;
 use russh::server::{Auth, Msg, Session};
 use russh::{Channel, ChannelId};
-use russh_sftp::protocol::{Attrs, File, FileAttributes, Handle, Name, OpenFlags, Status, StatusCode, Version};
+use russh_sftp::protocol::{Attrs, Data, File, FileAttributes, Handle, Name, OpenFlags, Status, StatusCode, Version};
 use secrecy::SecretString;
 use sha2::Digest;
 
@@ -31,6 +32,9 @@ const USER: &str = "acme";
 const PASSWORD: &str = "s3cret-Pa55word";
 const CSV: &str = "acme-east_20261130_7_3f9a0c2e.csv";
 const ZIP: &str = "acme-east_20261130_7_3f9a0c2e.zip";
+/// The packets of the sample batch: `<invoice>_<uid8>.pdf`.
+const P1: &str = "AE-1_3f9a0c2e.pdf";
+const P2: &str = "AE-2_3f9a0c2e.pdf";
 
 /// Short enough that a hung test fails fast, long enough for a loaded CI machine.
 fn transport(settings: &FtpSettings) -> SftpTransport<'_> {
@@ -391,6 +395,17 @@ impl russh_sftp::server::Handler for Files {
         Ok(ok(id))
     }
 
+    async fn read(&mut self, id: u32, handle: String, offset: u64, len: u32) -> Result<Data, Self::Error> {
+        let Some(Open::File(file)) = self.handles.get(&handle) else { return Err(StatusCode::Failure) };
+        let mut data = vec![0; len as usize];
+        let n = file.read_at(&mut data, offset).map_err(|e| status_of(&e))?;
+        if n == 0 {
+            return Err(StatusCode::Eof);
+        }
+        data.truncate(n);
+        Ok(Data { id, data })
+    }
+
     async fn close(&mut self, id: u32, handle: String) -> Result<Status, Self::Error> {
         match self.handles.remove(&handle) {
             Some(_) => Ok(ok(id)),
@@ -513,7 +528,7 @@ async fn a_loose_batch_arrives_under_its_final_names() {
     let receipt = transport(&settings).send(&batch, &files).await.expect("sent");
 
     assert_eq!(receipt, accepted(&batch, CSV));
-    assert_eq!(server.names(), ["AE-1.pdf", "AE-2.pdf", CSV]);
+    assert_eq!(server.names(), [P1, P2, CSV]);
     assert_uploaded(&server, &files);
     assert_temp_then_rename(&server, &files);
     // The CSV goes last, so a factor's watcher that starts on it finds the PDFs there.
@@ -561,22 +576,23 @@ async fn a_final_file_with_the_right_size_is_left_alone_and_one_with_the_wrong_s
     let packets = tempfile::tempdir().expect("tempdir");
     let batch = batch("winfactor", packets.path());
     let files = batch_files(&batch).expect("files");
-    std::fs::write(server.dir().join("AE-1.pdf"), &files[0].bytes).expect("right size");
-    std::fs::write(server.dir().join("AE-2.pdf"), b"%PDF-1.7 short").expect("wrong size");
-    let first = server.inode("AE-1.pdf");
+    std::fs::write(server.dir().join(P1), &files[0].bytes).expect("right size");
+    std::fs::write(server.dir().join(P2), b"%PDF-1.7 short").expect("wrong size");
+    let first = server.inode(P1);
 
     let receipt = transport(&server.settings()).send(&batch, &files).await.expect("sent");
 
     assert_eq!(receipt, accepted(&batch, CSV));
     assert_uploaded(&server, &files);
-    assert_eq!(server.written(), [".AE-2.pdf.part", ".acme-east_20261130_7_3f9a0c2e.csv.part"]);
-    assert_eq!(server.inode("AE-1.pdf"), first, "AE-1.pdf not uploaded again");
+    assert_eq!(server.written(), [".AE-2_3f9a0c2e.pdf.part", ".acme-east_20261130_7_3f9a0c2e.csv.part"]);
+    assert_eq!(server.inode(P1), first, "AE-1 not uploaded again");
     // SFTP rename does not replace: the short file went first.
     let events = server.events();
-    let removed = events.iter().position(|e| *e == Event::Remove("incoming/AE-2.pdf".into())).expect("removed");
+    let removed =
+        events.iter().position(|e| *e == Event::Remove("incoming/AE-2_3f9a0c2e.pdf".into())).expect("removed");
     let renamed = events
         .iter()
-        .position(|e| matches!(e, Event::Rename { to, .. } if to == "incoming/AE-2.pdf"))
+        .position(|e| matches!(e, Event::Rename { to, .. } if to == "incoming/AE-2_3f9a0c2e.pdf"))
         .expect("renamed");
     assert!(removed < renamed, "{events:?}");
 }
@@ -596,9 +612,56 @@ async fn reconcile_after_a_full_send_answers_the_receipt_and_uploads_nothing() {
 
     let reconciled = transport(&settings).reconcile(&batch, &files).await.expect("reconciled");
 
-    assert_eq!(reconciled, Some(sent));
+    assert_eq!(reconciled, Found::Delivered(sent));
     assert_eq!(server.events().len(), events, "nothing written, renamed or removed: {:?}", server.events());
     assert_eq!(server.names().iter().map(|name| server.inode(name)).collect::<Vec<_>>(), inodes);
+}
+
+#[tokio::test]
+async fn reconcile_refuses_a_final_name_holding_other_bytes_and_touches_nothing() {
+    let server = TestServer::start();
+    let packets = tempfile::tempdir().expect("tempdir");
+    let batch = batch("winfactor", packets.path());
+    let files = batch_files(&batch).expect("files");
+    let settings = server.settings();
+    // The batch's first packet made it; under its second final name, same size, other bytes.
+    std::fs::write(server.dir().join(P1), &files[0].bytes).expect("first file");
+    let mut other = files[1].bytes.clone();
+    other[0] ^= 0xff;
+    std::fs::write(server.dir().join(P2), &other).expect("planted");
+
+    let reconciled = transport(&settings).reconcile(&batch, &files).await.expect("reconciled");
+
+    let Found::Clash(text) = reconciled else { panic!("a clash: {reconciled:?}") };
+    assert!(text.contains(P2) && text.contains("incoming") && text.contains("acme-east-b7"), "{text}");
+    assert!(text.contains("3f9a0c2e11223344") && text.contains("other content (sha256 "), "{text}");
+    assert_eq!(std::fs::read(server.dir().join(P2)).expect("planted"), other, "left as it was");
+    assert_eq!(server.names(), [P1, P2], "nothing uploaded");
+    assert!(server.events().is_empty(), "nothing written, renamed or removed: {:?}", server.events());
+
+    // Another size: refused too, not replaced.
+    std::fs::write(server.dir().join(P2), b"%PDF-1.7 short").expect("planted");
+    let Found::Clash(text) = transport(&settings).reconcile(&batch, &files).await.expect("reconciled") else {
+        panic!("a clash")
+    };
+    assert!(text.contains(&format!("14 bytes where the batch's file has {}", files[1].bytes.len())), "{text}");
+    assert!(server.events().is_empty(), "{:?}", server.events());
+}
+
+#[tokio::test]
+async fn an_earlier_installations_file_of_the_same_invoice_and_size_is_not_taken_for_the_batch() {
+    let server = TestServer::start();
+    let packets = tempfile::tempdir().expect("tempdir");
+    let batch = batch("winfactor", packets.path());
+    let files = batch_files(&batch).expect("files");
+    let settings = server.settings();
+    // Before a database reset, invoice AE-1 of another batch went up as `AE-1.pdf` (the
+    // previous version's names had no uid), with the same bytes even.
+    std::fs::write(server.dir().join("AE-1.pdf"), &files[0].bytes).expect("earlier file");
+
+    assert_eq!(transport(&settings).reconcile(&batch, &files).await, Ok(Found::Absent));
+    transport(&settings).send(&batch, &files).await.expect("sent");
+    assert_eq!(server.names(), ["AE-1.pdf", P1, P2, CSV], "the earlier file stays, the batch beside it");
 }
 
 #[tokio::test]
@@ -609,18 +672,18 @@ async fn reconcile_with_nothing_on_the_server_answers_none_and_clears_leftovers(
     let files = batch_files(&batch).expect("files");
     let settings = server.settings();
     // A crash mid-write of the first file left its temp file; another batch's file stays.
-    std::fs::write(server.dir().join(".AE-1.pdf.part"), b"%PDF-1.7 half").expect("leftover");
+    std::fs::write(server.dir().join(".AE-1_3f9a0c2e.pdf.part"), b"%PDF-1.7 half").expect("leftover");
     std::fs::write(server.dir().join("other_20261129_6.csv"), b"another batch").expect("other file");
 
     let reconciled = transport(&settings).reconcile(&batch, &files).await.expect("reconciled");
 
-    assert_eq!(reconciled, None);
+    assert_eq!(reconciled, Found::Absent);
     assert_eq!(server.names(), ["other_20261129_6.csv"]);
     assert!(server.written().is_empty());
 
     // An empty directory too.
     std::fs::remove_file(server.dir().join("other_20261129_6.csv")).expect("remove");
-    assert_eq!(transport(&settings).reconcile(&batch, &files).await, Ok(None));
+    assert_eq!(transport(&settings).reconcile(&batch, &files).await, Ok(Found::Absent));
 }
 
 #[tokio::test]
@@ -629,21 +692,21 @@ async fn reconcile_after_a_crash_mid_batch_finishes_the_missing_files() {
     let packets = tempfile::tempdir().expect("tempdir");
     let batch = batch("winfactor", packets.path());
     let files = batch_files(&batch).expect("files");
-    // The crash: AE-1.pdf made it, AE-2.pdf was half-way through its temp file.
-    std::fs::write(server.dir().join("AE-1.pdf"), &files[0].bytes).expect("first file");
-    std::fs::write(server.dir().join(".AE-2.pdf.part"), b"%PDF-1.7 half").expect("leftover");
-    let first = server.inode("AE-1.pdf");
+    // The crash: AE-1 made it, AE-2 was half-way through its temp file.
+    std::fs::write(server.dir().join(P1), &files[0].bytes).expect("first file");
+    std::fs::write(server.dir().join(".AE-2_3f9a0c2e.pdf.part"), b"%PDF-1.7 half").expect("leftover");
+    let first = server.inode(P1);
 
     let reconciled = transport(&server.settings()).reconcile(&batch, &files).await.expect("reconciled");
 
-    assert_eq!(reconciled, Some(accepted(&batch, CSV)));
+    assert_eq!(reconciled, Found::Delivered(accepted(&batch, CSV)));
     assert_uploaded(&server, &files);
     assert_eq!(
         server.written(),
-        [".AE-2.pdf.part", ".acme-east_20261130_7_3f9a0c2e.csv.part"],
-        "AE-1.pdf not sent again"
+        [".AE-2_3f9a0c2e.pdf.part", ".acme-east_20261130_7_3f9a0c2e.csv.part"],
+        "AE-1 not sent again"
     );
-    assert_eq!(server.inode("AE-1.pdf"), first);
+    assert_eq!(server.inode(P1), first);
 }
 
 // --- faults ----------------------------------------------------------------------------------
@@ -793,7 +856,7 @@ async fn a_missing_directory_or_a_refused_file_is_rejected() {
     let denying = TestServer::start_with(Faults { deny_writes: true, ..Faults::default() });
     let error = transport(&denying.settings()).send(&batch, &files).await.expect_err("permission denied");
     assert!(
-        matches!(&error, ProviderError::Rejected(text) if text.contains("PermissionDenied") && text.contains(".AE-1.pdf.part")),
+        matches!(&error, ProviderError::Rejected(text) if text.contains("PermissionDenied") && text.contains(".AE-1_3f9a0c2e.pdf.part")),
         "{error:?}"
     );
     assert!(denying.names().is_empty());
@@ -809,11 +872,11 @@ async fn a_refused_rename_is_rejected_and_the_temp_file_deleted() {
     let error = transport(&server.settings()).send(&batch, &files).await.expect_err("rename refused");
 
     assert!(
-        matches!(&error, ProviderError::Rejected(text) if text.contains("rename") && text.contains("AE-1.pdf")),
+        matches!(&error, ProviderError::Rejected(text) if text.contains("rename") && text.contains(P1)),
         "{error:?}"
     );
     assert!(server.names().is_empty(), "no final name, and the temp file was deleted: {:?}", server.names());
-    assert_eq!(server.events().last(), Some(&Event::Remove("incoming/.AE-1.pdf.part".into())));
+    assert_eq!(server.events().last(), Some(&Event::Remove("incoming/.AE-1_3f9a0c2e.pdf.part".into())));
 }
 
 #[tokio::test]
@@ -825,7 +888,7 @@ async fn a_size_mismatch_is_transient_and_the_temp_file_is_deleted_unrenamed() {
 
     let error = transport(&server.settings()).send(&batch, &files).await.expect_err("short file");
 
-    assert!(matches!(&error, ProviderError::Transient(text) if text.contains("AE-1.pdf")), "{error:?}");
+    assert!(matches!(&error, ProviderError::Transient(text) if text.contains(P1)), "{error:?}");
     assert!(!server.events().iter().any(|e| matches!(e, Event::Rename { .. })), "never renamed: {:?}", server.events());
     assert!(server.names().is_empty());
 }

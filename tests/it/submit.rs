@@ -81,7 +81,13 @@ both_backends!(a_manual_batch_goes_to_the_outbox_and_the_loads_to_invoiced, |env
     assert!(stem.starts_with("acme-east_") && stem.ends_with(&format!("_1_{}", &uid[..8])), "{stem}");
     assert_eq!(
         names(folder),
-        vec![MANIFEST.to_string(), "AE-1.pdf".into(), "AE-2.pdf".into(), "AE-3.pdf".into(), format!("{stem}.csv")]
+        vec![
+            MANIFEST.to_string(),
+            format!("AE-1_{}.pdf", &uid[..8]),
+            format!("AE-2_{}.pdf", &uid[..8]),
+            format!("AE-3_{}.pdf", &uid[..8]),
+            format!("{stem}.csv")
+        ]
     );
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(folder.join(MANIFEST)).expect("manifest")).expect("json");
@@ -92,7 +98,7 @@ both_backends!(a_manual_batch_goes_to_the_outbox_and_the_loads_to_invoiced, |env
     assert!(csv.contains("AE-2,") && csv.contains(",S-02,Blue,123456,") && csv.contains("TOTAL 3 invoices"), "{csv}");
     // The packets are the invoice packets, byte for byte.
     assert_eq!(
-        std::fs::read(folder.join("AE-1.pdf")).expect("copy"),
+        std::fs::read(folder.join(format!("AE-1_{}.pdf", &uid[..8]))).expect("copy"),
         std::fs::read(env.path("data/packets/acme-east/AE-1.pdf")).expect("packet")
     );
 
@@ -280,11 +286,31 @@ both_backends!(after_a_database_reset_a_new_batch_1_gets_its_own_folder_and_the_
     let reference = PathBuf::from(batch.reference.clone().expect("reference"));
     assert!(folders.contains(&reference), "{reference:?} in {folders:?}");
     let pdfs: Vec<String> = names(&reference).into_iter().filter(|n| n.ends_with(".pdf")).collect();
-    assert_eq!(pdfs, ["AE-1.pdf", "AE-2.pdf", "AE-3.pdf"]);
+    let uid8 = batch_uid(&fresh, &batch.id).await[..8].to_string();
+    assert_eq!(pdfs, ["AE-1", "AE-2", "AE-3"].map(|n| format!("{n}_{uid8}.pdf")));
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(reference.join(MANIFEST)).expect("manifest")).expect("json");
     assert_eq!(manifest["uid"].as_str(), Some(batch_uid(&fresh, &batch.id).await.as_str()));
     assert_ne!(batch_uid(&fresh, &batch.id).await, batch_uid(&env, "acme-east-1").await);
+});
+
+both_backends!(idempotency_keys_carry_the_batch_uid_so_a_reset_never_repeats_one, |env| {
+    queued_loads(&env, 2).await;
+    let id = write_ahead(&env).await;
+    let uid = batch_uid(&env, &id).await;
+    let pending = env.store.batches_in_flight().await.expect("in flight");
+    let keys: Vec<&str> = pending[0].items.iter().map(|(_, key)| key.as_str()).collect();
+    assert_eq!(keys, [format!("{id}:{uid}:AE-1"), format!("{id}:{uid}:AE-2")]);
+    let batch = submit::pending_batch(&env.settings, &pending[0]).expect("batch");
+    assert_eq!(batch.invoices[0].idempotency_key, format!("{id}:{uid}:AE-1"), "the transports send the stored key");
+    assert_eq!(batch.external_id(), format!("{id}-{uid}"));
+
+    // After a reset the same batch id and invoice numbers come again, under other keys.
+    let Some(fresh) = TestEnv::new(env.backend).await else { return };
+    queued_loads(&fresh, 2).await;
+    assert_eq!(write_ahead(&fresh).await, id);
+    let again = fresh.store.batches_in_flight().await.expect("in flight");
+    assert_ne!(again[0].items[0].1, pending[0].items[0].1);
 });
 
 both_backends!(a_folder_with_the_batch_name_but_other_content_fails_the_batch_and_is_not_overwritten, |env| {
@@ -339,8 +365,12 @@ both_backends!(two_submitters_at_once_send_every_invoice_once, |env| {
     let (a, b) = (a.expect("a"), b.expect("b"));
     let accepted: usize = a.batches.iter().chain(&b.batches).map(|b| b.accepted).sum();
     assert_eq!(accepted, 12, "{a:#?}\n{b:#?}");
-    let mut delivered: Vec<String> =
-        batch_folders(&env).iter().flat_map(|f| names(f).into_iter().filter(|n| n.ends_with(".pdf"))).collect();
+    // `<invoice>_<uid8>.pdf`: the invoice numbers, without the batches' uids.
+    let mut delivered: Vec<String> = batch_folders(&env)
+        .iter()
+        .flat_map(|f| names(f).into_iter().filter(|n| n.ends_with(".pdf")))
+        .map(|n| format!("{}.pdf", n.rsplit_once('_').expect("a uid").0))
+        .collect();
     delivered.sort();
     let mut expected: Vec<String> = (1..=12).map(|i| format!("AE-{i}.pdf")).collect();
     expected.sort();
@@ -458,7 +488,8 @@ both_backends!(switching_the_factor_rebuilds_unsent_packets_with_the_new_noa, |e
         .map(|e| e.path())
         .find(|p| p.is_dir())
         .expect("batch folder");
-    let sent = pdf_text(&folder.join(format!("{invoice}.pdf")));
+    let uid8 = folder.file_name().expect("name").to_string_lossy().rsplit_once('_').expect("a uid").1.to_string();
+    let sent = pdf_text(&folder.join(format!("{invoice}_{uid8}.pdf")));
     assert!(sent.contains("Pay Wex FleetOne only, remit to Wex."), "{sent}");
     assert!(!sent.contains("Capital Depot"), "the old NOA is gone: {sent}");
     let after = env.store.load_detail("S-04").await.expect("detail").expect("load");

@@ -28,12 +28,13 @@ use factord::providers::batch::{Batch, BatchInvoice, BatchSeller, ProviderError}
 use factord::providers::find_provider;
 use factord::store::{BatchSummary, LoadDetail, NewCreditCheck, Store};
 use factord::submit::run_once;
+use libunftp::notification::DataEvent;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::both_backends;
 use crate::fakes::api::{self as fake_api, Otr, OtrStall, lock, otr_server, pkey};
-use crate::fakes::ftp::{self as fake_ftp, Script, ScriptedServer, Stall, StallPoint, TestServer};
+use crate::fakes::ftp::{self as fake_ftp, Script, ScriptedServer, Stall, StallPoint, TestServer, base_name};
 use crate::harness::{Backend, TestEnv, loads_csv, wait_for};
 use crate::pdfs;
 
@@ -120,8 +121,6 @@ fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port()
 }
 
-/// The stem of batch `number`'s files today: `acme-east_<YYYYMMDD>_<number>` (acme-east is in
-/// America/Chicago).
 /// The stem of batch `acme-east-<number>`'s file names: date, number and the first 8 hex
 /// digits of its uid.
 async fn stem(env: &TestEnv, number: i64) -> String {
@@ -130,12 +129,19 @@ async fn stem(env: &TestEnv, number: i64) -> String {
     format!("acme-east_{}_{number}_{}", today.format("%Y%m%d"), &uid[..8])
 }
 
-/// The final names of a WinFactor batch of `count` invoices: the packets and the schedule.
+/// The final names of a WinFactor batch of `count` invoices whose schedule is `csv`: the
+/// packets `<invoice>_<uid8>.pdf` (the uid8 that ends the schedule's stem) and the schedule.
 fn final_names(count: usize, csv: &str) -> Vec<String> {
-    let mut names: Vec<String> = invoice_numbers(count).iter().map(|n| format!("{n}.pdf")).collect();
+    let mut names: Vec<String> = invoice_numbers(count).iter().map(|n| packet_name(n, csv)).collect();
     names.push(csv.to_string());
     names.sort();
     names
+}
+
+/// The remote name of `invoice`'s packet in the batch whose schedule is `csv`.
+fn packet_name(invoice: &str, csv: &str) -> String {
+    let uid8 = csv.trim_end_matches(".csv").rsplit('_').next().expect("a uid");
+    format!("{invoice}_{uid8}.pdf")
 }
 
 /// The invoice numbers a schedule CSV lists, one per data row (the totals line is not one).
@@ -221,9 +227,10 @@ both_backends!(an_ftp_batch_goes_through_the_submit_job_and_lands_under_final_na
     // On the server: the final names only, each packet byte for byte, one CSV row per invoice.
     assert_eq!(server.names(), final_names(3, &csv), "no temp file left");
     for invoice in invoice_numbers(3) {
-        assert!(server.read(&format!("{invoice}.pdf")) == packet(&env, &invoice), "{invoice} arrived intact");
+        assert!(server.read(&packet_name(&invoice, &csv)) == packet(&env, &invoice), "{invoice} arrived intact");
     }
     let schedule = String::from_utf8(server.read(&csv)).expect("utf-8");
+    assert!(schedule.contains(&format!(",{}", packet_name("AE-1", &csv))), "the Document column: {schedule}");
     assert!(schedule.starts_with("Invoice Number,Invoice Date,Load Number,Debtor Name,Debtor MC"), "{schedule}");
     assert!(schedule.contains(",S-02,Blue,123456,") && schedule.contains("TOTAL 3 invoices"), "{schedule}");
     assert_eq!(csv_invoices(&server.read(&csv)), invoice_numbers(3));
@@ -342,14 +349,50 @@ both_backends!(an_ftp_server_that_is_down_leaves_the_batch_unsettled_visibly_and
     assert_eq!(csv_invoices(&server.read(&csv)), invoice_numbers(2));
 });
 
-both_backends!(a_refused_rename_leaves_the_loads_queued_with_the_reason_until_retried, |env| {
+both_backends!(after_a_database_reset_an_ftp_batch_1_lands_beside_the_earlier_one_and_replaces_nothing, |env| {
     let server = TestServer::start(None);
     let (_, settings) = ftp_config(&env, server.addr.port());
     queue_loads(&env, &settings, 2).await;
-    // RNTO onto a directory fails, which libunftp answers with 550 (the first file of the
-    // batch: its schedule's name carries the batch's uid, unknown before the batch is made).
-    let blocked = "AE-1.pdf".to_string();
-    std::fs::create_dir(server.dir().join(&blocked)).expect("blocking directory");
+    let first = run_once(&env.store, &settings, None, false, "command").await.expect("submit");
+    assert_eq!((first.batches[0].id.as_str(), first.batches[0].accepted), ("acme-east-1", 2));
+    let before: Vec<(String, Vec<u8>)> = server.names().into_iter().map(|n| (n.clone(), server.read(&n))).collect();
+
+    // The README's reset: a new database numbers batches and invoices from 1 again, and sends
+    // to the same FTP directory.
+    let Some(fresh) = TestEnv::new(env.backend).await else { return };
+    let (_, fresh_settings) = ftp_config(&fresh, server.addr.port());
+    queue_loads(&fresh, &fresh_settings, 3).await;
+    let second = run_once(&fresh.store, &fresh_settings, None, false, "command").await.expect("submit");
+    let batch = &second.batches[0];
+    assert_eq!((batch.id.as_str(), batch.status.as_str(), batch.accepted), ("acme-east-1", "sent", 3), "{second:#?}");
+
+    // The earlier batch's files as they were, and every file of the new one beside them.
+    let renamed_onto: Vec<String> = server
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            DataEvent::Renamed { to, .. } => Some(base_name(to)),
+            _ => None,
+        })
+        .collect();
+    for (name, bytes) in &before {
+        assert!(server.read(name) == *bytes, "{name} of the earlier batch was changed");
+        assert_eq!(renamed_onto.iter().filter(|n| *n == name).count(), 1, "{name} written once");
+    }
+    let csv = format!("{}.csv", stem(&fresh, 1).await);
+    let mut expected: Vec<String> = before.iter().map(|(n, _)| n.clone()).chain(final_names(3, &csv)).collect();
+    expected.sort();
+    assert_eq!(server.names(), expected);
+});
+
+both_backends!(a_refused_rename_leaves_the_loads_queued_with_the_reason_until_retried, |env| {
+    let server = ScriptedServer::start(Script::default()).await;
+    let (_, settings) = ftp_config(&env, server.port);
+    queue_loads(&env, &settings, 2).await;
+    // The server refuses the rename of the first file of the batch (`AE-1_<uid8>.pdf`: every
+    // name of the batch carries its uid, unknown before the batch is made) with a 550.
+    let blocked = "AE-1_".to_string();
+    server.refuse_renames_to(Some("AE-1_"));
 
     let report = run_once(&env.store, &settings, None, false, "command").await.expect("submit");
 
@@ -362,7 +405,11 @@ both_backends!(a_refused_rename_leaves_the_loads_queued_with_the_reason_until_re
     let summary = batch_summary(&env.store, "acme-east-1").await;
     assert_eq!((summary.status.as_str(), summary.rejected), ("failed", 2));
     assert!(summary.error.as_deref().is_some_and(|e| e.contains("550")), "{summary:?}");
-    assert!(!server.names().iter().any(|n| n.ends_with(".part")), "the temp file was deleted: {:?}", server.names());
+    assert!(
+        !server.file_names().iter().any(|n| n.ends_with(".part")),
+        "the temp file was deleted: {:?}",
+        server.file_names()
+    );
 
     // A refusal is not retried by itself…
     let report = run_once(&env.store, &settings, None, false, "command").await.expect("submit");
@@ -370,7 +417,7 @@ both_backends!(a_refused_rename_leaves_the_loads_queued_with_the_reason_until_re
     assert!(report.waiting.iter().all(|w| w.reason.contains("factord loads retry")), "{report:#?}");
 
     // …until ops fix the server and retry the loads.
-    std::fs::remove_dir(server.dir().join(&blocked)).expect("unblock");
+    server.refuse_renames_to(None);
     for load in load_numbers(2) {
         assert!(env.store.retry_rejected(&load).await.expect("retry"), "{load}");
     }
@@ -380,8 +427,8 @@ both_backends!(a_refused_rename_leaves_the_loads_queued_with_the_reason_until_re
     assert_invoiced_once(&env.store, 2, "acme-east-2").await;
     assert!(detail(&env.store, "S-01").await.exceptions.is_empty());
     let csv = format!("{}.csv", stem(&env, 2).await);
-    assert_eq!(server.names(), final_names(2, &csv), "the first schedule never landed");
-    assert_eq!(csv_invoices(&server.read(&csv)), invoice_numbers(2));
+    assert_eq!(server.file_names(), final_names(2, &csv), "the first schedule never landed");
+    assert_eq!(csv_invoices(&server.file(&csv).expect("schedule")), invoice_numbers(2));
 });
 
 both_backends!(otr_answering_500_is_retried_and_what_stays_transient_goes_in_a_later_batch, |env| {
@@ -692,7 +739,7 @@ async fn ftp_killed_at(env: &TestEnv, stall: Stall, settled: Settled) -> (Script
     assert_eq!(server.file_names(), final_names(3, &csv));
     assert_eq!(csv_invoices(&server.file(&csv).expect("schedule")), invoice_numbers(3));
     for invoice in invoice_numbers(3) {
-        assert!(server.file(&format!("{invoice}.pdf")) == Some(packet(env, &invoice)), "{invoice}.pdf intact");
+        assert!(server.file(&packet_name(&invoice, &csv)) == Some(packet(env, &invoice)), "{invoice} intact");
     }
     (server, stors)
 }
@@ -716,7 +763,8 @@ async fn killed_in_the_first_ftp_stor_the_leftover_is_cleared_and_the_batch_goes
 
     let (server, stors) = ftp_killed_at(&env, stall, Settled::Resent).await;
 
-    assert!(server.commands().iter().any(|c| c == "DELE .AE-1.pdf.part"), "the leftover was deleted");
+    let leftover = |c: &String| c.starts_with("DELE .AE-1_") && c.ends_with(".pdf.part");
+    assert!(server.commands().iter().any(leftover), "the leftover was deleted");
     assert_eq!(stors, 4, "the second batch, whole");
 }
 

@@ -5,7 +5,8 @@
 //! section below.
 //!
 //! The flow: `POST schedules` with every invoice of the batch (`Authorization: Bearer
-//! <api key>`, `Idempotency-Key: <batch id>`, and the batch id as `externalId`) → the schedule
+//! <api key>`, and the batch's external id [`Batch::external_id`], `<batch id>-<uid>`, as both
+//! `Idempotency-Key` and `externalId`) → the schedule
 //! id and per-invoice results where given; the packets uploaded per invoice; then `GET
 //! schedules/{id}` until the schedule number is assigned (bounded). Reconciliation finds the
 //! schedule by `externalId`; only when Apex has none is the schedule resent, with the same
@@ -41,7 +42,7 @@ const NUMBER_POLLS: [Duration; 6] = [
 
 fn schedule_request(batch: &Batch, invoices: &[&BatchInvoice]) -> serde_json::Value {
     json!({
-        "externalId": batch.id,
+        "externalId": batch.external_id(),
         "scheduleDate": batch.date,
         "client": {
             "name": batch.seller.name,
@@ -105,18 +106,18 @@ fn invoice_result(json: &serde_json::Value, invoice_number: &str) -> Option<Invo
     Some(InvoiceResult { rejected, id: http::field_id(entry, &["id", "invoiceId"]), has_documents })
 }
 
-/// The schedule created for `batch_id` in a search answer (an array, or an object wrapping
+/// The schedule created under `external_id` in a search answer (an array, or an object wrapping
 /// one under `schedules`, `items` or `data`).
-fn search_hit<'j>(json: &'j serde_json::Value, batch_id: &str) -> Option<&'j serde_json::Value> {
+fn search_hit<'j>(json: &'j serde_json::Value, external_id: &str) -> Option<&'j serde_json::Value> {
     let records = match json {
         serde_json::Value::Array(items) => items,
         serde_json::Value::Object(map) => match ["schedules", "items", "data"].iter().find_map(|k| map.get(*k)) {
             Some(serde_json::Value::Array(items)) => items,
-            _ => return Some(json).filter(|j| j.get("externalId").and_then(|e| e.as_str()) == Some(batch_id)),
+            _ => return Some(json).filter(|j| j.get("externalId").and_then(|e| e.as_str()) == Some(external_id)),
         },
         _ => return None,
     };
-    records.iter().find(|r| r.get("externalId").and_then(|e| e.as_str()) == Some(batch_id))
+    records.iter().find(|r| r.get("externalId").and_then(|e| e.as_str()) == Some(external_id))
 }
 
 // ---- End of the mapping -----------------------------------------------------------------------
@@ -143,6 +144,7 @@ pub(super) async fn send(transport: &ApiTransport<'_>, batch: &Batch) -> Result<
     }
 
     let url = transport.url(&[SCHEDULES]);
+    let external_id = batch.external_id();
     let body = schedule_request(batch, &submitted);
     let auth = transport.bearer_api_key()?;
     let reply = transport
@@ -151,7 +153,7 @@ pub(super) async fn send(transport: &ApiTransport<'_>, batch: &Batch) -> Result<
                 .client
                 .post(url.clone())
                 .header(auth.0.clone(), auth.1.clone())
-                .header(IDEMPOTENCY_KEY, batch.id.as_str())
+                .header(IDEMPOTENCY_KEY, external_id.as_str())
                 .json(&body)
         })
         .await
@@ -279,9 +281,11 @@ async fn look_up_number(
     Ok((known, record))
 }
 
-/// `GET schedules?externalId=<batch id>`: the id of the schedule made for this batch.
+/// `GET schedules?externalId=<batch id>-<uid>`: the id of the schedule made for this batch (a
+/// batch written before batches had uids is looked up by its batch id, as it was sent).
 async fn find_schedule(transport: &ApiTransport<'_>, batch: &Batch) -> Result<Option<String>, ProviderError> {
     let url = transport.url(&[SCHEDULES]);
+    let external_id = batch.external_id();
     let auth = transport.bearer_api_key()?;
     let reply = transport
         .execute("GET /schedules", &|| {
@@ -289,7 +293,7 @@ async fn find_schedule(transport: &ApiTransport<'_>, batch: &Batch) -> Result<Op
                 .client
                 .get(url.clone())
                 .header(auth.0.clone(), auth.1.clone())
-                .query(&[(EXTERNAL_ID_QUERY, batch.id.as_str())])
+                .query(&[(EXTERNAL_ID_QUERY, external_id.as_str())])
         })
         .await
         .map_err(|f| ProviderError::Transient(format!("Apex did not answer: {}", f.reason)))?;
@@ -300,7 +304,7 @@ async fn find_schedule(transport: &ApiTransport<'_>, batch: &Batch) -> Result<Op
         }
         return Ok(None);
     }
-    Ok(reply.json().as_ref().and_then(|json| search_hit(json, &batch.id)).and_then(schedule_id))
+    Ok(reply.json().as_ref().and_then(|json| search_hit(json, &external_id)).and_then(schedule_id))
 }
 
 /// For `factord providers test`: `GET schedules?externalId=<a batch id no batch has>`, the

@@ -222,8 +222,9 @@ impl<'a> ApiTransport<'a> {
     /// - OTR: resends each invoice; OTR keys invoices by (ClientDOT, InvoiceNo) and answers one
     ///   it holds with 409 and its `invoicePkey`, which counts as created (the documents are
     ///   uploaded again). OTR documents no search by invoice number, so this is the lookup.
-    /// - Apex: looks the schedule up by the batch id it was created with; found → its schedule
-    ///   number and invoices; not found → resent with the same idempotency key.
+    /// - Apex: looks the schedule up by the external id it was created with (`<batch id>-<uid>`,
+    ///   [`Batch::external_id`]); found → its schedule number and invoices; not found → resent
+    ///   with the same idempotency key.
     /// - Saint Johns, TAFS, TruFunding: no lookup in factord's mapping; resent with the same
     ///   idempotency keys, which the mapping assumes the factor dedupes (a 409 counts as
     ///   accepted).
