@@ -672,8 +672,10 @@ schedule = "*/2 * * * * *"
         }
         let names: BTreeSet<String> = self.ftp.names().into_iter().collect();
         for name in names.iter().filter(|n| n.ends_with(".csv") && !n.starts_with('.')) {
+            // `<subsidiary>_<date>_<number>_<uid8>.csv`: the batch's packets are `<invoice>_<uid8>.pdf`.
+            let uid = batch_uid(name.trim_end_matches(".csv"));
             for invoice in schedule_invoices(&self.ftp.read(name)) {
-                if !names.contains(&format!("{invoice}.pdf")) {
+                if !names.contains(&format!("{invoice}_{uid}.pdf")) {
                     violations.push(format!("FTP: {name} lists {invoice} but its packet is not there"));
                 }
                 *counts.entry(invoice).or_insert(0) += 1;
@@ -682,7 +684,8 @@ schedule = "*/2 * * * * *"
         (counts, violations)
     }
 
-    /// Per invoice, how many published outbox batch folders hold its packet.
+    /// Per invoice, how many published outbox batch folders hold its packet (packets are
+    /// `<invoice>_<uid8>.pdf`, the uid8 also ending the folder's name).
     fn outbox_submissions(&self) -> BTreeMap<String, usize> {
         let mut counts = BTreeMap::new();
         let dir = self.root().join("outbox/depot-co/capital_depot");
@@ -691,9 +694,11 @@ schedule = "*/2 * * * * *"
             if name.starts_with('.') {
                 continue;
             }
+            let uid = batch_uid(&name);
             for file in std::fs::read_dir(folder.path()).into_iter().flatten().flatten() {
                 let file = file.file_name().to_string_lossy().into_owned();
-                if let Some(invoice) = file.strip_suffix(".pdf") {
+                if let Some(packet) = file.strip_suffix(".pdf") {
+                    let invoice = packet.strip_suffix(&format!("_{uid}")).unwrap_or(packet);
                     *counts.entry(invoice.to_string()).or_insert(0) += 1;
                 }
             }
@@ -807,4 +812,9 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     let Some((&first, rest)) = needle.split_first() else { return true };
     haystack.iter().enumerate().any(|(i, &b)| b == first && haystack[i + 1..].starts_with(rest))
+}
+
+/// The batch's short uid at the end of a stem `<subsidiary>_<date>_<number>_<uid8>`.
+fn batch_uid(stem: &str) -> &str {
+    stem.rsplit_once('_').map_or("", |(_, uid)| uid)
 }
