@@ -13,7 +13,8 @@
 //!
 //! The random moments come from one seed, printed first: `FAULTS_SEED=<seed>` replays them.
 //! Each test prints its figures (`faults[<test>]: seed=…, kill points=…, lost=0, doubled=0`).
-//! Tests skip (with a note) when `TEST_DATABASE_URL` is not set, like the other PostgreSQL tests.
+//! Tests skip (with a note) when `TEST_DATABASE_URL` is not set, like the other PostgreSQL tests,
+//! except in CI (`CI` set), where they fail.
 
 #[allow(dead_code)]
 #[path = "../it/fakes.rs"]
@@ -113,6 +114,10 @@ async fn sigkill_at_random_moments_loses_nothing_and_doubles_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_restarted_mid_run_the_daemon_reconnects_and_carries_on() {
     if std::env::var("TEST_DATABASE_URL").is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "TEST_DATABASE_URL is not set, and CI must test PostgreSQL (scripts/test starts it)"
+        );
         eprintln!("SKIPPED on PostgreSQL: TEST_DATABASE_URL is not set");
         return;
     }

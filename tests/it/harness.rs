@@ -151,6 +151,11 @@ static PG_COUNTER: AtomicU32 = AtomicU32::new(0);
 impl PgDatabase {
     pub async fn create() -> Option<PgDatabase> {
         let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
+            // In CI a skipped PostgreSQL test would pass green while testing nothing.
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "TEST_DATABASE_URL is not set, and CI must test PostgreSQL (scripts/test starts it)"
+            );
             eprintln!("SKIPPED on PostgreSQL: TEST_DATABASE_URL is not set");
             return None;
         };
