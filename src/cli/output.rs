@@ -307,6 +307,8 @@ pub struct Status {
     subsidiaries: Vec<SubsidiaryStatus>,
     load_files: Vec<Value>,
     refused_load_files: Vec<crate::store::RefusedFile>,
+    /// The daemon running the schedules (several daemons on one PostgreSQL: one at a time).
+    scheduler: Option<crate::store::LeaseHolder>,
     batches: Vec<crate::store::BatchSummary>,
     reports: Vec<ReportFileRecord>,
     credit: CreditStatus,
@@ -371,7 +373,8 @@ impl Status {
         let batches = store.recent_batches(10).await?;
         let reports = store.recent_report_files(REPORTS_PER_PROVIDER).await?;
         let credit = CreditStatus::gather(store, settings).await?;
-        Ok(Status { subsidiaries, load_files, refused_load_files, batches, reports, credit })
+        let scheduler = store.lease_holder(crate::daemon::SCHEDULER_ROLE).await?;
+        Ok(Status { subsidiaries, load_files, refused_load_files, scheduler, batches, reports, credit })
     }
 
     /// `status --json` (DESIGN §6).
@@ -408,6 +411,7 @@ impl Status {
                 "created_at": b.created_at.to_rfc3339(),
             })).collect::<Vec<_>>(),
             "last_reports": self.reports.iter().map(report_file_json).collect::<Vec<_>>(),
+            "scheduler": self.scheduler.as_ref().map(|s| json!({ "holder": s.holder, "live": s.live })),
             "last_load_files": self.load_files,
             "refused_load_files": self.refused_load_files.iter().map(|f| json!({
                 "file": f.file_name,
@@ -488,6 +492,17 @@ impl Status {
             }
         }
         out.push_str(&self.credit.text());
+        match &self.scheduler {
+            Some(s) if s.live => {
+                let _ = writeln!(out, "\nschedules run by daemon {}", s.holder);
+            }
+            Some(s) => {
+                let _ = writeln!(out, "\nschedules: no daemon running them (last: {}, lease run out)", s.holder);
+            }
+            None => {
+                let _ = writeln!(out, "\nschedules: no daemon has run them yet");
+            }
+        }
         if !self.refused_load_files.is_empty() {
             let _ = writeln!(out, "\nrefused load files (nothing imported; fix and drop them again):");
             for f in &self.refused_load_files {

@@ -498,8 +498,14 @@ async fn dropped_loads_are_invoiced_and_submitted_on_schedule() {
     let batches = status["last_batches"].as_array().expect("batches");
     assert_eq!(batches.len(), 1, "{status:#}");
     assert_eq!((batches[0]["status"].as_str(), batches[0]["accepted"].as_i64()), (Some("sent"), Some(2)));
+    // The daemon running the schedules is named while it runs, and gone once it stopped.
+    let holder = status["scheduler"]["holder"].as_str().unwrap_or_default().to_string();
+    assert!(holder.contains(&format!(":{}:", daemon.pid())), "{status:#}");
+    assert_eq!(status["scheduler"]["live"].as_bool(), Some(true));
     let exit = daemon.stop().await;
     assert!(exit.success(), "{exit}:\n{}", daemon.logs());
+    let status = wd.try_json(&["status", "--json"]).await.expect("status --json");
+    assert!(status["scheduler"].is_null(), "released at stop: {status:#}");
 }
 
 /// A Workdir whose acme-east submits once a day at the Chicago wall time of `hours_ago` hours
