@@ -79,15 +79,8 @@ impl Store {
         };
         on_pool!(self, pool => {
             sqlx::query(sql).bind(token).bind(seconds).bind(subsidiary).bind(limit).execute(pool).await?;
-            let rows = sqlx::query(concat!(
-                "SELECT ", load_columns!(), " FROM loads l JOIN customers c ON c.id = l.customer_id \
-                 WHERE l.claim_token = $1 AND l.status = 'Released' ORDER BY l.id"
-            ))
-            .bind(token)
-            .fetch_all(pool)
-            .await?;
-            rows.iter().map(|row| Ok(load_from_row!(row))).collect()
-        })
+        });
+        self.claimed_loads(token, LoadStatus::Released).await
     }
 
     /// Claims Queued loads of `subsidiary` whose packet was built for another factor or NOA than
@@ -107,11 +100,19 @@ impl Store {
         };
         on_pool!(self, pool => {
             sqlx::query(sql).bind(token).bind(lease.as_secs_f64()).bind(subsidiary).bind(mark).bind(limit).execute(pool).await?;
+        });
+        self.claimed_loads(token, LoadStatus::Queued).await
+    }
+
+    /// The loads in `status` marked with claim `token`, with their customers, in load order.
+    async fn claimed_loads(&self, token: &str, status: LoadStatus) -> Result<Vec<LoadRecord>, StoreError> {
+        on_pool!(self, pool => {
             let rows = sqlx::query(concat!(
                 "SELECT ", load_columns!(), " FROM loads l JOIN customers c ON c.id = l.customer_id \
-                 WHERE l.claim_token = $1 AND l.status = 'Queued' ORDER BY l.id"
+                 WHERE l.claim_token = $1 AND l.status = $2 ORDER BY l.id"
             ))
             .bind(token)
+            .bind(status.as_str())
             .fetch_all(pool)
             .await?;
             rows.iter().map(|row| Ok(load_from_row!(row))).collect()
