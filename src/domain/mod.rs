@@ -1,8 +1,9 @@
 //! Types that parse, so the rest of factord can trust them: money in cents, the load status
-//! graph and its exceptions, the load import rule, credit check results, and how money and
-//! times are shown to people.
+//! graph and its exceptions, the load import rule, credit check results, what a factor answered
+//! to a batch, and how money and times are shown to people.
 
 mod credit;
+mod delivery;
 mod load;
 mod money;
 mod status;
@@ -10,6 +11,7 @@ mod text;
 mod time;
 
 pub use credit::CreditResult;
+pub use delivery::{InvoiceOutcome, ProviderError, idempotency_key};
 pub use load::{Customer, FieldChange, ImportDecision, LoadFields, LoadInput, StoredLoad, decide_import};
 pub use money::{Money, MoneyError};
 pub use status::{ExceptionKind, LoadStatus, UnknownStatus};

@@ -1,5 +1,12 @@
 //! One table of the 13 providers of DESIGN §4, so that every other module asks here instead of
-//! matching on provider ids.
+//! matching on provider ids. Each entry reaches that provider's knowledge where it is kept: its
+//! batch file layout ([`layout`](super::layout)), its status vocabulary
+//! ([`statuses`](super::statuses), OTR's in its API file) and its API mapping
+//! ([`api`](super::api), one file per provider).
+
+use super::api::ApiMapping;
+use super::layout::{Layout, Packaging, STANDARD_COLUMNS, TRIUMPH_COLUMNS, WEX_COLUMNS};
+use super::statuses::{GENERIC_STATUSES, StatusVocabulary};
 
 /// How a batch reaches the provider.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +91,17 @@ pub struct Provider {
     pub api_credentials: &'static [ApiCredential],
     /// What every load must carry to join a batch.
     pub requires: &'static [Requirement],
+    /// The batch files of a provider that takes files (manual or FTP); `None` for API providers.
+    pub layout: Option<Layout>,
+    /// Which mapping speaks to the provider's API; `None` for file-taking providers.
+    pub api: Option<ApiMapping>,
+    /// The shipped reading of the provider's status words (ops add to it in config).
+    pub statuses: &'static StatusVocabulary,
+}
+
+/// A file-taking provider's layout.
+const fn files(columns: &'static [(&'static str, super::layout::Column)], packaging: Packaging) -> Option<Layout> {
+    Some(Layout { columns, packaging })
 }
 
 /// Batches larger than this are split even where a provider states no limit, so that one bad
@@ -100,6 +118,9 @@ pub static PROVIDERS: [Provider; 13] = [
         status_api: false,
         api_credentials: &[ApiCredential::ApiKey],
         requires: &[Requirement::CustomerMc],
+        layout: None,
+        api: Some(ApiMapping::Apex),
+        statuses: &GENERIC_STATUSES,
     },
     Provider {
         id: "otr",
@@ -110,6 +131,9 @@ pub static PROVIDERS: [Provider; 13] = [
         status_api: true,
         api_credentials: &[ApiCredential::UsernamePassword, ApiCredential::SubscriptionKey],
         requires: &[Requirement::CustomerMc, Requirement::SellerUsdot, Requirement::Lane],
+        layout: None,
+        api: Some(ApiMapping::Otr),
+        statuses: &super::api::OTR_STATUSES,
     },
     Provider {
         id: "saint_johns",
@@ -120,6 +144,9 @@ pub static PROVIDERS: [Provider; 13] = [
         status_api: false,
         api_credentials: &[ApiCredential::ClientId, ApiCredential::ApiKey],
         requires: &[Requirement::CustomerMc],
+        layout: None,
+        api: Some(ApiMapping::SaintJohns),
+        statuses: &GENERIC_STATUSES,
     },
     Provider {
         id: "tafs",
@@ -130,6 +157,9 @@ pub static PROVIDERS: [Provider; 13] = [
         status_api: false,
         api_credentials: &[ApiCredential::ApiKey],
         requires: &[Requirement::Truck, Requirement::CustomerFactoringId],
+        layout: None,
+        api: Some(ApiMapping::Tafs),
+        statuses: &GENERIC_STATUSES,
     },
     Provider {
         id: "trufunding",
@@ -140,6 +170,9 @@ pub static PROVIDERS: [Provider; 13] = [
         status_api: false,
         api_credentials: &[ApiCredential::ApiKey],
         requires: &[],
+        layout: None,
+        api: Some(ApiMapping::TruFunding),
+        statuses: &GENERIC_STATUSES,
     },
     Provider {
         id: "capital_depot",
@@ -150,6 +183,9 @@ pub static PROVIDERS: [Provider; 13] = [
         status_api: false,
         api_credentials: &[],
         requires: &[],
+        layout: files(STANDARD_COLUMNS, Packaging::Loose),
+        api: None,
+        statuses: &GENERIC_STATUSES,
     },
     Provider {
         id: "wex_fleetone",
@@ -160,6 +196,9 @@ pub static PROVIDERS: [Provider; 13] = [
         status_api: false,
         api_credentials: &[],
         requires: &[],
+        layout: files(WEX_COLUMNS, Packaging::Loose),
+        api: None,
+        statuses: &GENERIC_STATUSES,
     },
     Provider {
         id: "winfactor",
@@ -170,6 +209,9 @@ pub static PROVIDERS: [Provider; 13] = [
         status_api: false,
         api_credentials: &[],
         requires: &[],
+        layout: files(STANDARD_COLUMNS, Packaging::Loose),
+        api: None,
+        statuses: &GENERIC_STATUSES,
     },
     Provider {
         id: "compass",
@@ -180,6 +222,9 @@ pub static PROVIDERS: [Provider; 13] = [
         status_api: false,
         api_credentials: &[],
         requires: &[],
+        layout: files(STANDARD_COLUMNS, Packaging::Zip),
+        api: None,
+        statuses: &GENERIC_STATUSES,
     },
     Provider {
         id: "rts",
@@ -190,6 +235,9 @@ pub static PROVIDERS: [Provider; 13] = [
         status_api: false,
         api_credentials: &[],
         requires: &[],
+        layout: files(STANDARD_COLUMNS, Packaging::Loose),
+        api: None,
+        statuses: &GENERIC_STATUSES,
     },
     Provider {
         id: "sunbelt",
@@ -200,6 +248,9 @@ pub static PROVIDERS: [Provider; 13] = [
         status_api: false,
         api_credentials: &[],
         requires: &[],
+        layout: files(STANDARD_COLUMNS, Packaging::Loose),
+        api: None,
+        statuses: &GENERIC_STATUSES,
     },
     Provider {
         id: "triumph",
@@ -210,6 +261,9 @@ pub static PROVIDERS: [Provider; 13] = [
         status_api: false,
         api_credentials: &[],
         requires: &[],
+        layout: files(TRIUMPH_COLUMNS, Packaging::Loose),
+        api: None,
+        statuses: &GENERIC_STATUSES,
     },
     Provider {
         id: "wex_fleetone_ftp",
@@ -220,6 +274,9 @@ pub static PROVIDERS: [Provider; 13] = [
         status_api: false,
         api_credentials: &[],
         requires: &[Requirement::ReferenceNumber],
+        layout: files(WEX_COLUMNS, Packaging::Zip),
+        api: None,
+        statuses: &GENERIC_STATUSES,
     },
 ];
 
@@ -241,5 +298,14 @@ mod tests {
         assert_eq!(find_provider("rts").map(|p| p.max_batch_size), Some(100));
         let with_status_api: Vec<&str> = PROVIDERS.iter().filter(|p| p.status_api).map(|p| p.id).collect();
         assert_eq!(with_status_api, ["otr"]);
+    }
+
+    #[test]
+    fn file_providers_have_a_layout_and_api_providers_a_mapping() {
+        for provider in PROVIDERS.iter() {
+            let api = provider.transport == Transport::Api;
+            assert_eq!(provider.layout.is_none(), api, "{}", provider.id);
+            assert_eq!(provider.api.is_some(), api, "{}", provider.id);
+        }
     }
 }

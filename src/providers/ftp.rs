@@ -40,9 +40,10 @@ use suppaftp::{FtpError, Mode, Status};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{debug, info, warn};
 
-use super::batch::{Batch, BatchReceipt, InvoiceOutcome, ProviderError};
+use super::batch::{Batch, BatchReceipt, ProviderError};
 use super::layout::BatchFile;
 use super::outbox::Found;
+use super::remote::{self, PROBE_CONTENT, RemoteDir, probe_name, temp_name};
 use super::sftp::SftpTransport;
 use crate::config::{FtpProtocol, FtpSettings, FtpTls};
 
@@ -129,7 +130,7 @@ impl<'a> FtpTransport<'a> {
         if self.settings.protocol == FtpProtocol::Sftp {
             return self.sftp().send(batch, files).await;
         }
-        let receipt = Self::receipt(batch, files)?;
+        let receipt = remote::receipt(batch, files)?;
         match self.connect(&mut Vec::new()).await? {
             Control::Plain(mut ftp) => self.send_over(&mut ftp, files).await?,
             Control::Tls(mut ftp) => self.send_over(&mut ftp, files).await?,
@@ -139,34 +140,17 @@ impl<'a> FtpTransport<'a> {
     }
 
     /// Settles a batch found in `sending` after a crash, from what the server holds under the
-    /// batch's final names (which carry its uid), after deleting this batch's `.<name>.part`
-    /// leftovers:
-    /// - every final name present, each holding exactly the batch's file (same size, and the
-    ///   same bytes when read back): [`Found::Delivered`], nothing uploaded;
-    /// - no final name present: [`Found::Absent`] (safe to send again);
-    /// - some present (a crash mid-batch): the others are uploaded as [`Self::send`] does, and
-    ///   [`Found::Delivered`];
-    /// - a final name holding anything else (another size or other bytes): [`Found::Clash`],
-    ///   naming the file and the batch; nothing is uploaded, renamed or deleted.
-    ///
-    /// A final name is only ever made by renaming a complete, size-checked upload, so the
-    /// batch's own file matches; reading the files back costs one download of what is there,
-    /// only after a crash.
+    /// batch's final names: [`remote::reconcile`] over this FTP session.
     #[tracing::instrument(name = "ftp_reconcile", skip_all, fields(batch = %batch.id, host = %self.settings.host))]
     pub async fn reconcile(&self, batch: &Batch, files: &[BatchFile]) -> Result<Found, ProviderError> {
         if self.settings.protocol == FtpProtocol::Sftp {
             return self.sftp().reconcile(batch, files).await;
         }
-        let receipt = Self::receipt(batch, files)?;
-        let found = match self.connect(&mut Vec::new()).await? {
-            Control::Plain(mut ftp) => self.reconcile_over(&mut ftp, batch, files).await?,
-            Control::Tls(mut ftp) => self.reconcile_over(&mut ftp, batch, files).await?,
-        };
-        Ok(match found {
-            Settled::Absent => Found::Absent,
-            Settled::Delivered => Found::Delivered(receipt),
-            Settled::Clash(error) => Found::Clash(error),
-        })
+        let receipt = remote::receipt(batch, files)?;
+        match self.connect(&mut Vec::new()).await? {
+            Control::Plain(mut ftp) => self.reconcile_over(&mut ftp, batch, files, receipt).await,
+            Control::Tls(mut ftp) => self.reconcile_over(&mut ftp, batch, files, receipt).await,
+        }
     }
 
     /// Checks the connection without sending a batch (`factord providers test`): connect and
@@ -232,86 +216,27 @@ impl<'a> FtpTransport<'a> {
         )
     }
 
-    /// What [`Self::send`] answers: the whole batch accepted, referenced by its schedule file
-    /// (the CSV, or the zip holding it). Also checks the files before anything is sent.
-    pub(super) fn receipt(batch: &Batch, files: &[BatchFile]) -> Result<BatchReceipt, ProviderError> {
-        if files.is_empty() {
-            return Err(ProviderError::Rejected(format!("batch {} has no files to upload", batch.id)));
-        }
-        let mut seen = BTreeSet::new();
-        for file in files {
-            if !is_safe_remote_name(&file.name) {
-                return Err(ProviderError::Rejected(format!("unsafe remote file name {:?}", file.name)));
-            }
-            if !seen.insert(file.name.as_str()) {
-                return Err(ProviderError::Rejected(format!("file {} appears twice in the batch", file.name)));
-            }
-        }
-        let schedule = files
-            .iter()
-            .rev()
-            .find(|f| f.name.ends_with(".csv") || f.name.ends_with(".zip"))
-            .or(files.last())
-            .map(|f| f.name.clone());
-        Ok(BatchReceipt::all(batch, schedule.clone(), InvoiceOutcome::Accepted { reference: schedule }))
-    }
-
     async fn send_over<T: TokioTlsStream + Send>(
         &self,
         ftp: &mut ImplAsyncFtpStream<T>,
         files: &[BatchFile],
     ) -> Result<(), ProviderError> {
-        for file in files {
-            self.upload(ftp, file).await?;
-        }
+        remote::upload_all(&mut FtpDir { transport: self, ftp: &mut *ftp }, files).await?;
         self.quit(ftp).await;
         Ok(())
     }
 
-    /// Whether the batch is (now) on the server: absent when none of its final names was.
+    /// [`remote::reconcile`] over this session; QUIT once it is settled.
     async fn reconcile_over<T: TokioTlsStream + Send>(
         &self,
         ftp: &mut ImplAsyncFtpStream<T>,
         batch: &Batch,
         files: &[BatchFile],
-    ) -> Result<Settled, ProviderError> {
-        let listed = self.list(ftp).await?;
-        for file in files {
-            let temp = temp_name(&file.name);
-            if listed.contains(&temp) {
-                info!(file = %temp, "deleting a leftover temp file");
-                self.within(self.command_timeout, Phase::Files, &format!("DELE {temp}"), ftp.rm(temp.as_str())).await?;
-            }
-        }
-        let mut present = 0;
-        let mut missing = Vec::new();
-        for file in files {
-            if !listed.contains(&file.name) {
-                missing.push(file);
-                continue;
-            }
-            present += 1;
-            let size = self.remote_size(ftp, &file.name).await?;
-            let held = if size == file.bytes.len() as u64 { Some(self.download(ftp, &file.name).await?) } else { None };
-            if let Some(difference) = difference(file, size, held.as_deref()) {
-                self.quit(ftp).await;
-                return Ok(Settled::Clash(clash(&self.endpoint(), self.directory(), batch, &file.name, &difference)));
-            }
-            debug!(file = %file.name, size, "already on the server");
-        }
-        if present == 0 {
-            info!("no file of the batch is on the server: safe to send again");
-            self.quit(ftp).await;
-            return Ok(Settled::Absent);
-        }
-        if !missing.is_empty() {
-            info!(missing = missing.len(), "the batch is partly on the server: finishing it");
-        }
-        for file in missing {
-            self.upload(ftp, file).await?;
-        }
+        receipt: BatchReceipt,
+    ) -> Result<Found, ProviderError> {
+        let found = remote::reconcile(&mut FtpDir { transport: self, ftp: &mut *ftp }, batch, files, receipt).await?;
         self.quit(ftp).await;
-        Ok(Settled::Delivered)
+        Ok(found)
     }
 
     /// The bytes of `name` (RETR), for reconciliation to compare with the batch's file.
@@ -571,69 +496,6 @@ impl<'a> FtpTransport<'a> {
     }
 }
 
-/// What reconciliation found under a batch's final names (the receipt is added by the caller).
-pub(super) enum Settled {
-    Absent,
-    Delivered,
-    Clash(String),
-}
-
-/// How the file under a batch's final name differs from the batch's file, if it does: `held`
-/// is what the server holds when its size (`size`) matched.
-pub(super) fn difference(file: &BatchFile, size: u64, held: Option<&[u8]>) -> Option<String> {
-    let len = file.bytes.len() as u64;
-    match held {
-        _ if size != len => Some(format!("{size} bytes where the batch's file has {len}")),
-        Some(bytes) if bytes != file.bytes.as_slice() => Some(format!(
-            "other content (sha256 {} where the batch's file has {})",
-            sha256_hex(bytes),
-            sha256_hex(&file.bytes)
-        )),
-        _ => None,
-    }
-}
-
-/// The error of a final name holding something other than the batch's file: names the file,
-/// where it is, and the batch.
-pub(super) fn clash(endpoint: &str, directory: &str, batch: &Batch, name: &str, difference: &str) -> String {
-    let uid = batch.uid.as_deref().unwrap_or("none");
-    format!(
-        "{endpoint}: {name} in {directory} is not batch {}'s file (uid {uid}): it holds {difference}; \
-         it was left as it is, and the batch's invoices go in a new batch under new names",
-        batch.id
-    )
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// What a probe file holds.
-pub(super) const PROBE_CONTENT: &[u8] = b"factord connection test; safe to delete\n";
-
-/// `.factord-probe-<random>.tmp`: hidden, unique per probe, never a batch file's name.
-pub(super) fn probe_name() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-    hasher.write_u32(std::process::id());
-    format!(".factord-probe-{:016x}.tmp", hasher.finish())
-}
-
-/// `.<name>.part`: hidden, and ignored by watchers that skip temp files.
-pub(super) fn temp_name(name: &str) -> String {
-    format!(".{name}.part")
-}
-
-/// Names go into FTP commands: only `[A-Za-z0-9._-]`, not hidden (temp names are), not `.`/`..`.
-fn is_safe_remote_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with('.')
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
 fn reply_code(body: &[u8]) -> Option<u16> {
     let digits = body.get(..3)?;
     std::str::from_utf8(digits).ok()?.parse().ok()
@@ -678,19 +540,46 @@ fn system_roots() -> Vec<CertificateDer<'static>> {
     Vec::new()
 }
 
+/// One FTP session in the factor's directory, for the routines FTP shares with SFTP.
+struct FtpDir<'s, 'a, T: TokioTlsStream + Send> {
+    transport: &'s FtpTransport<'a>,
+    ftp: &'s mut ImplAsyncFtpStream<T>,
+}
+
+impl<T: TokioTlsStream + Send> RemoteDir for FtpDir<'_, '_, T> {
+    fn endpoint(&self) -> String {
+        self.transport.endpoint()
+    }
+
+    fn location(&self) -> String {
+        self.transport.directory().to_string()
+    }
+
+    async fn list(&mut self) -> Result<BTreeSet<String>, ProviderError> {
+        self.transport.list(self.ftp).await
+    }
+
+    async fn remove(&mut self, name: &str) -> Result<(), ProviderError> {
+        let t = self.transport;
+        t.within(t.command_timeout, Phase::Files, &format!("DELE {name}"), self.ftp.rm(name)).await
+    }
+
+    async fn size(&mut self, name: &str) -> Result<Option<u64>, ProviderError> {
+        self.transport.remote_size(self.ftp, name).await.map(Some)
+    }
+
+    async fn download(&mut self, name: &str) -> Result<Vec<u8>, ProviderError> {
+        self.transport.download(self.ftp, name).await
+    }
+
+    async fn upload(&mut self, file: &BatchFile) -> Result<(), ProviderError> {
+        self.transport.upload(self.ftp, file).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn remote_names_are_checked() {
-        assert!(is_safe_remote_name("acme-east_20261130_7.csv"));
-        assert!(!is_safe_remote_name(".hidden"));
-        assert!(!is_safe_remote_name(".."));
-        assert!(!is_safe_remote_name("a/b.pdf"));
-        assert!(!is_safe_remote_name("a b.pdf"));
-        assert!(!is_safe_remote_name(""));
-    }
 
     #[test]
     fn replies_are_parsed_and_shortened() {

@@ -1,7 +1,7 @@
 //! The files of a batch for the providers that take files (manual outbox and FTP): a
 //! schedule-of-accounts CSV and the packets, loose or in one zip, under names derived from the
 //! batch. No factor publishes its layout; these are factord's, one table per provider in
-//! [`layout_for`], documented in the README. Text cells are escaped against formula injection
+//! the catalogue ([`crate::providers::Provider::layout`]), documented in the README. Text cells are escaped against formula injection
 //! (RELIABILITY rule 13).
 
 use std::io::Write;
@@ -62,13 +62,13 @@ pub enum Packaging {
 }
 
 /// One provider's batch layout.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
     pub columns: &'static [(&'static str, Column)],
     pub packaging: Packaging,
 }
 
-const STANDARD_COLUMNS: &[(&str, Column)] = &[
+pub(super) const STANDARD_COLUMNS: &[(&str, Column)] = &[
     ("Invoice Number", Column::InvoiceNumber),
     ("Invoice Date", Column::InvoiceDate),
     ("Load Number", Column::LoadNumber),
@@ -81,7 +81,7 @@ const STANDARD_COLUMNS: &[(&str, Column)] = &[
 ];
 
 /// Triumph bills by its customer number: it comes first.
-const TRIUMPH_COLUMNS: &[(&str, Column)] = &[
+pub(super) const TRIUMPH_COLUMNS: &[(&str, Column)] = &[
     ("Customer Number", Column::CustomerId),
     ("Customer Name", Column::CustomerName),
     ("Invoice Number", Column::InvoiceNumber),
@@ -94,7 +94,7 @@ const TRIUMPH_COLUMNS: &[(&str, Column)] = &[
 ];
 
 /// Wex FleetOne needs its reference number on every line.
-const WEX_COLUMNS: &[(&str, Column)] = &[
+pub(super) const WEX_COLUMNS: &[(&str, Column)] = &[
     ("Reference Number", Column::ReferenceNumber),
     ("Invoice Number", Column::InvoiceNumber),
     ("Invoice Date", Column::InvoiceDate),
@@ -104,19 +104,6 @@ const WEX_COLUMNS: &[(&str, Column)] = &[
     ("Amount", Column::Amount),
     ("Document", Column::PacketFile),
 ];
-
-/// The layout of each file-taking provider; `None` for API providers.
-pub fn layout_for(provider_id: &str) -> Option<Layout> {
-    let layout = |columns, packaging| Some(Layout { columns, packaging });
-    match provider_id {
-        "capital_depot" | "winfactor" | "rts" | "sunbelt" => layout(STANDARD_COLUMNS, Packaging::Loose),
-        "wex_fleetone" => layout(WEX_COLUMNS, Packaging::Loose),
-        "triumph" => layout(TRIUMPH_COLUMNS, Packaging::Loose),
-        "compass" => layout(STANDARD_COLUMNS, Packaging::Zip),
-        "wex_fleetone_ftp" => layout(WEX_COLUMNS, Packaging::Zip),
-        _ => None,
-    }
-}
 
 /// How many hex digits of the batch's uid its file names carry.
 pub const UID_IN_NAMES: usize = 8;
@@ -181,7 +168,7 @@ pub fn schedule_csv(batch: &Batch, layout: &Layout) -> Result<Vec<u8>, LayoutErr
 /// factor's watcher that starts on the CSV finds the PDFs already there. Zip layouts give one
 /// file.
 pub fn batch_files(batch: &Batch) -> Result<Vec<BatchFile>, LayoutError> {
-    let layout = layout_for(batch.provider.id).ok_or(LayoutError::NoLayout(batch.provider.id))?;
+    let layout = batch.provider.layout.ok_or(LayoutError::NoLayout(batch.provider.id))?;
     let stem = batch_stem(batch);
     let csv = BatchFile { name: format!("{stem}.csv"), bytes: schedule_csv(batch, &layout)? };
     let mut packets = Vec::with_capacity(batch.invoices.len());
@@ -307,11 +294,4 @@ mod tests {
         assert_eq!(packet_name(&b, &b.invoices[0]), "AE-1.pdf");
     }
 
-    #[test]
-    fn every_file_provider_has_a_layout_and_api_providers_none() {
-        for provider in crate::providers::PROVIDERS.iter() {
-            let has = layout_for(provider.id).is_some();
-            assert_eq!(has, provider.transport != crate::providers::Transport::Api, "{}", provider.id);
-        }
-    }
 }

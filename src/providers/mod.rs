@@ -7,6 +7,8 @@
 //! - [`ftp`]: FTP / FTPS upload (suppaftp): temp name, size check, rename to the final name.
 //! - [`sftp`]: SFTP upload (russh, russh-sftp) with a pinned host key, the same contract as
 //!   [`ftp`], which hands `protocol = "sftp"` to it.
+//! - [`remote`]: what FTP and SFTP share: the upload of a batch and its reconciliation after a
+//!   crash, over the few file operations each protocol provides.
 //! - [`api`]: HTTP APIs, one file per provider with its request/response mapping.
 //! - [`statuses`]: each provider's status map: the factor's words → purchased, paid, held,
 //!   rejected or no change (DESIGN §8a).
@@ -20,6 +22,7 @@ pub mod ftp;
 pub mod layout;
 pub mod outbox;
 pub mod probe;
+mod remote;
 pub mod sftp;
 pub mod statuses;
 

@@ -51,7 +51,7 @@ impl Manifest {
                 .iter()
                 .map(|f| ManifestFile {
                     name: f.name.clone(),
-                    sha256: Sha256::digest(&f.bytes).iter().map(|b| format!("{b:02x}")).collect(),
+                    sha256: hex::encode(Sha256::digest(&f.bytes)),
                 })
                 .collect(),
         }

@@ -20,7 +20,8 @@ use serde::Serialize;
 
 use super::api::ApiTransport;
 use super::batch::ProviderError;
-use super::ftp::{FtpTransport, PROBE_CONTENT, probe_name};
+use super::ftp::FtpTransport;
+use super::remote::{PROBE_CONTENT, probe_name};
 use super::{Provider, Transport};
 use crate::config::{Connection, FtpProtocol, FtpTls, InvoicingMethod, Settings, Subsidiary};
 

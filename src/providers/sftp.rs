@@ -46,10 +46,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{debug, info, warn};
 
 use super::batch::{Batch, BatchReceipt, ProviderError};
-use super::ftp::{
-    DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TRANSFER_TIMEOUT, FtpTransport, PROBE_CONTENT, Settled,
-    clash, difference, probe_name, redact, temp_name,
-};
+use super::ftp::{DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TRANSFER_TIMEOUT, redact};
+use super::remote::{self, PROBE_CONTENT, RemoteDir, probe_name, temp_name};
 use super::layout::BatchFile;
 use super::outbox::Found;
 use crate::config::FtpSettings;
@@ -193,38 +191,27 @@ impl<'a> SftpTransport<'a> {
     /// again); one with the wrong size is replaced.
     #[tracing::instrument(name = "sftp_send", skip_all, fields(batch = %batch.id, host = %self.settings.host))]
     pub async fn send(&self, batch: &Batch, files: &[BatchFile]) -> Result<BatchReceipt, ProviderError> {
-        let receipt = FtpTransport::receipt(batch, files)?;
+        let receipt = remote::receipt(batch, files)?;
         let connection = self.connect(&mut Vec::new()).await?;
-        for file in files {
-            self.upload(&connection, file).await?;
-        }
+        remote::upload_all(&mut SftpDir { transport: self, connection: &connection }, files).await?;
         self.quit(connection).await;
         info!(files = files.len(), reference = receipt.reference.as_deref(), "batch uploaded");
         Ok(receipt)
     }
 
-    /// Settles a batch found in `sending` after a crash, as [`FtpTransport::reconcile`] does:
-    /// - every final name present, each holding exactly the batch's file (same size, same bytes
-    ///   when read back): [`Found::Delivered`], nothing uploaded;
-    /// - no final name present: [`Found::Absent`] (safe to send again), after deleting this
-    ///   batch's `.<name>.part` leftovers;
-    /// - some present: the others are uploaded as [`Self::send`] does, and [`Found::Delivered`];
-    /// - a final name holding anything else: [`Found::Clash`] naming the file and the batch;
-    ///   nothing is uploaded, renamed or removed.
+    /// Settles a batch found in `sending` after a crash, as [`super::ftp::FtpTransport::reconcile`] does:
+    /// [`remote::reconcile`] over this SFTP session.
     #[tracing::instrument(name = "sftp_reconcile", skip_all, fields(batch = %batch.id, host = %self.settings.host))]
     pub async fn reconcile(&self, batch: &Batch, files: &[BatchFile]) -> Result<Found, ProviderError> {
-        let receipt = FtpTransport::receipt(batch, files)?;
+        let receipt = remote::receipt(batch, files)?;
         let connection = self.connect(&mut Vec::new()).await?;
-        let settled = self.reconcile_over(&connection, batch, files).await;
+        let found =
+            remote::reconcile(&mut SftpDir { transport: self, connection: &connection }, batch, files, receipt).await;
         self.quit(connection).await;
-        Ok(match settled? {
-            Settled::Absent => Found::Absent,
-            Settled::Delivered => Found::Delivered(receipt),
-            Settled::Clash(error) => Found::Clash(error),
-        })
+        found
     }
 
-    /// Checks the connection without sending a batch, as [`FtpTransport::probe`] does: connect
+    /// Checks the connection without sending a batch, as [`super::ftp::FtpTransport::probe`] does: connect
     /// (host key checked), log in, list the directory, write a probe file
     /// `.factord-probe-<random>.tmp` there and delete it. Every step that worked is added to
     /// `steps`; the first failure is returned.
@@ -270,59 +257,6 @@ impl<'a> SftpTransport<'a> {
         self.within(self.command_timeout, Phase::Files, &what, connection.sftp.remove_file(path.as_str())).await?;
         steps.push("wrote and deleted probe file".to_string());
         Ok(())
-    }
-
-    /// Whether the batch is (now) on the server: absent when none of its final names was.
-    async fn reconcile_over(
-        &self,
-        connection: &Connection,
-        batch: &Batch,
-        files: &[BatchFile],
-    ) -> Result<Settled, ProviderError> {
-        let listed = self.list(connection).await?;
-        for file in files {
-            let temp = temp_name(&file.name);
-            if listed.contains(&temp) {
-                info!(file = %temp, "deleting a leftover temp file");
-                let path = connection.path(&temp);
-                self.within(
-                    self.command_timeout,
-                    Phase::Files,
-                    &format!("remove {path}"),
-                    connection.sftp.remove_file(path.as_str()),
-                )
-                .await?;
-            }
-        }
-        let mut present = 0;
-        let mut missing = Vec::new();
-        for file in files {
-            if !listed.contains(&file.name) {
-                missing.push(file);
-                continue;
-            }
-            present += 1;
-            // Listed a moment ago: a file gone since counts as empty, which is not the batch's.
-            let size = self.remote_size(connection, &file.name).await?.unwrap_or(0);
-            let held =
-                if size == file.bytes.len() as u64 { Some(self.download(connection, &file.name).await?) } else { None };
-            if let Some(difference) = difference(file, size, held.as_deref()) {
-                let directory = listing_path(&connection.directory);
-                return Ok(Settled::Clash(clash(&self.endpoint(), &directory, batch, &file.name, &difference)));
-            }
-            debug!(file = %file.name, size, "already on the server");
-        }
-        if present == 0 {
-            info!("no file of the batch is on the server: safe to send again");
-            return Ok(Settled::Absent);
-        }
-        if !missing.is_empty() {
-            info!(missing = missing.len(), "the batch is partly on the server: finishing it");
-        }
-        for file in missing {
-            self.upload(connection, file).await?;
-        }
-        Ok(Settled::Delivered)
     }
 
     /// The bytes of `name`, for reconciliation to compare with the batch's file.
@@ -624,6 +558,44 @@ impl<'a> SftpTransport<'a> {
     }
 }
 
+/// One SFTP session in the factor's directory, for the routines SFTP shares with FTP.
+struct SftpDir<'s, 'a> {
+    transport: &'s SftpTransport<'a>,
+    connection: &'s Connection,
+}
+
+impl RemoteDir for SftpDir<'_, '_> {
+    fn endpoint(&self) -> String {
+        self.transport.endpoint()
+    }
+
+    fn location(&self) -> String {
+        listing_path(&self.connection.directory)
+    }
+
+    async fn list(&mut self) -> Result<BTreeSet<String>, ProviderError> {
+        self.transport.list(self.connection).await
+    }
+
+    async fn remove(&mut self, name: &str) -> Result<(), ProviderError> {
+        let (t, path) = (self.transport, self.connection.path(name));
+        let remove = self.connection.sftp.remove_file(path.as_str());
+        t.within(t.command_timeout, Phase::Files, &format!("remove {path}"), remove).await
+    }
+
+    async fn size(&mut self, name: &str) -> Result<Option<u64>, ProviderError> {
+        self.transport.remote_size(self.connection, name).await
+    }
+
+    async fn download(&mut self, name: &str) -> Result<Vec<u8>, ProviderError> {
+        self.transport.download(self.connection, name).await
+    }
+
+    async fn upload(&mut self, file: &BatchFile) -> Result<(), ProviderError> {
+        self.transport.upload(self.connection, file).await
+    }
+}
+
 /// Reads a pinned host key fingerprint (SHA-256 of the key's SSH wire encoding) in one of
 /// the forms ops meet:
 /// - `SHA256:<base64>` as `ssh-keygen -lf` and `ssh` print it (the prefix in any case,
@@ -641,12 +613,9 @@ pub fn parse_host_key_sha256(text: &str) -> Result<[u8; 32], String> {
         }
         _ => text,
     };
-    let hex: String = body.chars().filter(|&c| c != ':').collect();
-    if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        let mut out = [0u8; 32];
-        for (byte, pair) in out.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
-            *byte = (hex_value(pair[0]) << 4) | hex_value(pair[1]);
-        }
+    let hex_digits: String = body.chars().filter(|&c| c != ':').collect();
+    let mut out = [0u8; 32];
+    if hex::decode_to_slice(&hex_digits, &mut out).is_ok() {
         return Ok(out);
     }
     let base64 = body.trim_end_matches('=');
@@ -660,41 +629,11 @@ pub fn parse_host_key_sha256(text: &str) -> Result<[u8; 32], String> {
     }
 }
 
-fn hex_value(digit: u8) -> u8 {
-    match digit {
-        b'0'..=b'9' => digit - b'0',
-        b'a'..=b'f' => digit - b'a' + 10,
-        b'A'..=b'F' => digit - b'A' + 10,
-        _ => 0,
-    }
-}
-
-/// Standard-alphabet base64 without padding; `None` for anything else, including unused
-/// trailing bits that are not zero.
+/// Standard-alphabet base64 without padding (the padding is trimmed before); `None` for
+/// anything else, including unused trailing bits that are not zero.
 fn decode_base64(text: &str) -> Option<Vec<u8>> {
-    if text.is_empty() || text.len() % 4 == 1 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let (mut buffer, mut bits) = (0u32, 0u32);
-    for byte in text.bytes() {
-        let value = match byte {
-            b'A'..=b'Z' => byte - b'A',
-            b'a'..=b'z' => byte - b'a' + 26,
-            b'0'..=b'9' => byte - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        };
-        buffer = (buffer << 6) | u32::from(value);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-            buffer &= (1 << bits) - 1;
-        }
-    }
-    (buffer == 0).then_some(out)
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD_NO_PAD.decode(text).ok()
 }
 
 /// `<directory>/<name>`; the directory as configured (`/` is the root, empty is the login

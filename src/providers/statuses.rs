@@ -7,8 +7,8 @@
 //! a substring) to one [`StatusOutcome`]. A word the table does not know is *unrecognised*: it
 //! moves nothing and raises the `unrecognised_status` exception with the factor's words.
 //!
-//! The tables shipped here are factord's reading: OTR's from its public status vocabulary
-//! (`docs/providers/otr.md`), every other provider's a conservative
+//! The tables shipped are factord's reading: OTR's from its public status vocabulary
+//! (`docs/providers/otr.md`, kept in its API file), every other provider's the conservative
 //! generic table of words whose meaning is not in doubt. Ops add words or change a shipped word's
 //! outcome with `[provider.<id>.statuses]` in the configuration; those entries win.
 
@@ -73,18 +73,6 @@ impl FromStr for StatusOutcome {
 
 use StatusOutcome::{Held, NoChange, Paid, Purchased, Rejected};
 
-/// OTR's status vocabulary and the shipped reading of each word (OTR's public Carrier TMS API:
-/// `GET invoices/{invoicePkey}` answers one of these in `Status`).
-const OTR: &[(&str, StatusOutcome)] = &[
-    ("Advance Paid", Purchased),
-    ("Approved", Purchased),
-    ("Paid", Paid),
-    ("Client Request", Held),
-    ("OTR Follow-Up", Held),
-    ("Duplicate", Rejected),
-    ("Pending", NoChange),
-    ("Advance Pending", NoChange),
-];
 
 /// The generic table, for factors that publish no vocabulary: only words whose meaning is not
 /// in doubt. Words such as "Approved" (the invoice, or the broker's credit?), "Closed" or
@@ -105,12 +93,22 @@ const GENERIC: &[(&str, StatusOutcome)] = &[
     ("Submitted", NoChange),
 ];
 
-/// The shipped table of a provider, with its name for the docs and messages.
+/// A shipped table of status words: where it comes from (for the docs and messages) and each
+/// word's outcome. Each provider's entry in the catalogue points at its table.
+#[derive(Debug, PartialEq, Eq)]
+pub struct StatusVocabulary {
+    pub source: &'static str,
+    pub words: &'static [(&'static str, StatusOutcome)],
+}
+
+/// The table of every provider that publishes no vocabulary of its own.
+pub static GENERIC_STATUSES: StatusVocabulary = StatusVocabulary { source: "the generic table", words: GENERIC };
+
+/// The shipped table of a provider (the generic one for an id the catalogue does not know),
+/// with its name for the docs and messages.
 pub fn shipped(provider_id: &str) -> (&'static str, &'static [(&'static str, StatusOutcome)]) {
-    match provider_id {
-        "otr" => ("OTR's published vocabulary", OTR),
-        _ => ("the generic table", GENERIC),
-    }
+    let vocabulary = super::find_provider(provider_id).map_or(&GENERIC_STATUSES, |p| p.statuses);
+    (vocabulary.source, vocabulary.words)
 }
 
 /// How a word is compared: trimmed, case folded; the whole text.

@@ -14,7 +14,7 @@ use sqlx::Row;
 // LoadFields and Money are named by `load_from_row!`.
 use super::{BeginWrite, LoadRecord, Store, StoreError};
 use crate::domain::{ExceptionKind, LoadFields, LoadStatus, Money};
-use crate::providers::batch::{InvoiceOutcome, ProviderError, idempotency_key};
+use crate::domain::{InvoiceOutcome, ProviderError, idempotency_key};
 
 /// What happens next to a load the factor did not take this time (its waiting reason ends
 /// with it): it stays Queued, and the next submission takes it again.

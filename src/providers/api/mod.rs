@@ -67,7 +67,8 @@ pub struct ApiTransport<'a> {
     settings: &'a ApiSettings,
     /// `base_url`, parsed once; endpoints are path segments appended to it.
     base: Url,
-    mapping: Mapping,
+    /// The provider's mapping, from its catalogue entry.
+    api: ApiMapping,
     /// Connection pool with the connect timeout; redirects are off, because a redirect would
     /// carry the subscription key or API key headers to wherever it points.
     client: reqwest::Client,
@@ -79,12 +80,42 @@ pub struct ApiTransport<'a> {
     token: Mutex<Option<Token>>,
 }
 
-/// Which provider file maps this transport's requests.
+/// Which provider file maps a provider's requests; each API provider's catalogue entry names
+/// its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiMapping {
+    /// [`otr`]: OTR's public contract.
+    Otr,
+    /// [`apex`]: schedules.
+    Apex,
+    /// [`saint_johns`]: one request per invoice, and credit checks.
+    SaintJohns,
+    /// [`tafs`]: one request per invoice.
+    Tafs,
+    /// [`trufunding`]: one request per invoice.
+    TruFunding,
+}
+
+pub(crate) use otr::STATUSES as OTR_STATUSES;
+
+/// How this transport walks a batch: by the provider's own flow, or one request per invoice.
 #[derive(Clone, Copy)]
 enum Mapping {
     Otr,
     Apex,
     PerInvoice(&'static per_invoice::Mapping),
+}
+
+impl From<ApiMapping> for Mapping {
+    fn from(mapping: ApiMapping) -> Mapping {
+        match mapping {
+            ApiMapping::Otr => Mapping::Otr,
+            ApiMapping::Apex => Mapping::Apex,
+            ApiMapping::SaintJohns => Mapping::PerInvoice(&saint_johns::MAPPING),
+            ApiMapping::Tafs => Mapping::PerInvoice(&tafs::MAPPING),
+            ApiMapping::TruFunding => Mapping::PerInvoice(&trufunding::MAPPING),
+        }
+    }
 }
 
 /// A factor's answer to a credit check: its decision and its own words.
@@ -129,13 +160,8 @@ impl<'a> ApiTransport<'a> {
     /// `base_url`; [`ProviderError::Auth`] for a missing credential or a plain `http://`
     /// address that is not loopback (credentials would be sent in clear).
     pub fn new(provider: &'static Provider, settings: &'a ApiSettings) -> Result<Self, ProviderError> {
-        let mapping = match provider.id {
-            "otr" => Mapping::Otr,
-            "apex" => Mapping::Apex,
-            "saint_johns" => Mapping::PerInvoice(&saint_johns::MAPPING),
-            "tafs" => Mapping::PerInvoice(&tafs::MAPPING),
-            "trufunding" => Mapping::PerInvoice(&trufunding::MAPPING),
-            _ => return Err(ProviderError::Rejected(format!("{} has no API mapping in factord", provider.name))),
+        let Some(api) = provider.api else {
+            return Err(ProviderError::Rejected(format!("{} has no API mapping in factord", provider.name)));
         };
         if provider.transport != Transport::Api {
             return Err(ProviderError::Rejected(format!("{} is not an API provider", provider.name)));
@@ -175,7 +201,7 @@ impl<'a> ApiTransport<'a> {
             provider,
             settings,
             base,
-            mapping,
+            api,
             client,
             timeout: DEFAULT_TIMEOUT,
             retries: DEFAULT_RETRIES,
@@ -208,7 +234,7 @@ impl<'a> ApiTransport<'a> {
     #[tracing::instrument(skip_all, fields(provider = self.provider.id, batch = %batch.id))]
     pub async fn send(&self, batch: &Batch) -> Result<BatchReceipt, ProviderError> {
         tracing::info!(invoices = batch.invoices.len(), "sending batch");
-        let receipt = match self.mapping {
+        let receipt = match Mapping::from(self.api) {
             Mapping::Otr => otr::send(self, batch).await,
             Mapping::Apex => apex::send(self, batch).await,
             Mapping::PerInvoice(mapping) => per_invoice::send(self, mapping, batch).await,
@@ -234,7 +260,7 @@ impl<'a> ApiTransport<'a> {
     #[tracing::instrument(skip_all, fields(provider = self.provider.id, batch = %batch.id))]
     pub async fn reconcile(&self, batch: &Batch) -> Result<Option<BatchReceipt>, ProviderError> {
         tracing::info!(invoices = batch.invoices.len(), "reconciling batch left sending");
-        let receipt = match self.mapping {
+        let receipt = match Mapping::from(self.api) {
             Mapping::Otr => otr::reconcile(self, batch).await,
             Mapping::Apex => apex::reconcile(self, batch).await,
             Mapping::PerInvoice(mapping) => per_invoice::send(self, mapping, batch).await,
@@ -253,7 +279,7 @@ impl<'a> ApiTransport<'a> {
     /// a provider without a status API or an answer without a status.
     #[tracing::instrument(skip_all, fields(provider = self.provider.id, reference))]
     pub async fn invoice_status(&self, reference: &str) -> Result<Option<String>, ProviderError> {
-        let status = match self.mapping {
+        let status = match Mapping::from(self.api) {
             Mapping::Otr => otr::invoice_status(self, reference).await,
             _ => return Err(ProviderError::Rejected(format!("{} offers no invoice status API", self.provider.name))),
         };
@@ -278,7 +304,7 @@ impl<'a> ApiTransport<'a> {
     /// does not answer, [`ProviderError::Rejected`] for another refusal.
     #[tracing::instrument(skip_all, fields(provider = self.provider.id))]
     pub async fn probe(&self, seller_mc: Option<&str>) -> Result<String, ProviderError> {
-        let answer = match self.mapping {
+        let answer = match Mapping::from(self.api) {
             Mapping::Otr => otr::probe(self, seller_mc).await,
             Mapping::Apex => apex::probe(self).await.map_err(Halt::Batch),
             Mapping::PerInvoice(mapping) => per_invoice::probe(self, mapping).await,
@@ -301,9 +327,9 @@ impl<'a> ApiTransport<'a> {
     /// numbers the factor checks by, or a request the factor refuses.
     #[tracing::instrument(skip_all, fields(provider = self.provider.id, customer = %customer.id))]
     pub async fn check_credit(&self, customer: &Customer) -> Result<CreditAnswer, ProviderError> {
-        let answer = match (self.mapping, self.provider.id) {
-            (Mapping::Otr, _) => otr::check_broker(self, customer).await,
-            (Mapping::PerInvoice(_), "saint_johns") => saint_johns::check_credit(self, customer).await,
+        let answer = match self.api {
+            ApiMapping::Otr => otr::check_broker(self, customer).await,
+            ApiMapping::SaintJohns => saint_johns::check_credit(self, customer).await,
             _ => return Err(ProviderError::Rejected(format!("{} offers no credit checks", self.provider.name))),
         };
         match answer {

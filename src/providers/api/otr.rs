@@ -28,6 +28,8 @@ use super::http::{self, Failure, FailureKind, Reply};
 use super::{ApiTransport, CreditAnswer, Halt, Token};
 use crate::domain::{CreditResult, Customer, Money};
 use crate::providers::batch::{Batch, BatchInvoice, BatchReceipt, InvoiceOutcome, ProviderError};
+use crate::providers::statuses::StatusOutcome::{Held, NoChange, Paid, Purchased, Rejected};
+use crate::providers::statuses::StatusVocabulary;
 
 // ---- The mapping: every OTR name, once ---------------------------------------------------------
 
@@ -104,6 +106,23 @@ struct InvoiceRequest<'a> {
     #[serde(rename = "ToState")]
     to_state: String,
 }
+
+/// OTR's status vocabulary and the shipped reading of each word (`GET invoices/{invoicePkey}`
+/// answers one of these in `Status`); ops add words or override one in
+/// `[provider.otr.statuses]`.
+pub(crate) static STATUSES: StatusVocabulary = StatusVocabulary {
+    source: "OTR's published vocabulary",
+    words: &[
+        ("Advance Paid", Purchased),
+        ("Approved", Purchased),
+        ("Paid", Paid),
+        ("Client Request", Held),
+        ("OTR Follow-Up", Held),
+        ("Duplicate", Rejected),
+        ("Pending", NoChange),
+        ("Advance Pending", NoChange),
+    ],
+};
 
 // ---- End of the mapping -----------------------------------------------------------------------
 
