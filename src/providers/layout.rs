@@ -293,5 +293,4 @@ mod tests {
         assert_eq!(batch_stem(&b), "acme-east_20261130_7");
         assert_eq!(packet_name(&b, &b.invoices[0]), "AE-1.pdf");
     }
-
 }

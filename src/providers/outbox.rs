@@ -49,10 +49,7 @@ impl Manifest {
             uid: batch.uid.clone().unwrap_or_default(),
             files: files
                 .iter()
-                .map(|f| ManifestFile {
-                    name: f.name.clone(),
-                    sha256: hex::encode(Sha256::digest(&f.bytes)),
-                })
+                .map(|f| ManifestFile { name: f.name.clone(), sha256: hex::encode(Sha256::digest(&f.bytes)) })
                 .collect(),
         }
     }

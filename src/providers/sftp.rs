@@ -47,9 +47,9 @@ use tracing::{debug, info, warn};
 
 use super::batch::{Batch, BatchReceipt, ProviderError};
 use super::ftp::{DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TRANSFER_TIMEOUT, redact};
-use super::remote::{self, PROBE_CONTENT, RemoteDir, probe_name, temp_name};
 use super::layout::BatchFile;
 use super::outbox::Found;
+use super::remote::{self, PROBE_CONTENT, RemoteDir, probe_name, temp_name};
 use crate::config::FtpSettings;
 
 /// Longest server message carried into an error.

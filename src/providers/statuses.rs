@@ -73,7 +73,6 @@ impl FromStr for StatusOutcome {
 
 use StatusOutcome::{Held, NoChange, Paid, Purchased, Rejected};
 
-
 /// The generic table, for factors that publish no vocabulary: only words whose meaning is not
 /// in doubt. Words such as "Approved" (the invoice, or the broker's credit?), "Closed" or
 /// "Complete" are left out on purpose: ops map them for their factor once they know.

@@ -39,6 +39,8 @@ use world::{Rng, World, seed};
 const KILL_POINTS: u32 = 30;
 /// Loads fed through the kill test, in twelve exports.
 const LOADS: usize = 300;
+/// How long an aimed kill waits for a file in hand before it falls back to a random moment.
+const AIM_DEADLINE: Duration = Duration::from_secs(8);
 /// How long a run may take to settle once the faults stop.
 const SETTLE: Duration = Duration::from_secs(120);
 
@@ -73,13 +75,19 @@ async fn sigkill_at_random_moments_loses_nothing_and_doubles_nothing() {
     fakes::api::lock(&world.apex).flaky = true;
 
     let mut daemon = world.start();
-    let (mut kills, mut mid_batch, mut mid_file) = (0, 0, 0);
+    let (mut kills, mut mid_batch, mut mid_file, mut aimed) = (0, 0, 0, 0);
     while kills < KILL_POINTS {
         world.drop_next_loads();
         world.drop_reports().await;
-        // The fault: SIGKILL after a random while, whatever the daemon is doing then
-        // (starting, importing, rendering, sending a batch, ingesting a report).
-        tokio::time::sleep(Duration::from_millis(rng.between(200, 4000))).await;
+        // The fault: SIGKILL. In three rounds of four it is aimed at the moment the daemon holds
+        // a load file or report (taken into `processing/`, not yet finished), the step crash-safe
+        // ingest exists for; otherwise, and when no file is taken in time, after a random while,
+        // whatever the daemon is doing then (starting, rendering, sending a batch).
+        if kills % 4 != 3 && world.file_in_hand(AIM_DEADLINE).await {
+            aimed += 1;
+        } else {
+            tokio::time::sleep(Duration::from_millis(rng.between(200, 4000))).await;
+        }
         daemon.kill();
         kills += 1;
         let (sending, processing) = world.in_flight().await;
@@ -90,6 +98,10 @@ async fn sigkill_at_random_moments_loses_nothing_and_doubles_nothing() {
     while world.drop_next_loads() {}
     world.settle(&mut [&mut daemon], SETTLE).await;
     daemon.kill();
+    assert!(
+        mid_file * 2 > kills as usize,
+        "only {mid_file} of {kills} kills found a file in hand ({aimed} aimed): the suite must kill mid-file in most rounds"
+    );
 
     let figures = world.check().await;
     let reconciled = world.log_lines("reconciling a batch left sending");
@@ -101,7 +113,8 @@ async fn sigkill_at_random_moments_loses_nothing_and_doubles_nothing() {
     figures.assert_clean(
         "sigkill",
         &format!(
-            "seed={seed}, kill points={kills} ({mid_batch} with a batch in flight, {mid_file} with a file in hand), \
+            "seed={seed}, kill points={kills} ({mid_batch} with a batch in flight, {mid_file} with a file in hand, \
+             {aimed} aimed at a file in hand), \
              restarts={}, batches reconciled={reconciled}, fires={}, apex 503s={refused}, apex answers dropped={dropped}, \
              retries={retried}, secs={}",
             world.starts - 1,

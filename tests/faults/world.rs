@@ -450,6 +450,21 @@ schedule = "*/2 * * * * *"
         (sending, processing)
     }
 
+    /// Waits until a daemon holds a file: one in a `processing/` folder (taken from an inbox and
+    /// not yet finished). Polls every 2 ms, because a small file is in hand for only tens of
+    /// milliseconds; says whether one was seen before `deadline`.
+    pub async fn file_in_hand(&self, deadline: Duration) -> bool {
+        let start = Instant::now();
+        let inbox = self.root().join("inbox");
+        while start.elapsed() < deadline {
+            if files_under(&inbox).iter().any(|f| f.components().any(|c| c.as_os_str() == "processing")) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        false
+    }
+
     /// How many scheduled submissions the daemons logged, over all subsidiaries.
     pub fn fires(&self) -> usize {
         self.logged_fires().values().sum()
