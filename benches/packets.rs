@@ -9,7 +9,7 @@
 //! ~200 KB grayscale JPEG scan. Run with `cargo bench --bench packets`.
 
 #[path = "../tests/common/pdfs.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, reason = "shared test helpers: each test binary uses a part of them")]
 mod pdfs;
 
 use std::error::Error;

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_factord");
 
+#[expect(clippy::too_many_lines, reason = "the benchmark's steps in order: set up, drop, wait, report")]
 fn main() {
     let drops: usize = std::env::var("PICKUP_DROPS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
     let quiet = std::env::var("PICKUP_QUIET").unwrap_or_else(|_| "2s".into());

@@ -43,7 +43,7 @@ pub async fn run_fires<C, F, Fut>(
 ) where
     C: Clock,
     F: FnMut(DateTime<Utc>) -> Fut,
-    Fut: std::future::Future<Output = ()>,
+    Fut: Future<Output = ()>,
 {
     while let Some(next) = next_fire(schedule, zone, after) {
         loop {

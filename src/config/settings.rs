@@ -429,6 +429,10 @@ impl Settings {
     }
 
     /// Validates everything; problems go to `issues`, and `None` comes back if there were any.
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one check per top-level key, in the order of the reference; every problem is collected, so they cannot return early"
+    )]
     pub(crate) fn from_raw(loaded: Loaded, env: &Environment, issues: &mut Issues) -> Option<Settings> {
         let before = issues.0.len();
         let main = &loaded.main;
@@ -862,6 +866,10 @@ fn validate_statuses(
     words
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "one check per key of [subsidiary.<id>], in the order of the reference, collecting every problem"
+)]
 fn validate_subsidiary(
     sourced: &super::SourcedSubsidiary,
     env: &Environment,
@@ -979,6 +987,10 @@ fn validate_subsidiary(
     })
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "one check per key of [subsidiary.factoring], in the order of the reference, collecting every problem"
+)]
 fn validate_factoring(
     raw: &RawFactoring,
     source: &str,
@@ -1153,6 +1165,10 @@ fn validate_factoring(
     })
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "one check per key of the FTP/SFTP block, in the order of the reference, collecting every problem"
+)]
 fn validate_ftp(
     raw: &RawFtp,
     active: bool,

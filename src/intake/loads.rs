@@ -180,7 +180,7 @@ fn csv_records(text: &str) -> Result<Records, FileError> {
         if record.iter().all(|cell| cell.trim().is_empty()) {
             continue;
         }
-        let line = record.position().map_or(0, |p| p.line() as usize);
+        let line = record.position().map_or(0, |p| usize::try_from(p.line()).unwrap_or(usize::MAX));
         let map = names.iter().cloned().zip(record.iter().map(|v| v.trim().to_string())).collect();
         records.push((line, map));
     }
@@ -262,29 +262,14 @@ fn validate_row(record: &BTreeMap<String, String>, settings: &Settings) -> Resul
             Money::ZERO
         }
     };
-    let status = match get("status") {
-        "" => LoadStatus::Released,
-        text => match text.parse::<LoadStatus>() {
-            Ok(status @ (LoadStatus::Released | LoadStatus::Delivered)) => status,
-            _ => {
-                problems.push(format!("status: `{}` is not Released or Delivered", crate::domain::bounded(text)));
-                LoadStatus::Released
-            }
-        },
-    };
-    let delivered_at = match get("delivered_at") {
-        "" => None,
-        text => match parse_date_or_time(text) {
-            Some(normal) => Some(normal),
-            None => {
-                problems.push(format!(
-                    "delivered_at: `{}` is not a date (2026-11-20, 11/20/2026) or date-time (2026-11-20T15:40:00-06:00)",
-                    crate::domain::bounded(text)
-                ));
-                None
-            }
-        },
-    };
+    let status = import_status(get("status")).unwrap_or_else(|problem| {
+        problems.push(problem);
+        LoadStatus::Released
+    });
+    let delivered_at = delivered_at(get("delivered_at")).unwrap_or_else(|problem| {
+        problems.push(problem);
+        None
+    });
     for column in ["pod", "rate_confirmation"] {
         if let Some(Err(reason)) = optional(column).map(|path| check_document_path(&path)) {
             problems.push(format!("{column}: {reason}"));
@@ -323,6 +308,30 @@ fn validate_row(record: &BTreeMap<String, String>, settings: &Settings) -> Resul
         },
         absent,
     })
+}
+
+/// The `status` column: Released when empty; a load file may only say Released or Delivered.
+fn import_status(text: &str) -> Result<LoadStatus, String> {
+    match text {
+        "" => Ok(LoadStatus::Released),
+        text => match text.parse::<LoadStatus>() {
+            Ok(status @ (LoadStatus::Released | LoadStatus::Delivered)) => Ok(status),
+            _ => Err(format!("status: `{}` is not Released or Delivered", crate::domain::bounded(text))),
+        },
+    }
+}
+
+/// The `delivered_at` column, normalised; `None` when empty.
+fn delivered_at(text: &str) -> Result<Option<String>, String> {
+    match text {
+        "" => Ok(None),
+        text => parse_date_or_time(text).map(Some).ok_or_else(|| {
+            format!(
+                "delivered_at: `{}` is not a date (2026-11-20, 11/20/2026) or date-time (2026-11-20T15:40:00-06:00)",
+                crate::domain::bounded(text)
+            )
+        }),
+    }
 }
 
 /// Document paths are relative to the documents folder and may not leave it

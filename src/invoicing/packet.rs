@@ -368,7 +368,7 @@ fn inherited(document: &Document, page: ObjectId, key: &[u8]) -> Result<Option<O
 
 #[cfg(test)]
 #[path = "../../tests/common/pdfs.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, reason = "shared test helpers: these tests use a part of them")]
 mod pdfs;
 
 #[cfg(test)]
@@ -572,7 +572,7 @@ mod tests {
                 state ^= state << 13;
                 state ^= state >> 7;
                 state ^= state << 17;
-                bytes.push((state >> 24) as u8);
+                bytes.push(state.to_le_bytes()[3]);
             }
             assert!(check_document(&bytes).is_err());
         }

@@ -395,6 +395,10 @@ impl<'a> SftpTransport<'a> {
     /// Checks the pin, connects (host key checked during the handshake), logs in with the
     /// password, opens the SFTP subsystem and checks the directory; each step done is added to
     /// `steps` (for [`Self::probe`]).
+    #[expect(
+        clippy::too_many_lines,
+        reason = "the connection steps in order (pin, TCP, handshake, login, subsystem, directory), each with its own timeout and message"
+    )]
     async fn connect(&self, steps: &mut Vec<String>) -> Result<Connection, ProviderError> {
         let settings = self.settings;
         let pin = settings.host_key_sha256.as_deref().ok_or_else(|| {

@@ -35,22 +35,16 @@ pub enum StatusOutcome {
 }
 
 impl StatusOutcome {
-    pub const ALL: [StatusOutcome; 5] = [
-        StatusOutcome::Purchased,
-        StatusOutcome::Paid,
-        StatusOutcome::Held,
-        StatusOutcome::Rejected,
-        StatusOutcome::NoChange,
-    ];
+    pub const ALL: [Self; 5] = [Self::Purchased, Self::Paid, Self::Held, Self::Rejected, Self::NoChange];
 
     /// The name used in config (`[provider.<id>.statuses] purchased = [...]`) and output.
     pub const fn as_str(self) -> &'static str {
         match self {
-            StatusOutcome::Purchased => "purchased",
-            StatusOutcome::Paid => "paid",
-            StatusOutcome::Held => "held",
-            StatusOutcome::Rejected => "rejected",
-            StatusOutcome::NoChange => "no_change",
+            Self::Purchased => "purchased",
+            Self::Paid => "paid",
+            Self::Held => "held",
+            Self::Rejected => "rejected",
+            Self::NoChange => "no_change",
         }
     }
 }

@@ -265,12 +265,12 @@ impl Store {
         let now: DateTime<Utc> = Utc::now();
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            if let Some(file) = &request.file {
-                if !claim_file_record!(tx, file, now) {
-                    tx.rollback().await?;
-                    let previous = self.find_inbox_file(file.channel, file.sha256).await?;
-                    return Ok(ImportResult { rows: Vec::new(), duplicate_of: previous });
-                }
+            if let Some(file) = &request.file
+                && !claim_file_record!(tx, file, now)
+            {
+                tx.rollback().await?;
+                let previous = self.find_inbox_file(file.channel, file.sha256).await?;
+                return Ok(ImportResult { rows: Vec::new(), duplicate_of: previous });
             }
             let mut results = Vec::with_capacity(request.rows.len());
             for row in request.rows {

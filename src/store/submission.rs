@@ -299,6 +299,10 @@ impl Store {
     /// [`Self::record_batch_outcome`], or with `failure` the batch as a whole was not delivered:
     /// it becomes `failed` with that error whatever the outcomes say, in the same transaction.
     /// `next` (after the reason) tells what happens to the loads of transient outcomes.
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one transaction, written once for both backends inside on_pool!: the batch, then each outcome's item, load move and history"
+    )]
     async fn settle_batch(
         &self,
         batch_id: &str,

@@ -213,7 +213,8 @@ pub fn scanned_jpeg(width: u16, height: u16, seed: u64) -> Vec<u8> {
         // Every other row of cells is a text line, inside the page margins.
         let in_line = (3..12).contains(&(y % CELL_H)) && row.is_multiple_of(2) && y > h / 10 && y < h * 9 / 10;
         for x in 0..w {
-            let grain = (next() % (2 * GRAIN + 1)) as i32 - GRAIN as i32;
+            let grain = i32::try_from(next() % (2 * GRAIN + 1)).expect("below 2 * GRAIN + 1")
+                - i32::try_from(GRAIN).expect("small");
             let mut value = 228 + grain;
             let cell = cells[row * columns + x / CELL_W];
             // One cell in six is a space; the others get two vertical strokes and a bar.
@@ -226,7 +227,7 @@ pub fn scanned_jpeg(width: u16, height: u16, seed: u64) -> Vec<u8> {
                     value = 60 + 2 * grain;
                 }
             }
-            pixels[y * w + x] = value.clamp(0, 255) as u8;
+            pixels[y * w + x] = u8::try_from(value.clamp(0, 255)).expect("clamped to a byte");
         }
     }
     let mut jpeg = Vec::new();

@@ -16,13 +16,13 @@
 //! Tests skip (with a note) when `TEST_DATABASE_URL` is not set, like the other PostgreSQL tests,
 //! except in CI (`CI` set), where they fail.
 
-#[allow(dead_code)]
+#[allow(dead_code, reason = "shared test helpers: each test binary uses a part of them")]
 #[path = "../it/fakes.rs"]
 mod fakes;
 // harness.rs allows its own dead code.
 #[path = "../it/harness.rs"]
 mod harness;
-#[allow(dead_code)]
+#[allow(dead_code, reason = "shared test helpers: each test binary uses a part of them")]
 #[path = "../common/pdfs.rs"]
 mod pdfs;
 
@@ -187,7 +187,7 @@ async fn several_daemons(count: usize, kill_one: bool, test: &str) {
         world.drop_reports().await;
         tokio::time::sleep(Duration::from_millis(rng.between(300, 2000))).await;
         if kill_one {
-            let victim = rng.between(0, count as u64) as usize;
+            let victim = usize::try_from(rng.between(0, count as u64)).expect("below count");
             daemons[victim].kill();
             kills += 1;
             daemons[victim] = world.start();

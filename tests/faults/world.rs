@@ -66,7 +66,9 @@ impl Rng {
 pub fn seed() -> u64 {
     match std::env::var("FAULTS_SEED") {
         Ok(text) => text.trim().parse().expect("FAULTS_SEED is a number"),
-        Err(_) => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| u64::try_from(d.as_nanos() % u128::from(u64::MAX)).expect("below u64::MAX")),
     }
 }
 
@@ -132,6 +134,7 @@ pub struct Figures {
 impl World {
     /// A world on the PostgreSQL database at `database_url` (migrated here with `factord
     /// migrate`), with `loads` loads split into exports of `per_file`.
+    #[expect(clippy::too_many_lines, reason = "the world's config file is one literal")]
     pub async fn new(database_url: &str, loads: usize, per_file: usize) -> World {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().to_path_buf();
@@ -476,6 +479,7 @@ schedule = "*/2 * * * * *"
 
     /// Checks every invariant; returns the figures with every violation found (the caller
     /// prints them, then asserts there is none).
+    #[expect(clippy::too_many_lines, reason = "one invariant after another, each commented, all reported together")]
     pub async fn check(&self) -> Figures {
         let mut figures = Figures { loads: self.loads.len(), files: self.dropped.len(), ..Figures::default() };
         let v = &mut figures.violations;

@@ -200,6 +200,7 @@ fn an_unparsable_number_from_the_environment_names_the_variable_and_key() {
 // Every problem, all at once.
 
 #[test]
+#[expect(clippy::too_many_lines, reason = "one config with every problem, then every message checked")]
 fn every_problem_is_reported_at_once_with_its_file_and_key() {
     let cfg = ConfigDir::new();
     let missing_password = cfg.path("credentials/does-not-exist");

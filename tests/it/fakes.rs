@@ -352,6 +352,7 @@ pub mod ftp {
             ScriptedServer { port, commands, files, stalls, refused, task }
         }
 
+        #[expect(clippy::too_many_lines, reason = "an FTP server's command loop: one arm per command")]
         async fn session(
             stream: tokio::net::TcpStream,
             script: Script,
@@ -867,6 +868,10 @@ pub mod api {
         known && INVOICE_FIELDS.iter().all(|(field, _, required)| !required || map.contains_key(*field))
     }
 
+    #[expect(
+        clippy::too_many_lines,
+        reason = "OTR's answers to POST invoices, one per documented case, in the page's order"
+    )]
     async fn otr_create(State(state): State<Shared<Otr>>, headers: HeaderMap, body: Bytes) -> Response {
         let hang = {
             let mut otr = lock(&state);

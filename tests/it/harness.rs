@@ -1,7 +1,7 @@
 //! Test environments: a temp folder laid out like a working directory (config, inbox, archive,
 //! documents, data), settings loaded from a real config file, and a store on a fresh database.
 
-#![allow(dead_code)]
+#![allow(dead_code, reason = "shared test helpers: each test binary uses a part of them")]
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -216,7 +216,7 @@ impl Drop for PgDatabase {
 macro_rules! both_backends {
     ($name:ident, |$env:ident| $body:block) => {
         mod $name {
-            #[allow(unused_imports)]
+            #[allow(unused_imports, reason = "not every test module uses everything of its parent")]
             use super::*;
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -240,7 +240,7 @@ macro_rules! both_backends {
 pub async fn wait_for<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
+    Fut: Future<Output = Option<T>>,
 {
     let start = Instant::now();
     loop {

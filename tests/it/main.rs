@@ -2,10 +2,10 @@
 //! file and, when `TEST_DATABASE_URL` is set (CI sets it), a fresh PostgreSQL database.
 
 mod harness;
-#[allow(dead_code)]
+#[allow(dead_code, reason = "shared test helpers: each test binary uses a part of them")]
 #[path = "../common/pdfs.rs"]
 mod pdfs;
-#[allow(dead_code)]
+#[allow(dead_code, reason = "shared test helpers: each test binary uses a part of them")]
 #[path = "../common/seed.rs"]
 mod seed;
 

@@ -22,6 +22,7 @@ impl Drop for Daemons {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines, reason = "two daemons' configs, the run, then every invariant checked")]
 async fn two_daemons_on_one_postgres_submit_every_invoice_once() {
     let Some(pg) = PgDatabase::create().await else { return };
     let dir = tempfile::tempdir().expect("tempdir");
@@ -226,16 +227,16 @@ async fn three_daemons_make_one_batch_per_fire_over_a_hundred_fires() {
         assert_eq!(submitted, 1, "fire {i}: {outcomes:?}");
     }
     let batches = env.store.recent_batches(1000).await.expect("batches");
-    assert_eq!(batches.len(), fires as usize, "one batch per fire, not more");
+    assert_eq!(batches.len(), usize::try_from(fires).expect("a count"), "one batch per fire, not more");
     assert!(batches.iter().all(|b| b.invoice_count == 1 && b.accepted == 1), "{batches:#?}");
     let invoiced = env
         .store
         .list_loads(&LoadFilter { status: Some(LoadStatus::Invoiced), ..LoadFilter::default() })
         .await
         .expect("list");
-    assert_eq!(invoiced.len(), fires as usize);
+    assert_eq!(invoiced.len(), usize::try_from(fires).expect("a count"));
     let distinct: std::collections::BTreeSet<_> = invoiced.iter().map(|l| l.load.batch_id.clone()).collect();
-    assert_eq!(distinct.len(), fires as usize, "every load in its own batch, none in two");
+    assert_eq!(distinct.len(), usize::try_from(fires).expect("a count"), "every load in its own batch, none in two");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -320,7 +320,7 @@ fn purchase_workbook(path: &Path, date_1904: bool) {
     for (col, header) in
         ["Invoice Number", "Face Amount", "Advance", "Fee", "Reserve", "Purchase Date", "Batch #"].iter().enumerate()
     {
-        sheet.write_string(3, col as u16, *header).expect("header");
+        sheet.write_string(3, u16::try_from(col).expect("a column"), *header).expect("header");
     }
     // 2026-11-30 is serial 46356 in the 1900 system and 44894 in the 1904 system.
     let serial = if date_1904 { 44_894.0 } else { 46_356.0 };
