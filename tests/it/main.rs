@@ -10,6 +10,7 @@ mod pdfs;
 mod seed;
 
 mod api;
+mod architecture;
 mod cli;
 mod config;
 mod credit;
