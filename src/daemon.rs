@@ -140,7 +140,7 @@ pub async fn run_with_reloads(
         None => None,
     };
     let (health, metrics) = (Arc::new(Health::new()), Arc::new(Metrics::new()));
-    // Batches a crash left `sending` are settled before anything else runs (RELIABILITY rule 5).
+    // Batches a crash left `sending` are settled before anything else runs (docs/reliability.md rule 5).
     match crate::submit::reconcile_in_flight(&store, &settings).await {
         Ok(reports) if !reports.is_empty() => {
             tracing::info!(batches = reports.len(), "reconciled batches left sending")

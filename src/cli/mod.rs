@@ -1,4 +1,4 @@
-//! The command line of DESIGN §6. Each command loads the settings, does its work through the
+//! The command line of docs/design.md §6. Each command loads the settings, does its work through the
 //! library and prints to stdout; logs go to stderr. Exit codes: 0 success, 1 operational
 //! failure, 2 usage or configuration error.
 

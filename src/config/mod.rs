@@ -1,6 +1,6 @@
 //! Configuration: files and environment → [`RawConfig`] → validated [`Settings`].
 //!
-//! Layers (DESIGN §10): built-in defaults, then the main file (`config/factord.toml`), then one
+//! Layers (docs/design.md §10): built-in defaults, then the main file (`config/factord.toml`), then one
 //! file per subsidiary in `subsidiaries/*.toml` beside it, then environment variables
 //! `FACTORD__SECTION__KEY`, which win. Validation happens in one place, [`Settings::from_raw`],
 //! and collects every problem before it answers, each naming its file (or environment

@@ -1,4 +1,4 @@
-//! One table of the 13 providers of DESIGN §4, so that every other module asks here instead of
+//! One table of the 13 providers of docs/design.md §4, so that every other module asks here instead of
 //! matching on provider ids.
 
 /// How a batch reaches the provider.

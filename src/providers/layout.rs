@@ -2,7 +2,7 @@
 //! schedule-of-accounts CSV and the packets, loose or in one zip, under names derived from the
 //! batch. No factor publishes its layout; these are factord's, one table per provider in
 //! [`layout_for`], documented in the README. Text cells are escaped against formula injection
-//! (RELIABILITY rule 13).
+//! (docs/reliability.md rule 13).
 
 use std::io::Write;
 

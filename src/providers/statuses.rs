@@ -1,4 +1,4 @@
-//! Factor status maps (DESIGN §8a): what a factor's own status words mean, per provider.
+//! Factor status maps (docs/design.md §8a): what a factor's own status words mean, per provider.
 //!
 //! A factor reports an invoice's state in its own words: a `status` column in a purchase report,
 //! or the `Status` of an invoice its API returns to status sync. Those words move money (a load
