@@ -132,7 +132,7 @@ pub async fn run_with_reloads(
                 tracing::warn!(
                     listen = %http.listen,
                     "http.listen is not a loopback address and the dashboard has no login: \
-                     put it behind a reverse proxy with authentication (see the README's HTTP section)"
+                     put it behind a reverse proxy with authentication (see docs/operations.md, HTTP)"
                 );
             }
             Some(crate::http::bind(http.listen).await?)

@@ -1,7 +1,7 @@
 //! The files of a batch for the providers that take files (manual outbox and FTP): a
 //! schedule-of-accounts CSV and the packets, loose or in one zip, under names derived from the
 //! batch. No factor publishes its layout; these are factord's, one table per provider in
-//! [`layout_for`], documented in the README. Text cells are escaped against formula injection
+//! [`layout_for`], documented in docs/providers.md. Text cells are escaped against formula injection
 //! (docs/reliability.md rule 13).
 
 use std::io::Write;
