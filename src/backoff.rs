@@ -1,4 +1,4 @@
-//! Capped exponential backoff with full jitter (RELIABILITY rule 9; STYLE: atuin's sync loop,
+//! Capped exponential backoff with full jitter (docs/reliability.md rule 9; docs/style.md: atuin's sync loop,
 //! not sqlxmq's uncapped one), shared by the daemon's loops and the API transports.
 
 use std::hash::BuildHasher;

@@ -1,4 +1,4 @@
-//! Broker credit checks (DESIGN §1–§4): before a factor buys an invoice it wants to know the
+//! Broker credit checks (docs/design.md §1–§4): before a factor buys an invoice it wants to know the
 //! customer (the debtor) pays. The providers the catalogue lists with `credit_checks` (OTR,
 //! Saint Johns) answer approved, declined or unknown; every answer is stored with the factor's
 //! own text and kept ([`Store::record_credit_check`]).

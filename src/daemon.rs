@@ -132,7 +132,7 @@ pub async fn run_with_reloads(
                 tracing::warn!(
                     listen = %http.listen,
                     "http.listen is not a loopback address and the dashboard has no login: \
-                     put it behind a reverse proxy with authentication (see the README's HTTP section)"
+                     put it behind a reverse proxy with authentication (see docs/operations.md, HTTP)"
                 );
             }
             Some(crate::http::bind(http.listen).await?)
@@ -140,7 +140,7 @@ pub async fn run_with_reloads(
         None => None,
     };
     let (health, metrics) = (Arc::new(Health::new()), Arc::new(Metrics::new()));
-    // Batches a crash left `sending` are settled before anything else runs (RELIABILITY rule 5).
+    // Batches a crash left `sending` are settled before anything else runs (docs/reliability.md rule 5).
     match crate::submit::reconcile_in_flight(&store, &settings).await {
         Ok(reports) if !reports.is_empty() => {
             tracing::info!(batches = reports.len(), "reconciled batches left sending")

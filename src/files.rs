@@ -1,4 +1,4 @@
-//! Durable file writes and safe file names (RELIABILITY rules 8 and 14): write under a temp
+//! Durable file writes and safe file names (docs/reliability.md rules 8 and 14): write under a temp
 //! name, fsync, rename to the final name, fsync the folder, so no reader ever sees half a file
 //! and a crash leaves either the old state or the new one.
 
@@ -77,7 +77,7 @@ pub fn unique_path(dir: &Path, name: &str) -> PathBuf {
     (2..).map(|n| dir.join(format!("{name}.{n}"))).find(|p| !p.exists()).unwrap_or(first)
 }
 
-/// A text cell for a generated CSV, with formula injection escaped (RELIABILITY rule 13):
+/// A text cell for a generated CSV, with formula injection escaped (docs/reliability.md rule 13):
 /// text starting with `=`, `+`, `-`, `@`, tab or CR gets a leading `'`.
 pub fn csv_cell(text: &str) -> std::borrow::Cow<'_, str> {
     if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {

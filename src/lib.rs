@@ -1,7 +1,7 @@
 //! factord: invoice factoring for trucking carriers, unattended.
 //!
 //! Layout, with data flowing from the top down:
-//! - [`cli`]: the command line of DESIGN §6 (clap), and each command's output.
+//! - [`cli`]: the command line of docs/design.md §6 (clap), and each command's output.
 //! - [`config`]: files and environment → validated [`config::Settings`]; secrets kept secret.
 //! - [`telemetry`]: the tracing subscriber, set up once.
 //! - [`domain`]: money in cents, the load status graph, exceptions, the load import rule.

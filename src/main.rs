@@ -10,7 +10,7 @@ use factord::cli::{Cli, execute};
 use factord::daemon::Reloads;
 
 fn main() -> ExitCode {
-    // One TLS provider for every crate (see CRATES.md): installed before anything connects.
+    // One TLS provider for every crate (see docs/crates.md): installed before anything connects.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {

@@ -1,4 +1,4 @@
-//! Live reload (RELIABILITY rule 12): on SIGHUP, or when a file under the config folder
+//! Live reload (docs/reliability.md rule 12): on SIGHUP, or when a file under the config folder
 //! changes, the daemon reads and validates the whole configuration again. A valid one is
 //! applied without a restart and what changed is logged; an invalid one is refused with every
 //! error (file, key) and the daemon keeps running on the old one. This module loads, compares

@@ -1,4 +1,4 @@
-//! Keeping secrets out of every text factord writes (RELIABILITY rule 10), in every form a
+//! Keeping secrets out of every text factord writes (docs/reliability.md rule 10), in every form a
 //! server, a proxy or a library might echo them back: as written, percent-encoded (`%20` and
 //! `+` for a space, upper- or lower-case hex), form-encoded, JSON-escaped and base64 (standard
 //! and URL-safe, with and without padding), and a Basic-auth `user:password` pair in base64.

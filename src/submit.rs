@@ -1,4 +1,4 @@
-//! Batch submission (DESIGN §4, RELIABILITY rules 1–5): the Queued factored loads of a
+//! Batch submission (docs/design.md §4, docs/reliability.md rules 1–5): the Queued factored loads of a
 //! subsidiary go to its factor in batches — as a folder in the outbox, by FTP, or by API.
 //!
 //! For each subsidiary whose provider is active:

@@ -1,4 +1,4 @@
-//! Status sync (DESIGN §8a): asks an API factor for the status of every invoice it holds
+//! Status sync (docs/design.md §8a): asks an API factor for the status of every invoice it holds
 //! (Invoiced or Financed) and applies each answer through the provider's status map with the
 //! same rules as a purchase-report row: purchased → Financed, paid → Completed, held and
 //! rejected → exceptions with the factor's words, no change → nothing, and a word the map does

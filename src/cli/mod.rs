@@ -1,4 +1,4 @@
-//! The command line of DESIGN §6. Each command loads the settings, does its work through the
+//! The command line of docs/design.md §6. Each command loads the settings, does its work through the
 //! library and prints to stdout; logs go to stderr. Exit codes: 0 success, 1 operational
 //! failure, 2 usage or configuration error.
 
@@ -70,7 +70,7 @@ pub enum Command {
         /// Only this subsidiary's loads.
         #[arg(long)]
         subsidiary: Option<String>,
-        /// Print JSON (stable keys; see the README's JSON section) instead of text.
+        /// Print JSON (stable keys; see docs/cli.md) instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -82,7 +82,7 @@ pub enum Command {
         /// List what would go, and for every Queued load that would not, why; send nothing.
         #[arg(long)]
         dry_run: bool,
-        /// Print JSON (stable keys; see the README's JSON section) instead of text.
+        /// Print JSON (stable keys; see docs/cli.md) instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -100,13 +100,13 @@ pub enum Command {
         /// `purchase` or `payment`; told by the columns when left out.
         #[arg(long)]
         kind: Option<String>,
-        /// Print JSON (stable keys; see the README's JSON section) instead of text.
+        /// Print JSON (stable keys; see docs/cli.md) instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Counts per subsidiary and status, exceptions, recent files.
     Status {
-        /// Print JSON (stable keys; see the README's JSON section) instead of text.
+        /// Print JSON (stable keys; see docs/cli.md) instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -119,7 +119,7 @@ pub enum Command {
         /// Only this subsidiary.
         #[arg(long)]
         subsidiary: Option<String>,
-        /// Print JSON (stable keys; see the README's JSON section) instead of text.
+        /// Print JSON (stable keys; see docs/cli.md) instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -137,7 +137,7 @@ pub enum ProvidersCommand {
     Test {
         /// Only this subsidiary.
         subsidiary: Option<String>,
-        /// Print JSON (stable keys; see the README's JSON section) instead of text.
+        /// Print JSON (stable keys; see docs/cli.md) instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -150,7 +150,7 @@ pub enum LoadsCommand {
         /// One or more load exports, CSV or JSON.
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// Print JSON (stable keys; see the README's JSON section) instead of text.
+        /// Print JSON (stable keys; see docs/cli.md) instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -158,7 +158,7 @@ pub enum LoadsCommand {
     Show {
         /// The load number.
         load: String,
-        /// Print JSON (stable keys; see the README's JSON section) instead of text.
+        /// Print JSON (stable keys; see docs/cli.md) instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -182,7 +182,7 @@ pub struct ListArgs {
     /// At most this many loads.
     #[arg(long)]
     pub limit: Option<i64>,
-    /// Print JSON (stable keys; see the README's JSON section) instead of text.
+    /// Print JSON (stable keys; see docs/cli.md) instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -195,7 +195,7 @@ pub enum CreditCommand {
         /// Re-check every such customer, however recent its last check.
         #[arg(long)]
         force: bool,
-        /// Print JSON (stable keys; see the README's JSON section) instead of text.
+        /// Print JSON (stable keys; see docs/cli.md) instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -207,7 +207,7 @@ pub enum CreditCommand {
         /// the customer has loads in).
         #[arg(long)]
         subsidiary: Option<String>,
-        /// Print JSON (stable keys; see the README's JSON section) instead of text.
+        /// Print JSON (stable keys; see docs/cli.md) instead of text.
         #[arg(long)]
         json: bool,
     },

@@ -1,4 +1,4 @@
-//! What the commands print: the stable JSON of DESIGN §6 and the text for people.
+//! What the commands print: the stable JSON of docs/design.md §6 and the text for people.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -17,7 +17,7 @@ use crate::store::{
     ReportFileRecord, Store, StoreError,
 };
 
-/// The JSON of one load (DESIGN §6). `history` is present for `loads show` only. Keys beyond
+/// The JSON of one load (docs/design.md §6). `history` is present for `loads show` only. Keys beyond
 /// the contract may be added; the contract's keys keep their meaning.
 pub fn load_json(load: &LoadRecord, exceptions: &[ExceptionRecord], history: Option<&[HistoryRecord]>) -> Value {
     let f = &load.fields;
@@ -377,7 +377,7 @@ impl Status {
         Ok(Status { subsidiaries, load_files, refused_load_files, scheduler, batches, reports, credit })
     }
 
-    /// `status --json` (DESIGN §6).
+    /// `status --json` (docs/design.md §6).
     pub fn json(&self) -> Value {
         json!({
             "subsidiaries": self.subsidiaries.iter().map(|s| {
@@ -592,7 +592,7 @@ pub fn report_rows_text(rows: &[LoadReportRow]) -> String {
     out
 }
 
-/// `ingest --json` (DESIGN §6): the summary without the per-row list, plus the rows that
+/// `ingest --json` (docs/design.md §6): the summary without the per-row list, plus the rows that
 /// were not applied.
 pub fn ingest_json(summary: &IngestSummary) -> Value {
     json!({

@@ -1,6 +1,6 @@
 //! Configuration: files and environment → [`RawConfig`] → validated [`Settings`].
 //!
-//! Layers (DESIGN §10): built-in defaults, then the main file (`config/factord.toml`), then one
+//! Layers (docs/design.md §10): built-in defaults, then the main file (`config/factord.toml`), then one
 //! file per subsidiary in `subsidiaries/*.toml` beside it, then environment variables
 //! `FACTORD__SECTION__KEY`, which win. Validation happens in one place, [`Settings::from_raw`],
 //! and collects every problem before it answers, each naming its file (or environment
@@ -13,6 +13,7 @@
 //! Loading configuration never writes anything. Secrets are read from `*_file` (systemd
 //! `LoadCredential=`) or `*_env` into [`SecretString`]s and never printed.
 
+mod keys;
 mod raw;
 mod settings;
 
@@ -20,6 +21,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use keys::accepted_keys;
 pub use raw::RawConfig;
 pub use settings::*;
 

@@ -1,4 +1,4 @@
-//! The configuration as written in the files (DESIGN §10): serde structs that mirror the TOML
+//! The configuration as written in the files (docs/design.md §10): serde structs that mirror the TOML
 //! closely and accept anything of the right shape. Every value is checked later, in
 //! `Settings::from_raw`, so that all problems can be reported at once.
 //!
@@ -69,7 +69,7 @@ pub struct RawCredit {
     pub retry_cap: Option<String>,
 }
 
-/// Inbox pickup timing (RELIABILITY rule 6). Not in DESIGN §10's example; defaults suit ops.
+/// Inbox pickup timing (docs/reliability.md rule 6). Not in docs/design.md §10's example; defaults suit ops.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct RawIntake {
@@ -84,7 +84,7 @@ pub struct RawIntake {
     pub max_unpacked_bytes: Option<u64>,
 }
 
-/// The invoice job's timing and limits. Not in DESIGN §10's example; defaults suit ops.
+/// The invoice job's timing and limits. Not in docs/design.md §10's example; defaults suit ops.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct RawInvoicing {
@@ -101,7 +101,7 @@ pub struct RawScheduleSection {
     pub catch_up: Option<String>,
 }
 
-/// Batch submission timing. Not in DESIGN §10's example; defaults suit ops.
+/// Batch submission timing. Not in docs/design.md §10's example; defaults suit ops.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct RawSubmission {
@@ -182,7 +182,7 @@ pub struct RawApi {
 #[serde(default)]
 pub struct RawProvider {
     pub reports: Option<RawReports>,
-    /// The factor's status words per outcome (DESIGN §8a), e.g. `purchased = ["Funded"]`.
+    /// The factor's status words per outcome (docs/design.md §8a), e.g. `purchased = ["Funded"]`.
     pub statuses: BTreeMap<String, Vec<String>>,
 }
 

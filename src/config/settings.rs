@@ -282,7 +282,7 @@ impl Subsidiary {
     /// What a factored packet of this subsidiary is built for today: `<provider>:<NOA digest>`
     /// (the first 16 hex digits of the NOA text's sha256). Stored with each packet, so that a
     /// packet built for another factor or another NOA is rebuilt before any batch takes it
-    /// (DESIGN §4). `None` without a factoring provider or an NOA.
+    /// (docs/design.md §4). `None` without a factoring provider or an NOA.
     pub fn packet_mark(&self) -> Option<String> {
         use sha2::{Digest, Sha256};
         let provider = self.factoring.as_ref()?.provider.id;
@@ -400,7 +400,7 @@ impl Default for ReportSettings {
 /// Status sync's default schedule: nightly at 02:00 in the subsidiary's time zone.
 pub const DEFAULT_STATUS_SYNC: &str = "0 0 2 * * *";
 
-/// Report fields that per-provider aliases may name (DESIGN §8).
+/// Report fields that per-provider aliases may name (docs/design.md §8).
 const PURCHASE_FIELDS: &[&str] = &[
     "invoice_number",
     "load_number",

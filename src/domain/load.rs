@@ -1,4 +1,4 @@
-//! A load as factord stores it, and the import rule of DESIGN §7: what a re-import of a load
+//! A load as factord stores it, and the import rule of docs/design.md §7: what a re-import of a load
 //! may change, decided here as a pure function so that both store backends apply the same rule.
 
 use std::collections::BTreeSet;
@@ -163,7 +163,7 @@ fn place(city: &Option<String>, state: &Option<String>) -> Option<String> {
     if parts.is_empty() { None } else { Some(parts.join(", ")) }
 }
 
-/// The rule of DESIGN §7: a load may be updated freely until it is Queued; from then on the
+/// The rule of docs/design.md §7: a load may be updated freely until it is Queued; from then on the
 /// fields printed on the invoice are frozen (only the provider reference and the truck, which
 /// a factor may need before the batch goes, can still arrive); once Invoiced nothing changes.
 /// Statuses only move forward: an import can release a Delivered load, never take one back.

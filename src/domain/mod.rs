@@ -18,7 +18,7 @@ pub use status::{ExceptionKind, LoadStatus, UnknownStatus};
 pub use text::{bounded, bounded_to};
 pub use time::time_for_people;
 
-/// Whether `id` is usable as a name in paths and files (RELIABILITY rule 14): 1 to 64 of
+/// Whether `id` is usable as a name in paths and files (docs/reliability.md rule 14): 1 to 64 of
 /// `[A-Za-z0-9_-]`. Subsidiary and provider ids are held to this.
 pub fn is_safe_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')

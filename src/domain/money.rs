@@ -1,5 +1,5 @@
 //! Money as integer cents, and the parser for the amount forms found in load exports and
-//! factor reports (DESIGN §2): `2450`, `2450.5`, `2,450.00`, `$2,450.00`, `(12.00)`, `-12.00`.
+//! factor reports (docs/design.md §2): `2450`, `2450.5`, `2,450.00`, `$2,450.00`, `(12.00)`, `-12.00`.
 //!
 //! Anything ambiguous is refused rather than guessed: European forms such as `1.234,56`,
 //! a dot followed by three digits (`12.345`, a thousands separator or a third decimal?),
@@ -43,7 +43,7 @@ impl Money {
         self.0.checked_add(other.0).map(Money)
     }
 
-    /// Parses the amount forms of DESIGN §2. See the module documentation for what is refused.
+    /// Parses the amount forms of docs/design.md §2. See the module documentation for what is refused.
     pub fn parse(text: &str) -> Result<Money, MoneyError> {
         let trimmed = text.trim();
         if trimmed.is_empty() {
@@ -129,7 +129,7 @@ impl fmt::Display for Money {
 }
 
 impl Money {
-    /// The amount as people read it (DESIGN §2): `$1,875.50`, `-$12.00`. Files and JSON carry
+    /// The amount as people read it (docs/design.md §2): `$1,875.50`, `-$12.00`. Files and JSON carry
     /// plain decimals ([`Display`](fmt::Display)) instead.
     pub fn for_people(self) -> ForPeople {
         ForPeople(self)

@@ -1,4 +1,4 @@
-//! The load status graph of DESIGN §2 and the exception flags that sit beside it.
+//! The load status graph of docs/design.md §2 and the exception flags that sit beside it.
 //!
 //! Only forward moves exist. `Delivered` is the TMS's "not yet released" state: such a load is
 //! stored but never invoiced until a re-import releases it.
@@ -29,7 +29,7 @@ impl LoadStatus {
         LoadStatus::Completed,
     ];
 
-    /// The statuses that `status` counts per subsidiary (DESIGN §6).
+    /// The statuses that `status` counts per subsidiary (docs/design.md §6).
     pub const PIPELINE: [LoadStatus; 5] =
         [LoadStatus::Released, LoadStatus::Queued, LoadStatus::Invoiced, LoadStatus::Financed, LoadStatus::Completed];
 
@@ -44,7 +44,7 @@ impl LoadStatus {
         }
     }
 
-    /// Whether `self → to` is one of the forward moves of DESIGN §2:
+    /// Whether `self → to` is one of the forward moves of docs/design.md §2:
     /// Delivered → Released (released by the TMS), Released → Queued (invoice generated),
     /// Released → Invoiced (direct customer), Queued → Invoiced (batch submitted),
     /// Invoiced → Financed (purchase report), Financed → Completed (payment report).
@@ -88,7 +88,7 @@ impl FromStr for LoadStatus {
     }
 }
 
-/// Flags beside the status (DESIGN §2): visible in `status` and `loads show`, cleared by the
+/// Flags beside the status (docs/design.md §2): visible in `status` and `loads show`, cleared by the
 /// event that resolves them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -97,7 +97,7 @@ pub enum ExceptionKind {
     Rejected,
     ShortPaid,
     CreditDeclined,
-    /// The factor said something its status map does not know (DESIGN §8a); nothing moved.
+    /// The factor said something its status map does not know (docs/design.md §8a); nothing moved.
     UnrecognisedStatus,
 }
 

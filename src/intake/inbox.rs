@@ -1,4 +1,4 @@
-//! Inbox pickup (RELIABILITY rule 6), shared by every inbox folder.
+//! Inbox pickup (docs/reliability.md rule 6), shared by every inbox folder.
 //!
 //! The folder is scanned on a timer; inotify only wakes the scanner early (network shares send
 //! no events, and a create event arrives while the writer is still writing). A file is taken

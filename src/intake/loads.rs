@@ -1,4 +1,4 @@
-//! Load exports from the TMS (DESIGN §7): CSV with a header row or JSON (an array of objects,
+//! Load exports from the TMS (docs/design.md §7): CSV with a header row or JSON (an array of objects,
 //! or one object per line), parsed into validated [`ImportRow`]s.
 //!
 //! A file as a whole is refused only when it cannot be read at all (not UTF-8, not CSV/JSON,
@@ -17,7 +17,7 @@ use crate::store::ImportRow;
 /// Longest text accepted in one field; anything longer is a broken export, not a load.
 const MAX_FIELD_CHARS: usize = 500;
 
-/// The columns of DESIGN §7.
+/// The columns of docs/design.md §7.
 const COLUMNS: &[&str] = &[
     "load_number",
     "subsidiary",
@@ -335,7 +335,7 @@ fn delivered_at(text: &str) -> Result<Option<String>, String> {
 }
 
 /// Document paths are relative to the documents folder and may not leave it
-/// (RELIABILITY rule 14).
+/// (docs/reliability.md rule 14).
 fn check_document_path(path: &str) -> Result<(), String> {
     let p = Path::new(path);
     if p.is_absolute() || path.starts_with('\\') || path.contains(':') {

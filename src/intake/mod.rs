@@ -1,4 +1,4 @@
-//! Load intake (DESIGN §7): `factord loads import FILE...` and the `inbox/loads/` folder that
+//! Load intake (docs/design.md §7): `factord loads import FILE...` and the `inbox/loads/` folder that
 //! the daemon watches. Both parse with [`loads`] and apply through the store; the inbox adds
 //! the pickup of [`inbox`] and records each file's sha256 so the same content is never
 //! applied twice.

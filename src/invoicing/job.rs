@@ -58,7 +58,7 @@ pub struct PassReport {
     pub waiting: Vec<Waiting>,
     /// Loads whose invoice could not be made this time (they stay Released and are retried).
     pub failed: Vec<Waiting>,
-    /// Queued packets rebuilt for the subsidiary's current factor and NOA (DESIGN §4).
+    /// Queued packets rebuilt for the subsidiary's current factor and NOA (docs/design.md §4).
     pub rebuilt: super::rebuild::RebuildReport,
 }
 
@@ -350,7 +350,7 @@ pub(super) async fn prepare<'a>(settings: &'a Settings, load: &LoadRecord) -> Re
 }
 
 /// Reads and checks one document under the documents folder. Paths were checked at import to
-/// stay inside it; a symlink pointing out of it is refused here too (RELIABILITY rule 14).
+/// stay inside it; a symlink pointing out of it is refused here too (docs/reliability.md rule 14).
 fn read_document(root: &Path, label: &str, relative: Option<&str>, limit: u64) -> Result<lopdf::Document, String> {
     let Some(relative) = relative else {
         return Err(format!("missing {label}"));

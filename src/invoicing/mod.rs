@@ -1,4 +1,4 @@
-//! Invoicing (DESIGN §2–§3): Released loads become invoices with the Notice of Assignment and
+//! Invoicing (docs/design.md §2–§3): Released loads become invoices with the Notice of Assignment and
 //! one merged packet each (AutoMerge) → Queued; direct customers get their invoice in the
 //! outbox → Invoiced.
 //!

@@ -1,4 +1,4 @@
-//! Document checks and AutoMerge (DESIGN §3): the rate confirmation and proof of delivery a
+//! Document checks and AutoMerge (docs/design.md §3): the rate confirmation and proof of delivery a
 //! load points at are checked before anything is numbered, and the invoice, rate confirmation
 //! and POD are merged, in that order, into one packet PDF for the factor. Works on bytes and
 //! [`lopdf::Document`]s only; reading and writing files is the caller's business.

@@ -1,4 +1,4 @@
-//! Safe provider and NOA switching (DESIGN §4): an invoice goes to a factor only with that
+//! Safe provider and NOA switching (docs/design.md §4): an invoice goes to a factor only with that
 //! factor's NOA on it. Each packet records what it was built for (`loads.packet_noa`, the
 //! subsidiary's [`packet_mark`](crate::config::Subsidiary::packet_mark): provider and NOA digest).
 //! When a subsidiary's provider or NOA changes (at start or on reload), every Queued packet whose

@@ -1,4 +1,4 @@
-//! One table of the 13 providers of DESIGN §4, so that every other module asks here instead of
+//! One table of the 13 providers of docs/design.md §4, so that every other module asks here instead of
 //! matching on provider ids. Each entry reaches that provider's knowledge where it is kept: its
 //! batch file layout ([`layout`](super::layout)), its status vocabulary
 //! ([`statuses`](super::statuses), OTR's in its API file) and its API mapping

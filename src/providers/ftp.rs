@@ -1,7 +1,7 @@
 //! FTP / FTPS transport: uploads a batch's files (from [`super::layout::batch_files`]) into the
 //! factor's directory with suppaftp (tokio). Each file goes up under a temp name
 //! `.<name>.part`, its remote size is checked against the local length, then it is renamed to
-//! its final name (RELIABILITY rule 8), so a factor's watcher never sees a half-written file and
+//! its final name (docs/reliability.md rule 8), so a factor's watcher never sees a half-written file and
 //! a crash leaves either the final name or a `.part` leftover. Final names are deterministic
 //! (derived from the batch, and carrying its uid so they never repeat after a database reset),
 //! which is what [`FtpTransport::reconcile`] looks for after a crash with the batch in

@@ -1,8 +1,8 @@
 //! The files of a batch for the providers that take files (manual outbox and FTP): a
 //! schedule-of-accounts CSV and the packets, loose or in one zip, under names derived from the
 //! batch. No factor publishes its layout; these are factord's, one table per provider in
-//! the catalogue ([`crate::providers::Provider::layout`]), documented in the README. Text cells are escaped against formula injection
-//! (RELIABILITY rule 13).
+//! the catalogue ([`crate::providers::Provider::layout`]), documented in docs/providers.md. Text
+//! cells are escaped against formula injection (docs/reliability.md rule 13).
 
 use std::io::Write;
 

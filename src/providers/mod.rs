@@ -1,4 +1,4 @@
-//! The factoring companies factord knows (DESIGN §4) and how batches reach them.
+//! The factoring companies factord knows (docs/design.md §4) and how batches reach them.
 //!
 //! - [`catalogue`]: the 13 providers: ids, transports, limits, what each needs.
 //! - [`batch`]: what a transport sends (a batch of invoices) and what it answers.
@@ -11,7 +11,7 @@
 //!   crash, over the few file operations each protocol provides.
 //! - [`api`]: HTTP APIs, one file per provider with its request/response mapping.
 //! - [`statuses`]: each provider's status map: the factor's words → purchased, paid, held,
-//!   rejected or no change (DESIGN §8a).
+//!   rejected or no change (docs/design.md §8a).
 //! - [`probe`]: `factord providers test`: each subsidiary's connection checked without sending
 //!   an invoice.
 

@@ -1,4 +1,4 @@
-//! `factord providers test` (DESIGN §4): checks each subsidiary's connection to its factor
+//! `factord providers test` (docs/design.md §4): checks each subsidiary's connection to its factor
 //! without sending an invoice, and the outbox folders it writes to.
 //!
 //! Per subsidiary, in this order, stopping at the first failure:

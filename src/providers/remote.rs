@@ -1,5 +1,5 @@
 //! What the FTP/FTPS and SFTP transports share: the upload of a batch's files and the
-//! reconciliation of a batch found in `sending` after a crash (RELIABILITY rules 5 and 8),
+//! reconciliation of a batch found in `sending` after a crash (docs/reliability.md rules 5 and 8),
 //! written once over [`RemoteDir`], the few file operations each protocol provides.
 //!
 //! [`super::ftp`] implements [`RemoteDir`] over suppaftp, [`super::sftp`] over russh-sftp; the

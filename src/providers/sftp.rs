@@ -1,7 +1,7 @@
 //! SFTP transport: the same contract as [`super::ftp::FtpTransport`] (which hands `protocol =
 //! "sftp"` over to it), over SSH with russh and russh-sftp. Each file goes up under a temp name
 //! `.<name>.part`, its remote size is checked (stat) against the local length, then it is
-//! renamed to its final name (RELIABILITY rule 8); [`SftpTransport::reconcile`] settles a batch
+//! renamed to its final name (docs/reliability.md rule 8); [`SftpTransport::reconcile`] settles a batch
 //! left in `sending` from the deterministic final names (which carry the batch's uid), their
 //! sizes and their bytes read back (rule 5).
 //!

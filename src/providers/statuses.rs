@@ -1,4 +1,4 @@
-//! Factor status maps (DESIGN §8a): what a factor's own status words mean, per provider.
+//! Factor status maps (docs/design.md §8a): what a factor's own status words mean, per provider.
 //!
 //! A factor reports an invoice's state in its own words: a `status` column in a purchase report,
 //! or the `Status` of an invoice its API returns to status sync. Those words move money (a load
@@ -196,11 +196,12 @@ mod tests {
         assert!(otr.entries().contains(&("Funded", Purchased)));
     }
 
-    /// The README's table of shipped maps is the shipped tables, word for word.
+    /// The table of shipped maps in docs/providers.md is the shipped tables, word for word.
     #[test]
-    fn the_readme_lists_the_shipped_maps() {
-        let readme = include_str!("../../README.md");
-        let section = readme.split("## Factor statuses and status sync").nth(1).expect("the README has the section");
+    fn the_providers_page_lists_the_shipped_maps() {
+        let page = include_str!("../../docs/providers.md");
+        let section =
+            page.split("## Factor statuses and status sync").nth(1).expect("docs/providers.md has the section");
         for (row, provider) in [("| `otr` |", "otr"), ("| every other provider |", "triumph")] {
             let line = section.lines().find(|l| l.starts_with(row)).expect("the section has the row");
             let cells: Vec<&str> = line.split('|').map(str::trim).filter(|c| !c.is_empty()).skip(1).collect();

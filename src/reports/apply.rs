@@ -1,4 +1,4 @@
-//! The rules of DESIGN §8, as a pure function from the report's rows and the loads they name
+//! The rules of docs/design.md §8, as a pure function from the report's rows and the loads they name
 //! to a plan: every row's outcome and the set of changes the store writes in one
 //! transaction. Rows are taken in file order against a working copy of the loads, so two rows
 //! for one load in the same file see each other (two partial payments add up).
@@ -182,7 +182,7 @@ fn find_loads(rows: &[ReportRow], loads: &[ReportLoad]) -> Vec<Option<usize>> {
         .collect()
 }
 
-/// The moves a factor's status outcome makes from `status` (DESIGN §8a), in order: a purchase
+/// The moves a factor's status outcome makes from `status` (docs/design.md §8a), in order: a purchase
 /// moves an Invoiced load to Financed; "paid" moves it on to Completed (through Financed). Empty
 /// when the load is already there or the outcome moves nothing. Report rows and status sync
 /// both go through here.
@@ -215,7 +215,7 @@ pub fn unrecognised_reason(text: &str, provider: &str) -> String {
     )
 }
 
-/// Applies DESIGN §8 to the rows. `file_label` names the file in history causes; `statuses` is
+/// Applies docs/design.md §8 to the rows. `file_label` names the file in history causes; `statuses` is
 /// the provider's status map, for rows that carry the factor's status.
 pub fn plan(
     kind: ReportKind,

@@ -1,4 +1,4 @@
-//! Header matching (DESIGN §8): a column is recognised by its header name, ignoring case,
+//! Header matching (docs/design.md §8): a column is recognised by its header name, ignoring case,
 //! spaces, `_` and punctuation, against the built-in aliases of each field plus the
 //! provider's own (`[provider.<id>.reports.purchase]` / `.payment`). Common abbreviations
 //! (`Inv`, `No`/`Num`/`#`, `Amt`, `Pmt`, `Ref`, `Dt`, …) are read as their words, in headers
@@ -47,7 +47,7 @@ impl Field {
         }
     }
 
-    /// The built-in aliases (DESIGN §8).
+    /// The built-in aliases (docs/design.md §8).
     pub fn aliases(self) -> &'static [&'static str] {
         match self {
             Field::InvoiceNumber => {

@@ -1,4 +1,4 @@
-//! Purchase and payment reports (DESIGN §5 and §8, RELIABILITY rules 6–7): the factor's
+//! Purchase and payment reports (docs/design.md §5 and §8, docs/reliability.md rules 6–7): the factor's
 //! files that ops drop into `inbox/<provider>/purchase/`, `inbox/<provider>/payment/` or
 //! `inbox/<provider>/` (kind told by the columns), or give to `factord ingest`.
 //!
@@ -64,7 +64,7 @@ impl FromStr for ReportKind {
     }
 }
 
-/// What ingesting one file did: the `ingest --json` object of DESIGN §6.
+/// What ingesting one file did: the `ingest --json` object of docs/design.md §6.
 #[derive(Clone, Debug, Serialize)]
 pub struct IngestSummary {
     pub file: String,

@@ -1,4 +1,4 @@
-//! From rows of cells to report rows with typed values (DESIGN §8).
+//! From rows of cells to report rows with typed values (docs/design.md §8).
 //!
 //! A row whose amount or date cannot be read makes the whole file malformed: a file that
 //! garbles one amount may garble others, so nothing of it is applied. Blank rows are
@@ -130,7 +130,7 @@ pub(super) fn is_total_word(text: &str) -> bool {
     t.starts_with("total") || t.ends_with("total") || t.ends_with("totals")
 }
 
-/// An amount cell: text in the forms of DESIGN §2, or a number cell rounded to the cent
+/// An amount cell: text in the forms of docs/design.md §2, or a number cell rounded to the cent
 /// (Excel keeps 15 significant digits; anything finer than a cent is refused).
 pub fn cell_money(cell: &Cell) -> Result<Option<Money>, String> {
     match cell {

@@ -1,4 +1,4 @@
-//! Reading a report file into rows of cells, bounded (RELIABILITY rule 7).
+//! Reading a report file into rows of cells, bounded (docs/reliability.md rule 7).
 //!
 //! - **CSV** with the csv crate: UTF-8 with or without BOM, or Windows-1252 when the provider
 //!   is configured so (bytes that Windows-1252 leaves undefined refuse the file); CRLF, quoted

@@ -1,7 +1,7 @@
 //! Store methods of the invoice job: claim Released loads with a lease, hand out invoice
 //! numbers, and move a load to Queued (or Invoiced for direct customers) with its packet.
 //!
-//! Claims are leases measured on the database's clock (RELIABILITY rule 3); a job that dies
+//! Claims are leases measured on the database's clock (docs/reliability.md rule 3); a job that dies
 //! leaves its claims to expire. No transaction stays open while PDFs are made.
 
 use std::str::FromStr;

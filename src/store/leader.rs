@@ -1,4 +1,4 @@
-//! Leader leases (DESIGN §9, RELIABILITY rule 4): several daemons may share one PostgreSQL;
+//! Leader leases (docs/design.md §9, docs/reliability.md rule 4): several daemons may share one PostgreSQL;
 //! one of them holds a role (the scheduler) through a lease row it renews. A holder that dies
 //! stops renewing and another daemon takes the role once the lease has run out. Expiry is
 //! measured on the database clock. The lease only saves duplicate work: a fire, a batch and

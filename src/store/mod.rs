@@ -8,7 +8,7 @@
 //! are kept in lockstep.
 //!
 //! Every status change is a compare-and-set (`WHERE status = $expected`, rows affected
-//! checked) written with its history row in one transaction (RELIABILITY rule 2).
+//! checked) written with its history row in one transaction (docs/reliability.md rule 2).
 
 mod types;
 
@@ -391,7 +391,7 @@ impl Store {
     }
 
     /// Moves a load `from → to` if it is still `from` (compare-and-set), with its history row,
-    /// in one transaction. Moves outside the graph of DESIGN §2 are refused before any SQL.
+    /// in one transaction. Moves outside the graph of docs/design.md §2 are refused before any SQL.
     pub async fn move_status(
         &self,
         load_number: &str,

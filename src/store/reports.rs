@@ -1,4 +1,4 @@
-//! Report files (DESIGN §8): one transaction per file holds its record (the dedupe by
+//! Report files (docs/design.md §8): one transaction per file holds its record (the dedupe by
 //! sha256), the loads its rows name, every change its rows make and the row outcomes.
 //!
 //! Set-based: a file is a handful of statements whatever its length. PostgreSQL takes each

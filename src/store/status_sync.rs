@@ -1,4 +1,4 @@
-//! Store methods of status sync (DESIGN §8a): the invoices a factor holds, and the answers
+//! Store methods of status sync (docs/design.md §8a): the invoices a factor holds, and the answers
 //! applied in one transaction with the same rules as a report row: every move a compare-and-set
 //! with its history row, exceptions raised and cleared beside it.
 

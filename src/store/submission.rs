@@ -1,9 +1,10 @@
 //! Store methods of batch submission: schedule fires, the write-ahead batch, each invoice's
 //! outcome, and what reconciliation needs after a crash.
 //!
-//! A batch and its items are committed as `sending` before any call to the factor (RELIABILITY
-//! rule 5); the unique index on live items keeps a load in at most one batch at a time, and the
-//! unique (subsidiary, fire time) keeps every schedule fire single (rule 4).
+//! A batch and its items are committed as `sending` before any call to the factor
+//! (docs/reliability.md rule 5); the unique index on live items keeps a load in at most one
+//! batch at a time, and the unique (subsidiary, fire time) keeps every schedule fire single
+//! (rule 4).
 
 // FromStr is used by `load_from_row!`.
 use std::str::FromStr;

@@ -1,4 +1,4 @@
-//! The fault suite (RELIABILITY "The fault tests that prove it"): the real `factord run` as a
+//! The fault suite (docs/reliability.md, "The fault tests that prove it"): the real `factord run` as a
 //! child process on PostgreSQL, submitting to an FTP server (libunftp), an HTTP server playing
 //! Apex and the outbox, ingesting purchase and payment reports, while the test
 //!
@@ -35,7 +35,8 @@ use std::time::Duration;
 use harness::{PgDatabase, wait_for};
 use world::{Rng, World, seed};
 
-/// Kill points per run of the kill test: RELIABILITY asks for at least 20.
+/// Kill points per run of the kill test: at least 20, so that kills land on every step of a batch
+/// submission and of an ingest (docs/reliability.md, "The fault tests that prove it").
 const KILL_POINTS: u32 = 30;
 /// Loads fed through the kill test, in twelve exports.
 const LOADS: usize = 300;

@@ -6,7 +6,7 @@
 //! payment reports for the financed ones into `inbox/<provider>/payment/` (each payment report
 //! twice, under two names; every file written beside the inbox and renamed in), runs `factord run` as child processes with
 //! their logs in `logs/`, waits until everything has settled, and then checks the invariants of
-//! RELIABILITY "The fault tests that prove it" against the database, the fakes and the folders.
+//! docs/reliability.md, "The fault tests that prove it" against the database, the fakes and the folders.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -29,7 +29,7 @@ pub const DB_PASSWORD: &str = "db-Pw-9c1e-never-logged";
 pub const SUBSIDIARIES: [(&str, &str, &str); 3] =
     [("ftp-co", "winfactor", "FT-"), ("api-co", "apex", "AX-"), ("depot-co", "capital_depot", "CD-")];
 
-/// The statuses of DESIGN §2 and the forward moves between them.
+/// The statuses of docs/design.md §2 and the forward moves between them.
 const STATUSES: [&str; 6] = ["Delivered", "Released", "Queued", "Invoiced", "Financed", "Completed"];
 const MOVES: [(&str, &str); 6] = [
     ("Delivered", "Released"),

@@ -1,4 +1,4 @@
-//! The real `factord` binary (DESIGN §6): exit codes, what `check-config` and `loads import`
+//! The real `factord` binary (docs/design.md §6): exit codes, what `check-config` and `loads import`
 //! print, and the stable `--json` shapes of `loads show`, `loads list` and `status`.
 
 use std::path::{Path, PathBuf};

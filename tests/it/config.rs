@@ -1,4 +1,4 @@
-//! `Settings::load(path, &env)` on real files (DESIGN §10, RELIABILITY rules 10 and 12): the
+//! `Settings::load(path, &env)` on real files (docs/design.md §10, docs/reliability.md rules 10 and 12): the
 //! environment beats the file, every problem is reported at once with its file (or
 //! environment variable) and key, subsidiaries may live in `config/subsidiaries/*.toml`, and
 //! no secret shows in `Debug`.
@@ -882,7 +882,7 @@ fn an_inactive_provider_needs_no_credentials() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Secrets (RELIABILITY rule 10).
+// Secrets (docs/reliability.md rule 10).
 
 #[test]
 fn secrets_never_show_in_debug_output() {

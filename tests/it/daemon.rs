@@ -1,4 +1,4 @@
-//! `factord run` as a child process (DESIGN §5, §9; RELIABILITY rules 6, 10 and the fault
+//! `factord run` as a child process (docs/design.md §5, §9; docs/reliability.md rules 6, 10 and the fault
 //! tests): it picks up load files from `inbox/loads/`, archives them with a result file, takes
 //! a file only once it has stopped growing, refuses a second daemon on the same SQLite file,
 //! stops cleanly on SIGTERM, and never logs a secret.

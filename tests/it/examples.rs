@@ -41,11 +41,11 @@ fn the_example_loads_are_invoiced_submitted_and_financed_on_the_shipped_config()
     let json = repo.join("examples/loads.json");
 
     factord(dir.path(), &["check-config"]);
-    // `providers test` prints what the README shows for the shipped config.
+    // `providers test` prints what docs/cli.md shows for the shipped config.
     let probe = factord(dir.path(), &["providers", "test"]);
-    let readme = std::fs::read_to_string(repo.join("README.md")).expect("README");
+    let page = std::fs::read_to_string(repo.join("docs/cli.md")).expect("docs/cli.md");
     for line in String::from_utf8_lossy(&probe.stdout).lines() {
-        assert!(readme.contains(&format!("\n{line}\n")), "the README shows {line:?}");
+        assert!(page.contains(&format!("\n{line}\n")), "docs/cli.md shows {line:?}");
     }
     factord(dir.path(), &["loads", "import", &csv.display().to_string(), &json.display().to_string()]);
     factord(dir.path(), &["invoice"]);

@@ -309,7 +309,7 @@ both_backends!(refused_load_files_show_in_status_the_dashboard_and_metrics_and_a
     assert!(matches!(outcomes.as_slice(), [InboxOutcome::Imported { .. }]), "{outcomes:?}");
 });
 
-// DESIGN §7: a column absent from the file (a key absent from a JSON object) leaves the field
+// docs/design.md §7: a column absent from the file (a key absent from a JSON object) leaves the field
 // as stored; an empty cell (`null`) clears it. Once Queued, an absent invoiced column is no
 // change, an emptied one is refused.
 both_backends!(a_reimport_keeps_what_the_file_does_not_carry_and_clears_what_it_empties, |env| {

@@ -15,6 +15,7 @@ mod cli;
 mod config;
 mod credit;
 mod daemon;
+mod docs;
 mod examples;
 mod fakes;
 mod ftp;

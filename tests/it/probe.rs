@@ -1,4 +1,4 @@
-//! `factord providers test` (DESIGN §4), the real binary against real servers on loopback: an
+//! `factord providers test` (docs/design.md §4), the real binary against real servers on loopback: an
 //! FTP server (libunftp), one refusing writes, an implicit-TLS one, a closed port, the OTR
 //! stand-in, and outbox folders. What worked and the first failure in the server's words, one
 //! line per subsidiary, exit 1 on any failure, no password in the output, no probe file left.

@@ -1,4 +1,4 @@
-//! Live reload of `factord run` (issue "Operations", RELIABILITY rule 12): a changed config
+//! Live reload of `factord run` (issue "Operations", docs/reliability.md rule 12): a changed config
 //! file is applied without a restart — a new schedule and a new provider take effect — and a
 //! bad one, whether noticed by the file watcher or sent by SIGHUP, is refused with every error
 //! while the daemon goes on with the configuration it had.

@@ -1,5 +1,5 @@
 //! Purchase and payment reports: messy CSV and XLSX files written by the tests, applied by the
-//! rules of DESIGN §8 on both backends, through `ingest` and through the watched inboxes.
+//! rules of docs/design.md §8 on both backends, through `ingest` and through the watched inboxes.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -258,7 +258,7 @@ both_backends!(payments_complete_loads_or_leave_them_short_paid, |env| {
     assert!(exceptions_of(&env.store, "M-000002").await.is_empty(), "short_paid cleared");
 });
 
-// Abbreviated headers (DESIGN §8 aliases as factors shorten them) are read as their fields; a
+// Abbreviated headers (docs/design.md §8 aliases as factors shorten them) are read as their fields; a
 // file with no invoice or load column is refused naming what was looked for.
 both_backends!(abbreviated_report_headers_are_recognised, |env| {
     seed(&env.store, &invoiced("AB-", 2)).await;

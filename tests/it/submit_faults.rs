@@ -1,4 +1,4 @@
-//! Batch submission under faults (RELIABILITY "The fault tests that prove it"), through the real
+//! Batch submission under faults (docs/reliability.md, "The fault tests that prove it"), through the real
 //! submit job and the real binary, against the fake factors of [`crate::fakes`]:
 //!
 //! - FTP and OTR end to end from a config file: Queued → `submit::run_once` → Invoiced, with

@@ -1,5 +1,5 @@
-//! Status sync against the OTR stand-in (DESIGN §8a), and switching a subsidiary from a manual
-//! factor to OTR with packets already queued (DESIGN §4), on both backends.
+//! Status sync against the OTR stand-in (docs/design.md §8a), and switching a subsidiary from a manual
+//! factor to OTR with packets already queued (docs/design.md §4), on both backends.
 
 use std::collections::HashSet;
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! Apex Capital: one schedule per batch. DESIGN §4 knows that Apex matches the customer by
+//! Apex Capital: one schedule per batch. docs/design.md §4 knows that Apex matches the customer by
 //! MC/DOT and assigns a **schedule number** after submission, which factord looks up and
 //! stores as the batch's reference. Apex publishes no API reference, so the wire format here
 //! is **factord's own mapping, to be replaced by the partner's spec**; it is all in the mapping

@@ -1,5 +1,5 @@
 //! The HTTP plumbing every API provider shares, kept apart from the request/response mappings:
-//! which failures are transient (RELIABILITY rule 9), the backoff between attempts, the
+//! which failures are transient (docs/reliability.md rule 9), the backoff between attempts, the
 //! `Retry-After` header, bounded response bodies, and turning a reqwest error or a server's
 //! error body into a short, secret-free reason.
 
@@ -55,7 +55,7 @@ pub(super) struct Failure {
     pub reason: String,
 }
 
-/// Statuses retried: RELIABILITY rule 9's 429 and 502–504, plus 500. Retrying a 500 is safe here
+/// Statuses retried: docs/reliability.md rule 9's 429 and 502–504, plus 500. Retrying a 500 is safe here
 /// because every submission carries an idempotency key (and OTR refuses a known invoice number
 /// with 409), and a 500 is how an overloaded application server most often answers.
 pub(super) fn is_transient_status(status: StatusCode) -> bool {

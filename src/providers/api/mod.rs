@@ -2,7 +2,7 @@
 //!
 //! [`ApiTransport`] owns what every API factor shares: the reqwest client (connect timeout,
 //! per-request timeout, no redirects), retries of transient failures with capped exponential
-//! backoff, full jitter and `Retry-After` (RELIABILITY rule 9), secrets exposed only while a
+//! backoff, full jitter and `Retry-After` (docs/reliability.md rule 9), secrets exposed only while a
 //! request is built and scrubbed from every reason (rule 10), and the walk over a batch's
 //! invoices. Each provider keeps its request/response mapping in its own file, so a partner's
 //! spec replaces one file:
@@ -543,7 +543,7 @@ fn log_receipt(receipt: &BatchReceipt) {
 }
 
 /// Parses `base_url`; plain `http://` only to a loopback address (tests, a local proxy), since
-/// the credentials ride on every request (RELIABILITY rule 10: no plaintext fallback).
+/// the credentials ride on every request (docs/reliability.md rule 10: no plaintext fallback).
 fn parse_base_url(provider: &Provider, text: &str) -> Result<Url, ProviderError> {
     let url = Url::parse(text.trim())
         .map_err(|e| ProviderError::Rejected(format!("{}: factoring.api.base_url is not a URL: {e}", provider.name)))?;

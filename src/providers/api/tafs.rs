@@ -5,7 +5,7 @@
 //!
 //! TAFS knows each debtor by its own factoring id (`customer_factoring_id`) and wants the truck
 //! of every load; an invoice missing either is rejected before any request, naming the field.
-//! TAFS batches cannot be reversed (DESIGN §4), so nothing here ever deletes or amends.
+//! TAFS batches cannot be reversed (docs/design.md §4), so nothing here ever deletes or amends.
 
 use serde_json::json;
 

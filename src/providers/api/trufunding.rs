@@ -1,4 +1,4 @@
-//! TruFunding. It publishes no details at all (DESIGN §4), so this is **factord's own mapping,
+//! TruFunding. It publishes no details at all (docs/design.md §4), so this is **factord's own mapping,
 //! to be replaced by the partner's spec**: everything it assumes about the wire is in this
 //! file, and the flow (one multipart request per invoice, idempotency key, 409 = duplicate) is
 //! [`per_invoice`](super::per_invoice). Authentication is an API key.
