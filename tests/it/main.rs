@@ -30,4 +30,5 @@ mod sftp;
 mod store;
 mod submit;
 mod submit_faults;
+mod supervise;
 mod sync;
