@@ -296,7 +296,7 @@ mod tests {
         let token = CancellationToken::new();
         let mut tasks = tokio::task::JoinSet::new();
         supervisor.spawn(&mut tasks, "job", Some(Duration::from_secs(3)), token.clone(), ticking);
-        tokio::time::advance(Duration::from_secs(5)).await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
         assert!(health.snapshot().components[0].up());
 
         faults.panic("job", 4);
@@ -320,12 +320,12 @@ mod tests {
         for pair in seen.windows(2) {
             assert!(pair[1].at - pair[0].at >= pair[0].restart_in, "{pair:?}");
         }
-        tokio::time::advance(Duration::from_secs(20)).await;
+        tokio::time::sleep(Duration::from_secs(20)).await;
         let state = health.snapshot().components[0].clone();
         assert!(state.up() && state.restarts == 4, "{state:?}");
 
         // After a healthy minute, the next failure starts from the first delay again.
-        tokio::time::advance(Duration::from_secs(61)).await;
+        tokio::time::sleep(Duration::from_secs(61)).await;
         faults.panic("job", 1);
         assert!(failures.recv().await.expect("a failure").restart_in <= Duration::from_secs(1));
         token.cancel();

@@ -57,7 +57,9 @@ impl Daemon {
     /// Starts the daemon on a fresh database with `restarts`; waits until `/readyz` answers 200.
     async fn start(backend: Backend, restarts: RestartPolicy) -> Option<Daemon> {
         let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
-        let env = TestEnv::with_config(backend, &format!("[http]\nlisten = \"127.0.0.1:{port}\"\n")).await?;
+        // A short scheduler lease: the scheduler comes round (and beats) every second.
+        let extra = format!("[http]\nlisten = \"127.0.0.1:{port}\"\n\n[submission]\nscheduler_lease = \"3s\"\n");
+        let env = TestEnv::with_config(backend, &extra).await?;
         let settings = Arc::new(Settings::load(&env.config_path, &Environment::new()).expect("settings"));
         let (faults, failures) = FaultPlan::new();
         let shutdown = CancellationToken::new();
