@@ -13,9 +13,13 @@ pub fn full_jitter(base: Duration, cap: Duration, attempt: u32) -> Duration {
     if nanos == 0 {
         return Duration::ZERO;
     }
-    // std's per-process random SipHash keys are randomness enough for jitter; no rand crate.
-    let random = std::collections::hash_map::RandomState::new().hash_one(Instant::now());
-    Duration::from_nanos(random % nanos.saturating_add(1))
+    Duration::from_nanos(random() % nanos.saturating_add(1))
+}
+
+/// A random number for jitter: std's per-process random SipHash keys are randomness enough; no
+/// rand crate.
+pub fn random() -> u64 {
+    std::collections::hash_map::RandomState::new().hash_one(Instant::now())
 }
 
 /// The delays of one retry loop.

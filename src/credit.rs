@@ -422,15 +422,18 @@ pub async fn refresh(
 
 /// The refresh of one scheduled fire: a run, then, while checks fail, more runs after a capped,
 /// jittered backoff (each run asks only what is still stale, i.e. the failed ones), until
-/// none fails, the next fire is due (`until`), or shutdown.
+/// none fails, the next fire is due (`until`), or shutdown. `beat` is called before each run
+/// (the daemon's heartbeat: retries can go on for hours).
 pub async fn refresh_with_retries(
     store: &Store,
     settings: &Settings,
     until: Option<DateTime<Utc>>,
+    beat: &impl Fn(),
     shutdown: &CancellationToken,
 ) {
     let mut backoff = Backoff::new(BACKOFF_BASE.max(settings.credit.request_interval), settings.credit.retry_cap);
     loop {
+        beat();
         match refresh(store, settings, false, shutdown).await {
             Ok(report) => {
                 tracing::info!(

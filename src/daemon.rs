@@ -5,8 +5,11 @@
 //! Components: the `inbox/loads/` watcher, the report inboxes watcher (`inbox/<provider>/`),
 //! the invoice job, one submission schedule per subsidiary with an active provider, and the
 //! credit refresh on `credit.refresh_schedule` (when an active provider offers credit checks);
-//! batches left `sending` are reconciled before they start. On SQLite, only one daemon may use a
-//! database: [`DaemonLock`] holds an exclusive lock on `<database>.lock` while it runs.
+//! batches left `sending` are reconciled before they start. Each component, and the HTTP server
+//! and the systemd reporting beside them, runs under a [`Supervisor`]: it beats a heartbeat each
+//! time round its loop, and is restarted with backoff if it panics or stops (see
+//! [`crate::supervise`]). On SQLite, only one daemon may use a database: [`DaemonLock`] holds an
+//! exclusive lock on `<database>.lock` while it runs.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
@@ -25,6 +28,7 @@ use crate::intake::{InboxOutcome, LoadsInbox};
 use crate::reload::ReloadState;
 use crate::reports::{ReportOutcome, ReportsInbox};
 use crate::store::Store;
+use crate::supervise::{FaultPlan, Heartbeat, RestartPolicy, Supervisor};
 
 /// How long components get to finish after shutdown is asked (systemd's TimeoutStopSec is 30 s).
 pub const GRACE_PERIOD: Duration = Duration::from_secs(20);
@@ -103,6 +107,17 @@ pub struct Reloads {
     pub state: ReloadState,
 }
 
+/// How the daemon is started, beside its configuration: the reload channel, and for tests the
+/// restart policy and faults to inject.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    pub reloads: Reloads,
+    /// When a failed component is started again.
+    pub restarts: RestartPolicy,
+    /// Inert unless a test arms it.
+    pub faults: FaultPlan,
+}
+
 /// Runs the daemon's components until `shutdown` is cancelled, then stops them within the
 /// grace period. Reloads only from the config files (no signal).
 pub async fn run_until_stopped(
@@ -113,16 +128,28 @@ pub async fn run_until_stopped(
     run_with_reloads(settings, store, shutdown, Reloads::default()).await
 }
 
-/// Runs the daemon: reconciles batches left `sending`, starts the components on `settings`,
-/// and on each reload (SIGHUP via `reloads.signal`, or a change under the config folder)
-/// validates the new configuration and, if valid, starts a new generation of components on
-/// it while the old one finishes the work in hand under the configuration it started with.
+/// As [`run_with_options`] with the default restart policy and no faults.
 pub async fn run_with_reloads(
     settings: Arc<Settings>,
     store: Store,
     shutdown: CancellationToken,
     reloads: Reloads,
 ) -> anyhow::Result<()> {
+    run_with_options(settings, store, shutdown, RunOptions { reloads, ..RunOptions::default() }).await
+}
+
+/// Runs the daemon: reconciles batches left `sending`, starts the components on `settings`,
+/// and on each reload (SIGHUP via `options.reloads.signal`, or a change under the config
+/// folder) validates the new configuration and, if valid, starts a new generation of
+/// components on it while the old one finishes the work in hand under the configuration it
+/// started with.
+pub async fn run_with_options(
+    settings: Arc<Settings>,
+    store: Store,
+    shutdown: CancellationToken,
+    options: RunOptions,
+) -> anyhow::Result<()> {
+    let RunOptions { reloads, restarts, faults } = options;
     // HTTP is bound first, so that a taken port fails the start with a message naming the key.
     let http = match &settings.http {
         Some(http) => {
@@ -149,11 +176,11 @@ pub async fn run_with_reloads(
         Err(error) => tracing::error!(%error, "reconciliation failed; it is tried again at the next fire"),
     }
     let holder = holder_id();
-    let heartbeats = Heartbeats::default();
+    let supervisor = Supervisor::new(health.clone(), restarts, faults);
     let mut current = settings;
     let components = Components {
         store: store.clone(),
-        heartbeats: heartbeats.clone(),
+        supervisor: supervisor.clone(),
         metrics: metrics.clone(),
         holder: holder.clone(),
     };
@@ -166,14 +193,34 @@ pub async fn run_with_reloads(
     if let Some(listener) = http {
         let state = crate::http::HttpState::new(store.clone(), settings_rx, health.clone(), metrics.clone());
         tracing::info!(listen = %listener.local_addr()?, "HTTP: dashboard at /, /healthz, /readyz, /metrics");
-        background.spawn(crate::http::serve(listener, state, shutdown.clone()));
+        // Kept as a std socket so that each (re)start of the server serves a copy of it.
+        let listener = listener.into_std()?;
+        supervisor.spawn(&mut background, "http", None, shutdown.clone(), move |_, token| {
+            let (copy, state) = (listener.try_clone(), state.clone());
+            async move {
+                match copy.and_then(tokio::net::TcpListener::from_std) {
+                    Ok(listener) => crate::http::serve(listener, state, token).await,
+                    Err(error) => tracing::error!(%error, "cannot serve HTTP on the listening socket"),
+                }
+            }
+        });
     }
     if let Some(interval) = sd_notify::watchdog_enabled() {
-        background.spawn(ping_watchdog(interval / 2, heartbeats.clone(), shutdown.clone()));
+        let every = interval / 2;
+        let health = health.clone();
+        let silence = allowed_silence(every, QUICK_FLOOR);
+        supervisor.spawn(&mut background, "systemd watchdog", silence, shutdown.clone(), move |beat, token| {
+            ping_watchdog(every, health.clone(), beat, token)
+        });
     }
-    background.spawn(watch_heartbeats(heartbeats.clone(), health.clone(), shutdown.clone()));
     let status_now = Arc::new(Notify::new());
-    background.spawn(report_status(store.clone(), status_now.clone(), shutdown.clone()));
+    {
+        let (store, now) = (store.clone(), status_now.clone());
+        let silence = allowed_silence(STATUS_EVERY, QUICK_FLOOR);
+        supervisor.spawn(&mut background, "systemd status", silence, shutdown.clone(), move |beat, token| {
+            report_status(store.clone(), now.clone(), beat, token)
+        });
+    }
     let (config_tx, mut config_rx) = mpsc::channel::<()>(1);
     let _config_watcher = start_config_watcher(&current.config_path, config_tx);
 
@@ -291,26 +338,57 @@ struct Generation {
     tasks: tokio::task::JoinSet<()>,
 }
 
-/// What every generation of components shares: the store, the watchdog's heartbeats, the
+/// What every generation of components shares: the store, the supervisor they run under, the
 /// job metrics and this daemon's name in leases.
 #[derive(Clone)]
 struct Components {
     store: Store,
-    heartbeats: Heartbeats,
+    supervisor: Supervisor,
     metrics: Arc<Metrics>,
     holder: String,
+}
+
+/// The least silence allowed to a component whose rounds are a short database call or a sleep
+/// (a database that does not answer holds a call for the pool's acquire timeout).
+const QUICK_FLOOR: Duration = Duration::from_secs(120);
+/// The least silence allowed to a component whose rounds do file, PDF or transport work: a
+/// pass over a very large file or a large batch takes minutes; a deadlock takes forever.
+const PASS_FLOOR: Duration = Duration::from_secs(600);
+/// How often a schedule waiting for its next fire beats its heartbeat.
+const SCHEDULE_BEAT: Duration = Duration::from_secs(30);
+
+/// How long a component coming round every `tick` may go without a heartbeat before it is
+/// reported stale: three ticks, and at least `floor`.
+fn allowed_silence(tick: Duration, floor: Duration) -> Option<Duration> {
+    Some(tick.saturating_mul(3).max(floor))
 }
 
 impl Generation {
     fn start(settings: Arc<Settings>, c: &Components, shutdown: &CancellationToken) -> Generation {
         let token = shutdown.child_token();
         let mut tasks = tokio::task::JoinSet::new();
+        let supervisor = &c.supervisor;
         // Rung by the loads inbox after an import, so new loads are invoiced without waiting.
         let loads_arrived = Arc::new(Notify::new());
-        tasks.spawn(watch_loads_inbox(settings.clone(), c.clone(), loads_arrived.clone(), token.clone()));
-        tasks.spawn(invoice_periodically(settings.clone(), c.clone(), loads_arrived, token.clone()));
-        tasks.spawn(watch_report_inboxes(settings.clone(), c.clone(), token.clone()));
-        tasks.spawn(lead_scheduler(settings, c.clone(), token.clone()));
+        let scan = allowed_silence(settings.intake.scan_interval, PASS_FLOOR);
+        let (s, cc, arrived) = (settings.clone(), c.clone(), loads_arrived.clone());
+        supervisor.spawn(&mut tasks, "loads inbox", scan, token.clone(), move |beat, token| {
+            watch_loads_inbox(s.clone(), cc.clone(), arrived.clone(), beat, token)
+        });
+        let (s, cc) = (settings.clone(), c.clone());
+        let silence = allowed_silence(settings.invoicing.interval, PASS_FLOOR);
+        supervisor.spawn(&mut tasks, "invoice job", silence, token.clone(), move |beat, token| {
+            invoice_periodically(s.clone(), cc.clone(), loads_arrived.clone(), beat, token)
+        });
+        let (s, cc) = (settings.clone(), c.clone());
+        supervisor.spawn(&mut tasks, "report inboxes", scan, token.clone(), move |beat, token| {
+            watch_report_inboxes(s.clone(), cc.clone(), beat, token)
+        });
+        let silence = allowed_silence(settings.submission.scheduler_lease / 3, QUICK_FLOOR);
+        let cc = c.clone();
+        supervisor.spawn(&mut tasks, "scheduler", silence, token.clone(), move |beat, token| {
+            lead_scheduler(settings.clone(), cc.clone(), beat, token)
+        });
         Generation { token, tasks }
     }
 
@@ -342,12 +420,13 @@ impl Generation {
 /// third of `submission.scheduler_lease`; when its holder dies, another daemon takes it once
 /// it has run out. Losing the lease stops the schedules at once. (Fires stay single through
 /// `schedule_fires` even if two daemons both believe they lead for a moment.)
-async fn lead_scheduler(settings: Arc<Settings>, c: Components, token: CancellationToken) {
+async fn lead_scheduler(settings: Arc<Settings>, c: Components, heartbeat: Heartbeat, token: CancellationToken) {
     let (store, holder) = (&c.store, &c.holder);
     let ttl = settings.submission.scheduler_lease;
     let mut leading: Option<Generation> = None;
     let mut warned = false;
     loop {
+        heartbeat.beat();
         match store.take_lease(SCHEDULER_ROLE, holder, ttl).await {
             Ok(true) => {
                 warned = false;
@@ -387,61 +466,50 @@ async fn lead_scheduler(settings: Arc<Settings>, c: Components, token: Cancellat
 /// The submission schedule of every subsidiary with an active provider, and the credit refresh
 /// when an active provider offers credit checks.
 fn start_schedules(settings: &Arc<Settings>, c: &Components, parent: &CancellationToken) -> Generation {
-    let store = &c.store;
     let token = parent.child_token();
     let mut tasks = tokio::task::JoinSet::new();
+    // A fire's work (a submission, a sync, a credit refresh) is transport work.
+    let silence = allowed_silence(SCHEDULE_BEAT, PASS_FLOOR);
     for subsidiary in &settings.subsidiaries {
         let scheduled = subsidiary.factoring.as_ref().is_some_and(|f| f.active && f.schedule.is_some());
         if scheduled {
-            let id = subsidiary.id.clone();
-            tasks.spawn(fire_schedule(settings.clone(), store.clone(), id, c.metrics.clone(), token.clone()));
+            let (s, store, id, metrics) = (settings.clone(), c.store.clone(), subsidiary.id.clone(), c.metrics.clone());
+            let name = format!("submission {id}");
+            c.supervisor.spawn(&mut tasks, name, silence, token.clone(), move |beat, token| {
+                fire_schedule(s.clone(), store.clone(), id.clone(), metrics.clone(), beat, token)
+            });
         }
         let syncs = subsidiary.factoring.as_ref().is_some_and(|f| f.active && f.provider.status_api);
         if syncs {
-            tasks.spawn(sync_statuses(settings.clone(), store.clone(), subsidiary.id.clone(), token.clone()));
+            let (s, store, id) = (settings.clone(), c.store.clone(), subsidiary.id.clone());
+            let name = format!("status sync {id}");
+            c.supervisor.spawn(&mut tasks, name, silence, token.clone(), move |beat, token| {
+                sync_statuses(s.clone(), store.clone(), id.clone(), beat, token)
+            });
         }
     }
     if settings.subsidiaries.iter().any(|s| crate::credit::provider_with_checks(s).is_some()) {
-        tasks.spawn(refresh_credit(settings.clone(), store.clone(), token.clone()));
+        let (s, store) = (settings.clone(), c.store.clone());
+        c.supervisor.spawn(&mut tasks, "credit refresh", silence, token.clone(), move |beat, token| {
+            refresh_credit(s.clone(), store.clone(), beat, token)
+        });
     }
     Generation { token, tasks }
 }
 
-/// When each looping component last came round, for the watchdog.
-#[derive(Clone, Debug, Default)]
-pub struct Heartbeats(Arc<std::sync::Mutex<std::collections::HashMap<&'static str, Instant>>>);
-
-impl Heartbeats {
-    fn beat(&self, component: &'static str) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(component, Instant::now());
-    }
-
-    /// The components that have not come round for `limit`.
-    fn stuck(&self, limit: Duration) -> Vec<&'static str> {
-        self.stuck_at(limit, Instant::now())
-    }
-
-    /// As [`Heartbeats::stuck`], seen at `now`.
-    fn stuck_at(&self, limit: Duration, now: Instant) -> Vec<&'static str> {
-        let beats = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let mut stuck: Vec<&'static str> =
-            beats.iter().filter(|(_, at)| now.saturating_duration_since(**at) > limit).map(|(name, _)| *name).collect();
-        stuck.sort_unstable();
-        stuck
-    }
-}
-
-/// How long a looping component may go without coming round before the watchdog stops being
-/// fed (a pass over a very large file takes minutes; a deadlock takes forever).
+/// How long a component may go without a heartbeat before the watchdog stops being fed and
+/// systemd restarts the daemon: longer than any component's allowed silence, which `/readyz`
+/// reports first.
 const STUCK_AFTER: Duration = Duration::from_secs(600);
 
-async fn ping_watchdog(every: Duration, heartbeats: Heartbeats, shutdown: CancellationToken) {
+async fn ping_watchdog(every: Duration, health: Arc<Health>, heartbeat: Heartbeat, shutdown: CancellationToken) {
     let mut interval = skipping_interval(every);
     loop {
+        heartbeat.beat();
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = interval.tick() => {
-                let stuck = heartbeats.stuck(STUCK_AFTER);
+                let stuck = health.silent_longer_than(STUCK_AFTER);
                 if stuck.is_empty() {
                     let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
                 } else {
@@ -452,21 +520,11 @@ async fn ping_watchdog(every: Duration, heartbeats: Heartbeats, shutdown: Cancel
     }
 }
 
-/// Tells `/readyz` which looping components are stuck.
-async fn watch_heartbeats(heartbeats: Heartbeats, health: Arc<Health>, shutdown: CancellationToken) {
-    let mut interval = skipping_interval(Duration::from_secs(30));
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = interval.tick() => health.set_stuck(heartbeats.stuck(STUCK_AFTER).into_iter().map(str::to_string).collect()),
-        }
-    }
-}
-
 /// Keeps systemd's STATUS= line current: queued and waiting loads and the last batch.
-async fn report_status(store: Store, now: Arc<Notify>, shutdown: CancellationToken) {
+async fn report_status(store: Store, now: Arc<Notify>, heartbeat: Heartbeat, shutdown: CancellationToken) {
     let mut interval = skipping_interval(STATUS_EVERY);
     loop {
+        heartbeat.beat();
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = interval.tick() => {}
@@ -503,12 +561,18 @@ async fn fire_schedule(
     store: Store,
     subsidiary_id: String,
     metrics: Arc<Metrics>,
+    heartbeat: Heartbeat,
     shutdown: CancellationToken,
 ) {
-    let Some(subsidiary) = settings.subsidiary(&subsidiary_id) else { return };
-    let Some(schedule) = subsidiary.factoring.as_ref().and_then(|f| f.schedule.as_ref()) else { return };
+    let Some(subsidiary) = settings.subsidiary(&subsidiary_id) else {
+        return wait_beating(&heartbeat, &shutdown).await;
+    };
+    let Some(schedule) = subsidiary.factoring.as_ref().and_then(|f| f.schedule.as_ref()) else {
+        return wait_beating(&heartbeat, &shutdown).await;
+    };
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     let last = loop {
+        heartbeat.beat();
         match store.last_fire(&subsidiary.id).await {
             Ok(last) => break last,
             Err(error) => {
@@ -537,9 +601,25 @@ async fn fire_schedule(
         fire(at).await;
     }
     let after = last.map_or(now, |last| last.max(now));
-    crate::schedule::run_fires(schedule, subsidiary.timezone, after, &clock, &shutdown, fire).await;
+    let beat = || heartbeat.beat();
+    crate::schedule::run_fires(schedule, subsidiary.timezone, after, &clock, &shutdown, SCHEDULE_BEAT, beat, fire)
+        .await;
     if !shutdown.is_cancelled() {
         tracing::warn!(subsidiary = %subsidiary.id, "the schedule never fires again");
+        // Done for good, not failed: it waits for shutdown, beating, so it is not restarted.
+        wait_beating(&heartbeat, &shutdown).await;
+    }
+}
+
+/// Beats `heartbeat` every [`SCHEDULE_BEAT`] until shutdown: a component with nothing left to
+/// do, which must not look failed (returned) or stale.
+async fn wait_beating(heartbeat: &Heartbeat, shutdown: &CancellationToken) {
+    loop {
+        heartbeat.beat();
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(SCHEDULE_BEAT) => {}
+        }
     }
 }
 
@@ -635,9 +715,19 @@ pub async fn fire_once(
 
 /// Status sync on the subsidiary's `factoring.status_sync` schedule (in its time zone), each fire
 /// recorded once in the store whichever daemon gets there first.
-async fn sync_statuses(settings: Arc<Settings>, store: Store, subsidiary_id: String, shutdown: CancellationToken) {
-    let Some(subsidiary) = settings.subsidiary(&subsidiary_id) else { return };
-    let Some(schedule) = subsidiary.factoring.as_ref().and_then(|f| f.status_sync.as_ref()) else { return };
+async fn sync_statuses(
+    settings: Arc<Settings>,
+    store: Store,
+    subsidiary_id: String,
+    heartbeat: Heartbeat,
+    shutdown: CancellationToken,
+) {
+    let Some(subsidiary) = settings.subsidiary(&subsidiary_id) else {
+        return wait_beating(&heartbeat, &shutdown).await;
+    };
+    let Some(schedule) = subsidiary.factoring.as_ref().and_then(|f| f.status_sync.as_ref()) else {
+        return wait_beating(&heartbeat, &shutdown).await;
+    };
     let key = format!("{}{subsidiary_id}", crate::sync::FIRE_KEY_PREFIX);
     let clock = crate::schedule::SystemClock;
     let fire = |next: chrono::DateTime<chrono::Utc>| {
@@ -662,22 +752,25 @@ async fn sync_statuses(settings: Arc<Settings>, store: Store, subsidiary_id: Str
     if let Some(at) = missed_fire(&settings, schedule, subsidiary.timezone, last, now, "status sync", &key) {
         fire(at).await;
     }
-    crate::schedule::run_fires(schedule, subsidiary.timezone, now, &clock, &shutdown, fire).await;
+    let beat = || heartbeat.beat();
+    crate::schedule::run_fires(schedule, subsidiary.timezone, now, &clock, &shutdown, SCHEDULE_BEAT, beat, fire).await;
+    wait_beating(&heartbeat, &shutdown).await;
 }
 
 /// The credit refresh: at each fire of `credit.refresh_schedule` (in UTC), recorded once in the
 /// store whichever daemon gets there first, re-checks the customers whose check is older than
 /// `credit.max_age`; checks that fail are retried with backoff until the next fire.
-async fn refresh_credit(settings: Arc<Settings>, store: Store, shutdown: CancellationToken) {
+async fn refresh_credit(settings: Arc<Settings>, store: Store, heartbeat: Heartbeat, shutdown: CancellationToken) {
     let schedule = &settings.credit.refresh_schedule;
     let clock = crate::schedule::SystemClock;
+    let beat = || heartbeat.beat();
     let fire = |next: chrono::DateTime<chrono::Utc>| {
-        let (store, settings, shutdown) = (&store, &settings, &shutdown);
+        let (store, settings, shutdown, beat) = (&store, &settings, &shutdown, &beat);
         async move {
             match store.record_fire(crate::credit::REFRESH_FIRE_KEY, next).await {
                 Ok(true) => {
                     let until = crate::schedule::next_fire(schedule, chrono_tz::UTC, next);
-                    crate::credit::refresh_with_retries(store, settings, until, shutdown).await;
+                    crate::credit::refresh_with_retries(store, settings, until, beat, shutdown).await;
                 }
                 Ok(false) => tracing::info!(fire = %next, "credit refresh fire already taken (another daemon)"),
                 Err(error) => tracing::error!(%error, "cannot record the credit refresh fire; it is skipped"),
@@ -689,7 +782,8 @@ async fn refresh_credit(settings: Arc<Settings>, store: Store, shutdown: Cancell
     if let Some(at) = missed_fire(&settings, schedule, chrono_tz::UTC, last, now, "credit refresh", "credit") {
         fire(at).await;
     }
-    crate::schedule::run_fires(schedule, chrono_tz::UTC, now, &clock, &shutdown, fire).await;
+    crate::schedule::run_fires(schedule, chrono_tz::UTC, now, &clock, &shutdown, SCHEDULE_BEAT, beat, fire).await;
+    wait_beating(&heartbeat, &shutdown).await;
 }
 
 /// The last recorded fire under `key`; `None` (nothing to catch up) when the database cannot
@@ -709,13 +803,14 @@ async fn invoice_periodically(
     settings: Arc<Settings>,
     c: Components,
     loads_arrived: Arc<Notify>,
+    heartbeat: Heartbeat,
     shutdown: CancellationToken,
 ) {
-    let Components { store, heartbeats, metrics, .. } = c;
+    let Components { store, metrics, .. } = c;
     let mut interval = skipping_interval(settings.invoicing.interval);
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     loop {
-        heartbeats.beat("invoice job");
+        heartbeat.beat();
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = interval.tick() => {}
@@ -748,6 +843,7 @@ async fn watch_loads_inbox(
     settings: Arc<Settings>,
     c: Components,
     loads_arrived: Arc<Notify>,
+    heartbeat: Heartbeat,
     shutdown: CancellationToken,
 ) {
     let inbox = LoadsInbox::new(&settings);
@@ -756,18 +852,23 @@ async fn watch_loads_inbox(
     }
     let dirs = vec![inbox.folder().dir.clone()];
     let pass = LoadsPass { inbox, settings, store: c.store, metrics: c.metrics, loads_arrived };
-    scan_on_timer_and_events("loads inbox", &dirs, &c.heartbeats, &shutdown, pass).await;
+    scan_on_timer_and_events("loads inbox", &dirs, &heartbeat, &shutdown, pass).await;
 }
 
 /// The report inboxes of every provider: a timer scan, woken early by inotify.
-async fn watch_report_inboxes(settings: Arc<Settings>, c: Components, shutdown: CancellationToken) {
+async fn watch_report_inboxes(
+    settings: Arc<Settings>,
+    c: Components,
+    heartbeat: Heartbeat,
+    shutdown: CancellationToken,
+) {
     let inbox = ReportsInbox::new(&settings);
     if let Err(error) = inbox.create() {
         tracing::error!(folder = %settings.paths.inbox.display(), %error, "cannot create the report inboxes");
     }
     let dirs = inbox.dirs();
     let pass = ReportsPass { inbox, settings, store: c.store, metrics: c.metrics };
-    scan_on_timer_and_events("report inboxes", &dirs, &c.heartbeats, &shutdown, pass).await;
+    scan_on_timer_and_events("report inboxes", &dirs, &heartbeat, &shutdown, pass).await;
 }
 
 /// One pass over a watched inbox. `Err` (the database) leaves the file in hand in
@@ -846,7 +947,7 @@ impl InboxPass for ReportsPass {
 async fn scan_on_timer_and_events(
     component: &'static str,
     dirs: &[PathBuf],
-    heartbeats: &Heartbeats,
+    heartbeat: &Heartbeat,
     shutdown: &CancellationToken,
     mut inbox: impl InboxPass,
 ) {
@@ -855,7 +956,7 @@ async fn scan_on_timer_and_events(
     let mut interval = skipping_interval(inbox.settings().intake.scan_interval);
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     loop {
-        heartbeats.beat(component);
+        heartbeat.beat();
         // A file seen but not yet still long enough is taken when its own quiet period ends.
         let due = inbox.next_due();
         let file_due = async move {
@@ -942,14 +1043,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_component_that_stops_coming_round_is_stuck() {
-        let beats = Heartbeats::default();
-        beats.beat("invoice job");
-        beats.beat("loads inbox");
-        let now = Instant::now();
-        assert!(beats.stuck_at(STUCK_AFTER, now).is_empty());
-        let later = now + STUCK_AFTER + Duration::from_secs(1);
-        assert_eq!(beats.stuck_at(STUCK_AFTER, later), vec!["invoice job", "loads inbox"]);
+    fn allowed_silence_is_three_ticks_with_a_floor() {
+        assert_eq!(allowed_silence(Duration::from_millis(100), PASS_FLOOR), Some(PASS_FLOOR));
+        assert_eq!(allowed_silence(Duration::from_secs(300), QUICK_FLOOR), Some(Duration::from_secs(900)));
+        assert!(allowed_silence(SCHEDULE_BEAT, PASS_FLOOR) <= Some(STUCK_AFTER), "readyz tells before the watchdog");
     }
 
     #[test]

@@ -25,6 +25,8 @@
 //!   Completed, from the per-provider inboxes or `factord ingest`.
 //! - [`reload`]: live reload: load, validate and compare the configuration; the outcome.
 //! - [`backoff`]: capped exponential backoff with full jitter, for every retry loop.
+//! - [`supervise`]: each daemon component under a supervisor: heartbeats, restarts with
+//!   backoff after a panic or an unexpected stop, its state in the health registry.
 //! - [`daemon`]: `factord run`: components started in order, stopped in reverse on shutdown.
 //! - [`http`]: the daemon's `/healthz`, `/readyz`, `/metrics` and read-only dashboard.
 
@@ -45,5 +47,6 @@ pub mod schedule;
 pub mod secrets;
 pub mod store;
 pub mod submit;
+pub mod supervise;
 pub mod sync;
 pub mod telemetry;

@@ -30,27 +30,33 @@ impl Clock for SystemClock {
 }
 
 /// Calls `fire` at every fire of the schedule after `after`, in order, until `shutdown` (or
-/// the expression never matches again). Sleeps until each fire; if it wakes before the fire by
+/// the expression never matches again). Sleeps until each fire, waking at least every
+/// `beat_every` to call `beat` (the component's heartbeat); if it wakes before the fire by
 /// `clock` (the clock was stepped back), it sleeps again, and a fire already made is never made
 /// again: each next fire is computed from the last one, not from the clock.
-pub async fn run_fires<C, F, Fut>(
+#[allow(clippy::too_many_arguments)]
+pub async fn run_fires<C, B, F, Fut>(
     schedule: &Schedule,
     zone: Tz,
     mut after: DateTime<Utc>,
     clock: &C,
     shutdown: &tokio_util::sync::CancellationToken,
+    beat_every: std::time::Duration,
+    beat: B,
     mut fire: F,
 ) where
     C: Clock,
+    B: Fn(),
     F: FnMut(DateTime<Utc>) -> Fut,
     Fut: Future<Output = ()>,
 {
     while let Some(next) = next_fire(schedule, zone, after) {
         loop {
+            beat();
             let wait = (next - clock.now()).to_std().unwrap_or_default();
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(wait) => {}
+                _ = tokio::time::sleep(wait.min(beat_every)) => {}
             }
             if clock.now() >= next {
                 break;
@@ -281,14 +287,28 @@ mod tests {
         let clock = TokioClock::at(start);
         let shutdown = tokio_util::sync::CancellationToken::new();
         let mut fired = Vec::new();
-        run_fires(&schedule, chicago(), clock.now(), &clock, &shutdown, |at| {
-            fired.push((at, clock.now()));
-            if fired.len() == count {
-                shutdown.cancel();
-            }
-            async {}
-        })
+        // While it waits for a fire hours away, it beats its heartbeat every 30 s.
+        let (beats, every) = (std::cell::Cell::new(0u64), std::time::Duration::from_secs(30));
+        let started = tokio::time::Instant::now();
+        run_fires(
+            &schedule,
+            chicago(),
+            clock.now(),
+            &clock,
+            &shutdown,
+            every,
+            || beats.set(beats.get() + 1),
+            |at| {
+                fired.push((at, clock.now()));
+                if fired.len() == count {
+                    shutdown.cancel();
+                }
+                async {}
+            },
+        )
         .await;
+        let waited = started.elapsed().as_secs();
+        assert!(beats.get() >= waited / 30 && beats.get() <= waited / 30 + 2 * count as u64, "{} beats", beats.get());
         fired
             .into_iter()
             .map(|(at, woke)| {
@@ -320,17 +340,26 @@ mod tests {
         let clock = TokioClock::at("2026-11-30T10:30:00Z");
         let shutdown = tokio_util::sync::CancellationToken::new();
         let mut fired = Vec::new();
-        run_fires(&schedule, chicago(), clock.now(), &clock, &shutdown, |at| {
-            fired.push(at);
-            if fired.len() == 1 {
-                // Right after the 11:00 fire, the wall clock is stepped back 90 minutes.
-                clock.step_seconds.store(-90 * 60, std::sync::atomic::Ordering::SeqCst);
-            }
-            if fired.len() == 3 {
-                shutdown.cancel();
-            }
-            async {}
-        })
+        run_fires(
+            &schedule,
+            chicago(),
+            clock.now(),
+            &clock,
+            &shutdown,
+            std::time::Duration::from_secs(30),
+            || {},
+            |at| {
+                fired.push(at);
+                if fired.len() == 1 {
+                    // Right after the 11:00 fire, the wall clock is stepped back 90 minutes.
+                    clock.step_seconds.store(-90 * 60, std::sync::atomic::Ordering::SeqCst);
+                }
+                if fired.len() == 3 {
+                    shutdown.cancel();
+                }
+                async {}
+            },
+        )
         .await;
         assert_eq!(fired, [utc("2026-11-30T11:00:00Z"), utc("2026-11-30T12:00:00Z"), utc("2026-11-30T13:00:00Z")]);
     }

@@ -198,6 +198,33 @@ pub fn render(settings: &Settings, counts: Option<&MetricCounts>, health: &Healt
     x.sample("factord_config_last_reload_timestamp_seconds", &[], unix_seconds(health.last_reload_at));
     x.family("factord_components_running", "gauge", "Whether the daemon's components are running (1) or not (0).");
     x.sample("factord_components_running", &[], u8::from(health.components_running));
+
+    x.family(
+        "factord_component_up",
+        "gauge",
+        "Whether each supervised component runs with a fresh heartbeat (1), or is restarting after a failure or stale (0).",
+    );
+    for c in &health.components {
+        x.sample("factord_component_up", &[("component", &c.name)], u8::from(c.up()));
+    }
+    x.family(
+        "factord_component_restarts_total",
+        "counter",
+        "How many times the supervisor restarted each component after a panic or an unexpected stop.",
+    );
+    for c in &health.components {
+        x.sample("factord_component_restarts_total", &[("component", &c.name)], c.restarts);
+    }
+    x.family(
+        "factord_component_heartbeat_age_seconds",
+        "gauge",
+        "Seconds since each component's last heartbeat (components without a heartbeat, such as the HTTP server, are left out).",
+    );
+    for c in &health.components {
+        if let Some(age) = c.heartbeat_age {
+            x.sample("factord_component_heartbeat_age_seconds", &[("component", &c.name)], age.as_secs_f64());
+        }
+    }
     x.out
 }
 

@@ -1,10 +1,11 @@
 //! The daemon's HTTP server on `http.listen` (off when the `[http]` section is absent):
 //!
 //! - `/healthz`: 200 `ok` while the process is alive.
-//! - `/readyz`: 200 when the database answers, the components are running and the last
-//!   configuration reload was applied; else 503 with one line per thing not ready.
+//! - `/readyz`: 200 when the database answers, the components are running (none restarting
+//!   after a failure, none stale) and the last configuration reload was applied; else 503 with
+//!   one line per thing not ready.
 //! - `/metrics`: Prometheus text ([`metrics`]): database counts read at scrape time, job
-//!   durations and reload status from the daemon.
+//!   durations, the supervised components and reload status from the daemon.
 //! - `/`: the read-only dashboard ([`dashboard`]).
 //!
 //! Everything is read-only: GET only, no write action, no secret in any answer. The daemon
@@ -28,7 +29,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-pub use health::{Health, HealthState};
+pub use health::{ComponentHealth, ComponentPhase, Health, HealthState};
 pub use metrics::{Job, JobStats, Metrics};
 
 use crate::config::Settings;
@@ -121,7 +122,7 @@ async fn not_ready(state: &HttpState) -> Vec<String> {
     if !health.components_running {
         problems.push("components: not running".to_string());
     }
-    problems.extend(health.stuck.iter().map(|c| format!("components: {c} has not come round for 10 minutes (stuck)")));
+    problems.extend(health.components.iter().filter_map(ComponentHealth::problem));
     if !health.last_reload_ok {
         problems.push("config: the last reload was refused; the previous configuration is still in force".to_string());
         problems.extend(health.last_reload_errors.iter().map(|e| format!("config: {e}")));

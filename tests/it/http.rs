@@ -29,14 +29,14 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 /// A GET answered: status code, content type and body.
 #[derive(Debug)]
-struct Answer {
-    status: u16,
-    content_type: String,
-    body: String,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) content_type: String,
+    pub(crate) body: String,
 }
 
 /// `GET path` over a fresh connection; `None` when nothing listens (yet).
-async fn try_get(addr: SocketAddr, path: &str) -> Option<Answer> {
+pub(crate) async fn try_get(addr: SocketAddr, path: &str) -> Option<Answer> {
     try_request(addr, "GET", path).await
 }
 
@@ -59,7 +59,7 @@ async fn try_request(addr: SocketAddr, method: &str, path: &str) -> Option<Answe
     Some(Answer { status, content_type, body: body.to_string() })
 }
 
-async fn get(addr: SocketAddr, path: &str) -> Answer {
+pub(crate) async fn get(addr: SocketAddr, path: &str) -> Answer {
     try_get(addr, path).await.unwrap_or_else(|| panic!("GET {path} on {addr} got no answer"))
 }
 
@@ -96,7 +96,7 @@ async fn serve(env: &TestEnv) -> Server {
 // --- a strict reader of the Prometheus text format --------------------------------------------
 
 #[derive(Clone, Debug, PartialEq)]
-struct Sample {
+pub(crate) struct Sample {
     name: String,
     labels: BTreeMap<String, String>,
     value: f64,
@@ -155,7 +155,7 @@ fn parse_labels(text: &str, line: &str) -> (BTreeMap<String, String>, String) {
 /// Parses the exposition text strictly: every family has `# HELP` then `# TYPE` before its
 /// samples and appears once, its samples are contiguous, every sample is `name{labels} value`
 /// with a valid name belonging to the current family, and no series appears twice.
-fn parse_exposition(text: &str) -> Vec<Sample> {
+pub(crate) fn parse_exposition(text: &str) -> Vec<Sample> {
     assert!(text.ends_with('\n'), "the exposition ends with a line feed");
     let mut families: BTreeMap<String, (bool, Option<String>)> = BTreeMap::new();
     let mut current: Option<(String, String)> = None;
@@ -229,7 +229,7 @@ fn parse_exposition(text: &str) -> Vec<Sample> {
 }
 
 /// The value of one series, matched on all the labels given.
-fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     samples
         .iter()
         .find(|s| s.name == name && labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
@@ -807,6 +807,15 @@ async fn factord_run_serves_health_metrics_and_the_dashboard_on_http_listen() {
     }
     assert_eq!(value(&samples, "factord_config_last_reload_success", &[]), Some(1.0));
     assert_eq!(value(&samples, "factord_components_running", &[]), Some(1.0));
+    // Every component runs under the supervisor, up, none restarted.
+    for component in ["loads inbox", "report inboxes", "invoice job", "scheduler", "http", "submission acme-east"] {
+        assert_eq!(value(&samples, "factord_component_up", &[("component", component)]), Some(1.0), "{component}");
+        let restarts = value(&samples, "factord_component_restarts_total", &[("component", component)]);
+        assert_eq!(restarts, Some(0.0), "{component}");
+    }
+    let age = value(&samples, "factord_component_heartbeat_age_seconds", &[("component", "loads inbox")]);
+    assert!(age.is_some_and(|a| a < 5.0), "the loads inbox beats every scan: {age:?}");
+    assert_eq!(value(&samples, "factord_component_heartbeat_age_seconds", &[("component", "http")]), None);
 
     // The dashboard, as a browser shows it.
     let dom = chromium_dom(&format!("http://{addr}/")).await;

@@ -32,4 +32,5 @@ mod sftp;
 mod store;
 mod submit;
 mod submit_faults;
+mod supervise;
 mod sync;
