@@ -84,6 +84,142 @@ pub async fn check_now(
     Checker::new(settings).check(store, subsidiary, customer, cause).await
 }
 
+/// One recorded check as JSON: an element of `credit check --json`, and `credit` in
+/// `loads show --json`. Fields in alphabetical order, the order the output always had.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckJson {
+    /// Why the check was made (`invoice L-1002`, `refresh`, `command`).
+    pub cause: String,
+    #[serde(serialize_with = "crate::domain::rfc3339")]
+    pub checked_at: DateTime<Utc>,
+    pub customer_id: String,
+    pub provider: String,
+    pub result: CreditResult,
+    /// Older than `credit.max_age`.
+    pub stale: bool,
+    /// Whose credentials asked.
+    pub subsidiary: String,
+    /// The factor's own text.
+    pub text: String,
+}
+
+impl CheckJson {
+    /// `check`, stale as of `now` when older than `max_age`.
+    pub fn of(check: &CreditCheckRecord, max_age: Duration, now: DateTime<Utc>) -> CheckJson {
+        CheckJson {
+            cause: check.cause.clone(),
+            checked_at: check.checked_at,
+            customer_id: check.customer_id.clone(),
+            provider: check.provider.clone(),
+            result: check.result,
+            stale: is_stale(check, max_age, now),
+            subsidiary: check.subsidiary.clone(),
+            text: check.factor_text.clone(),
+        }
+    }
+}
+
+/// Why `factord credit check` asked nobody.
+#[derive(Debug, thiserror::Error)]
+pub enum CustomerCheckError {
+    #[error("customer {0} not found (import a load of it first)")]
+    UnknownCustomer(String),
+    /// The subsidiary named, or the customer's subsidiaries, offer no check to make: a usage
+    /// error.
+    #[error("{0}")]
+    NothingToAsk(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What `factord credit check` did: one check per provider asked.
+#[derive(Clone, Debug)]
+pub struct CustomerChecks {
+    pub customer: Customer,
+    /// In the order asked; `credit check --json` prints them as an array.
+    pub checks: Vec<CustomerCheck>,
+}
+
+impl CustomerChecks {
+    pub fn failed(&self) -> usize {
+        self.checks.iter().filter(|c| matches!(c, CustomerCheck::Failed(_))).count()
+    }
+}
+
+/// One provider's answer about the customer, or why there was none.
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+pub enum CustomerCheck {
+    Checked(CheckJson),
+    Failed(FailedCheck),
+}
+
+/// A check that got no answer.
+#[derive(Clone, Debug, Serialize)]
+pub struct FailedCheck {
+    pub customer_id: String,
+    pub error: String,
+    pub provider: &'static str,
+    pub subsidiary: String,
+}
+
+/// Checks one customer now (`factord credit check`), recorded with the cause `command`: with
+/// the provider of `subsidiary` when named, else once with each provider of the subsidiaries
+/// the customer has loads in (those with Released or Queued loads first). A provider that
+/// fails does not stop the others.
+pub async fn check_customer(
+    store: &Store,
+    settings: &Settings,
+    customer_id: &str,
+    subsidiary: Option<&str>,
+) -> Result<CustomerChecks, CustomerCheckError> {
+    let Some((customer, with_loads)) = store.credit_customer(customer_id).await? else {
+        return Err(CustomerCheckError::UnknownCustomer(customer_id.to_string()));
+    };
+    let subsidiaries: Vec<&Subsidiary> = match subsidiary {
+        Some(id) => {
+            let subsidiary = settings
+                .subsidiary(id)
+                .ok_or_else(|| CustomerCheckError::NothingToAsk(format!("subsidiary `{id}` is not configured")))?;
+            if !subsidiary.factoring.as_ref().is_some_and(|f| f.provider.credit_checks) {
+                return Err(CustomerCheckError::NothingToAsk(format!(
+                    "the provider of subsidiary `{id}` offers no credit checks"
+                )));
+            }
+            vec![subsidiary]
+        }
+        None => {
+            let mut providers = std::collections::BTreeSet::new();
+            with_loads
+                .iter()
+                .filter_map(|id| settings.subsidiary(id))
+                .filter(|s| provider_with_checks(s).is_some_and(|p| providers.insert(p.id)))
+                .collect()
+        }
+    };
+    if subsidiaries.is_empty() {
+        return Err(CustomerCheckError::NothingToAsk(format!(
+            "customer {customer_id} has no loads under an active provider with credit checks; name one with --subsidiary"
+        )));
+    }
+    let mut checks = Vec::new();
+    for subsidiary in subsidiaries {
+        match check_now(store, settings, subsidiary, &customer, "command").await {
+            Ok(check) => {
+                checks.push(CustomerCheck::Checked(CheckJson::of(&check, settings.credit.max_age, Utc::now())))
+            }
+            Err(CreditError::Store(error)) => return Err(error.into()),
+            Err(error) => checks.push(CustomerCheck::Failed(FailedCheck {
+                customer_id: customer_id.to_string(),
+                error: error.to_string(),
+                provider: subsidiary.factoring.as_ref().map_or("", |f| f.provider.id),
+                subsidiary: subsidiary.id.clone(),
+            })),
+        }
+    }
+    Ok(CustomerChecks { customer, checks })
+}
+
 /// The checks of one run (an invoice pass, a refresh, a submission): one API transport per
 /// subsidiary, so a factor with a token login is logged in to once per run, not per customer.
 pub struct Checker<'s> {

@@ -1,7 +1,8 @@
 //! factord: invoice factoring for trucking carriers, unattended.
 //!
 //! Layout, with data flowing from the top down:
-//! - [`cli`]: the command line of docs/design.md §6 (clap), and each command's output.
+//! - [`cli`]: the command line of docs/design.md §6 (clap): calls the library, formats the result as
+//!   text or JSON.
 //! - [`config`]: files and environment → validated [`config::Settings`]; secrets kept secret.
 //! - [`telemetry`]: the tracing subscriber, set up once.
 //! - [`domain`]: money in cents, the load status graph, exceptions, the load import rule.
@@ -23,6 +24,8 @@
 //!   (stable-file detection, processing folder, archive and failed folders).
 //! - [`reports`]: the factor's purchase and payment reports (CSV, XLSX) → Financed and
 //!   Completed, from the per-provider inboxes or `factord ingest`.
+//! - [`loads`]: one load in full as `loads show` tells it, and the JSON object of a load.
+//! - [`status`]: what `factord status` shows, gathered from the store (also its JSON).
 //! - [`reload`]: live reload: load, validate and compare the configuration; the outcome.
 //! - [`backoff`]: capped exponential backoff with full jitter, for every retry loop.
 //! - [`supervise`]: each daemon component under a supervisor: heartbeats, restarts with
@@ -40,11 +43,13 @@ pub mod files;
 pub mod http;
 pub mod intake;
 pub mod invoicing;
+pub mod loads;
 pub mod providers;
 pub mod reload;
 pub mod reports;
 pub mod schedule;
 pub mod secrets;
+pub mod status;
 pub mod store;
 pub mod submit;
 pub mod supervise;

@@ -1,7 +1,9 @@
-//! The command line of docs/design.md §6. Each command loads the settings, does its work through the
-//! library and prints to stdout; logs go to stderr. Exit codes: 0 success, 1 operational
+//! The command line of docs/design.md §6. Each command loads the settings, calls the library and
+//! formats what it returns, as text ([`output`]) or as its serialisable JSON; it prints to
+//! stdout, logs go to stderr. Exit codes: 0 success, 1 operational
 //! failure, 2 usage or configuration error.
 
+pub mod json;
 mod output;
 
 use std::io::{IsTerminal, Write};
@@ -12,6 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConfigError, Settings, process_environment};
+use crate::credit::CustomerCheckError;
 use crate::daemon::Reloads;
 use crate::domain::LoadStatus;
 use crate::intake::{IntakeError, import_load_file};
@@ -271,22 +274,13 @@ pub async fn execute(cli: Cli, shutdown: CancellationToken, reloads: Reloads) ->
         Command::Loads(LoadsCommand::Import { files, json }) => import(&settings, &files, json).await,
         Command::Loads(LoadsCommand::Show { load, json }) => {
             let store = open_store(&settings).await?;
-            let detail = store
-                .load_detail(&load)
+            let show = crate::loads::show_load(&store, &settings, &load)
                 .await?
                 .ok_or_else(|| CommandError::Failed(format!("load {load} not found")))?;
-            let report_rows = store.load_report_rows(detail.load.id).await?;
-            let credit = output::LoadCredit::gather(&store, &settings, &detail.load).await?;
             if json {
-                let mut value = output::load_json(&detail.load, &detail.exceptions, Some(&detail.history));
-                output::add_report_rows(&mut value, &report_rows);
-                if let serde_json::Value::Object(map) = &mut value {
-                    map.insert("credit".to_string(), credit.json());
-                }
-                print_json(&value)
+                print_json(&show.json())
             } else {
-                out!("{}{}", output::load_text(&detail, &settings), credit.text());
-                out!("{}", output::report_rows_text(&report_rows));
+                out!("{}", output::load_show_text(&show, &settings));
                 Ok(())
             }
         }
@@ -295,8 +289,7 @@ pub async fn execute(cli: Cli, shutdown: CancellationToken, reloads: Reloads) ->
             let filter = LoadFilter { status: args.status, subsidiary: args.subsidiary, limit: args.limit };
             let loads = store.list_loads(&filter).await?;
             if args.json {
-                let items: Vec<_> = loads.iter().map(|l| output::load_json(&l.load, &l.exceptions, None)).collect();
-                print_json(&items)
+                print_json(&crate::loads::list_json(&loads))
             } else {
                 out!("{}", output::list_text(&loads));
                 Ok(())
@@ -304,11 +297,11 @@ pub async fn execute(cli: Cli, shutdown: CancellationToken, reloads: Reloads) ->
         }
         Command::Status { json } => {
             let store = open_store(&settings).await?;
-            let status = output::Status::gather(&store, &settings).await?;
+            let status = crate::status::Status::gather(&store, &settings).await?;
             if json {
-                print_json(&status.json())
+                print_json(&status)
             } else {
-                out!("{}", status.text());
+                out!("{}", output::status_text(&status));
                 Ok(())
             }
         }
@@ -380,7 +373,7 @@ async fn ingest(
         .await
         .map_err(|e| CommandError::Failed(e.to_string()))?;
     if json {
-        print_json(&output::ingest_json(&summary))?;
+        print_json(&json::IngestJson::of(&summary))?;
     } else {
         out!("{}", output::ingest_text(&summary));
     }
@@ -504,62 +497,21 @@ async fn credit_check(
     json: bool,
 ) -> Result<(), CommandError> {
     let store = open_store(settings).await?;
-    let Some((customer, with_loads)) = store.credit_customer(customer_id).await? else {
-        return Err(CommandError::Failed(format!("customer {customer_id} not found (import a load of it first)")));
-    };
-    // One check per provider: a subsidiary named, else those of the customer's loads.
-    let subsidiaries: Vec<&crate::config::Subsidiary> = match subsidiary {
-        Some(id) => {
-            let subsidiary = settings
-                .subsidiary(id)
-                .ok_or_else(|| CommandError::Usage(format!("subsidiary `{id}` is not configured")))?;
-            if !subsidiary.factoring.as_ref().is_some_and(|f| f.provider.credit_checks) {
-                return Err(CommandError::Usage(format!("the provider of subsidiary `{id}` offers no credit checks")));
-            }
-            vec![subsidiary]
-        }
-        None => {
-            let mut providers = std::collections::BTreeSet::new();
-            with_loads
-                .iter()
-                .filter_map(|id| settings.subsidiary(id))
-                .filter(|s| crate::credit::provider_with_checks(s).is_some_and(|p| providers.insert(p.id)))
-                .collect()
-        }
-    };
-    if subsidiaries.is_empty() {
-        return Err(CommandError::Usage(format!(
-            "customer {customer_id} has no loads under an active provider with credit checks; name one with --subsidiary"
-        )));
-    }
-    let mut results = Vec::new();
-    let mut failed = 0;
-    for subsidiary in subsidiaries {
-        match crate::credit::check_now(&store, settings, subsidiary, &customer, "command").await {
-            Ok(check) => {
-                if !json {
-                    outln!("{}", output::credit_check_line(&customer.name, &check));
-                }
-                results.push(output::credit_json(&check, settings.credit.max_age));
-            }
-            Err(crate::credit::CreditError::Store(error)) => return Err(error.into()),
-            Err(error) => {
-                failed += 1;
-                let provider = subsidiary.factoring.as_ref().map_or("", |f| f.provider.id);
-                if !json {
-                    outln!("{customer_id} {}: check with {provider} FAILED: {error}", customer.name);
-                }
-                results.push(serde_json::json!({
-                    "customer_id": customer_id, "provider": provider, "subsidiary": subsidiary.id,
-                    "error": error.to_string(),
-                }));
-            }
-        }
-    }
+    let checks =
+        crate::credit::check_customer(&store, settings, customer_id, subsidiary).await.map_err(|e| match e {
+            CustomerCheckError::UnknownCustomer(_) => CommandError::Failed(e.to_string()),
+            CustomerCheckError::NothingToAsk(reason) => CommandError::Usage(reason),
+            CustomerCheckError::Store(error) => error.into(),
+        })?;
     if json {
-        print_json(&results)?;
+        print_json(&checks.checks)?;
+    } else {
+        out!("{}", output::credit_check_text(&checks));
     }
-    if failed == 0 { Ok(()) } else { Err(CommandError::Failed(format!("{failed} credit check(s) failed"))) }
+    match checks.failed() {
+        0 => Ok(()),
+        failed => Err(CommandError::Failed(format!("{failed} credit check(s) failed"))),
+    }
 }
 
 async fn import(settings: &Settings, files: &[PathBuf], json: bool) -> Result<(), CommandError> {

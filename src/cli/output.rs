@@ -1,83 +1,18 @@
-//! What the commands print: the stable JSON of docs/design.md §6 and the text for people.
+//! What the commands print for people. The `--json` outputs are the library's serialisable
+//! results (docs/design.md §6), printed as they are; see [`super::json`].
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use serde_json::{Value, json};
-
-use crate::config::{InvoicingMethod, Settings, packet_mark_provider};
-use crate::credit::{RefreshReport, is_stale, provider_with_checks};
-use crate::domain::{CreditResult, LoadStatus};
-use crate::intake::{FileImport, LOADS_CHANNEL};
-use crate::providers::{Provider, find_provider};
+use crate::config::{Settings, packet_mark_provider};
+use crate::credit::{CustomerCheck, CustomerChecks, RefreshReport, is_stale};
+use crate::domain::{CreditResult, LoadStatus, time_for_people};
+use crate::intake::FileImport;
+use crate::loads::{LoadCredit, LoadShow};
+use crate::providers::find_provider;
 use crate::reports::apply::Outcome;
 use crate::reports::{IngestSummary, ReportKind};
-use crate::store::{
-    CreditCheckRecord, ExceptionRecord, HistoryRecord, LoadDetail, LoadRecord, LoadReportRow, LoadSummary,
-    ReportFileRecord, Store, StoreError,
-};
-
-/// The JSON of one load (docs/design.md §6). `history` is present for `loads show` only. Keys beyond
-/// the contract may be added; the contract's keys keep their meaning.
-pub fn load_json(load: &LoadRecord, exceptions: &[ExceptionRecord], history: Option<&[HistoryRecord]>) -> Value {
-    let f = &load.fields;
-    let mut value = json!({
-        "load_number": load.load_number,
-        "subsidiary": f.subsidiary,
-        "customer_id": f.customer_id,
-        "customer_name": load.customer_name,
-        "customer_mc": load.customer_mc,
-        "customer_dot": load.customer_dot,
-        "status": load.status.as_str(),
-        "amount_cents": f.amount.cents(),
-        "amount": f.amount.to_string(),
-        "invoice_number": load.invoice_number,
-        "exceptions": exceptions.iter().map(|e| json!({
-            "kind": e.kind.as_str(),
-            "detail": e.detail,
-            "raised_at": e.raised_at.to_rfc3339(),
-        })).collect::<Vec<_>>(),
-        "waiting_reason": load.waiting_reason,
-        "batch_id": load.batch_id,
-        // The provider that holds the invoice (the one its batch went to); `null` before that.
-        "factor": load.factor,
-        // The provider whose NOA the load's packet carries (factored packets only).
-        "packet_built_for": load.packet_noa.as_deref().map(packet_mark_provider),
-        // The factor's reference once a batch delivered the invoice, else the provider reference
-        // number from the load export.
-        "factor_reference": load.submission_reference.clone().or_else(|| f.factor_reference.clone()),
-        "reference_number": f.factor_reference,
-        "submission_reference": load.submission_reference,
-        "delivered_at": f.delivered_at,
-        "po_number": f.po_number,
-        "truck": f.truck,
-        "documents": { "pod": f.pod, "rate_confirmation": f.rate_confirmation },
-        "lane": {
-            "pickup_city": f.pickup_city, "pickup_state": f.pickup_state,
-            "delivery_city": f.delivery_city, "delivery_state": f.delivery_state,
-        },
-        "updated_at": load.updated_at.to_rfc3339(),
-    });
-    if let (Some(history), Value::Object(map)) = (history, &mut value) {
-        map.insert(
-            "history".to_string(),
-            Value::Array(
-                history
-                    .iter()
-                    .map(|h| {
-                        json!({
-                            "from": h.from.map(LoadStatus::as_str),
-                            "to": h.to.as_str(),
-                            "at": h.at.to_rfc3339(),
-                            "cause": h.cause,
-                        })
-                    })
-                    .collect(),
-            ),
-        );
-    }
-    value
-}
+use crate::status::{CreditStatus, Status};
+use crate::store::{LoadDetail, LoadReportRow, LoadSummary};
 
 /// A plain-decimal amount from a report (`"2450.00"`) as people read it (`$2,450.00`).
 fn for_people(plain: &str) -> String {
@@ -86,6 +21,14 @@ fn for_people(plain: &str) -> String {
 
 fn or_dash(value: &Option<String>) -> &str {
     value.as_deref().filter(|v| !v.is_empty()).unwrap_or("-")
+}
+
+/// `loads show` for people: the load, its credit state, then the report rows.
+pub fn load_show_text(show: &LoadShow, settings: &Settings) -> String {
+    let mut out = load_text(&show.detail, settings);
+    out.push_str(&load_credit_text(&show.credit));
+    out.push_str(&report_rows_text(&show.report_rows));
+    out
 }
 
 /// `loads show` for people.
@@ -154,14 +97,14 @@ pub fn load_text(detail: &LoadDetail, settings: &Settings) -> String {
                 "    {:<16}{} (since {})",
                 e.kind.as_str(),
                 e.detail,
-                crate::domain::time_for_people(e.raised_at)
+                time_for_people(e.raised_at)
             );
         }
     }
     let _ = writeln!(out, "  history");
     for h in &detail.history {
         let from = h.from.map_or("(new)", LoadStatus::as_str);
-        let _ = writeln!(out, "    {}  {from} → {}  {}", crate::domain::time_for_people(h.at), h.to, h.cause);
+        let _ = writeln!(out, "    {}  {from} → {}  {}", time_for_people(h.at), h.to, h.cause);
     }
     out
 }
@@ -302,273 +245,139 @@ pub fn submit_text(report: &crate::submit::SubmitReport, dry_run: bool) -> Strin
     out
 }
 
-/// What `status` shows.
-pub struct Status {
-    subsidiaries: Vec<SubsidiaryStatus>,
-    load_files: Vec<Value>,
-    refused_load_files: Vec<crate::store::RefusedFile>,
-    /// The daemon running the schedules (several daemons on one PostgreSQL: one at a time).
-    scheduler: Option<crate::store::LeaseHolder>,
-    batches: Vec<crate::store::BatchSummary>,
-    reports: Vec<ReportFileRecord>,
-    credit: CreditStatus,
-}
-
-struct SubsidiaryStatus {
-    id: String,
-    name: Option<String>,
-    counts: BTreeMap<LoadStatus, i64>,
-    exceptions: i64,
-    waiting: i64,
-    waiting_loads: Vec<(String, String)>,
-}
-
-impl Status {
-    /// Every configured subsidiary (with zero counts if it has no loads yet), plus any
-    /// subsidiary that has loads but is no longer configured.
-    pub async fn gather(store: &Store, settings: &Settings) -> Result<Status, StoreError> {
-        let mut counts: BTreeMap<String, _> =
-            store.status_counts().await?.into_iter().map(|c| (c.subsidiary.clone(), c)).collect();
-        let mut subsidiaries = Vec::new();
-        let mut ids: Vec<String> = settings.subsidiaries.iter().map(|s| s.id.clone()).collect();
-        ids.extend(counts.keys().filter(|k| settings.subsidiary(k).is_none()).cloned());
-        for id in ids {
-            let c = counts.remove(&id);
-            let waiting = c.as_ref().map_or(0, |c| c.waiting);
-            let waiting_loads = if waiting > 0 {
-                let filter = crate::store::LoadFilter { subsidiary: Some(id.clone()), ..Default::default() };
-                store
-                    .list_loads(&filter)
-                    .await?
-                    .into_iter()
-                    .filter_map(|l| l.load.waiting_reason.clone().map(|r| (l.load.load_number.clone(), r)))
-                    .take(20)
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            subsidiaries.push(SubsidiaryStatus {
-                name: settings.subsidiary(&id).map(|s| s.name.clone()),
-                counts: c.as_ref().map(|c| c.counts.clone()).unwrap_or_default(),
-                exceptions: c.as_ref().map_or(0, |c| c.exceptions),
-                waiting,
-                waiting_loads,
-                id,
-            });
-        }
-        // Files dropped into inbox/loads and files given to `loads import`, newest first.
-        let mut files = store.recent_inbox_files(LOADS_CHANNEL, 5).await?;
-        files.extend(store.recent_inbox_files(crate::store::COMMAND_LOADS_CHANNEL, 5).await?);
-        files.sort_by_key(|f| std::cmp::Reverse(f.processed_at));
-        let load_files = files
-            .into_iter()
-            .take(5)
-            .map(|f| {
-                let summary: Value = serde_json::from_str(&f.summary).unwrap_or(Value::Null);
-                let source = if f.channel == LOADS_CHANNEL { "inbox" } else { "command" };
-                json!({ "file": f.file_name, "source": source, "processed_at": f.processed_at.to_rfc3339(), "summary": summary })
-            })
-            .collect();
-        let refused_load_files = store.recent_refused_files(LOADS_CHANNEL, 5).await?;
-        let batches = store.recent_batches(10).await?;
-        let reports = store.recent_report_files(REPORTS_PER_PROVIDER).await?;
-        let credit = CreditStatus::gather(store, settings).await?;
-        let scheduler = store.lease_holder(crate::daemon::SCHEDULER_ROLE).await?;
-        Ok(Status { subsidiaries, load_files, refused_load_files, scheduler, batches, reports, credit })
-    }
-
-    /// `status --json` (docs/design.md §6).
-    pub fn json(&self) -> Value {
-        json!({
-            "subsidiaries": self.subsidiaries.iter().map(|s| {
-                let mut counts = serde_json::Map::new();
-                for status in LoadStatus::PIPELINE {
-                    counts.insert(status.as_str().to_string(), json!(s.counts.get(&status).copied().unwrap_or(0)));
-                }
-                json!({
-                    "id": s.id,
-                    "name": s.name,
-                    "configured": s.name.is_some(),
-                    "counts": counts,
-                    "delivered": s.counts.get(&LoadStatus::Delivered).copied().unwrap_or(0),
-                    "exceptions": s.exceptions,
-                    "waiting": s.waiting,
-                    "waiting_loads": s.waiting_loads.iter().map(|(l, r)| json!({"load_number": l, "reason": r})).collect::<Vec<_>>(),
-                })
-            }).collect::<Vec<_>>(),
-            "last_batches": self.batches.iter().map(|b| json!({
-                "id": b.id,
-                "subsidiary": b.subsidiary,
-                "provider": b.provider,
-                "status": b.status,
-                "invoices": b.invoice_count,
-                "total_cents": b.total_cents,
-                "reference": b.reference,
-                "accepted": b.accepted,
-                "rejected": b.rejected,
-                "transient": b.transient,
-                "error": b.error,
-                "created_at": b.created_at.to_rfc3339(),
-            })).collect::<Vec<_>>(),
-            "last_reports": self.reports.iter().map(report_file_json).collect::<Vec<_>>(),
-            "scheduler": self.scheduler.as_ref().map(|s| json!({ "holder": s.holder, "live": s.live })),
-            "last_load_files": self.load_files,
-            "refused_load_files": self.refused_load_files.iter().map(|f| json!({
-                "file": f.file_name,
-                "refused_at": f.refused_at.to_rfc3339(),
-                "reason": f.reason,
-            })).collect::<Vec<_>>(),
-            "credit": self.credit.json(),
-        })
-    }
-
-    /// `status` for people.
-    pub fn text(&self) -> String {
-        let mut out = String::new();
+/// `status` for people.
+pub fn status_text(status: &Status) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>8}",
+        "SUBSIDIARY", "Released", "Queued", "Invoiced", "Financed", "Completed", "exceptions", "waiting"
+    );
+    for s in &status.subsidiaries {
         let _ = writeln!(
             out,
-            "{:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>8}",
-            "SUBSIDIARY", "Released", "Queued", "Invoiced", "Financed", "Completed", "exceptions", "waiting"
+            "{:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>8}{}",
+            s.id,
+            s.counts.released,
+            s.counts.queued,
+            s.counts.invoiced,
+            s.counts.financed,
+            s.counts.completed,
+            s.exceptions,
+            s.waiting,
+            if s.configured { "" } else { "  (not configured)" }
         );
-        for s in &self.subsidiaries {
-            let n = |status| s.counts.get(&status).copied().unwrap_or(0);
+    }
+    for s in status.subsidiaries.iter().filter(|s| !s.waiting_loads.is_empty()) {
+        let _ = writeln!(out, "\nwaiting in {}:", s.id);
+        for w in &s.waiting_loads {
+            let _ = writeln!(out, "  {}: {}", w.load_number, w.reason);
+        }
+    }
+    if !status.last_batches.is_empty() {
+        let _ = writeln!(out, "\nlast batches:");
+        for b in &status.last_batches {
             let _ = writeln!(
                 out,
-                "{:<16} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>8}{}",
-                s.id,
-                n(LoadStatus::Released),
-                n(LoadStatus::Queued),
-                n(LoadStatus::Invoiced),
-                n(LoadStatus::Financed),
-                n(LoadStatus::Completed),
-                s.exceptions,
-                s.waiting,
-                if s.name.is_none() { "  (not configured)" } else { "" }
+                "  {}  {} → {}: {} invoice(s), {}, {} (accepted {}, rejected {}, transient {}){}",
+                time_for_people(b.created_at),
+                b.id,
+                b.provider,
+                b.invoices,
+                crate::domain::Money::from_cents(b.total_cents).for_people(),
+                b.status,
+                b.accepted,
+                b.rejected,
+                b.transient,
+                b.reference.as_deref().or(b.error.as_deref()).map(|r| format!("  {r}")).unwrap_or_default()
             );
         }
-        for s in self.subsidiaries.iter().filter(|s| !s.waiting_loads.is_empty()) {
-            let _ = writeln!(out, "\nwaiting in {}:", s.id);
-            for (load, reason) in &s.waiting_loads {
-                let _ = writeln!(out, "  {load}: {reason}");
-            }
-        }
-        if !self.batches.is_empty() {
-            let _ = writeln!(out, "\nlast batches:");
-            for b in &self.batches {
-                let _ = writeln!(
-                    out,
-                    "  {}  {} → {}: {} invoice(s), {}, {} (accepted {}, rejected {}, transient {}){}",
-                    crate::domain::time_for_people(b.created_at),
-                    b.id,
-                    b.provider,
-                    b.invoice_count,
-                    crate::domain::Money::from_cents(b.total_cents).for_people(),
-                    b.status,
-                    b.accepted,
-                    b.rejected,
-                    b.transient,
-                    b.reference.as_deref().or(b.error.as_deref()).map(|r| format!("  {r}")).unwrap_or_default()
-                );
-            }
-        }
-        if !self.reports.is_empty() {
-            let _ = writeln!(out, "\nlast report files:");
-            for f in &self.reports {
-                let what = match &f.refused {
-                    Some(reason) => format!("REFUSED: {reason}"),
-                    None => format!(
-                        "{} rows: {} applied, {} skipped, {} rejected",
-                        f.rows, f.applied, f.skipped, f.rejected
-                    ),
-                };
-                let _ = writeln!(
-                    out,
-                    "  {}  {} {} {}: {what}",
-                    crate::domain::time_for_people(f.processed_at),
-                    f.provider,
-                    f.kind.as_deref().unwrap_or("report"),
-                    f.file_name
-                );
-            }
-        }
-        out.push_str(&self.credit.text());
-        match &self.scheduler {
-            Some(s) if s.live => {
-                let _ = writeln!(out, "\nschedules run by daemon {}", s.holder);
-            }
-            Some(s) => {
-                let _ = writeln!(out, "\nschedules: no daemon running them (last: {}, lease run out)", s.holder);
-            }
-            None => {
-                let _ = writeln!(out, "\nschedules: no daemon has run them yet");
-            }
-        }
-        if !self.refused_load_files.is_empty() {
-            let _ = writeln!(out, "\nrefused load files (nothing imported; fix and drop them again):");
-            for f in &self.refused_load_files {
-                let _ = writeln!(
-                    out,
-                    "  {}  {}: REFUSED: {}",
-                    crate::domain::time_for_people(f.refused_at),
-                    f.file_name,
-                    f.reason
-                );
-            }
-        }
-        if !self.load_files.is_empty() {
-            let _ = writeln!(out, "\nlast load files:");
-            for f in &self.load_files {
-                let summary = &f["summary"];
-                let _ = writeln!(
-                    out,
-                    "  {}  {}: {} imported, {} updated, {} unchanged, {} rejected",
-                    f["processed_at"].as_str().unwrap_or(""),
-                    f["file"].as_str().unwrap_or(""),
-                    summary["imported"],
-                    summary["updated"],
-                    summary["unchanged"],
-                    summary["rejected"]
-                );
-            }
-        }
-        out
     }
+    if !status.last_reports.is_empty() {
+        let _ = writeln!(out, "\nlast report files:");
+        for f in &status.last_reports {
+            let what = match &f.refused {
+                Some(reason) => format!("REFUSED: {reason}"),
+                None => {
+                    format!("{} rows: {} applied, {} skipped, {} rejected", f.rows, f.applied, f.skipped, f.rejected)
+                }
+            };
+            let _ = writeln!(
+                out,
+                "  {}  {} {} {}: {what}",
+                time_for_people(f.processed_at),
+                f.provider,
+                f.kind.as_deref().unwrap_or("report"),
+                f.file
+            );
+        }
+    }
+    out.push_str(&credit_status_text(&status.credit));
+    match &status.scheduler {
+        Some(s) if s.live => {
+            let _ = writeln!(out, "\nschedules run by daemon {}", s.holder);
+        }
+        Some(s) => {
+            let _ = writeln!(out, "\nschedules: no daemon running them (last: {}, lease run out)", s.holder);
+        }
+        None => {
+            let _ = writeln!(out, "\nschedules: no daemon has run them yet");
+        }
+    }
+    if !status.refused_load_files.is_empty() {
+        let _ = writeln!(out, "\nrefused load files (nothing imported; fix and drop them again):");
+        for f in &status.refused_load_files {
+            let _ = writeln!(out, "  {}  {}: REFUSED: {}", time_for_people(f.refused_at), f.file, f.reason);
+        }
+    }
+    if !status.last_load_files.is_empty() {
+        let _ = writeln!(out, "\nlast load files:");
+        for f in &status.last_load_files {
+            // A file still being imported has no counts yet.
+            let count = |n: fn(&crate::status::LoadFileCounts) -> usize| {
+                f.summary.as_ref().map_or_else(|| "null".to_string(), |s| n(s).to_string())
+            };
+            let _ = writeln!(
+                out,
+                "  {}  {}: {} imported, {} updated, {} unchanged, {} rejected",
+                f.processed_at.to_rfc3339(),
+                f.file,
+                count(|s| s.imported),
+                count(|s| s.updated),
+                count(|s| s.unchanged),
+                count(|s| s.rejected)
+            );
+        }
+    }
+    out
 }
 
-/// How many report files per provider `status` shows.
-const REPORTS_PER_PROVIDER: i64 = 5;
-
-fn report_file_json(f: &ReportFileRecord) -> Value {
-    json!({
-        "file": f.file_name,
-        "provider": f.provider,
-        "kind": f.kind,
-        "processed_at": f.processed_at.to_rfc3339(),
-        "rows": f.rows,
-        "applied": f.applied,
-        "skipped": f.skipped,
-        "rejected": f.rejected,
-        "refused": f.refused,
-    })
-}
-
-/// Adds the report rows that changed a load to its `loads show --json` object.
-pub fn add_report_rows(value: &mut Value, rows: &[LoadReportRow]) {
-    if let Value::Object(map) = value {
-        let rows = rows
-            .iter()
-            .map(|r| {
-                json!({
-                    "kind": r.kind,
-                    "file": r.file_name,
-                    "row": r.row,
-                    "processed_at": r.processed_at.to_rfc3339(),
-                    "detail": r.detail,
-                })
-            })
-            .collect();
-        map.insert("report_rows".to_string(), Value::Array(rows));
+/// The credit part of `status`: a summary line, then every customer that is not approved on a
+/// fresh check.
+fn credit_status_text(credit: &CreditStatus) -> String {
+    let mut out = String::new();
+    if credit.customers.is_empty() {
+        return out;
     }
+    let counts = &credit.counts;
+    let _ = writeln!(
+        out,
+        "\ncredit checks: {} approved, {} declined, {} unknown, {} not checked, {} older than max age",
+        counts.approved, counts.declined, counts.unknown, counts.unchecked, counts.stale
+    );
+    for c in &credit.customers {
+        if c.result == Some(CreditResult::Approved) && !c.stale {
+            continue;
+        }
+        let state = match (c.result, c.checked_at) {
+            (Some(result), Some(at)) => {
+                format!("{result} ({}), checked {}", c.text.as_deref().unwrap_or(""), time_for_people(at))
+            }
+            _ => "not checked yet".to_string(),
+        };
+        let _ = writeln!(out, "  {} {} [{}]: {state}", c.customer_id, c.customer_name, c.provider);
+    }
+    out
 }
 
 /// The report rows section of `loads show`.
@@ -582,7 +391,7 @@ pub fn report_rows_text(rows: &[LoadReportRow]) -> String {
         let _ = writeln!(
             out,
             "    {}  {} report {} row {}: {}",
-            crate::domain::time_for_people(r.processed_at),
+            time_for_people(r.processed_at),
             r.kind,
             r.file_name,
             r.row,
@@ -590,23 +399,6 @@ pub fn report_rows_text(rows: &[LoadReportRow]) -> String {
         );
     }
     out
-}
-
-/// `ingest --json` (docs/design.md §6): the summary without the per-row list, plus the rows that
-/// were not applied.
-pub fn ingest_json(summary: &IngestSummary) -> Value {
-    json!({
-        "file": summary.file,
-        "provider": summary.provider,
-        "kind": summary.kind,
-        "rows": summary.rows,
-        "applied": summary.applied,
-        "skipped": summary.skipped,
-        "rejected": summary.rejected,
-        "refused": summary.refused,
-        "duplicate_of": summary.duplicate_of,
-        "not_applied": summary.outcomes.iter().filter(|o| o.outcome != Outcome::Applied).collect::<Vec<_>>(),
-    })
 }
 
 /// How many rows not applied `ingest` lists; the result file (or `--json`) has them all.
@@ -641,35 +433,27 @@ pub fn ingest_text(summary: &IngestSummary) -> String {
 
 // ---- Credit checks ----------------------------------------------------------------------------
 
-fn check_date(check: &CreditCheckRecord) -> String {
-    crate::domain::time_for_people(check.checked_at)
-}
-
-/// One recorded check as JSON (`credit check --json`, `loads show --json`'s `credit`).
-pub fn credit_json(check: &CreditCheckRecord, max_age: std::time::Duration) -> Value {
-    json!({
-        "customer_id": check.customer_id,
-        "provider": check.provider,
-        "subsidiary": check.subsidiary,
-        "result": check.result.as_str(),
-        "text": check.factor_text,
-        "checked_at": check.checked_at.to_rfc3339(),
-        "cause": check.cause,
-        "stale": is_stale(check, max_age, chrono::Utc::now()),
-    })
-}
-
-/// `credit check` for people: one line per check.
-pub fn credit_check_line(customer_name: &str, check: &CreditCheckRecord) -> String {
-    format!(
-        "{} {}: {} by {} ({}), checked {}",
-        check.customer_id,
-        customer_name,
-        check.result,
-        check.provider,
-        check.factor_text,
-        check_date(check)
-    )
+/// `credit check` for people: one line per provider asked.
+pub fn credit_check_text(checks: &CustomerChecks) -> String {
+    let mut out = String::new();
+    let name = &checks.customer.name;
+    for check in &checks.checks {
+        let _ = match check {
+            CustomerCheck::Checked(c) => writeln!(
+                out,
+                "{} {name}: {} by {} ({}), checked {}",
+                c.customer_id,
+                c.result,
+                c.provider,
+                c.text,
+                time_for_people(c.checked_at)
+            ),
+            CustomerCheck::Failed(f) => {
+                writeln!(out, "{} {name}: check with {} FAILED: {}", f.customer_id, f.provider, f.error)
+            }
+        };
+    }
+    out
 }
 
 /// `credit refresh` for people: each customer checked and its result, then the counts.
@@ -709,165 +493,19 @@ pub fn credit_refresh_text(report: &RefreshReport) -> String {
     out
 }
 
-/// The credit state of one load's customer with its subsidiary's provider (`loads show`).
-pub struct LoadCredit {
-    /// `None` when the load's provider offers no checks (or the customer is invoiced directly).
-    provider: Option<&'static Provider>,
-    latest: Option<CreditCheckRecord>,
-    max_age: std::time::Duration,
-}
-
-impl LoadCredit {
-    pub async fn gather(store: &Store, settings: &Settings, load: &LoadRecord) -> Result<LoadCredit, StoreError> {
-        let provider = settings
-            .subsidiary(&load.fields.subsidiary)
-            .filter(|s| s.method_for(&load.fields.customer_id) == InvoicingMethod::Factoring)
-            .and_then(|s| s.factoring.as_ref())
-            .map(|f| f.provider)
-            .filter(|p| p.credit_checks);
-        let latest = match provider {
-            Some(provider) => store.latest_credit_check(&load.fields.customer_id, provider.id).await?,
-            None => None,
-        };
-        Ok(LoadCredit { provider, latest, max_age: settings.credit.max_age })
-    }
-
-    /// `null` when no checks apply; else the latest check (`result` null when none yet).
-    pub fn json(&self) -> Value {
-        match (self.provider, &self.latest) {
-            (None, _) => Value::Null,
-            (Some(_), Some(check)) => credit_json(check, self.max_age),
-            (Some(provider), None) => json!({
-                "provider": provider.id, "result": null, "text": null, "checked_at": null, "stale": true,
-            }),
-        }
-    }
-
-    pub fn text(&self) -> String {
-        match (self.provider, &self.latest) {
-            (None, _) => String::new(),
-            (Some(provider), None) => format!("  credit            not checked yet by {}\n", provider.name),
-            (Some(provider), Some(check)) => format!(
-                "  credit            {} by {} ({}), checked {}{}\n",
-                check.result,
-                provider.name,
-                check.factor_text,
-                check_date(check),
-                if is_stale(check, self.max_age, chrono::Utc::now()) { ", older than credit.max_age" } else { "" }
-            ),
-        }
-    }
-}
-
-/// Credit state in `status`: the latest check of each customer with loads in Released or
-/// Queued under a provider with checks.
-struct CreditStatus {
-    max_age: std::time::Duration,
-    schedule: String,
-    customers: Vec<CreditLine>,
-}
-
-struct CreditLine {
-    customer_id: String,
-    customer_name: String,
-    provider: &'static str,
-    latest: Option<CreditCheckRecord>,
-}
-
-impl CreditStatus {
-    async fn gather(store: &Store, settings: &Settings) -> Result<CreditStatus, StoreError> {
-        let mut latest: BTreeMap<(String, String), CreditCheckRecord> = store
-            .latest_credit_checks()
-            .await?
-            .into_iter()
-            .map(|c| ((c.customer_id.clone(), c.provider.clone()), c))
-            .collect();
-        let mut customers = Vec::new();
-        for candidate in store.credit_candidates().await? {
-            let Some(subsidiary) = settings.subsidiary(&candidate.subsidiary) else { continue };
-            if subsidiary.method_for(&candidate.customer.id) == InvoicingMethod::Direct {
-                continue;
-            }
-            let Some(provider) = provider_with_checks(subsidiary) else { continue };
-            if customers
-                .iter()
-                .any(|c: &CreditLine| c.customer_id == candidate.customer.id && c.provider == provider.id)
-            {
-                continue;
-            }
-            customers.push(CreditLine {
-                latest: latest.remove(&(candidate.customer.id.clone(), provider.id.to_string())),
-                customer_id: candidate.customer.id,
-                customer_name: candidate.customer.name,
-                provider: provider.id,
-            });
-        }
-        Ok(CreditStatus {
-            max_age: settings.credit.max_age,
-            schedule: settings.credit.refresh_schedule.expression.clone(),
-            customers,
-        })
-    }
-
-    fn stale(&self, line: &CreditLine) -> bool {
-        line.latest.as_ref().is_none_or(|c| is_stale(c, self.max_age, chrono::Utc::now()))
-    }
-
-    /// `{approved, declined, unknown, unchecked, stale}` counts.
-    fn counts(&self) -> BTreeMap<&'static str, usize> {
-        let mut counts: BTreeMap<&'static str, usize> =
-            ["approved", "declined", "unknown", "unchecked", "stale"].into_iter().map(|k| (k, 0)).collect();
-        for line in &self.customers {
-            let key = line.latest.as_ref().map_or("unchecked", |c| c.result.as_str());
-            *counts.entry(key).or_default() += 1;
-            if line.latest.is_some() && self.stale(line) {
-                *counts.entry("stale").or_default() += 1;
-            }
-        }
-        counts
-    }
-
-    fn json(&self) -> Value {
-        json!({
-            "max_age_seconds": self.max_age.as_secs(),
-            "refresh_schedule": self.schedule,
-            "counts": self.counts(),
-            "customers": self.customers.iter().map(|line| json!({
-                "customer_id": line.customer_id,
-                "customer_name": line.customer_name,
-                "provider": line.provider,
-                "result": line.latest.as_ref().map(|c| c.result.as_str()),
-                "text": line.latest.as_ref().map(|c| c.factor_text.clone()),
-                "checked_at": line.latest.as_ref().map(|c| c.checked_at.to_rfc3339()),
-                "stale": self.stale(line),
-            })).collect::<Vec<_>>(),
-        })
-    }
-
-    /// A summary line, then every customer that is not approved on a fresh check.
-    fn text(&self) -> String {
-        let mut out = String::new();
-        if self.customers.is_empty() {
-            return out;
-        }
-        let counts = self.counts();
-        let _ = writeln!(
-            out,
-            "\ncredit checks: {} approved, {} declined, {} unknown, {} not checked, {} older than max age",
-            counts["approved"], counts["declined"], counts["unknown"], counts["unchecked"], counts["stale"]
-        );
-        for line in &self.customers {
-            let approved = line.latest.as_ref().is_some_and(|c| c.result == CreditResult::Approved);
-            if approved && !self.stale(line) {
-                continue;
-            }
-            let state = match &line.latest {
-                Some(check) => format!("{} ({}), checked {}", check.result, check.factor_text, check_date(check)),
-                None => "not checked yet".to_string(),
-            };
-            let _ = writeln!(out, "  {} {} [{}]: {state}", line.customer_id, line.customer_name, line.provider);
-        }
-        out
+/// The credit line of `loads show`; nothing when no checks apply.
+fn load_credit_text(credit: &LoadCredit) -> String {
+    match (credit.provider, &credit.latest) {
+        (None, _) => String::new(),
+        (Some(provider), None) => format!("  credit            not checked yet by {}\n", provider.name),
+        (Some(provider), Some(check)) => format!(
+            "  credit            {} by {} ({}), checked {}{}\n",
+            check.result,
+            provider.name,
+            check.factor_text,
+            time_for_people(check.checked_at),
+            if is_stale(check, credit.max_age, chrono::Utc::now()) { ", older than credit.max_age" } else { "" }
+        ),
     }
 }
 
