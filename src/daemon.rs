@@ -143,6 +143,10 @@ pub async fn run_with_reloads(
 /// folder) validates the new configuration and, if valid, starts a new generation of
 /// components on it while the old one finishes the work in hand under the configuration it
 /// started with.
+#[expect(
+    clippy::too_many_lines,
+    reason = "the daemon's life in order: reconcile, start, then the reload loop and the shutdown in reverse"
+)]
 pub async fn run_with_options(
     settings: Arc<Settings>,
     store: Store,

@@ -34,7 +34,10 @@ impl Clock for SystemClock {
 /// `beat_every` to call `beat` (the component's heartbeat); if it wakes before the fire by
 /// `clock` (the clock was stepped back), it sleeps again, and a fire already made is never made
 /// again: each next fire is computed from the last one, not from the clock.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the schedule, its zone, the clock, the heartbeat and the fire: each a different caller's part"
+)]
 pub async fn run_fires<C, B, F, Fut>(
     schedule: &Schedule,
     zone: Tz,

@@ -290,7 +290,7 @@ impl Status {
         files.sort_by_key(|f| std::cmp::Reverse(f.processed_at));
         let last_load_files = files
             .into_iter()
-            .take(LAST_LOAD_FILES as usize)
+            .take(usize::try_from(LAST_LOAD_FILES).unwrap_or(usize::MAX))
             .map(|f| LoadFileLine {
                 // An empty summary: the file is being imported.
                 summary: serde_json::from_str(&f.summary).ok(),

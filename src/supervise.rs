@@ -264,8 +264,8 @@ mod tests {
         assert!(highest.iter().zip([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]).all(|(h, top)| *h <= top));
         // Whatever the draws, each attempt waits at least as long as the one before until the
         // cap comes near, and never more than 60 s.
-        for attempt in 0..5 {
-            assert!(highest[attempt as usize] <= lowest[attempt as usize + 1], "{attempt}");
+        for attempt in 0..5_usize {
+            assert!(highest[attempt] <= lowest[attempt + 1], "{attempt}");
         }
         for attempt in 0..40 {
             let delay = secs(attempt, crate::backoff::random());

@@ -244,6 +244,7 @@ impl From<crate::store::StoreError> for CommandError {
 
 /// Runs a parsed command line. `shutdown` stops `run`; `reloads.signal` makes it reload its
 /// configuration.
+#[expect(clippy::too_many_lines, reason = "one arm per command, each a call into the library and its formatting")]
 pub async fn execute(cli: Cli, shutdown: CancellationToken, reloads: Reloads) -> Result<(), CommandError> {
     let env = process_environment();
     let settings = match Settings::load(&cli.config, &env) {
