@@ -20,9 +20,22 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// A file's code without its unit tests (everything from the first `#[cfg(test)]`) and without
-/// comment lines.
+/// Whether the file is a test module: its parent declares it under `#[cfg(test)]`.
+fn is_test_module(path: &Path) -> bool {
+    let (Some(dir), Some(stem)) = (path.parent(), path.file_stem().and_then(|s| s.to_str())) else { return false };
+    let parents = [dir.with_extension("rs"), dir.join("mod.rs"), dir.join("lib.rs")];
+    parents.iter().filter_map(|p| std::fs::read_to_string(p).ok()).any(|parent| {
+        parent.contains(&format!("#[cfg(test)]\nmod {stem};"))
+            || parent.contains(&format!("#[cfg(test)]\npub mod {stem};"))
+    })
+}
+
+/// A file's code without its unit tests (everything from the first `#[cfg(test)]`, or all of a
+/// test module) and without comment lines.
 fn code_of(path: &Path) -> String {
+    if is_test_module(path) {
+        return String::new();
+    }
     let text = std::fs::read_to_string(path).expect("read source");
     let code = text.split("#[cfg(test)]").next().unwrap_or_default();
     code.lines().filter(|line| !line.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n")
