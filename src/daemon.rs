@@ -358,6 +358,10 @@ const QUICK_FLOOR: Duration = Duration::from_secs(120);
 /// The least silence allowed to a component whose rounds do file, PDF or transport work: a
 /// pass over a very large file or a large batch takes minutes; a deadlock takes forever.
 const PASS_FLOOR: Duration = Duration::from_secs(600);
+/// The least silence allowed to a schedule: a fire's work (a submission of hundreds of packets
+/// over FTP, a status sync of every open invoice, a credit refresh waiting out a factor's
+/// backoff) beats only when it is done.
+const FIRE_FLOOR: Duration = Duration::from_secs(3600);
 /// How often a schedule waiting for its next fire beats its heartbeat.
 const SCHEDULE_BEAT: Duration = Duration::from_secs(30);
 
@@ -472,8 +476,8 @@ async fn lead_scheduler(settings: Arc<Settings>, c: Components, heartbeat: Heart
 fn start_schedules(settings: &Arc<Settings>, c: &Components, parent: &CancellationToken) -> Generation {
     let token = parent.child_token();
     let mut tasks = tokio::task::JoinSet::new();
-    // A fire's work (a submission, a sync, a credit refresh) is transport work.
-    let silence = allowed_silence(SCHEDULE_BEAT, PASS_FLOOR);
+    // A fire's work (a submission, a sync, a credit refresh) is transport work, with retries.
+    let silence = allowed_silence(SCHEDULE_BEAT, FIRE_FLOOR);
     for subsidiary in &settings.subsidiaries {
         let scheduled = subsidiary.factoring.as_ref().is_some_and(|f| f.active && f.schedule.is_some());
         if scheduled {
@@ -502,8 +506,8 @@ fn start_schedules(settings: &Arc<Settings>, c: &Components, parent: &Cancellati
 }
 
 /// How long a component may go without a heartbeat before the watchdog stops being fed and
-/// systemd restarts the daemon: longer than any component's allowed silence, which `/readyz`
-/// reports first.
+/// systemd restarts the daemon; a component allowed a longer silence (a schedule in a fire,
+/// a slow scan interval) is judged by its own. `/readyz` reports a stale component first.
 const STUCK_AFTER: Duration = Duration::from_secs(600);
 
 async fn ping_watchdog(every: Duration, health: Arc<Health>, heartbeat: Heartbeat, shutdown: CancellationToken) {
@@ -1050,7 +1054,11 @@ mod tests {
     fn allowed_silence_is_three_ticks_with_a_floor() {
         assert_eq!(allowed_silence(Duration::from_millis(100), PASS_FLOOR), Some(PASS_FLOOR));
         assert_eq!(allowed_silence(Duration::from_secs(300), QUICK_FLOOR), Some(Duration::from_secs(900)));
-        assert!(allowed_silence(SCHEDULE_BEAT, PASS_FLOOR) <= Some(STUCK_AFTER), "readyz tells before the watchdog");
+        assert_eq!(allowed_silence(SCHEDULE_BEAT, FIRE_FLOOR), Some(FIRE_FLOOR));
+        assert!(
+            allowed_silence(Duration::from_secs(1), PASS_FLOOR) <= Some(STUCK_AFTER),
+            "readyz tells before the watchdog"
+        );
     }
 
     #[test]

@@ -5,6 +5,13 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// Hex sha256 of a file's bytes: how files are told apart (inbox dedupe, batch manifests,
+/// reconciliation).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
+}
+
 /// Writes `bytes` to `path` atomically. The temp file sits beside the target (same file
 /// system, so the rename is atomic) and starts with `.` so inbox scanners ignore it.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -25,6 +25,10 @@ struct Inner {
     last_reload_errors: Vec<String>,
     last_reload_at: SystemTime,
     components: BTreeMap<String, Entry>,
+    /// Restarts per component name since the daemon started: kept apart from the entries, which
+    /// go when a component stops for good (a reload retires a generation, the scheduler lease
+    /// moves), so the counter never goes back.
+    restarts: BTreeMap<String, u64>,
 }
 
 /// One supervised component as the registry keeps it.
@@ -34,8 +38,6 @@ struct Entry {
     /// under the same names while the old one finishes its work: only the owner's reports count.
     owner: u64,
     phase: ComponentPhase,
-    /// Kept across registrations under the same name (a reload does not reset the counter).
-    restarts: u64,
     last_beat: Option<Instant>,
     allowed_silence: Option<Duration>,
 }
@@ -125,6 +127,7 @@ impl Health {
                 last_reload_errors: Vec::new(),
                 last_reload_at: SystemTime::now(),
                 components: BTreeMap::new(),
+                restarts: BTreeMap::new(),
             }),
             next_owner: AtomicU64::new(1),
         }
@@ -159,10 +162,9 @@ impl Health {
     pub fn register_component(&self, name: &str, allowed_silence: Option<Duration>) -> u64 {
         let owner = self.next_owner.fetch_add(1, Ordering::Relaxed);
         let mut state = self.lock();
-        let restarts = state.components.get(name).map_or(0, |e| e.restarts);
         state.components.insert(
             name.to_string(),
-            Entry { owner, phase: ComponentPhase::Running, restarts, last_beat: Some(Instant::now()), allowed_silence },
+            Entry { owner, phase: ComponentPhase::Running, last_beat: Some(Instant::now()), allowed_silence },
         );
         owner
     }
@@ -186,11 +188,12 @@ impl Health {
 
     /// The component was started again after a failure.
     pub fn component_restarted(&self, name: &str, owner: u64) {
-        self.with_owned(name, owner, |e| {
+        let mut state = self.lock();
+        if let Some(e) = state.components.get_mut(name).filter(|e| e.owner == owner) {
             e.phase = ComponentPhase::Running;
-            e.restarts += 1;
             e.last_beat = Some(Instant::now());
-        });
+            *state.restarts.entry(name.to_string()).or_default() += 1;
+        }
     }
 
     /// The component stopped for good (shutdown, a reload retired it): it is no longer listed.
@@ -201,14 +204,17 @@ impl Health {
         }
     }
 
-    /// The components with a heartbeat that have not beaten for longer than `limit`, by name.
+    /// The components with a heartbeat that have not beaten for longer than `limit` nor for
+    /// longer than their own allowed silence, by name.
     pub fn silent_longer_than(&self, limit: Duration) -> Vec<String> {
         let now = Instant::now();
         self.lock()
             .components
             .iter()
             .filter(|(_, e)| {
-                e.allowed_silence.is_some() && e.last_beat.is_some_and(|at| now.saturating_duration_since(at) > limit)
+                e.allowed_silence.is_some_and(|allowed| {
+                    e.last_beat.is_some_and(|at| now.saturating_duration_since(at) > limit.max(allowed))
+                })
             })
             .map(|(name, _)| name.clone())
             .collect()
@@ -229,7 +235,7 @@ impl Health {
                 .map(|(name, e)| ComponentHealth {
                     name: name.clone(),
                     phase: e.phase.clone(),
-                    restarts: e.restarts,
+                    restarts: state.restarts.get(name).copied().unwrap_or(0),
                     heartbeat_age: e.allowed_silence.and(e.last_beat).map(|at| now.saturating_duration_since(at)),
                     allowed_silence: e.allowed_silence,
                 })
@@ -284,5 +290,18 @@ mod tests {
         assert!(inbox.up() && inbox.restarts == 1, "{inbox:?}");
         health.deregister_component("loads inbox", owner);
         assert_eq!(health.snapshot().components.len(), 1);
+
+        // A reload registers the name again: the restarts counted before are kept.
+        let again = health.register_component("loads inbox", Some(Duration::from_secs(30)));
+        let inbox = health.snapshot().components[1].clone();
+        assert_eq!((inbox.name.as_str(), inbox.restarts), ("loads inbox", 1));
+        // A component allowed more silence than the watchdog's limit is judged by its own.
+        health.register_component("submission acme-east", Some(Duration::from_secs(3600)));
+        tokio::time::advance(Duration::from_secs(700)).await;
+        health.beat("loads inbox", again);
+        assert_eq!(health.silent_longer_than(Duration::from_secs(600)), Vec::<String>::new());
+        tokio::time::advance(Duration::from_secs(3000)).await;
+        health.beat("loads inbox", again);
+        assert_eq!(health.silent_longer_than(Duration::from_secs(600)), vec!["submission acme-east".to_string()]);
     }
 }

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
@@ -92,10 +91,7 @@ impl FileImport {
     }
 }
 
-/// Hex sha256 of a file's bytes.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use crate::files::sha256_hex;
 
 /// Reads, parses and imports one load file (the `loads import` command). The file is recorded
 /// so that `status` lists it (importing the same content again applies it again: rows already

@@ -14,7 +14,6 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::batch::{Batch, BatchReceipt, InvoiceOutcome, ProviderError};
 use super::layout::{BatchFile, batch_stem};
@@ -49,7 +48,7 @@ impl Manifest {
             uid: batch.uid.clone().unwrap_or_default(),
             files: files
                 .iter()
-                .map(|f| ManifestFile { name: f.name.clone(), sha256: hex::encode(Sha256::digest(&f.bytes)) })
+                .map(|f| ManifestFile { name: f.name.clone(), sha256: crate::files::sha256_hex(&f.bytes) })
                 .collect(),
         }
     }

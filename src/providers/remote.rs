@@ -13,6 +13,7 @@ use tracing::{debug, info};
 use super::batch::{Batch, BatchReceipt, InvoiceOutcome, ProviderError};
 use super::layout::BatchFile;
 use super::outbox::Found;
+use crate::files::sha256_hex;
 
 /// The factor's directory, as one connected FTP or SFTP session sees it. Every method runs
 /// under the transport's timeouts and returns its errors already classified.
@@ -146,11 +147,6 @@ fn clash(endpoint: &str, directory: &str, batch: &Batch, name: &str, difference:
          it was left as it is, and the batch's invoices go in a new batch under new names",
         batch.id
     )
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(Sha256::digest(bytes))
 }
 
 /// What a probe file holds.

@@ -637,6 +637,9 @@ pub fn parse_host_key_sha256(text: &str) -> Result<[u8; 32], String> {
 /// anything else, including unused trailing bits that are not zero.
 fn decode_base64(text: &str) -> Option<Vec<u8>> {
     use base64::Engine;
+    if text.is_empty() {
+        return None;
+    }
     base64::engine::general_purpose::STANDARD_NO_PAD.decode(text).ok()
 }
 
