@@ -593,7 +593,7 @@ pub fn report_rows_text(rows: &[LoadReportRow]) -> String {
 }
 
 /// `ingest --json` (DESIGN §6): the summary without the per-row list, plus the rows that
-/// were not applied.
+/// were not applied (the first 10,000 of them; the result file has every row).
 pub fn ingest_json(summary: &IngestSummary) -> Value {
     json!({
         "file": summary.file,
@@ -633,8 +633,9 @@ pub fn ingest_text(summary: &IngestSummary) -> String {
     for o in not_applied.iter().take(LISTED_ROWS) {
         let _ = writeln!(out, "  row {:<6} {:<16} {:<8} {}", o.row, o.invoice_number, o.outcome.as_str(), o.reason);
     }
-    if not_applied.len() > LISTED_ROWS {
-        let _ = writeln!(out, "  … and {} more (see --json)", not_applied.len() - LISTED_ROWS);
+    let all = summary.skipped + summary.rejected;
+    if all > LISTED_ROWS {
+        let _ = writeln!(out, "  … and {} more (see --json)", all - LISTED_ROWS);
     }
     out
 }

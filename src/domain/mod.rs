@@ -5,6 +5,7 @@
 mod credit;
 mod load;
 mod money;
+pub mod report;
 mod status;
 mod text;
 mod time;
