@@ -370,7 +370,9 @@ async fn ingest(
     }
     let kind = kind.map(str::parse::<crate::reports::ReportKind>).transpose().map_err(CommandError::Usage)?;
     let store = open_store(settings).await?;
-    let summary = crate::reports::ingest_file(&store, settings, file, provider, kind)
+    // The result text is stored with the file's record; it is not kept here as well.
+    let mut discard = crate::reports::ResultOut::Discard;
+    let summary = crate::reports::ingest_file_to(&store, settings, file, provider, kind, &mut discard)
         .await
         .map_err(|e| CommandError::Failed(e.to_string()))?;
     if json {

@@ -420,8 +420,9 @@ pub fn ingest_text(summary: &IngestSummary) -> String {
     for o in not_applied.iter().take(LISTED_ROWS) {
         let _ = writeln!(out, "  row {:<6} {:<16} {:<8} {}", o.row, o.invoice_number, o.outcome.as_str(), o.reason);
     }
-    if not_applied.len() > LISTED_ROWS {
-        let _ = writeln!(out, "  … and {} more (see --json)", not_applied.len() - LISTED_ROWS);
+    let all = summary.skipped + summary.rejected;
+    if all > LISTED_ROWS {
+        let _ = writeln!(out, "  … and {} more (see --json)", all - LISTED_ROWS);
     }
     out
 }

@@ -6,6 +6,7 @@ mod credit;
 mod delivery;
 mod load;
 mod money;
+pub mod report;
 mod status;
 mod text;
 mod time;

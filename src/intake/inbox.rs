@@ -70,6 +70,18 @@ impl InboxFolder {
         Ok(target)
     }
 
+    /// As [`InboxFolder::archive`], with the result already written (and synced) to `temp` in
+    /// the archive folder: renamed beside the archived input first.
+    pub fn archive_with(&self, processing: &Path, result_suffix: &str, temp: &Path) -> std::io::Result<PathBuf> {
+        let name = stamped_name(processing);
+        let target = unique_path(&self.archive, &name);
+        let target_name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or(name);
+        std::fs::rename(temp, self.archive.join(format!("{target_name}.{result_suffix}")))?;
+        crate::files::sync_dir(&self.archive)?;
+        move_file(processing, &target)?;
+        Ok(target)
+    }
+
     /// Moves a file that could not be processed to `failed/` with `<file>.error.txt`.
     pub fn fail(&self, processing: &Path, reason: &str) -> std::io::Result<PathBuf> {
         let name = processing.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();

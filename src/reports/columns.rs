@@ -263,7 +263,7 @@ fn match_row(row: &SheetRow, kind: ReportKind, settings: &ReportSettings) -> Col
 }
 
 /// How many rows from the top are searched for the header.
-const HEADER_SEARCH_ROWS: usize = 30;
+pub const HEADER_SEARCH_ROWS: usize = 30;
 
 /// Why no usable header was found.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -12,6 +12,7 @@ pub mod apply;
 pub mod columns;
 pub mod parse;
 pub mod read;
+pub mod stream;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -21,15 +22,14 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ReportSettings, Settings};
-use crate::files::csv_cell;
+use crate::config::Settings;
 use crate::intake::inbox::{InboxFolder, StableFiles};
-use crate::intake::sha256_hex;
 use crate::providers::PROVIDERS;
-use crate::store::{Ingested, ReportFileMeta, ReportKeys, Store, StoreError};
-use apply::{Outcome, ReportPlan, RowOutcome};
-use parse::ParsedReport;
+use crate::store::{Store, StoreError};
+use apply::{Outcome, RowOutcome};
 use read::Limits;
+pub use stream::ResultOut;
+use stream::{Attempt, AttemptError, Job};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -78,10 +78,12 @@ pub struct IngestSummary {
     pub refused: Option<String>,
     /// The earlier file with the same content, when nothing was applied again.
     pub duplicate_of: Option<String>,
-    /// Every row with its outcome.
+    /// The rows not applied (skipped or rejected) with their outcome, in file order: the first
+    /// [`stream::KEPT_NOT_APPLIED`] of them (the result file lists every row).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub outcomes: Vec<RowOutcome>,
-    /// The result file's text, written beside the archived input.
+    /// The result file's text when it was kept in memory ([`ingest_file`], [`ingest_bytes`]);
+    /// empty when it went to a file or nowhere ([`ingest_file_to`]).
     #[serde(skip)]
     pub result_csv: String,
 }
@@ -118,54 +120,12 @@ async fn refuse(
     Ok(IngestSummary { refused: Some(reason), ..IngestSummary::nothing_yet(file_name, provider, kind) })
 }
 
-/// A report read and parsed, ready to apply.
-struct ParsedFile {
-    kind: ReportKind,
-    report: ParsedReport,
-    unused_columns: Vec<String>,
-}
+/// How often a file is applied again when another writer moved one of its loads meanwhile.
+const CONFLICT_RETRIES: usize = 5;
 
-/// Reads, finds the header and parses. `Err` is the reason the file is refused whole.
-fn parse_file(
-    bytes: &[u8],
-    settings: &ReportSettings,
-    limits: &Limits,
-    kind: Option<ReportKind>,
-) -> Result<ParsedFile, String> {
-    let rows = read::read_rows(bytes, settings, limits).map_err(|e| e.to_string())?;
-    let (header, columns) = columns::find_header(&rows, kind, settings).map_err(|e| e.to_string())?;
-    let names: Vec<String> = rows[header].cells.iter().map(read::Cell::text).collect();
-    let report = parse::parse_rows(rows, header, &columns, &names).map_err(|e| e.to_string())?;
-    if report.rows.len() as u64 > limits.max_rows {
-        return Err(format!("the file has {} rows, over intake.max_rows ({})", report.rows.len(), limits.max_rows));
-    }
-    Ok(ParsedFile { kind: columns.kind, report, unused_columns: columns.unused })
-}
-
-/// The result file: every row with its outcome and reason, the notes, then totals that add
-/// up (`rows` = `applied` + `skipped` + `rejected`). Text is escaped against formula injection.
-fn result_csv(plan: &ReportPlan, parsed: &ParsedFile) -> String {
-    let mut out = csv::Writer::from_writer(Vec::new());
-    let mut write = |record: [&str; 5]| out.write_record(record.map(csv_cell).iter().map(|c| c.as_bytes()));
-    let _ = write(["row", "invoice_number", "load_number", "outcome", "reason"]);
-    for o in &plan.outcomes {
-        let _ = write([&o.row.to_string(), &o.invoice_number, &o.load_number, o.outcome.as_str(), &o.reason]);
-    }
-    for (row, said) in &parsed.report.totals {
-        let _ = write([&row.to_string(), "", "", "note", &format!("totals line, not applied: {said}")]);
-    }
-    if !parsed.unused_columns.is_empty() {
-        let _ = write(["", "", "", "note", &format!("columns not used: {}", parsed.unused_columns.join(", "))]);
-    }
-    let _ = write(["total", "", "", "rows", &plan.outcomes.len().to_string()]);
-    for outcome in [Outcome::Applied, Outcome::Skipped, Outcome::Rejected] {
-        let _ = write(["total", "", "", outcome.as_str(), &plan.count(outcome).to_string()]);
-    }
-    String::from_utf8(out.into_inner().unwrap_or_default()).unwrap_or_default()
-}
-
-/// Ingests one report's bytes for `provider`. Returns the summary whether the file was
-/// applied, a duplicate or refused; `Err` only when the database failed (nothing applied).
+/// Ingests one report's bytes for `provider`, keeping the result file's text in the summary.
+/// Returns the summary whether the file was applied, a duplicate or refused; `Err` only when
+/// the database failed (nothing applied).
 pub async fn ingest_bytes(
     store: &Store,
     settings: &Settings,
@@ -174,45 +134,96 @@ pub async fn ingest_bytes(
     file_name: &str,
     bytes: Vec<u8>,
 ) -> Result<IngestSummary, StoreError> {
+    let mut out = ResultOut::Memory(Vec::new());
+    let source = read::Source::Bytes(bytes.into());
+    let summary = ingest_source(store, settings, provider, kind, file_name, source, &mut out).await;
+    with_text(summary, out).map_err(|error| match error {
+        IngestError::Store(error) => error,
+        IngestError::Io { source, .. } => StoreError::Corrupt(source.to_string()),
+    })
+}
+
+/// A summary with the result text kept in memory.
+fn with_text(summary: Result<IngestSummary, IngestError>, out: ResultOut) -> Result<IngestSummary, IngestError> {
+    let mut summary = summary?;
+    if let ResultOut::Memory(text) = out {
+        summary.result_csv = String::from_utf8(text).unwrap_or_default();
+    }
+    Ok(summary)
+}
+
+/// Ingests a report from `source`, streaming: the file is hashed, then read, parsed, planned
+/// and written a chunk at a time in its one transaction, and the result file's text goes to
+/// `out` as it is made.
+async fn ingest_source(
+    store: &Store,
+    settings: &Settings,
+    provider: &str,
+    kind: Option<ReportKind>,
+    file_name: &str,
+    source: read::Source,
+    out: &mut ResultOut,
+) -> Result<IngestSummary, IngestError> {
     let report_settings = settings.providers.get(provider).map(|p| p.reports.clone()).unwrap_or_default();
     let limits = Limits::from_settings(&settings.intake);
-    let sha256 = sha256_hex(&bytes);
-    let parsed = match tokio::task::spawn_blocking(move || parse_file(&bytes, &report_settings, &limits, kind)).await {
-        Ok(parsed) => parsed,
-        Err(error) => Err(format!("the reader failed: {error}")),
+    let scanned = {
+        let (source, report_settings) = (source.clone(), report_settings.clone());
+        tokio::task::spawn_blocking(move || read::scan(&source, &report_settings, &limits)).await
     };
-    let parsed = match parsed {
-        Ok(parsed) => parsed,
-        Err(reason) => return refuse(store, provider, kind, &sha256, file_name, reason).await,
+    let (sha256, format) = match scanned {
+        Ok((sha256, Ok(format))) => (sha256, format),
+        Ok((sha256, Err(error))) => {
+            return Ok(refuse(store, provider, kind, &sha256, file_name, error.to_string()).await?);
+        }
+        Err(error) => {
+            let reason = format!("the reader failed: {error}");
+            return Ok(refuse(store, provider, kind, "", file_name, reason).await?);
+        }
+    };
+    let statuses = settings.status_map(provider);
+    let job = Job {
+        store,
+        provider,
+        kind,
+        file_name,
+        sha256: &sha256,
+        source,
+        format,
+        settings: report_settings,
+        limits,
+        statuses: &statuses,
+    };
+    let io = |source| IngestError::Io { path: PathBuf::from(file_name), source };
+    let mut attempt = 0;
+    let outcome = loop {
+        attempt += 1;
+        match job.attempt(out).await {
+            Err(AttemptError::Store(StoreError::Conflict { .. })) if attempt < CONFLICT_RETRIES => {
+                tracing::info!(
+                    file = file_name,
+                    attempt,
+                    "a load moved while the report was applied; applying it again"
+                );
+            }
+            Err(AttemptError::Store(error)) => return Err(error.into()),
+            Err(AttemptError::Io(error)) => return Err(io(error)),
+            Ok(outcome) => break outcome,
+        }
     };
     let mut summary = IngestSummary::nothing_yet(file_name, provider, kind);
-    summary.kind = Some(parsed.kind);
-    let statuses = settings.status_map(provider);
-    let (invoices, load_numbers) = apply::lookup_keys(&parsed.report.rows);
-    let meta = ReportFileMeta { provider, kind: parsed.kind.as_str(), sha256: &sha256, file_name };
-    let planner = |loads| {
-        let plan = apply::plan(parsed.kind, provider, file_name, &parsed.report.rows, loads, &statuses);
-        let text = result_csv(&plan, &parsed);
-        (plan, text)
-    };
-    let keys = ReportKeys { invoices: &invoices, load_numbers: &load_numbers };
-    match store.ingest_report(meta, keys, &planner).await? {
-        Ingested::Applied { plan, outcomes, .. } => {
-            summary.rows = plan.outcomes.len();
-            summary.applied = plan.count(Outcome::Applied);
-            summary.skipped = plan.count(Outcome::Skipped);
-            summary.rejected = plan.count(Outcome::Rejected);
-            summary.result_csv = outcomes;
-            summary.outcomes = plan.outcomes;
-        }
-        Ingested::Duplicate { previous, outcomes } => {
-            let note = format!(
-                "same content as {} ingested {}; nothing applied again. Its outcomes were:\n",
-                previous.file_name,
-                crate::domain::time_for_people(previous.processed_at)
-            );
-            summary.result_csv = format!("{note}{outcomes}");
+    match outcome {
+        Attempt::Refused(reason) => return Ok(refuse(store, provider, kind, &sha256, file_name, reason).await?),
+        Attempt::Duplicate { kind, previous } => {
+            summary.kind = Some(kind);
             summary.duplicate_of = Some(previous.file_name);
+        }
+        Attempt::Applied { kind, counts, not_applied } => {
+            summary.kind = Some(kind);
+            summary.rows = counts.rows as usize;
+            summary.applied = counts.applied as usize;
+            summary.skipped = counts.skipped as usize;
+            summary.rejected = counts.rejected as usize;
+            summary.outcomes = not_applied;
         }
     }
     Ok(summary)
@@ -226,7 +237,7 @@ pub enum IngestError {
     Store(#[from] StoreError),
 }
 
-/// `factord ingest FILE`: reads the file (size-capped) and ingests it now. The file stays
+/// Ingests a report file now, keeping the result file's text in the summary. The file stays
 /// where it is.
 pub async fn ingest_file(
     store: &Store,
@@ -235,6 +246,21 @@ pub async fn ingest_file(
     provider: &str,
     kind: Option<ReportKind>,
 ) -> Result<IngestSummary, IngestError> {
+    let mut out = ResultOut::Memory(Vec::new());
+    let summary = ingest_file_to(store, settings, path, provider, kind, &mut out).await;
+    with_text(summary, out)
+}
+
+/// `factord ingest FILE` and the inbox: ingests a report file now (size-capped, streamed),
+/// the result file's text going to `out`. The file stays where it is.
+pub async fn ingest_file_to(
+    store: &Store,
+    settings: &Settings,
+    path: &Path,
+    provider: &str,
+    kind: Option<ReportKind>,
+    out: &mut ResultOut,
+) -> Result<IngestSummary, IngestError> {
     let io = |source| IngestError::Io { path: path.to_path_buf(), source };
     let size = std::fs::metadata(path).map_err(io)?.len();
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -242,8 +268,8 @@ pub async fn ingest_file(
         let reason = read::ReadError::TooLarge { size, limit: settings.intake.max_file_bytes }.to_string();
         return Ok(refuse(store, provider, kind, "", &name, reason).await?);
     }
-    let bytes = std::fs::read(path).map_err(io)?;
-    Ok(ingest_bytes(store, settings, provider, kind, &name, bytes).await?)
+    let source = read::Source::File(path.to_path_buf());
+    ingest_source(store, settings, provider, kind, &name, source, out).await
 }
 
 /// What happened to one inbox file.
@@ -375,13 +401,34 @@ async fn process(
     let io = |source| IngestError::Io { path: file.to_path_buf(), source };
     let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let started = Instant::now();
-    let summary = ingest_file(store, settings, file, folder.provider, folder.kind).await?;
+    // The result file is written as the rows are applied, to a temp file in the archive that
+    // is renamed beside the archived input once the file is done.
+    folder.folder.create().map_err(io)?;
+    let temp = folder.folder.archive.join(format!(".{name}.result.{}.tmp", std::process::id()));
+    let created = std::fs::File::create(&temp).map_err(io)?;
+    let mut out = ResultOut::File(std::io::BufWriter::new(created));
+    let summary = ingest_file_to(store, settings, file, folder.provider, folder.kind, &mut out).await;
+    let summary = match summary {
+        Ok(summary) => summary,
+        Err(error) => {
+            let _ = std::fs::remove_file(&temp);
+            return Err(error);
+        }
+    };
     if let Some(reason) = &summary.refused {
+        let _ = std::fs::remove_file(&temp);
         tracing::warn!(file = %name, provider = folder.provider, %reason, "report refused; nothing applied");
         let moved_to = folder.folder.fail(file, reason).map_err(io)?;
         return Ok(ReportOutcome::Refused { moved_to, summary });
     }
-    let archived = folder.folder.archive(file, "result.csv", summary.result_csv.as_bytes()).map_err(io)?;
+    let archived = match out {
+        ResultOut::File(written) => {
+            let written = written.into_inner().map_err(|e| io(e.into_error()))?;
+            written.sync_all().map_err(io)?;
+            folder.folder.archive_with(file, "result.csv", &temp).map_err(io)?
+        }
+        ResultOut::Memory(_) | ResultOut::Discard => folder.folder.archive(file, "result.csv", b"").map_err(io)?,
+    };
     log_summary(&summary, started.elapsed());
     Ok(ReportOutcome::Archived { archived, summary })
 }

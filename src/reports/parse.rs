@@ -56,56 +56,107 @@ pub fn parse_rows(
     header_names: &[String],
 ) -> Result<ParsedReport, RowError> {
     let mut parsed = ParsedReport::default();
-    let last_content = rows.iter().rev().find(|r| !r.is_blank()).map(|r| r.number);
-    let name = |column: usize| header_names.get(column).cloned().unwrap_or_else(|| format!("column {}", column + 1));
-    // Each field's column, looked up once; a column two fields share is copied, not moved.
-    let column = |field: Field| columns.get(field);
-    let shared = |field: Field| {
-        column(field).is_some_and(|c| columns.fields.iter().filter(|(_, other)| **other == c).count() > 1)
-    };
-    let text_fields =
-        [Field::InvoiceNumber, Field::LoadNumber, Field::ScheduleNumber, Field::FactorStatus, Field::PaymentReference]
-            .map(|field| (column(field), shared(field)));
-    let [invoice_column, load_column, ..] = text_fields;
     parsed.rows.reserve(rows.len().saturating_sub(header + 1));
-    for mut row in rows.into_iter().skip(header + 1) {
+    let mut parser = RowParser::new(columns.clone(), header_names.to_vec());
+    for row in rows.into_iter().skip(header + 1) {
+        parser.push(row, &mut parsed)?;
+    }
+    parser.finish(&mut parsed);
+    Ok(parsed)
+}
+
+/// Parses the rows below the header one at a time, as they are read, into a [`ParsedReport`]
+/// (a chunk of the file). A row with no invoice or load number that does not say "total" is
+/// held back until the next row with content: only then is it known whether it was the last
+/// line of the file (a totals line) or a row.
+pub struct RowParser {
+    columns: Columns,
+    header_names: Vec<String>,
+    /// The text fields' columns, and whether another field shares the column (then the text is
+    /// copied, not moved out of the cell).
+    text_fields: [(Option<usize>, bool); 5],
+    held: Option<SheetRow>,
+}
+
+impl RowParser {
+    pub fn new(columns: Columns, header_names: Vec<String>) -> RowParser {
+        let shared = |field: Field| {
+            columns.get(field).is_some_and(|c| columns.fields.iter().filter(|(_, other)| **other == c).count() > 1)
+        };
+        let text_fields = [
+            Field::InvoiceNumber,
+            Field::LoadNumber,
+            Field::ScheduleNumber,
+            Field::FactorStatus,
+            Field::PaymentReference,
+        ]
+        .map(|field| (columns.get(field), shared(field)));
+        RowParser { columns, header_names, text_fields, held: None }
+    }
+
+    /// Takes the next row of the file; what it (and a row held before it) gives goes to `out`.
+    pub fn push(&mut self, row: SheetRow, out: &mut ParsedReport) -> Result<(), RowError> {
         if row.is_blank() {
-            continue;
+            return Ok(());
+        }
+        if let Some(held) = self.held.take() {
+            out.rows.push(self.parse(held)?);
         }
         // A totals line has no invoice or load number (or the word "Total" in their place),
         // and says "total" or is the last line. A broker named "Total Quality Logistics" in
         // another column does not make a row with an invoice number a totals line.
+        let [invoice_column, load_column, ..] = self.text_fields;
         let no_key =
             [invoice_column.0, load_column.0].iter().all(|c| c.is_none_or(|c| row.cell(c).is_blank_or_total()));
-        if no_key {
-            let first = row.cells.iter().find(|c| !c.is_empty()).map(Cell::text).unwrap_or_default();
-            if is_total_word(&first) || last_content == Some(row.number) {
-                let said = row.cells.iter().map(Cell::text).filter(|t| !t.is_empty()).collect::<Vec<_>>().join(" ");
-                parsed.totals.push((row.number, said));
-                continue;
-            }
+        if !no_key {
+            out.rows.push(self.parse(row)?);
+            return Ok(());
         }
-        let money = |field: Field| -> Result<Option<Money>, RowError> {
-            let Some(column) = column(field) else { return Ok(None) };
+        let first = row.cells.iter().find(|c| !c.is_empty()).map(Cell::text).unwrap_or_default();
+        if is_total_word(&first) {
+            out.totals.push(totals_line(&row));
+        } else {
+            self.held = Some(row);
+        }
+        Ok(())
+    }
+
+    /// The end of the file: a row still held was its last line, a totals line.
+    pub fn finish(&mut self, out: &mut ParsedReport) {
+        if let Some(held) = self.held.take() {
+            out.totals.push(totals_line(&held));
+        }
+    }
+
+    fn parse(&self, mut row: SheetRow) -> Result<ReportRow, RowError> {
+        let columns = &self.columns;
+        let name =
+            |column: usize| self.header_names.get(column).cloned().unwrap_or_else(|| format!("column {}", column + 1));
+        let money = |row: &SheetRow, field: Field| -> Result<Option<Money>, RowError> {
+            let Some(column) = columns.get(field) else { return Ok(None) };
             cell_money(row.cell(column)).map_err(|reason| RowError { row: row.number, column: name(column), reason })
         };
-        let date = |field: Field| -> Result<Option<NaiveDate>, RowError> {
-            let Some(column) = column(field) else { return Ok(None) };
+        let date = |row: &SheetRow, field: Field| -> Result<Option<NaiveDate>, RowError> {
+            let Some(column) = columns.get(field) else { return Ok(None) };
             cell_date(row.cell(column)).map_err(|reason| RowError { row: row.number, column: name(column), reason })
         };
-        let (amount, advance, fee, reserve) =
-            (money(Field::Amount)?, money(Field::Advance)?, money(Field::Fee)?, money(Field::Reserve)?);
+        let (amount, advance, fee, reserve) = (
+            money(&row, Field::Amount)?,
+            money(&row, Field::Advance)?,
+            money(&row, Field::Fee)?,
+            money(&row, Field::Reserve)?,
+        );
         let (purchase_date, paid_amount, payment_date) =
-            (date(Field::PurchaseDate)?, money(Field::PaidAmount)?, date(Field::PaymentDate)?);
+            (date(&row, Field::PurchaseDate)?, money(&row, Field::PaidAmount)?, date(&row, Field::PaymentDate)?);
         if columns.kind == ReportKind::Payment
             && paid_amount.is_none()
-            && let Some(column) = column(Field::PaidAmount)
+            && let Some(column) = columns.get(Field::PaidAmount)
         {
             return Err(RowError { row: row.number, column: name(column), reason: "paid amount is empty".into() });
         }
         let [invoice_number, load_number, schedule_number, factor_status, payment_reference] =
-            text_fields.map(|(column, shared)| column.and_then(|c| row.take_text(c, shared)));
-        parsed.rows.push(ReportRow {
+            self.text_fields.map(|(column, shared)| column.and_then(|c| row.take_text(c, shared)));
+        Ok(ReportRow {
             row: row.number,
             invoice_number,
             load_number,
@@ -119,9 +170,14 @@ pub fn parse_rows(
             paid_amount,
             payment_date,
             payment_reference,
-        });
+        })
     }
-    Ok(parsed)
+}
+
+/// A totals line as the result file notes it: its row and what it said.
+fn totals_line(row: &SheetRow) -> (usize, String) {
+    let said = row.cells.iter().map(Cell::text).filter(|t| !t.is_empty()).collect::<Vec<_>>().join(" ");
+    (row.number, said)
 }
 
 /// "Total", "Totals", "Grand Total", "Report total:" and the like.

@@ -12,10 +12,17 @@
 //! Cells keep what the file said: text stays text (invoice numbers keep their leading
 //! zeros), numbers stay numbers, Excel dates stay dates (1900 and 1904 systems).
 
-use std::io::{Cursor, Read};
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use calamine::{DataRef, Reader, Xlsx};
 use chrono::NaiveDateTime;
+use sha2::{Digest, Sha256};
 
 use crate::config::{ReportEncoding, ReportSettings};
 
@@ -146,50 +153,197 @@ pub enum ReadError {
     NoSuchSheet(String),
     #[error("the file is empty")]
     Empty,
+    #[error("cannot read the file: {0}")]
+    Io(String),
 }
 
-/// Reads a report file's bytes into rows. XLSX is recognised by its content, not its name.
-pub fn read_rows(bytes: &[u8], settings: &ReportSettings, limits: &Limits) -> Result<Vec<SheetRow>, ReadError> {
-    if bytes.len() as u64 > limits.max_bytes {
-        return Err(ReadError::TooLarge { size: bytes.len() as u64, limit: limits.max_bytes });
-    }
-    if bytes.starts_with(b"PK\x03\x04") {
-        return read_xlsx(bytes, settings, limits);
-    }
-    if bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0]) {
-        return Err(ReadError::LegacyExcel);
-    }
-    let text = decode(bytes, settings.encoding)?;
-    read_csv(&text, settings.delimiter, limits)
+/// Where a report's bytes come from: a file, read as a stream (never whole into memory), or
+/// bytes already in memory. Either can be opened again: a file is read once to hash it and
+/// check its encoding ([`scan`]) and once more to parse it ([`for_each_row`]), and parsed again
+/// when its transaction has to start over.
+#[derive(Clone, Debug)]
+pub enum Source {
+    File(PathBuf),
+    Bytes(Arc<[u8]>),
 }
 
-/// Bytes to text: a UTF-8 BOM always means UTF-8; otherwise the provider's encoding.
-fn decode(bytes: &[u8], encoding: ReportEncoding) -> Result<String, ReadError> {
-    if let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF") {
-        return utf8(rest);
-    }
-    match encoding {
-        ReportEncoding::Utf8 => utf8(bytes),
-        ReportEncoding::Windows1252 => windows_1252(bytes),
-    }
-}
+/// A reader that can also seek (calamine and zip need both).
+pub trait ReadSeek: Read + Seek + Send {}
+impl<T: Read + Seek + Send> ReadSeek for T {}
 
-fn line_at(bytes: &[u8], offset: usize) -> usize {
-    bytes[..offset.min(bytes.len())].iter().filter(|&&b| b == b'\n').count() + 1
-}
-
-fn utf8(bytes: &[u8]) -> Result<String, ReadError> {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => Ok(text.to_string()),
-        Err(error) => {
-            let offset = error.valid_up_to();
-            Err(ReadError::NotUtf8 { line: line_at(bytes, offset), offset })
+impl Source {
+    pub fn open(&self) -> std::io::Result<Box<dyn ReadSeek>> {
+        match self {
+            Source::File(path) => Ok(Box::new(BufReader::with_capacity(64 * 1024, File::open(path)?))),
+            Source::Bytes(bytes) => Ok(Box::new(Cursor::new(bytes.clone()))),
         }
     }
 }
 
+/// What the first pass over a file found: its kind and, for text, its encoding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Xlsx,
+    /// CSV text: whether it starts with a UTF-8 BOM (skipped), and the encoding it is in.
+    Text {
+        bom: bool,
+        encoding: ReportEncoding,
+    },
+}
+
+/// The first pass over a file: its sha256 (the dedupe key, `""` when the file is over the size
+/// limit) and its format, or why it cannot be read at all. A text file is checked for its
+/// encoding here, in one pass that holds a few bytes at a time, so the parse that follows
+/// never meets a bad byte.
+pub fn scan(source: &Source, settings: &ReportSettings, limits: &Limits) -> (String, Result<Format, ReadError>) {
+    if let Source::Bytes(bytes) = source
+        && bytes.len() as u64 > limits.max_bytes
+    {
+        return (String::new(), Err(ReadError::TooLarge { size: bytes.len() as u64, limit: limits.max_bytes }));
+    }
+    let mut reader = match source.open() {
+        Ok(reader) => reader,
+        Err(error) => return (String::new(), Err(ReadError::Io(error.to_string()))),
+    };
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0; 64 * 1024];
+    let (mut size, mut format, mut check): (u64, Option<Format>, Option<TextCheck>) = (0, None, None);
+    let mut error = None;
+    loop {
+        let n = match reader.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return (String::new(), Err(ReadError::Io(e.to_string()))),
+        };
+        let mut chunk = &buffer[..n];
+        hasher.update(chunk);
+        size += n as u64;
+        if size > limits.max_bytes {
+            return (String::new(), Err(ReadError::TooLarge { size, limit: limits.max_bytes }));
+        }
+        if format.is_none() {
+            // The first read of a BufReader over a file or a cursor over bytes holds at least
+            // the four bytes that tell the format, unless the file is shorter.
+            if chunk.starts_with(&[0xD0, 0xCF, 0x11, 0xE0]) {
+                error = Some(ReadError::LegacyExcel);
+            }
+            let found = sniff(chunk, settings.encoding);
+            if let Format::Text { bom, encoding } = found {
+                chunk = &chunk[if bom { 3 } else { 0 }..];
+                check = Some(TextCheck::new(encoding));
+            }
+            format = Some(found);
+        }
+        if let (Some(text), None) = (check.as_mut(), &error) {
+            error = text.feed(chunk).err();
+        }
+    }
+    let sha256 = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    if let Some(error) = error {
+        return (sha256, Err(error));
+    }
+    let result = match (format, check) {
+        (None, _) => Err(ReadError::Empty),
+        (Some(format), Some(text)) => text.finish().map(|()| format),
+        (Some(format), None) => Ok(format),
+    };
+    (sha256, result)
+}
+
+/// The format the first bytes tell: XLSX by its zip signature (not its name), else text with
+/// or without a UTF-8 BOM (which always means UTF-8).
+fn sniff(head: &[u8], encoding: ReportEncoding) -> Format {
+    if head.starts_with(b"PK\x03\x04") {
+        Format::Xlsx
+    } else if head.starts_with(b"\xEF\xBB\xBF") {
+        Format::Text { bom: true, encoding: ReportEncoding::Utf8 }
+    } else {
+        Format::Text { bom: false, encoding }
+    }
+}
+
+/// The encoding check of [`scan`], fed the text's bytes (after any BOM) a buffer at a time.
+struct TextCheck {
+    encoding: ReportEncoding,
+    /// A UTF-8 character cut by the end of the last buffer (at most three bytes).
+    carry: Vec<u8>,
+    /// Bytes checked so far and the line breaks among them.
+    offset: usize,
+    lines: usize,
+    /// Whether everything so far is white space (a blank file is refused as empty).
+    blank: bool,
+}
+
+impl TextCheck {
+    fn new(encoding: ReportEncoding) -> TextCheck {
+        TextCheck { encoding, carry: Vec::new(), offset: 0, lines: 0, blank: true }
+    }
+
+    fn feed(&mut self, chunk: &[u8]) -> Result<(), ReadError> {
+        match self.encoding {
+            ReportEncoding::Utf8 => self.feed_utf8(chunk),
+            ReportEncoding::Windows1252 => {
+                for (i, &byte) in chunk.iter().enumerate() {
+                    let ch = decode_1252(byte).ok_or_else(|| ReadError::NotWindows1252 {
+                        line: self.lines + count_lines(&chunk[..i]) + 1,
+                        byte,
+                    })?;
+                    self.blank = self.blank && ch.is_whitespace();
+                }
+                self.lines += count_lines(chunk);
+                self.offset += chunk.len();
+                Ok(())
+            }
+        }
+    }
+
+    fn feed_utf8(&mut self, chunk: &[u8]) -> Result<(), ReadError> {
+        let joined;
+        let data = if self.carry.is_empty() {
+            chunk
+        } else {
+            joined = [std::mem::take(&mut self.carry).as_slice(), chunk].concat();
+            &joined[..]
+        };
+        let valid = match std::str::from_utf8(data) {
+            Ok(text) => text,
+            Err(error) if error.error_len().is_none() => {
+                self.carry = data[error.valid_up_to()..].to_vec();
+                // Checked: the bytes up to `valid_up_to` are UTF-8.
+                std::str::from_utf8(&data[..error.valid_up_to()]).unwrap_or_default()
+            }
+            Err(error) => {
+                let at = error.valid_up_to();
+                return Err(ReadError::NotUtf8 {
+                    line: self.lines + count_lines(&data[..at]) + 1,
+                    offset: self.offset + at,
+                });
+            }
+        };
+        self.blank = self.blank && valid.chars().all(char::is_whitespace);
+        self.lines += count_lines(valid.as_bytes());
+        self.offset += valid.len();
+        Ok(())
+    }
+
+    fn finish(self) -> Result<(), ReadError> {
+        if !self.carry.is_empty() {
+            return Err(ReadError::NotUtf8 { line: self.lines + 1, offset: self.offset });
+        }
+        if self.blank {
+            return Err(ReadError::Empty);
+        }
+        Ok(())
+    }
+}
+
+fn count_lines(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b == b'\n').count()
+}
+
 /// Windows-1252: Latin-1 except 0x80–0x9F, five of which are undefined.
-fn windows_1252(bytes: &[u8]) -> Result<String, ReadError> {
+fn decode_1252(byte: u8) -> Option<char> {
     const HIGH: [Option<char>; 32] = [
         Some('€'),
         None,
@@ -224,69 +378,160 @@ fn windows_1252(bytes: &[u8]) -> Result<String, ReadError> {
         Some('ž'),
         Some('Ÿ'),
     ];
-    let mut text = String::with_capacity(bytes.len());
-    for (offset, &byte) in bytes.iter().enumerate() {
-        let ch = match byte {
-            0x80..=0x9F => HIGH[usize::from(byte - 0x80)]
-                .ok_or(ReadError::NotWindows1252 { line: line_at(bytes, offset), byte })?,
-            _ => char::from(byte),
-        };
-        text.push(ch);
+    match byte {
+        0x80..=0x9F => HIGH[usize::from(byte - 0x80)],
+        _ => Some(char::from(byte)),
     }
-    Ok(text)
 }
 
-fn read_csv(text: &str, delimiter: u8, limits: &Limits) -> Result<Vec<SheetRow>, ReadError> {
-    if text.trim().is_empty() {
-        return Err(ReadError::Empty);
-    }
-    let mut reader =
-        csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter).from_reader(text.as_bytes());
+/// Reads a report file's bytes into rows, all at once (for tests and the benchmark; ingest
+/// streams them through [`for_each_row`]).
+pub fn read_rows(bytes: &[u8], settings: &ReportSettings, limits: &Limits) -> Result<Vec<SheetRow>, ReadError> {
+    let source = Source::Bytes(bytes.into());
+    let format = scan(&source, settings, limits).1?;
     let mut rows = Vec::new();
-    let mut record = csv::StringRecord::new();
-    let bytes = text.as_bytes();
-    let (mut line, mut counted) = (1, 0);
+    for_each_row(&source, format, settings, limits, |row| {
+        rows.push(row);
+        ControlFlow::Continue(())
+    })?;
+    Ok(rows)
+}
+
+/// Reads the file row by row, in order, handing each to `row` (which may stop the reading by
+/// returning `Break`). `format` is what [`scan`] found; a file that fails a limit is refused
+/// at the row that fails it.
+pub fn for_each_row(
+    source: &Source,
+    format: Format,
+    settings: &ReportSettings,
+    limits: &Limits,
+    row: impl FnMut(SheetRow) -> ControlFlow<()>,
+) -> Result<(), ReadError> {
+    let reader = source.open().map_err(|e| ReadError::Io(e.to_string()))?;
+    match format {
+        Format::Xlsx => read_xlsx(reader, source, settings, limits, row),
+        Format::Text { bom, encoding } => read_csv(reader, bom, encoding, settings.delimiter, limits, row),
+    }
+}
+
+/// A reader that notes where its line breaks are, so a CSV record's line can be told from the
+/// byte the csv reader gives for it. Marks behind the records already read are dropped (only
+/// counted), so it holds no more than the csv reader's read-ahead.
+struct Breaks<R> {
+    inner: R,
+    offset: u64,
+    /// (offset, is `\n`) of each `\r` and `\n` not yet behind the last record.
+    marks: VecDeque<(u64, bool)>,
+    /// `\n`s already dropped from `marks`.
+    lines_before: usize,
+}
+
+impl<R: Read> Read for Breaks<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for (i, &byte) in buf[..n].iter().enumerate() {
+            if matches!(byte, b'\r' | b'\n') {
+                self.marks.push_back((self.offset + i as u64, byte == b'\n'));
+            }
+        }
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R> Breaks<R> {
+    /// The line of the first character at or after `start` that is not a line break: the csv
+    /// reader's position of a record points at the line break before it (and any blank lines).
+    fn line_at(&mut self, start: u64) -> usize {
+        while let Some(&(at, is_lf)) = self.marks.front() {
+            if at >= start {
+                break;
+            }
+            self.lines_before += usize::from(is_lf);
+            self.marks.pop_front();
+        }
+        let run = self
+            .marks
+            .iter()
+            .zip(start..)
+            .take_while(|((at, _), expected)| at == expected)
+            .filter(|((_, is_lf), _)| *is_lf)
+            .count();
+        self.lines_before + run + 1
+    }
+}
+
+fn read_csv(
+    mut reader: Box<dyn ReadSeek>,
+    bom: bool,
+    encoding: ReportEncoding,
+    delimiter: u8,
+    limits: &Limits,
+    mut each: impl FnMut(SheetRow) -> ControlFlow<()>,
+) -> Result<(), ReadError> {
+    if bom {
+        reader.seek(SeekFrom::Start(3)).map_err(|e| ReadError::Io(e.to_string()))?;
+    }
+    let breaks = Breaks { inner: reader, offset: 0, marks: VecDeque::new(), lines_before: 0 };
+    let mut reader =
+        csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter).from_reader(breaks);
+    let mut record = csv::ByteRecord::new();
+    let mut count: u64 = 0;
     loop {
-        match reader.read_record(&mut record) {
-            Ok(false) => break,
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => return Ok(()),
             Ok(true) => {}
             Err(error) => {
                 let line = error.position().map(|p| p.line()).unwrap_or(0);
                 return Err(ReadError::Csv(format!("line {line}: {error}")));
             }
         }
-        // The record's position points at the line break before it (and any blank lines):
-        // its line is that of its first character.
-        let mut start = record.position().map_or(0, |p| p.byte() as usize).min(bytes.len());
-        while start < bytes.len() && matches!(bytes[start], b'\r' | b'\n') {
-            start += 1;
-        }
-        line += bytes[counted..start].iter().filter(|&&b| b == b'\n').count();
-        counted = start;
-        let number = line;
-        if rows.len() as u64 >= limits.max_rows.saturating_add(10) {
+        let start = record.position().map_or(0, |p| p.byte());
+        let number = reader.get_mut().line_at(start);
+        if count >= limits.max_rows.saturating_add(10) {
             return Err(ReadError::TooManyRows(limits.max_rows));
         }
+        count += 1;
         if record.len() > limits.max_columns {
             return Err(ReadError::TooManyColumns { row: number, limit: limits.max_columns });
         }
         let mut cells = Vec::with_capacity(record.len());
-        for (index, field) in record.iter().enumerate() {
+        for (index, raw) in record.iter().enumerate() {
+            let field = decode_field(raw, encoding)?;
             if field.len() > limits.max_cell_chars && field.chars().count() > limits.max_cell_chars {
                 return Err(ReadError::CellTooLong { row: number, column: index + 1, limit: limits.max_cell_chars });
             }
-            cells.push(if field.trim().is_empty() { Cell::Empty } else { Cell::Text(field.to_string()) });
+            cells.push(if field.trim().is_empty() { Cell::Empty } else { Cell::Text(field.into_owned()) });
         }
-        rows.push(SheetRow { number, cells });
+        if each(SheetRow { number, cells }).is_break() {
+            return Ok(());
+        }
     }
-    Ok(rows)
+}
+
+/// A field's text. [`scan`] has checked the encoding of every byte already.
+fn decode_field(raw: &[u8], encoding: ReportEncoding) -> Result<Cow<'_, str>, ReadError> {
+    match encoding {
+        ReportEncoding::Utf8 => {
+            std::str::from_utf8(raw).map(Cow::Borrowed).map_err(|e| ReadError::Csv(format!("not valid UTF-8: {e}")))
+        }
+        ReportEncoding::Windows1252 if raw.is_ascii() => {
+            Ok(Cow::Borrowed(std::str::from_utf8(raw).unwrap_or_default()))
+        }
+        ReportEncoding::Windows1252 => raw
+            .iter()
+            .map(|&b| decode_1252(b))
+            .collect::<Option<String>>()
+            .map(Cow::Owned)
+            .ok_or_else(|| ReadError::Csv("a byte Windows-1252 does not define".into())),
+    }
 }
 
 /// Checks an XLSX zip before anything inflates it into memory: the number of entries, each
 /// entry's declared size and compression ratio, the declared total, and then each entry's
 /// real inflated size (a zip may lie about sizes), counted into a sink.
-pub fn check_zip(bytes: &[u8], limits: &Limits) -> Result<(), ReadError> {
-    let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| ReadError::Xlsx(e.to_string()))?;
+pub fn check_zip(reader: impl Read + Seek, limits: &Limits) -> Result<(), ReadError> {
+    let mut archive = zip::ZipArchive::new(reader).map_err(|e| ReadError::Xlsx(e.to_string()))?;
     if archive.len() > limits.max_zip_entries {
         return Err(ReadError::ZipBomb(format!(
             "{} entries in the zip (at most {})",
@@ -338,9 +583,16 @@ pub fn check_zip(bytes: &[u8], limits: &Limits) -> Result<(), ReadError> {
     Ok(())
 }
 
-fn read_xlsx(bytes: &[u8], settings: &ReportSettings, limits: &Limits) -> Result<Vec<SheetRow>, ReadError> {
-    check_zip(bytes, limits)?;
-    let mut workbook = Xlsx::new(Cursor::new(bytes)).map_err(|e| ReadError::Xlsx(e.to_string()))?;
+fn read_xlsx(
+    reader: Box<dyn ReadSeek>,
+    source: &Source,
+    settings: &ReportSettings,
+    limits: &Limits,
+    mut each: impl FnMut(SheetRow) -> ControlFlow<()>,
+) -> Result<(), ReadError> {
+    check_zip(reader, limits)?;
+    let reader = source.open().map_err(|e| ReadError::Io(e.to_string()))?;
+    let mut workbook = Xlsx::new(reader).map_err(|e| ReadError::Xlsx(e.to_string()))?;
     let sheet = match &settings.sheet {
         Some(name) => {
             if !workbook.sheet_names().iter().any(|n| n == name) {
@@ -351,7 +603,8 @@ fn read_xlsx(bytes: &[u8], settings: &ReportSettings, limits: &Limits) -> Result
         None => workbook.sheet_names().first().cloned().ok_or(ReadError::Empty)?,
     };
     let mut reader = workbook.worksheet_cells_reader(&sheet).map_err(|e| ReadError::Xlsx(e.to_string()))?;
-    let mut rows: Vec<SheetRow> = Vec::new();
+    let mut current: Option<SheetRow> = None;
+    let mut any = false;
     while let Some(cell) = reader.next_cell().map_err(|e| ReadError::Xlsx(e.to_string()))? {
         let (row, column) = cell.get_position();
         let (row, column) = (row as usize, column as usize);
@@ -383,20 +636,26 @@ fn read_xlsx(bytes: &[u8], settings: &ReportSettings, limits: &Limits) -> Result
             return Err(ReadError::CellTooLong { row: number, column: column + 1, limit: limits.max_cell_chars });
         }
         // Rows arrive in order; a gap in the sheet stays a gap (no blank rows are invented).
-        if rows.last().is_none_or(|last| last.number != number) {
-            rows.push(SheetRow { number, cells: Vec::new() });
+        if current.as_ref().is_some_and(|row| row.number != number)
+            && let Some(done) = current.take()
+            && each(done).is_break()
+        {
+            return Ok(());
         }
-        if let Some(last) = rows.last_mut() {
-            if last.cells.len() <= column {
-                last.cells.resize(column + 1, Cell::Empty);
-            }
-            last.cells[column] = value;
+        let row = current.get_or_insert_with(|| SheetRow { number, cells: Vec::new() });
+        any = true;
+        if row.cells.len() <= column {
+            row.cells.resize(column + 1, Cell::Empty);
         }
+        row.cells[column] = value;
     }
-    if rows.is_empty() {
+    if !any {
         return Err(ReadError::Empty);
     }
-    Ok(rows)
+    if let Some(done) = current {
+        let _ = each(done);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -415,17 +674,42 @@ mod tests {
         }
     }
 
+    fn settings(encoding: ReportEncoding, delimiter: u8) -> ReportSettings {
+        ReportSettings { encoding, delimiter, ..ReportSettings::default() }
+    }
+
+    fn scan_bytes(bytes: &[u8], encoding: ReportEncoding) -> Result<Format, ReadError> {
+        scan(&Source::Bytes(bytes.into()), &settings(encoding, b','), &limits()).1
+    }
+
+    fn read_csv(text: &str, delimiter: u8, limits: &Limits) -> Result<Vec<SheetRow>, ReadError> {
+        read_rows(text.as_bytes(), &settings(ReportEncoding::Utf8, delimiter), limits)
+    }
+
     #[test]
     fn windows_1252_decodes_and_refuses_undefined_bytes() {
-        assert_eq!(windows_1252(b"Caf\xe9 \x80 \x93x\x94").expect("decodes"), "Café € \u{201C}x\u{201D}");
-        assert_eq!(windows_1252(b"a\nb\x81").expect_err("0x81"), ReadError::NotWindows1252 { line: 2, byte: 0x81 });
+        let rows = read_rows(b"Caf\xe9 \x80 \x93x\x94", &settings(ReportEncoding::Windows1252, b','), &limits());
+        assert_eq!(rows.expect("decodes")[0].cells, vec![Cell::Text("Café € \u{201C}x\u{201D}".into())]);
+        let error = scan_bytes(b"a\nb\x81", ReportEncoding::Windows1252).expect_err("0x81");
+        assert_eq!(error, ReadError::NotWindows1252 { line: 2, byte: 0x81 });
     }
 
     #[test]
     fn invalid_utf8_names_the_line() {
-        let error = decode(b"a,b\nc,\xe9\n", ReportEncoding::Utf8).expect_err("not utf-8");
+        let error = scan_bytes(b"a,b\nc,\xe9\n", ReportEncoding::Utf8).expect_err("not utf-8");
         assert_eq!(error, ReadError::NotUtf8 { line: 2, offset: 6 });
-        assert_eq!(decode(b"\xEF\xBB\xBFa", ReportEncoding::Windows1252).expect("bom"), "a");
+        let format = scan_bytes(b"\xEF\xBB\xBFa", ReportEncoding::Windows1252).expect("bom");
+        assert_eq!(format, Format::Text { bom: true, encoding: ReportEncoding::Utf8 });
+        // A character cut by the end of a read buffer is whole, and a cut one at the end is not.
+        let mut long = "x".repeat(64 * 1024 - 1).into_bytes();
+        long.extend_from_slice("é\n".as_bytes());
+        assert!(scan_bytes(&long, ReportEncoding::Utf8).is_ok());
+        long.extend_from_slice(b"\xC3");
+        assert_eq!(
+            scan_bytes(&long, ReportEncoding::Utf8).expect_err("cut"),
+            ReadError::NotUtf8 { line: 2, offset: 64 * 1024 + 2 }
+        );
+        assert_eq!(scan_bytes(b" \r\n\t", ReportEncoding::Utf8).expect_err("blank"), ReadError::Empty);
     }
 
     #[test]
@@ -434,6 +718,8 @@ mod tests {
         let numbers: Vec<usize> = rows.iter().map(|r| r.number).collect();
         assert_eq!(numbers, vec![1, 3, 5]);
         assert_eq!(rows[1].cells, vec![Cell::Text("x,1".into()), Cell::Text("two\nlines".into())]);
+        let rows = read_rows(b"\xEF\xBB\xBFa\n\n\nb\n", &settings(ReportEncoding::Utf8, b','), &limits());
+        assert_eq!(rows.expect("reads").iter().map(|r| r.number).collect::<Vec<_>>(), vec![1, 4]);
     }
 
     #[test]

@@ -228,7 +228,7 @@ pub use metrics::{MetricCounts, OpenException, ReportTotals, WaitingLoad};
 
 mod reports;
 
-pub use reports::{Ingested, LoadReportRow, ReportFileMeta, ReportFileRecord, ReportKeys};
+pub use reports::{LoadReportRow, ReportBegin, ReportCounts, ReportFileMeta, ReportFileRecord, ReportKeys, ReportTx};
 
 mod submission;
 

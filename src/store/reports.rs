@@ -1,12 +1,17 @@
 //! Report files (docs/design.md §8): one transaction per file holds its record (the dedupe by
-//! sha256), the loads its rows name, every change its rows make and the row outcomes.
+//! sha256), the loads its rows name, every change its rows make and the row outcomes. The
+//! file is applied a chunk of rows at a time inside that transaction ([`ReportTx`]), so
+//! neither memory nor any statement grows with the file; a later chunk reads the loads as the
+//! earlier ones left them.
 //!
-//! Set-based: a file is a handful of statements whatever its length. PostgreSQL takes each
+//! Set-based: a chunk is a handful of statements whatever its length. PostgreSQL takes each
 //! column as an array (`UNNEST`). SQLite takes a list of keys or ids as one JSON array
 //! (`json_each`) and writes rows as multi-row `VALUES`, a thousand rows per statement.
 //! Every status change is still a compare-and-set: the statement moves only loads still in
-//! the status the plan read, and a count that differs rolls the whole file back and plans it
-//! again against fresh data.
+//! the status the plan read, and a count that differs drops the whole file's transaction so
+//! the caller applies it again against fresh data.
+//!
+//! The store knows the plan's types (`domain::report`), not the rules that make one.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
@@ -19,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::{BeginWrite, Store, StoreError};
+use crate::domain::report::{Outcome, PaymentKey, ReportLoad, ReportPlan};
 use crate::domain::{ExceptionKind, LoadStatus};
-use crate::reports::apply::{PaymentKey, ReportLoad, ReportPlan};
 
 /// Inserts the file's record unless the same content was ingested before; evaluates to
 /// `Some(id)` or `None`. `$tx` is a transaction of either backend.
@@ -44,22 +49,30 @@ macro_rules! claim_file {
     }};
 }
 
-/// Writes the file's counts and outcomes into its record.
+/// Writes the file's counts into its record.
 macro_rules! finish_file {
-    ($tx:expr, $file_id:expr, $plan:expr, $outcomes:expr) => {{
-        let (rows, applied, skipped, rejected) = counts($plan);
-        sqlx::query(
-            "UPDATE report_files SET rows_total = $1, applied = $2, skipped = $3, rejected = $4, outcomes = $5 \
-             WHERE id = $6",
-        )
-        .bind(rows)
-        .bind(applied)
-        .bind(skipped)
-        .bind(rejected)
-        .bind($outcomes)
-        .bind($file_id)
-        .execute(&mut *$tx)
-        .await?;
+    ($tx:expr, $file_id:expr, $counts:expr) => {{
+        let counts: ReportCounts = $counts;
+        sqlx::query("UPDATE report_files SET rows_total = $1, applied = $2, skipped = $3, rejected = $4 WHERE id = $5")
+            .bind(counts.rows)
+            .bind(counts.applied)
+            .bind(counts.skipped)
+            .bind(counts.rejected)
+            .bind($file_id)
+            .execute(&mut *$tx)
+            .await?;
+    }};
+}
+
+/// Stores the next piece of the file's result text.
+macro_rules! add_outcomes {
+    ($tx:expr, $file_id:expr, $chunk:expr, $text:expr) => {{
+        sqlx::query("INSERT INTO report_file_outcomes (report_file_id, chunk, text) VALUES ($1, $2, $3)")
+            .bind($file_id)
+            .bind($chunk)
+            .bind($text)
+            .execute(&mut *$tx)
+            .await?;
     }};
 }
 
@@ -89,14 +102,56 @@ pub struct ReportFileMeta<'a> {
     pub file_name: &'a str,
 }
 
-/// What an ingest did in the database.
-#[derive(Clone, Debug)]
-pub enum Ingested {
-    /// The rows were applied; the plan is what was written, `outcomes` the stored result file.
-    Applied { file_id: i64, plan: ReportPlan, outcomes: String },
-    /// The same content was ingested before: nothing applied. Carries the earlier record and
+/// What opening a report file's transaction found.
+pub enum ReportBegin {
+    /// The file is new: its record is claimed in the open transaction.
+    Open(ReportTx),
+    /// The same content was ingested before: nothing is applied. Carries the earlier record and
     /// its stored outcomes (the result file of the first ingest).
     Duplicate { previous: ReportFileRecord, outcomes: String },
+}
+
+/// A report file's rows counted by outcome, for its record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReportCounts {
+    pub rows: i64,
+    pub applied: i64,
+    pub skipped: i64,
+    pub rejected: i64,
+}
+
+impl ReportCounts {
+    /// Adds a plan's row outcomes.
+    pub fn add(&mut self, plan: &ReportPlan) {
+        for o in &plan.outcomes {
+            self.rows += 1;
+            match o.outcome {
+                Outcome::Applied => self.applied += 1,
+                Outcome::Skipped => self.skipped += 1,
+                Outcome::Rejected => self.rejected += 1,
+            }
+        }
+    }
+}
+
+/// The open transaction of one report file (docs/design.md §8: all of a file or nothing). Its rows are
+/// applied a chunk at a time: [`ReportTx::loads`] reads the loads a chunk names — seeing what
+/// the chunks before it wrote, so a load named twice in a file sees its first row — and
+/// [`ReportTx::write`] writes the chunk's plan. [`ReportTx::commit`] writes the counts and
+/// commits; dropping it instead rolls everything back, the file's record included.
+pub struct ReportTx {
+    tx: Tx,
+    file_id: i64,
+    now: DateTime<Utc>,
+    payment: bool,
+    file_name: String,
+    /// Pieces of the result text stored so far.
+    pieces: i64,
+}
+
+enum Tx {
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
 }
 
 /// A report row that changed a load, for `loads show`.
@@ -297,9 +352,6 @@ impl<'a> ReportKeys<'a> {
 /// faster than probed per load of a large report.
 const OPEN_EXCEPTIONS: &str = "SELECT load_id, kind FROM load_exceptions WHERE cleared_at IS NULL";
 
-/// How often a file is planned again when another writer moved one of its loads meanwhile.
-const CONFLICT_RETRIES: usize = 5;
-
 fn json<T: Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
@@ -348,369 +400,460 @@ fn attach(
     Ok(())
 }
 
-/// Row outcomes counted for the file's record.
-fn counts(plan: &ReportPlan) -> (i64, i64, i64, i64) {
-    use crate::reports::apply::Outcome;
-    let n = |o| plan.count(o) as i64;
-    (plan.outcomes.len() as i64, n(Outcome::Applied), n(Outcome::Skipped), n(Outcome::Rejected))
-}
-
 impl Store {
-    /// Ingests one report file: records it (or finds it was ingested before), reads the loads
-    /// its rows name, asks `plan` what to do, and writes all of it in one transaction.
-    /// `plan` returns the changes and the result file's text, stored with the record.
-    pub async fn ingest_report(
-        &self,
-        meta: ReportFileMeta<'_>,
-        keys: ReportKeys<'_>,
-        plan: &(dyn Fn(Vec<ReportLoad>) -> (ReportPlan, String) + Send + Sync),
-    ) -> Result<Ingested, StoreError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.try_ingest_report(meta, &keys, plan).await {
-                Err(StoreError::Conflict { .. }) if attempt < CONFLICT_RETRIES => {
-                    tracing::info!(
-                        file = meta.file_name,
-                        attempt,
-                        "a load moved while the report was applied; planning again"
-                    );
-                }
-                other => return other,
-            }
-        }
-    }
-
-    async fn try_ingest_report(
-        &self,
-        meta: ReportFileMeta<'_>,
-        keys: &ReportKeys<'_>,
-        plan: &(dyn Fn(Vec<ReportLoad>) -> (ReportPlan, String) + Send + Sync),
-    ) -> Result<Ingested, StoreError> {
+    /// Opens a report file's transaction and claims the file's record in it, or finds the same
+    /// content was ingested before (then nothing is opened).
+    pub async fn begin_report(&self, meta: ReportFileMeta<'_>) -> Result<ReportBegin, StoreError> {
         let now = Utc::now();
-        let conflict = || StoreError::Conflict {
-            load: format!("a load of {}", meta.file_name),
-            expected: LoadStatus::Invoiced,
-            actual: LoadStatus::Invoiced,
-        };
-        match self {
+        let (tx, file_id) = match self {
             Store::Postgres(pool) => {
                 let mut tx = pool.begin_write().await?;
-                let Some(file_id) = claim_file!(tx, meta, now) else {
-                    drop(tx);
-                    return self.duplicate(meta).await;
-                };
-                // DIALECT: PostgreSQL takes the keys as arrays. A payment report locks its loads:
-                // the payments already recorded decide the move, so two files paying the same
-                // load at once (two daemons) must not both read the old total. (SQLite has one
-                // writer at a time.)
-                let lock = if meta.kind == "payment" { " FOR UPDATE OF l" } else { "" };
-                let rows = sqlx::query(sqlx::AssertSqlSafe(snapshot_sql("invoice_number", lock)))
-                    .bind(keys.invoices)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                let mut loads = report_loads_from_rows!(&rows);
-                let fallback = keys.fallback(&loads);
-                if !fallback.is_empty() {
-                    let rows = sqlx::query(sqlx::AssertSqlSafe(snapshot_sql("load_number", lock)))
-                        .bind(&fallback)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                    let known: HashSet<i64> = loads.iter().map(|l| l.id).collect();
-                    loads.extend(report_loads_from_rows!(&rows).into_iter().filter(|l| !known.contains(&l.id)));
-                }
-                let (batches, later) = second_keys(&loads);
-                let providers: Vec<(String, String)> =
-                    sqlx::query_as("SELECT id, provider FROM batches WHERE id = ANY($1)")
-                        .bind(&batches)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                let purchased: Vec<i64> = sqlx::query_scalar("SELECT load_id FROM purchases WHERE load_id = ANY($1)")
-                    .bind(&later)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                resolve_loads(&mut loads, providers, purchased);
-                let ids: Vec<i64> = loads.iter().map(|l| l.id).collect();
-                let payments = if meta.kind == "payment" {
-                    sqlx::query_as::<_, (i64, i64, String, String)>(
-                        "SELECT load_id, paid_cents, payment_date, payment_reference FROM payments WHERE load_id = ANY($1)",
-                    )
-                    .bind(&ids)
-                    .fetch_all(&mut *tx)
-                    .await?
-                } else {
-                    Vec::new()
-                };
-                let exceptions = sqlx::query_as::<_, (i64, String)>(OPEN_EXCEPTIONS).fetch_all(&mut *tx).await?;
-                attach(&mut loads, payments, exceptions)?;
-                let (plan, outcomes) = plan(loads);
-
-                for ((from, to), ids) in moves_by_step(&plan) {
-                    let moved =
-                        sqlx::query("UPDATE loads SET status = $2, updated_at = $3 WHERE id = ANY($1) AND status = $4")
-                            .bind(&ids)
-                            .bind(to.as_str())
-                            .bind(now)
-                            .bind(from.as_str())
-                            .execute(&mut *tx)
-                            .await?
-                            .rows_affected();
-                    if moved != ids.len() as u64 {
-                        return Err(conflict());
-                    }
-                }
-                let history = &plan.history;
-                sqlx::query(
-                    "INSERT INTO load_history (load_id, from_status, to_status, at, cause) \
-                     SELECT u.id, u.from_status, u.to_status, $5, u.cause \
-                     FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY \
-                          AS u(id, from_status, to_status, cause, n) ORDER BY u.n",
-                )
-                .bind(history.iter().map(|h| h.load_id).collect::<Vec<_>>())
-                .bind(history.iter().map(|h| h.from.as_str()).collect::<Vec<_>>())
-                .bind(history.iter().map(|h| h.to.as_str()).collect::<Vec<_>>())
-                .bind(history.iter().map(|h| h.cause.to_string()).collect::<Vec<_>>())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                let p = &plan.purchases;
-                sqlx::query(
-                    "INSERT INTO purchases (load_id, report_file_id, row_number, amount_cents, advance_cents, fee_cents, \
-                     reserve_cents, purchase_date, schedule_number, factor_status, recorded_at) \
-                     SELECT u.load_id, $1, u.row_number, u.amount, u.advance, u.fee, u.reserve, u.purchase_date, \
-                     u.schedule_number, u.factor_status, $2 \
-                     FROM UNNEST($3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], \
-                     $9::text[], $10::text[], $11::text[]) \
-                     AS u(load_id, row_number, amount, advance, fee, reserve, purchase_date, schedule_number, factor_status)",
-                )
-                .bind(file_id)
-                .bind(now)
-                .bind(p.iter().map(|r| r.load_id).collect::<Vec<_>>())
-                .bind(p.iter().map(|r| r.row as i64).collect::<Vec<_>>())
-                .bind(p.iter().map(|r| r.amount_cents).collect::<Vec<_>>())
-                .bind(p.iter().map(|r| r.advance_cents).collect::<Vec<_>>())
-                .bind(p.iter().map(|r| r.fee_cents).collect::<Vec<_>>())
-                .bind(p.iter().map(|r| r.reserve_cents).collect::<Vec<_>>())
-                .bind(p.iter().map(|r| r.purchase_date.as_deref()).collect::<Vec<_>>())
-                .bind(p.iter().map(|r| r.schedule_number.as_deref()).collect::<Vec<_>>())
-                .bind(p.iter().map(|r| r.factor_status.clone()).collect::<Vec<_>>())
-                .execute(&mut *tx)
-                .await?;
-                let pay = &plan.payments;
-                sqlx::query(
-                    "INSERT INTO payments (load_id, report_file_id, row_number, paid_cents, payment_date, \
-                     payment_reference, recorded_at) \
-                     SELECT u.load_id, $1, u.row_number, u.paid, u.payment_date, u.payment_reference, $2 \
-                     FROM UNNEST($3::bigint[], $4::bigint[], $5::bigint[], $6::text[], $7::text[]) \
-                     AS u(load_id, row_number, paid, payment_date, payment_reference)",
-                )
-                .bind(file_id)
-                .bind(now)
-                .bind(pay.iter().map(|r| r.load_id).collect::<Vec<_>>())
-                .bind(pay.iter().map(|r| r.row as i64).collect::<Vec<_>>())
-                .bind(pay.iter().map(|r| r.key.paid_cents).collect::<Vec<_>>())
-                .bind(pay.iter().map(|r| r.key.payment_date.as_str()).collect::<Vec<_>>())
-                .bind(pay.iter().map(|r| r.key.payment_reference.as_str()).collect::<Vec<_>>())
-                .execute(&mut *tx)
-                .await?;
-                if !plan.raise.is_empty() {
-                    sqlx::query(
-                        "INSERT INTO load_exceptions (load_id, kind, detail, raised_at) \
-                         SELECT u.id, u.kind, u.detail, $4 FROM UNNEST($1::bigint[], $2::text[], $3::text[]) AS u(id, kind, detail) \
-                         ON CONFLICT (load_id, kind) WHERE cleared_at IS NULL DO UPDATE SET detail = excluded.detail",
-                    )
-                    .bind(plan.raise.iter().map(|r| r.0).collect::<Vec<_>>())
-                    .bind(plan.raise.iter().map(|r| r.1.as_str()).collect::<Vec<_>>())
-                    .bind(plan.raise.iter().map(|r| r.2.as_str()).collect::<Vec<_>>())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                if !plan.clear.is_empty() {
-                    sqlx::query(
-                        "UPDATE load_exceptions SET cleared_at = $3 FROM UNNEST($1::bigint[], $2::text[]) AS u(id, kind) \
-                         WHERE load_exceptions.load_id = u.id AND load_exceptions.kind = u.kind \
-                         AND load_exceptions.cleared_at IS NULL",
-                    )
-                    .bind(plan.clear.iter().map(|c| c.0).collect::<Vec<_>>())
-                    .bind(plan.clear.iter().map(|c| c.1.as_str()).collect::<Vec<_>>())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                finish_file!(tx, file_id, &plan, outcomes.as_str());
-                tx.commit().await?;
-                Ok(Ingested::Applied { file_id, plan, outcomes })
+                let file_id = claim_file!(tx, meta, now);
+                (Tx::Postgres(tx), file_id)
             }
             Store::Sqlite(pool) => {
                 let mut tx = pool.begin_write().await?;
-                let Some(file_id) = claim_file!(tx, meta, now) else {
-                    drop(tx);
-                    return self.duplicate(meta).await;
-                };
-                // DIALECT: SQLite takes the keys and the rows as JSON arrays, and gives the loads
-                // back as one JSON array (one row, not one per load through the driver).
-                let text: Option<String> =
-                    sqlx::query_scalar(sqlx::AssertSqlSafe(sqlite_snapshot_sql("invoice_number")))
-                        .bind(json(&keys.invoices)?)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                let mut loads = loads_from_json(text)?;
-                let fallback = keys.fallback(&loads);
-                if !fallback.is_empty() {
-                    let text: Option<String> =
-                        sqlx::query_scalar(sqlx::AssertSqlSafe(sqlite_snapshot_sql("load_number")))
-                            .bind(json(&fallback)?)
-                            .fetch_one(&mut *tx)
-                            .await?;
-                    let known: HashSet<i64> = loads.iter().map(|l| l.id).collect();
-                    loads.extend(loads_from_json(text)?.into_iter().filter(|l| !known.contains(&l.id)));
+                let file_id = claim_file!(tx, meta, now);
+                (Tx::Sqlite(tx), file_id)
+            }
+        };
+        let Some(file_id) = file_id else {
+            drop(tx);
+            return self.duplicate(meta).await;
+        };
+        Ok(ReportBegin::Open(ReportTx {
+            tx,
+            file_id,
+            now,
+            payment: meta.kind == "payment",
+            file_name: meta.file_name.to_string(),
+            pieces: 0,
+        }))
+    }
+}
+
+impl ReportTx {
+    /// The loads the keys name, as this transaction sees them (the chunks written before
+    /// included), with their provider, purchase, payments and open exceptions.
+    pub async fn loads(&mut self, keys: &ReportKeys<'_>) -> Result<Vec<ReportLoad>, StoreError> {
+        let payment = self.payment;
+        match &mut self.tx {
+            Tx::Postgres(tx) => pg_loads(tx, keys, payment).await,
+            Tx::Sqlite(tx) => sqlite_loads(tx, keys, payment).await,
+        }
+    }
+
+    /// Writes a chunk's plan: every status move a compare-and-set (a load another writer moved
+    /// meanwhile is a `Conflict`: the file must start over), then history, purchases, payments
+    /// and exceptions.
+    pub async fn write(&mut self, plan: &ReportPlan) -> Result<(), StoreError> {
+        let (file_id, now) = (self.file_id, self.now);
+        let conflict = || StoreError::Conflict {
+            load: format!("a load of {}", self.file_name),
+            expected: LoadStatus::Invoiced,
+            actual: LoadStatus::Invoiced,
+        };
+        match &mut self.tx {
+            Tx::Postgres(tx) => {
+                if !pg_moves(tx, plan, now).await? {
+                    return Err(conflict());
                 }
-                let (batches, later) = second_keys(&loads);
-                let providers: Vec<(String, String)> =
-                    sqlx::query_as("SELECT id, provider FROM batches WHERE id IN (SELECT value FROM json_each($1))")
-                        .bind(json(&batches)?)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                let purchased: Vec<i64> = sqlx::query_scalar(
-                    "SELECT load_id FROM purchases WHERE load_id IN (SELECT value FROM json_each($1))",
-                )
-                .bind(json(&later)?)
-                .fetch_all(&mut *tx)
-                .await?;
-                resolve_loads(&mut loads, providers, purchased);
-                let payments = if meta.kind == "payment" {
-                    sqlx::query_as::<_, (i64, i64, String, String)>(
-                        "SELECT load_id, paid_cents, payment_date, payment_reference FROM payments \
-                         WHERE load_id IN (SELECT value FROM json_each($1))",
-                    )
-                    .bind(json(&loads.iter().map(|l| l.id).collect::<Vec<_>>())?)
-                    .fetch_all(&mut *tx)
-                    .await?
-                } else {
-                    Vec::new()
-                };
-                let exceptions = sqlx::query_as::<_, (i64, String)>(OPEN_EXCEPTIONS).fetch_all(&mut *tx).await?;
-                attach(&mut loads, payments, exceptions)?;
-                let (plan, outcomes) = plan(loads);
-                for ((from, to), ids) in moves_by_step(&plan) {
-                    // `+status`: the file's ids drive the update (a rowid seek each, in order),
-                    // not a scan of every load in the status through its index, which grows
-                    // with all the subsidiaries' loads and measured slower.
-                    let moved = sqlx::query(
-                        "UPDATE loads SET status = $2, updated_at = $3 \
-                         WHERE id IN (SELECT value FROM json_each($1)) AND +status = $4",
-                    )
-                    .bind(json(&ids)?)
-                    .bind(to.as_str())
-                    .bind(now)
-                    .bind(from.as_str())
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    if moved != ids.len() as u64 {
-                        return Err(conflict());
-                    }
+                pg_rows(tx, plan, file_id, now).await?;
+                pg_exceptions(tx, plan, now).await
+            }
+            Tx::Sqlite(tx) => {
+                if !sqlite_moves(tx, plan, now).await? {
+                    return Err(conflict());
                 }
-                let history = &plan.history;
-                // Values many rows share are bound as one `Arc<str>` each: no copy per row.
-                let at: Arc<str> = sqlite_time(now).into();
-                let statuses: Vec<(LoadStatus, Arc<str>)> =
-                    LoadStatus::ALL.iter().map(|&s| (s, Arc::from(s.as_str()))).collect();
-                let status = |s: LoadStatus| -> Arc<str> {
-                    statuses.iter().find(|(known, _)| *known == s).map_or_else(|| s.as_str().into(), |(_, t)| t.clone())
-                };
-                sqlite_insert(
-                    &mut tx,
-                    // The cause is written out here, a chunk at a time, and moved into the
-                    // statement's values. (Joining its parts in SQL measured slower.)
-                    ("INSERT INTO load_history (load_id, from_status, to_status, at, cause)", "(?, ?, ?, ?, ?)", ""),
-                    history,
-                    |q, h| {
-                        q.bind(h.load_id)
-                            .bind(status(h.from))
-                            .bind(status(h.to))
-                            .bind(at.clone())
-                            .bind(h.cause.to_string())
-                    },
-                )
-                .await?;
-                sqlite_insert(
-                    &mut tx,
-                    (
-                        "INSERT INTO purchases (load_id, report_file_id, row_number, amount_cents, advance_cents, \
-                         fee_cents, reserve_cents, purchase_date, schedule_number, factor_status, recorded_at)",
-                        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        "",
-                    ),
-                    &plan.purchases,
-                    |q, r| {
-                        q.bind(r.load_id)
-                            .bind(file_id)
-                            .bind(r.row as i64)
-                            .bind(r.amount_cents)
-                            .bind(r.advance_cents)
-                            .bind(r.fee_cents)
-                            .bind(r.reserve_cents)
-                            .bind(r.purchase_date.clone())
-                            .bind(r.schedule_number.clone())
-                            .bind(r.factor_status.as_deref())
-                            .bind(at.clone())
-                    },
-                )
-                .await?;
-                sqlite_insert(
-                    &mut tx,
-                    (
-                        "INSERT INTO payments (load_id, report_file_id, row_number, paid_cents, payment_date, \
-                         payment_reference, recorded_at)",
-                        "(?, ?, ?, ?, ?, ?, ?)",
-                        "",
-                    ),
-                    &plan.payments,
-                    |q, r| {
-                        q.bind(r.load_id)
-                            .bind(file_id)
-                            .bind(r.row as i64)
-                            .bind(r.key.paid_cents)
-                            .bind(r.key.payment_date.as_str())
-                            .bind(r.key.payment_reference.as_str())
-                            .bind(at.clone())
-                    },
-                )
-                .await?;
-                sqlite_insert(
-                    &mut tx,
-                    (
-                        "INSERT INTO load_exceptions (load_id, kind, detail, raised_at)",
-                        "(?, ?, ?, ?)",
-                        "ON CONFLICT (load_id, kind) WHERE cleared_at IS NULL DO UPDATE SET detail = excluded.detail",
-                    ),
-                    &plan.raise,
-                    |q, r| q.bind(r.0).bind(r.1.as_str()).bind(r.2.as_str()).bind(at.clone()),
-                )
-                .await?;
-                if !plan.clear.is_empty() {
-                    let clear: Vec<(i64, &str)> = plan.clear.iter().map(|c| (c.0, c.1.as_str())).collect();
-                    sqlx::query(
-                        "UPDATE load_exceptions SET cleared_at = $2 FROM \
-                         (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS kind FROM json_each($1)) AS u \
-                         WHERE load_exceptions.load_id = u.id AND load_exceptions.kind = u.kind \
-                         AND load_exceptions.cleared_at IS NULL",
-                    )
-                    .bind(json(&clear)?)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                finish_file!(tx, file_id, &plan, outcomes.as_str());
-                tx.commit().await?;
-                Ok(Ingested::Applied { file_id, plan, outcomes })
+                sqlite_rows(tx, plan, file_id, now).await?;
+                sqlite_exceptions(tx, plan, now).await
             }
         }
     }
 
-    async fn duplicate(&self, meta: ReportFileMeta<'_>) -> Result<Ingested, StoreError> {
+    /// Stores the next piece of the file's result text with its record.
+    pub async fn add_outcomes(&mut self, text: &str) -> Result<(), StoreError> {
+        if text.is_empty() {
+            return Ok(());
+        }
+        let (file_id, piece) = (self.file_id, self.pieces);
+        match &mut self.tx {
+            Tx::Postgres(tx) => add_outcomes!(&mut **tx, file_id, piece, text),
+            Tx::Sqlite(tx) => add_outcomes!(&mut **tx, file_id, piece, text),
+        }
+        self.pieces += 1;
+        Ok(())
+    }
+
+    /// Writes the file's counts and commits all of it. Returns the file's record id.
+    pub async fn commit(self, counts: ReportCounts) -> Result<i64, StoreError> {
+        let file_id = self.file_id;
+        match self.tx {
+            Tx::Postgres(mut tx) => {
+                finish_file!(tx, file_id, counts);
+                tx.commit().await?;
+            }
+            Tx::Sqlite(mut tx) => {
+                finish_file!(tx, file_id, counts);
+                tx.commit().await?;
+            }
+        }
+        Ok(file_id)
+    }
+}
+
+/// [`ReportTx::loads`] on PostgreSQL: the keys as arrays. A payment report locks its loads: the
+/// payments already recorded decide the move, so two files paying the same load at once (two
+/// daemons) must not both read the old total. (SQLite has one writer at a time.)
+async fn pg_loads(
+    tx: &mut sqlx::PgConnection,
+    keys: &ReportKeys<'_>,
+    payment: bool,
+) -> Result<Vec<ReportLoad>, StoreError> {
+    let lock = if payment { " FOR UPDATE OF l" } else { "" };
+    let rows = sqlx::query(sqlx::AssertSqlSafe(snapshot_sql("invoice_number", lock)))
+        .bind(keys.invoices)
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut loads = report_loads_from_rows!(&rows);
+    let fallback = keys.fallback(&loads);
+    if !fallback.is_empty() {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(snapshot_sql("load_number", lock)))
+            .bind(&fallback)
+            .fetch_all(&mut *tx)
+            .await?;
+        let known: HashSet<i64> = loads.iter().map(|l| l.id).collect();
+        loads.extend(report_loads_from_rows!(&rows).into_iter().filter(|l| !known.contains(&l.id)));
+    }
+    let (batches, later) = second_keys(&loads);
+    let providers: Vec<(String, String)> = sqlx::query_as("SELECT id, provider FROM batches WHERE id = ANY($1)")
+        .bind(&batches)
+        .fetch_all(&mut *tx)
+        .await?;
+    let purchased: Vec<i64> = sqlx::query_scalar("SELECT load_id FROM purchases WHERE load_id = ANY($1)")
+        .bind(&later)
+        .fetch_all(&mut *tx)
+        .await?;
+    resolve_loads(&mut loads, providers, purchased);
+    let payments = if payment {
+        sqlx::query_as::<_, (i64, i64, String, String)>(
+            "SELECT load_id, paid_cents, payment_date, payment_reference FROM payments WHERE load_id = ANY($1)",
+        )
+        .bind(loads.iter().map(|l| l.id).collect::<Vec<_>>())
+        .fetch_all(&mut *tx)
+        .await?
+    } else {
+        Vec::new()
+    };
+    let exceptions = sqlx::query_as::<_, (i64, String)>(OPEN_EXCEPTIONS).fetch_all(&mut *tx).await?;
+    attach(&mut loads, payments, exceptions)?;
+    Ok(loads)
+}
+
+/// The plan's status moves on PostgreSQL, one compare-and-set statement per step. `false`
+/// when a load was not in the status the plan read.
+async fn pg_moves(tx: &mut sqlx::PgConnection, plan: &ReportPlan, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    for ((from, to), ids) in moves_by_step(plan) {
+        let moved = sqlx::query("UPDATE loads SET status = $2, updated_at = $3 WHERE id = ANY($1) AND status = $4")
+            .bind(&ids)
+            .bind(to.as_str())
+            .bind(now)
+            .bind(from.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if moved != ids.len() as u64 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// History, purchases and payments on PostgreSQL: each column bound as one array (`UNNEST`).
+/// A history cause is sent as its row number: the file's prefix is bound once.
+async fn pg_rows(
+    tx: &mut sqlx::PgConnection,
+    plan: &ReportPlan,
+    file_id: i64,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let history = &plan.history;
+    if !history.is_empty() {
+        sqlx::query(
+            "INSERT INTO load_history (load_id, from_status, to_status, at, cause) \
+             SELECT u.id, u.from_status, u.to_status, $5, u.cause \
+             FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY \
+                  AS u(id, from_status, to_status, cause, n) ORDER BY u.n",
+        )
+        .bind(history.iter().map(|h| h.load_id).collect::<Vec<_>>())
+        .bind(history.iter().map(|h| h.from.as_str()).collect::<Vec<_>>())
+        .bind(history.iter().map(|h| h.to.as_str()).collect::<Vec<_>>())
+        .bind(history.iter().map(|h| h.cause.to_string()).collect::<Vec<_>>())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let p = &plan.purchases;
+    if !p.is_empty() {
+        sqlx::query(
+            "INSERT INTO purchases (load_id, report_file_id, row_number, amount_cents, advance_cents, fee_cents, \
+             reserve_cents, purchase_date, schedule_number, factor_status, recorded_at) \
+             SELECT u.load_id, $1, u.row_number, u.amount, u.advance, u.fee, u.reserve, u.purchase_date, \
+             u.schedule_number, u.factor_status, $2 \
+             FROM UNNEST($3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], \
+             $9::text[], $10::text[], $11::text[]) \
+             AS u(load_id, row_number, amount, advance, fee, reserve, purchase_date, schedule_number, factor_status)",
+        )
+        .bind(file_id)
+        .bind(now)
+        .bind(p.iter().map(|r| r.load_id).collect::<Vec<_>>())
+        .bind(p.iter().map(|r| r.row as i64).collect::<Vec<_>>())
+        .bind(p.iter().map(|r| r.amount_cents).collect::<Vec<_>>())
+        .bind(p.iter().map(|r| r.advance_cents).collect::<Vec<_>>())
+        .bind(p.iter().map(|r| r.fee_cents).collect::<Vec<_>>())
+        .bind(p.iter().map(|r| r.reserve_cents).collect::<Vec<_>>())
+        .bind(p.iter().map(|r| r.purchase_date.as_deref()).collect::<Vec<_>>())
+        .bind(p.iter().map(|r| r.schedule_number.as_deref()).collect::<Vec<_>>())
+        .bind(p.iter().map(|r| r.factor_status.as_deref()).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
+    let pay = &plan.payments;
+    if !pay.is_empty() {
+        sqlx::query(
+            "INSERT INTO payments (load_id, report_file_id, row_number, paid_cents, payment_date, \
+             payment_reference, recorded_at) \
+             SELECT u.load_id, $1, u.row_number, u.paid, u.payment_date, u.payment_reference, $2 \
+             FROM UNNEST($3::bigint[], $4::bigint[], $5::bigint[], $6::text[], $7::text[]) \
+             AS u(load_id, row_number, paid, payment_date, payment_reference)",
+        )
+        .bind(file_id)
+        .bind(now)
+        .bind(pay.iter().map(|r| r.load_id).collect::<Vec<_>>())
+        .bind(pay.iter().map(|r| r.row as i64).collect::<Vec<_>>())
+        .bind(pay.iter().map(|r| r.key.paid_cents).collect::<Vec<_>>())
+        .bind(pay.iter().map(|r| r.key.payment_date.as_str()).collect::<Vec<_>>())
+        .bind(pay.iter().map(|r| r.key.payment_reference.as_str()).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Exceptions raised (or their detail updated) and cleared, on PostgreSQL.
+async fn pg_exceptions(tx: &mut sqlx::PgConnection, plan: &ReportPlan, now: DateTime<Utc>) -> Result<(), StoreError> {
+    if !plan.raise.is_empty() {
+        sqlx::query(
+            "INSERT INTO load_exceptions (load_id, kind, detail, raised_at) \
+             SELECT u.id, u.kind, u.detail, $4 FROM UNNEST($1::bigint[], $2::text[], $3::text[]) AS u(id, kind, detail) \
+             ON CONFLICT (load_id, kind) WHERE cleared_at IS NULL DO UPDATE SET detail = excluded.detail",
+        )
+        .bind(plan.raise.iter().map(|r| r.0).collect::<Vec<_>>())
+        .bind(plan.raise.iter().map(|r| r.1.as_str()).collect::<Vec<_>>())
+        .bind(plan.raise.iter().map(|r| r.2.as_str()).collect::<Vec<_>>())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !plan.clear.is_empty() {
+        sqlx::query(
+            "UPDATE load_exceptions SET cleared_at = $3 FROM UNNEST($1::bigint[], $2::text[]) AS u(id, kind) \
+             WHERE load_exceptions.load_id = u.id AND load_exceptions.kind = u.kind \
+             AND load_exceptions.cleared_at IS NULL",
+        )
+        .bind(plan.clear.iter().map(|c| c.0).collect::<Vec<_>>())
+        .bind(plan.clear.iter().map(|c| c.1.as_str()).collect::<Vec<_>>())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// [`ReportTx::loads`] on SQLite: the keys as JSON arrays, the loads back as one JSON array
+/// (one row, not one per load through the driver).
+async fn sqlite_loads(
+    tx: &mut sqlx::SqliteConnection,
+    keys: &ReportKeys<'_>,
+    payment: bool,
+) -> Result<Vec<ReportLoad>, StoreError> {
+    let text: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sqlite_snapshot_sql("invoice_number")))
+        .bind(json(&keys.invoices)?)
+        .fetch_one(&mut *tx)
+        .await?;
+    let mut loads = loads_from_json(text)?;
+    let fallback = keys.fallback(&loads);
+    if !fallback.is_empty() {
+        let text: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sqlite_snapshot_sql("load_number")))
+            .bind(json(&fallback)?)
+            .fetch_one(&mut *tx)
+            .await?;
+        let known: HashSet<i64> = loads.iter().map(|l| l.id).collect();
+        loads.extend(loads_from_json(text)?.into_iter().filter(|l| !known.contains(&l.id)));
+    }
+    let (batches, later) = second_keys(&loads);
+    let providers: Vec<(String, String)> =
+        sqlx::query_as("SELECT id, provider FROM batches WHERE id IN (SELECT value FROM json_each($1))")
+            .bind(json(&batches)?)
+            .fetch_all(&mut *tx)
+            .await?;
+    let purchased: Vec<i64> =
+        sqlx::query_scalar("SELECT load_id FROM purchases WHERE load_id IN (SELECT value FROM json_each($1))")
+            .bind(json(&later)?)
+            .fetch_all(&mut *tx)
+            .await?;
+    resolve_loads(&mut loads, providers, purchased);
+    let payments = if payment {
+        sqlx::query_as::<_, (i64, i64, String, String)>(
+            "SELECT load_id, paid_cents, payment_date, payment_reference FROM payments \
+             WHERE load_id IN (SELECT value FROM json_each($1))",
+        )
+        .bind(json(&loads.iter().map(|l| l.id).collect::<Vec<_>>())?)
+        .fetch_all(&mut *tx)
+        .await?
+    } else {
+        Vec::new()
+    };
+    let exceptions = sqlx::query_as::<_, (i64, String)>(OPEN_EXCEPTIONS).fetch_all(&mut *tx).await?;
+    attach(&mut loads, payments, exceptions)?;
+    Ok(loads)
+}
+
+/// The plan's status moves on SQLite, one compare-and-set statement per step. `false` when a
+/// load was not in the status the plan read.
+async fn sqlite_moves(
+    tx: &mut sqlx::SqliteConnection,
+    plan: &ReportPlan,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    for ((from, to), ids) in moves_by_step(plan) {
+        // `+status`: the file's ids drive the update (a rowid seek each, in order), not a
+        // scan of every load in the status through its index, which grows with all the
+        // subsidiaries' loads and measured slower.
+        let moved = sqlx::query(
+            "UPDATE loads SET status = $2, updated_at = $3 \
+             WHERE id IN (SELECT value FROM json_each($1)) AND +status = $4",
+        )
+        .bind(json(&ids)?)
+        .bind(to.as_str())
+        .bind(now)
+        .bind(from.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved != ids.len() as u64 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// History, purchases and payments on SQLite, as multi-row `VALUES` ([`sqlite_insert`]).
+async fn sqlite_rows(
+    tx: &mut sqlx::SqliteConnection,
+    plan: &ReportPlan,
+    file_id: i64,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    // Values many rows share are bound as one `Arc<str>` each: no copy per row.
+    let at: Arc<str> = sqlite_time(now).into();
+    let statuses: Vec<(LoadStatus, Arc<str>)> = LoadStatus::ALL.iter().map(|&s| (s, Arc::from(s.as_str()))).collect();
+    let status = |s: LoadStatus| -> Arc<str> {
+        statuses.iter().find(|(known, _)| *known == s).map_or_else(|| s.as_str().into(), |(_, t)| t.clone())
+    };
+    sqlite_insert(
+        &mut *tx,
+        // The cause is written out here, a chunk at a time, and moved into the statement's
+        // values. (Joining its parts in SQL measured slower.)
+        ("INSERT INTO load_history (load_id, from_status, to_status, at, cause)", "(?, ?, ?, ?, ?)", ""),
+        &plan.history,
+        |q, h| q.bind(h.load_id).bind(status(h.from)).bind(status(h.to)).bind(at.clone()).bind(h.cause.to_string()),
+    )
+    .await?;
+    sqlite_insert(
+        &mut *tx,
+        (
+            "INSERT INTO purchases (load_id, report_file_id, row_number, amount_cents, advance_cents, \
+             fee_cents, reserve_cents, purchase_date, schedule_number, factor_status, recorded_at)",
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "",
+        ),
+        &plan.purchases,
+        |q, r| {
+            q.bind(r.load_id)
+                .bind(file_id)
+                .bind(r.row as i64)
+                .bind(r.amount_cents)
+                .bind(r.advance_cents)
+                .bind(r.fee_cents)
+                .bind(r.reserve_cents)
+                .bind(r.purchase_date.clone())
+                .bind(r.schedule_number.clone())
+                .bind(r.factor_status.as_deref())
+                .bind(at.clone())
+        },
+    )
+    .await?;
+    sqlite_insert(
+        &mut *tx,
+        (
+            "INSERT INTO payments (load_id, report_file_id, row_number, paid_cents, payment_date, \
+             payment_reference, recorded_at)",
+            "(?, ?, ?, ?, ?, ?, ?)",
+            "",
+        ),
+        &plan.payments,
+        |q, r| {
+            q.bind(r.load_id)
+                .bind(file_id)
+                .bind(r.row as i64)
+                .bind(r.key.paid_cents)
+                .bind(r.key.payment_date.as_str())
+                .bind(r.key.payment_reference.as_str())
+                .bind(at.clone())
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Exceptions raised (or their detail updated) and cleared, on SQLite.
+async fn sqlite_exceptions(
+    tx: &mut sqlx::SqliteConnection,
+    plan: &ReportPlan,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let at = sqlite_time(now);
+    sqlite_insert(
+        &mut *tx,
+        (
+            "INSERT INTO load_exceptions (load_id, kind, detail, raised_at)",
+            "(?, ?, ?, ?)",
+            "ON CONFLICT (load_id, kind) WHERE cleared_at IS NULL DO UPDATE SET detail = excluded.detail",
+        ),
+        &plan.raise,
+        |q, r| q.bind(r.0).bind(r.1.as_str()).bind(r.2.as_str()).bind(at.as_str()),
+    )
+    .await?;
+    if !plan.clear.is_empty() {
+        let clear: Vec<(i64, &str)> = plan.clear.iter().map(|c| (c.0, c.1.as_str())).collect();
+        sqlx::query(
+            "UPDATE load_exceptions SET cleared_at = $2 FROM \
+             (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS kind FROM json_each($1)) AS u \
+             WHERE load_exceptions.load_id = u.id AND load_exceptions.kind = u.kind \
+             AND load_exceptions.cleared_at IS NULL",
+        )
+        .bind(json(&clear)?)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// The earlier record of the same content and its stored result text.
+    async fn duplicate(&self, meta: ReportFileMeta<'_>) -> Result<ReportBegin, StoreError> {
         on_pool!(self, pool => {
             let row = sqlx::query(concat!(
                 "SELECT ", report_file_columns!(), ", outcomes FROM report_files ",
@@ -720,8 +863,16 @@ impl Store {
             .bind(meta.sha256)
             .fetch_one(pool)
             .await?;
-            let outcomes: String = row.try_get("outcomes")?;
-            Ok(Ingested::Duplicate { previous: report_file_from_row!(&row), outcomes })
+            let previous = report_file_from_row!(&row);
+            let mut outcomes: String = row.try_get("outcomes")?;
+            let pieces: Vec<String> = sqlx::query_scalar(
+                "SELECT text FROM report_file_outcomes WHERE report_file_id = $1 ORDER BY chunk",
+            )
+            .bind(previous.id)
+            .fetch_all(pool)
+            .await?;
+            outcomes.extend(pieces);
+            Ok(ReportBegin::Duplicate { previous, outcomes })
         })
     }
 

@@ -1,0 +1,370 @@
+//! A report file applied as a stream (issue 16 point 6): a reader thread reads, finds the
+//! header and parses the rows, a chunk at a time, while the async side plans and writes each
+//! chunk inside the file's one transaction and writes its lines of the result file. Memory
+//! holds a few chunks, whatever the file's length: never every row, every plan or every
+//! outcome at once.
+//!
+//! The transaction is still all or nothing: a row that cannot be parsed, a limit passed late
+//! in the file, or a load another writer moved meanwhile drops it, and nothing of the file is
+//! applied. A load named in two chunks sees its earlier row through the database, as the
+//! later chunk's loads are read in the same transaction.
+
+use std::io::Write;
+use std::ops::ControlFlow;
+
+use tokio::sync::mpsc;
+
+use super::ReportKind;
+use super::apply::{self, Outcome, RowOutcome};
+use super::columns::{self, HEADER_SEARCH_ROWS};
+use super::parse::{ParsedReport, RowParser};
+use super::read::{self, Format, Limits, SheetRow, Source};
+use crate::config::ReportSettings;
+use crate::files::csv_cell;
+use crate::providers::statuses::StatusMap;
+use crate::store::{ReportBegin, ReportCounts, ReportFileMeta, ReportKeys, ReportTx, Store, StoreError};
+
+/// Rows per chunk: read, planned and written together. (5,000 measured slower on PostgreSQL:
+/// each chunk's key lookups and compare-and-set cost about as much as a larger one's.)
+pub const CHUNK_ROWS: usize = 20_000;
+
+/// Chunks the reader may be ahead of the writer.
+const CHUNKS_AHEAD: usize = 1;
+
+/// Rows not applied that a summary keeps for `ingest` and the log; the result file has all.
+pub const KEPT_NOT_APPLIED: usize = 10_000;
+
+/// What the reader thread sends, in order: the header, chunks of rows, then the end (or, at
+/// any point, why the file is refused).
+enum Piece {
+    Header { kind: ReportKind, unused: Vec<String> },
+    Rows(ParsedReport),
+    End,
+    Refused(String),
+}
+
+/// Where the result file's text goes as it is made.
+pub enum ResultOut {
+    /// Kept in memory (`ingest_file`, tests).
+    Memory(Vec<u8>),
+    /// Written to a file (the inbox: a temp file renamed into the archive once committed).
+    File(std::io::BufWriter<std::fs::File>),
+    /// Not kept (`factord ingest`, which prints the summary; the text is stored with the
+    /// file's record).
+    Discard,
+}
+
+impl ResultOut {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            ResultOut::Memory(text) => text.extend_from_slice(bytes),
+            ResultOut::File(file) => file.write_all(bytes)?,
+            ResultOut::Discard => {}
+        }
+        Ok(())
+    }
+
+    /// Empties it, for a file applied again from the start.
+    fn reset(&mut self) -> std::io::Result<()> {
+        match self {
+            ResultOut::Memory(text) => text.clear(),
+            ResultOut::File(file) => {
+                use std::io::Seek;
+                file.flush()?;
+                file.get_mut().set_len(0)?;
+                file.get_mut().rewind()?;
+            }
+            ResultOut::Discard => {}
+        }
+        Ok(())
+    }
+}
+
+/// What one attempt at a file came to.
+pub enum Attempt {
+    Applied { kind: ReportKind, counts: ReportCounts, not_applied: Vec<RowOutcome> },
+    Duplicate { kind: ReportKind, previous: crate::store::ReportFileRecord },
+    Refused(String),
+}
+
+/// Why an attempt stopped without an outcome.
+#[derive(Debug, thiserror::Error)]
+pub enum AttemptError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("writing the result file: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The file and what applying it needs.
+pub struct Job<'a> {
+    pub store: &'a Store,
+    pub provider: &'a str,
+    pub kind: Option<ReportKind>,
+    pub file_name: &'a str,
+    pub sha256: &'a str,
+    pub source: Source,
+    pub format: Format,
+    pub settings: ReportSettings,
+    pub limits: Limits,
+    pub statuses: &'a StatusMap,
+}
+
+impl Job<'_> {
+    /// One attempt: reads the file from its start and applies it in one transaction. A
+    /// `Conflict` error means another writer moved a load meanwhile: nothing was applied and
+    /// the caller may try again.
+    pub async fn attempt(&self, out: &mut ResultOut) -> Result<Attempt, AttemptError> {
+        out.reset()?;
+        let mut pieces = self.start_reader();
+        let (kind, unused) = match pieces.recv().await {
+            Some(Piece::Header { kind, unused }) => (kind, unused),
+            Some(Piece::Refused(reason)) => return Ok(Attempt::Refused(reason)),
+            Some(Piece::Rows(_) | Piece::End) | None => return Ok(Attempt::Refused(reader_failed())),
+        };
+        let meta = ReportFileMeta {
+            provider: self.provider,
+            kind: kind.as_str(),
+            sha256: self.sha256,
+            file_name: self.file_name,
+        };
+        let mut tx = match self.store.begin_report(meta).await? {
+            ReportBegin::Open(tx) => tx,
+            ReportBegin::Duplicate { previous, outcomes } => {
+                let note = format!(
+                    "same content as {} ingested {}; nothing applied again. Its outcomes were:\n",
+                    previous.file_name,
+                    crate::domain::time_for_people(previous.processed_at)
+                );
+                out.write(note.as_bytes())?;
+                out.write(outcomes.as_bytes())?;
+                return Ok(Attempt::Duplicate { kind, previous });
+            }
+        };
+        let mut applied = Applied::default();
+        applied.line(["row", "invoice_number", "load_number", "outcome", "reason"]);
+        loop {
+            match pieces.recv().await {
+                Some(Piece::Rows(chunk)) => self.apply_chunk(&mut tx, kind, chunk, &mut applied, out).await?,
+                Some(Piece::End) => break,
+                Some(Piece::Refused(reason)) => return Ok(Attempt::Refused(reason)),
+                Some(Piece::Header { .. }) | None => return Ok(Attempt::Refused(reader_failed())),
+            }
+        }
+        applied.tail(&unused);
+        let text = applied.take_text();
+        out.write(text.as_bytes())?;
+        tx.add_outcomes(&text).await?;
+        tx.commit(applied.counts).await?;
+        Ok(Attempt::Applied { kind, counts: applied.counts, not_applied: applied.not_applied })
+    }
+
+    /// Plans one chunk against the loads it names (as this transaction sees them) and writes
+    /// it, with its lines of the result file.
+    async fn apply_chunk(
+        &self,
+        tx: &mut ReportTx,
+        kind: ReportKind,
+        chunk: ParsedReport,
+        applied: &mut Applied,
+        out: &mut ResultOut,
+    ) -> Result<(), AttemptError> {
+        let (invoices, load_numbers) = apply::lookup_keys(&chunk.rows);
+        let loads = tx.loads(&ReportKeys { invoices: &invoices, load_numbers: &load_numbers }).await?;
+        let plan = apply::plan(kind, self.provider, self.file_name, &chunk.rows, loads, self.statuses);
+        tx.write(&plan).await?;
+        applied.counts.add(&plan);
+        for o in plan.outcomes {
+            applied.line([&o.row.to_string(), &o.invoice_number, &o.load_number, o.outcome.as_str(), &o.reason]);
+            if o.outcome != Outcome::Applied && applied.not_applied.len() < KEPT_NOT_APPLIED {
+                applied.not_applied.push(o);
+            }
+        }
+        applied.totals.extend(chunk.totals);
+        let text = applied.take_text();
+        out.write(text.as_bytes())?;
+        tx.add_outcomes(&text).await?;
+        Ok(())
+    }
+
+    /// Starts the reader thread; its pieces arrive on the returned channel. Dropping the
+    /// channel stops it at its next chunk.
+    fn start_reader(&self) -> mpsc::Receiver<Piece> {
+        let (send, receive) = mpsc::channel(CHUNKS_AHEAD);
+        let reader = Reader {
+            source: self.source.clone(),
+            format: self.format,
+            settings: self.settings.clone(),
+            limits: self.limits,
+            kind: self.kind,
+            send,
+        };
+        tokio::task::spawn_blocking(move || reader.run());
+        receive
+    }
+}
+
+fn reader_failed() -> String {
+    "the reader stopped before the end of the file".to_string()
+}
+
+/// A file's result text as it is made, and its counts.
+struct Applied {
+    writer: csv::Writer<Vec<u8>>,
+    counts: ReportCounts,
+    not_applied: Vec<RowOutcome>,
+    /// Totals lines: (row, what it said), noted after the rows.
+    totals: Vec<(usize, String)>,
+}
+
+impl Default for Applied {
+    fn default() -> Self {
+        Applied {
+            writer: csv::Writer::from_writer(Vec::new()),
+            counts: ReportCounts::default(),
+            not_applied: Vec::new(),
+            totals: Vec::new(),
+        }
+    }
+}
+
+impl Applied {
+    /// One line of the result file; text is escaped against formula injection.
+    fn line(&mut self, record: [&str; 5]) {
+        let _ = self.writer.write_record(record.map(csv_cell).iter().map(|c| c.as_bytes()));
+    }
+
+    /// The lines after the rows: the notes, then totals that add up (`rows` = `applied` +
+    /// `skipped` + `rejected`).
+    fn tail(&mut self, unused: &[String]) {
+        for (row, said) in std::mem::take(&mut self.totals) {
+            self.line([&row.to_string(), "", "", "note", &format!("totals line, not applied: {said}")]);
+        }
+        if !unused.is_empty() {
+            self.line(["", "", "", "note", &format!("columns not used: {}", unused.join(", "))]);
+        }
+        let counts = self.counts;
+        for (label, n) in [
+            ("rows", counts.rows),
+            (Outcome::Applied.as_str(), counts.applied),
+            (Outcome::Skipped.as_str(), counts.skipped),
+            (Outcome::Rejected.as_str(), counts.rejected),
+        ] {
+            self.line(["total", "", "", label, &n.to_string()]);
+        }
+    }
+
+    /// The lines written since the last call.
+    fn take_text(&mut self) -> String {
+        let writer = std::mem::replace(&mut self.writer, csv::Writer::from_writer(Vec::new()));
+        String::from_utf8(writer.into_inner().unwrap_or_default()).unwrap_or_default()
+    }
+}
+
+/// The reader thread: reads rows, finds the header among the first ones, parses the rest into
+/// chunks and sends them.
+struct Reader {
+    source: Source,
+    format: Format,
+    settings: ReportSettings,
+    limits: Limits,
+    kind: Option<ReportKind>,
+    send: mpsc::Sender<Piece>,
+}
+
+/// Where the reader is in the file.
+enum Stage {
+    /// Before the header: the first rows, kept to search.
+    Head(Vec<SheetRow>),
+    Rows {
+        parser: Box<RowParser>,
+        chunk: ParsedReport,
+    },
+    /// The file is refused (or the receiver gone): the rest is read only to find a read error,
+    /// which is reported in its place (a file unreadable further down is refused as unreadable).
+    Draining(Option<String>),
+}
+
+impl Reader {
+    fn run(self) {
+        let mut stage = Stage::Head(Vec::new());
+        let mut rows: u64 = 0;
+        let read = read::for_each_row(&self.source, self.format, &self.settings, &self.limits, |row| {
+            self.take(&mut stage, row, &mut rows);
+            if matches!(stage, Stage::Draining(None)) { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        });
+        if let Err(error) = read {
+            let _ = self.send.blocking_send(Piece::Refused(error.to_string()));
+            return;
+        }
+        if let Stage::Head(head) = stage {
+            stage = self.header(head, &mut rows).unwrap_or_else(|reason| Stage::Draining(Some(reason)));
+        }
+        let end = match stage {
+            Stage::Head(_) | Stage::Draining(None) => return,
+            Stage::Draining(Some(reason)) => Piece::Refused(reason),
+            Stage::Rows { mut parser, mut chunk } => {
+                parser.finish(&mut chunk);
+                self.last(chunk, rows)
+            }
+        };
+        let _ = self.send.blocking_send(end);
+    }
+
+    /// The last chunk and the end, or the refusal of a file over the row limit.
+    fn last(&self, chunk: ParsedReport, rows: u64) -> Piece {
+        let rows = rows + chunk.rows.len() as u64;
+        if rows > self.limits.max_rows {
+            return Piece::Refused(format!(
+                "the file has {rows} rows, over intake.max_rows ({})",
+                self.limits.max_rows
+            ));
+        }
+        if !chunk.rows.is_empty() || !chunk.totals.is_empty() {
+            let _ = self.send.blocking_send(Piece::Rows(chunk));
+        }
+        Piece::End
+    }
+
+    fn take(&self, stage: &mut Stage, row: SheetRow, rows: &mut u64) {
+        match stage {
+            Stage::Draining(_) => {}
+            Stage::Head(head) => {
+                head.push(row);
+                if head.len() >= HEADER_SEARCH_ROWS {
+                    let head = std::mem::take(head);
+                    *stage = self.header(head, rows).unwrap_or_else(|reason| Stage::Draining(Some(reason)));
+                }
+            }
+            Stage::Rows { parser, chunk } => {
+                if let Err(error) = parser.push(row, chunk) {
+                    *stage = Stage::Draining(Some(error.to_string()));
+                    return;
+                }
+                if chunk.rows.len() >= CHUNK_ROWS {
+                    *rows += chunk.rows.len() as u64;
+                    let full = std::mem::take(chunk);
+                    if self.send.blocking_send(Piece::Rows(full)).is_err() {
+                        *stage = Stage::Draining(None);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Finds the header among the first rows, sends it, and parses the rows below it.
+    fn header(&self, head: Vec<SheetRow>, rows: &mut u64) -> Result<Stage, String> {
+        let (index, columns) = columns::find_header(&head, self.kind, &self.settings).map_err(|e| e.to_string())?;
+        let names: Vec<String> = head[index].cells.iter().map(read::Cell::text).collect();
+        let header = Piece::Header { kind: columns.kind, unused: columns.unused.clone() };
+        if self.send.blocking_send(header).is_err() {
+            return Ok(Stage::Draining(None));
+        }
+        let mut stage =
+            Stage::Rows { parser: Box::new(RowParser::new(columns, names)), chunk: ParsedReport::default() };
+        for row in head.into_iter().skip(index + 1) {
+            self.take(&mut stage, row, rows);
+        }
+        Ok(stage)
+    }
+}
