@@ -30,7 +30,7 @@
 //! backend. Run with `cargo bench --bench reports`.
 
 #[path = "../tests/common/seed.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, reason = "shared test helpers: the bench uses a part of them")]
 mod seed;
 
 use std::error::Error;
@@ -172,7 +172,7 @@ fn money(cents: i64) -> String {
 
 /// An N-row purchase report for the seed's loads, as a factor sends it.
 fn purchase_csv(seed: &Seed<'_>) -> Vec<u8> {
-    let mut out = String::with_capacity(96 * (seed.count as usize + 1));
+    let mut out = String::with_capacity(96 * (usize::try_from(seed.count).unwrap_or(0) + 1));
     out.push_str("Invoice Number,Load Number,Invoice Amount,Advance Amount,Fee,Reserve,Purchase Date,Schedule #\n");
     for i in 1..=seed.count {
         let _ = writeln!(
@@ -343,7 +343,7 @@ fn median_time(runs: &[Run]) -> Duration {
 }
 
 /// Times `work`, with its statements and its peak RSS.
-async fn timed<T, F: std::future::Future<Output = Result<T, BenchError>>>(work: F) -> Result<(T, Run), BenchError> {
+async fn timed<T, F: Future<Output = Result<T, BenchError>>>(work: F) -> Result<(T, Run), BenchError> {
     let resettable = reset_peak();
     let base_mib = memory_mib("VmRSS");
     start_recording();
@@ -389,6 +389,7 @@ fn parse_only(settings: &Settings, bytes: &[u8], n: usize) -> Result<Duration, B
     Ok(elapsed)
 }
 
+#[expect(clippy::too_many_lines, reason = "the rounds of one backend in order: seed, run both, check, print")]
 async fn run_backend(
     backend: &'static str,
     database_url: Option<String>,
@@ -477,7 +478,7 @@ async fn run_backend(
                 )
                 .into());
             }
-            if moved != count as u64 || history != count as u64 {
+            if u64::try_from(count).ok() != Some(moved) || u64::try_from(count).ok() != Some(history) {
                 return Err(
                     format!("{backend} {n}: the limit moved {moved} loads, wrote {history} history rows").into()
                 );

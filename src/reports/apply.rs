@@ -102,248 +102,265 @@ pub fn plan(
     let mut loads: Vec<ReportLoad> = loads;
     let initial: Vec<LoadStatus> = loads.iter().map(|l| l.status).collect();
     let found = find_loads(rows, &loads);
-    let mut plan = ReportPlan::default();
-    plan.outcomes.reserve(rows.len());
-    let mut repeated = Repeated::default();
-    let empty: Arc<str> = Arc::from("");
-    let prefix: Arc<str> = format!("{} report {file_label} row ", kind.as_str()).into();
-    let implied: Arc<str> = Arc::from(" (a payment implies the purchase)");
-    // Exceptions in file order: Some(detail) = raise/update, None = clear.
-    let mut exceptions: Vec<((i64, ExceptionKind), Option<String>)> = Vec::new();
-
+    let mut planner = Planner {
+        provider,
+        statuses,
+        plan: ReportPlan::default(),
+        repeated: Repeated::default(),
+        exceptions: Vec::new(),
+        empty: Arc::from(""),
+        prefix: format!("{} report {file_label} row ", kind.as_str()).into(),
+        implied: Arc::from(" (a payment implies the purchase)"),
+    };
+    planner.plan.outcomes.reserve(rows.len());
     for (row, found) in rows.iter().zip(found) {
-        let mut outcome = |outcome: Outcome, reason: Cow<'static, str>, load: Option<&ReportLoad>| {
-            let known = load.and_then(|l| l.invoice_number.as_ref());
-            plan.outcomes.push(RowOutcome {
-                row: row.row,
-                // The row's invoice number as written (the load's, shared, when the same).
-                invoice_number: match (row.invoice_number.as_deref(), known) {
-                    (Some(text), Some(known)) if text == &**known => known.clone(),
-                    (Some(text), _) => text.into(),
-                    (None, Some(known)) => known.clone(),
-                    (None, None) => empty.clone(),
-                },
-                load_number: match (load, row.load_number.as_deref()) {
-                    (Some(load), _) => load.load_number.clone(),
-                    (None, Some(text)) => text.into(),
-                    (None, None) => empty.clone(),
-                },
-                outcome,
-                reason,
-            })
-        };
         let Some(index) = found else {
-            let reason = match (&row.invoice_number, &row.load_number) {
-                (None, None) => "no invoice number and no load number".to_string(),
-                (Some(invoice), _) => format!("unknown invoice {invoice}: not an invoice factord submitted"),
-                (None, Some(load)) => format!("unknown load {load}"),
-            };
-            outcome(Outcome::Rejected, reason.into(), None);
+            planner.record(row, None, Outcome::Rejected, unknown_row(row).into());
             continue;
         };
         let load = &mut loads[index];
-        let cause = || Cause { prefix: prefix.clone(), row: row.row, suffix: empty.clone() };
+        let (outcome, reason) = match (planner.submitted_here(load), kind) {
+            (Err(reason), _) => (Outcome::Rejected, reason.into()),
+            (Ok(()), ReportKind::Purchase) => planner.purchase(row, load),
+            (Ok(()), ReportKind::Payment) => planner.payment(row, load),
+        };
+        planner.record(row, Some(load), outcome, reason);
+    }
+    planner.finish(&loads, initial)
+}
+
+/// Why a row names no load factord knows.
+fn unknown_row(row: &ReportRow) -> String {
+    match (&row.invoice_number, &row.load_number) {
+        (None, None) => "no invoice number and no load number".to_string(),
+        (Some(invoice), _) => format!("unknown invoice {invoice}: not an invoice factord submitted"),
+        (None, Some(load)) => format!("unknown load {load}"),
+    }
+}
+
+/// What planning one row decided: its outcome and why.
+type Decision = (Outcome, Cow<'static, str>);
+
+/// The plan being made, row by row, with what the rows share.
+struct Planner<'p, 'r> {
+    provider: &'p str,
+    statuses: &'p StatusMap,
+    plan: ReportPlan,
+    repeated: Repeated<'r>,
+    /// Exceptions in file order: `Some(detail)` raises or updates, `None` clears.
+    exceptions: Vec<((i64, ExceptionKind), Option<String>)>,
+    empty: Arc<str>,
+    /// `<kind> report <file> row `: every history cause starts so.
+    prefix: Arc<str>,
+    implied: Arc<str>,
+}
+
+impl<'r> Planner<'_, 'r> {
+    fn cause(&self, row: &ReportRow) -> Cause {
+        Cause { prefix: self.prefix.clone(), row: row.row, suffix: self.empty.clone() }
+    }
+
+    /// Records the row's outcome, with the invoice and load numbers as written (the load's,
+    /// shared, when the same).
+    fn record(&mut self, row: &ReportRow, load: Option<&ReportLoad>, outcome: Outcome, reason: Cow<'static, str>) {
+        let known = load.and_then(|l| l.invoice_number.as_ref());
+        let empty = &self.empty;
+        self.plan.outcomes.push(RowOutcome {
+            row: row.row,
+            invoice_number: match (row.invoice_number.as_deref(), known) {
+                (Some(text), Some(known)) if text == &**known => known.clone(),
+                (Some(text), _) => text.into(),
+                (None, Some(known)) => known.clone(),
+                (None, None) => empty.clone(),
+            },
+            load_number: match (load, row.load_number.as_deref()) {
+                (Some(load), _) => load.load_number.clone(),
+                (None, Some(text)) => text.into(),
+                (None, None) => empty.clone(),
+            },
+            outcome,
+            reason,
+        });
+    }
+
+    fn raise(&mut self, load: &mut ReportLoad, kind: ExceptionKind, detail: String) {
+        load.open_exceptions.insert(kind);
+        self.exceptions.push(((load.id, kind), Some(detail)));
+    }
+
+    fn clear(&mut self, load: &mut ReportLoad, kind: ExceptionKind) {
+        if load.open_exceptions.remove(&kind) {
+            self.exceptions.push(((load.id, kind), None));
+        }
+    }
+
+    /// A report of this provider applies only to loads submitted to it.
+    fn submitted_here(&self, load: &ReportLoad) -> Result<(), String> {
         if load.status < LoadStatus::Invoiced {
-            let reason = format!("load {} is {}: not submitted to the factor yet", load.load_number, load.status);
-            outcome(Outcome::Rejected, reason.into(), Some(load));
-            continue;
+            return Err(format!("load {} is {}: not submitted to the factor yet", load.load_number, load.status));
         }
         match load.provider.as_deref() {
-            Some(p) if p == provider => {}
-            Some(other) => {
-                let reason =
-                    format!("load {} ({}) was submitted to {other}, not {provider}", load.load_number, load.subsidiary);
-                outcome(Outcome::Rejected, reason.into(), Some(load));
-                continue;
-            }
+            Some(p) if p == self.provider => Ok(()),
+            Some(other) => Err(format!(
+                "load {} ({}) was submitted to {other}, not {}",
+                load.load_number, load.subsidiary, self.provider
+            )),
             None => {
-                let reason =
-                    format!("load {} ({}) was not factored (invoiced directly)", load.load_number, load.subsidiary);
-                outcome(Outcome::Rejected, reason.into(), Some(load));
-                continue;
-            }
-        }
-        let amount = Money::from_cents(load.amount_cents);
-        match kind {
-            ReportKind::Purchase => {
-                // No status column, or an empty cell: the row is in a purchase report.
-                let text = row.factor_status.as_deref().map(str::trim).filter(|t| !t.is_empty());
-                let Some(status) = text.map_or(Some(StatusOutcome::Purchased), |t| statuses.lookup(t)) else {
-                    let text = text.unwrap_or_default();
-                    let kind = ExceptionKind::UnrecognisedStatus;
-                    load.open_exceptions.insert(kind);
-                    exceptions.push(((load.id, kind), Some(format!("{}: factor status `{text}`", cause()))));
-                    outcome(Outcome::Rejected, unrecognised_reason(text, provider).into(), Some(load));
-                    continue;
-                };
-                if load.open_exceptions.remove(&ExceptionKind::UnrecognisedStatus) {
-                    exceptions.push(((load.id, ExceptionKind::UnrecognisedStatus), None));
-                }
-                let said = text.map(|t| format!(" (factor status `{t}`)")).unwrap_or_default();
-                if let Some(kind) = status_exception(status) {
-                    if load.open_exceptions.contains(&kind) {
-                        let reason = format!("already applied: load {} is already {}", load.load_number, kind.as_str());
-                        outcome(Outcome::Skipped, reason.into(), Some(load));
-                    } else {
-                        load.open_exceptions.insert(kind);
-                        let text = text.unwrap_or_default();
-                        exceptions.push(((load.id, kind), Some(format!("{}: factor status `{text}`", cause()))));
-                        outcome(
-                            Outcome::Applied,
-                            format!("{} by the factor: {text}", kind.as_str()).into(),
-                            Some(load),
-                        );
-                    }
-                    continue;
-                }
-                if status == StatusOutcome::NoChange {
-                    let reason = format!("no change{said}: the status map reads it as still in progress");
-                    outcome(Outcome::Skipped, reason.into(), Some(load));
-                    continue;
-                }
-                let steps = status_moves(load.status, status);
-                if steps.is_empty() && load.purchased {
-                    let reason = format!("already applied: load {} is {}", load.load_number, load.status);
-                    outcome(Outcome::Skipped, reason.into(), Some(load));
-                    continue;
-                }
-                if !load.purchased {
-                    plan.purchases.push(purchase_record(load.id, row, &mut repeated));
-                    load.purchased = true;
-                }
-                if steps.is_empty() {
-                    let reason = format!("purchase details recorded; load already {}", load.status);
-                    outcome(Outcome::Applied, reason.into(), Some(load));
-                    continue;
-                }
-                for &(from, to) in &steps {
-                    plan.history.push(HistoryRow { load_id: load.id, from, to, cause: cause() });
-                }
-                load.status = steps[steps.len() - 1].1;
-                for kind in [ExceptionKind::Held, ExceptionKind::Rejected] {
-                    if load.open_exceptions.remove(&kind) {
-                        exceptions.push(((load.id, kind), None));
-                    }
-                }
-                let path: Vec<String> =
-                    std::iter::once(steps[0].0).chain(steps.iter().map(|s| s.1)).map(|s| s.to_string()).collect();
-                let reason: Cow<'static, str> = match row.amount.filter(|a| *a != amount) {
-                    None => format!("{}{said}", path.join(" → ")).into(),
-                    Some(face) => format!(
-                        "{}{said} (the factor's amount {} differs from the invoice's {})",
-                        path.join(" → "),
-                        face.for_people(),
-                        amount.for_people()
-                    )
-                    .into(),
-                };
-                outcome(Outcome::Applied, reason, Some(load));
-            }
-            ReportKind::Payment => {
-                let paid = row.paid_amount.unwrap_or(Money::ZERO);
-                let key = PaymentKey {
-                    paid_cents: paid.cents(),
-                    payment_date: date_text(row.payment_date).unwrap_or_default(),
-                    payment_reference: row.payment_reference.clone().unwrap_or_default(),
-                };
-                if load.payments.contains(&key) {
-                    let reason = format!(
-                        "already applied: this payment of {} is recorded for {}",
-                        paid.for_people(),
-                        load.load_number
-                    );
-                    outcome(Outcome::Skipped, reason.into(), Some(load));
-                    continue;
-                }
-                if !paid.is_positive() {
-                    let reason =
-                        format!("payment of {} is not positive: reversals are handled by hand", paid.for_people());
-                    outcome(Outcome::Rejected, reason.into(), Some(load));
-                    continue;
-                }
-                if load.status == LoadStatus::Completed {
-                    let reason = format!(
-                        "load {} is already Completed (paid {} of {}); payment not recorded",
-                        load.load_number,
-                        Money::from_cents(load.paid_cents).for_people(),
-                        amount.for_people()
-                    );
-                    outcome(Outcome::Skipped, reason.into(), Some(load));
-                    continue;
-                }
-                let mut moves = Vec::new();
-                if load.status == LoadStatus::Invoiced {
-                    plan.history.push(HistoryRow {
-                        load_id: load.id,
-                        from: LoadStatus::Invoiced,
-                        to: LoadStatus::Financed,
-                        cause: Cause { suffix: implied.clone(), ..cause() },
-                    });
-                    load.status = LoadStatus::Financed;
-                    moves.push("Invoiced → Financed");
-                    for kind in [ExceptionKind::Held, ExceptionKind::Rejected] {
-                        if load.open_exceptions.remove(&kind) {
-                            exceptions.push(((load.id, kind), None));
-                        }
-                    }
-                }
-                load.paid_cents += paid.cents();
-                load.payments.insert(key.clone());
-                plan.payments.push(PaymentRecord { load_id: load.id, row: row.row, key });
-                let (total, amount) = (Money::from_cents(load.paid_cents).for_people(), amount.for_people());
-                let reason = if load.paid_cents >= load.amount_cents {
-                    plan.history.push(HistoryRow {
-                        load_id: load.id,
-                        from: LoadStatus::Financed,
-                        to: LoadStatus::Completed,
-                        cause: cause(),
-                    });
-                    load.status = LoadStatus::Completed;
-                    moves.push("Financed → Completed");
-                    if load.open_exceptions.remove(&ExceptionKind::ShortPaid) {
-                        exceptions.push(((load.id, ExceptionKind::ShortPaid), None));
-                    }
-                    format!("{} (paid {total} of {amount})", moves.join(", "))
-                } else {
-                    load.open_exceptions.insert(ExceptionKind::ShortPaid);
-                    exceptions.push((
-                        (load.id, ExceptionKind::ShortPaid),
-                        Some(format!("paid {total} of {amount} (last: {})", cause())),
-                    ));
-                    moves.push("short_paid");
-                    format!("{} (paid {total} of {amount})", moves.join(", "))
-                };
-                outcome(Outcome::Applied, reason.into(), Some(load));
+                Err(format!("load {} ({}) was not factored (invoiced directly)", load.load_number, load.subsidiary))
             }
         }
     }
 
-    for (load, from) in loads.iter().zip(initial) {
-        if load.status != from {
-            plan.moves.push(StatusMove { load_id: load.id, from, to: load.status });
+    /// A purchase report row: the factor's status word (purchased when there is none) read by
+    /// the status map, then the purchase recorded and the load moved on.
+    fn purchase(&mut self, row: &'r ReportRow, load: &mut ReportLoad) -> Decision {
+        // No status column, or an empty cell: the row is in a purchase report.
+        let text = row.factor_status.as_deref().map(str::trim).filter(|t| !t.is_empty());
+        let Some(status) = text.map_or(Some(StatusOutcome::Purchased), |t| self.statuses.lookup(t)) else {
+            let text = text.unwrap_or_default();
+            let detail = format!("{}: factor status `{text}`", self.cause(row));
+            self.raise(load, ExceptionKind::UnrecognisedStatus, detail);
+            return (Outcome::Rejected, unrecognised_reason(text, self.provider).into());
+        };
+        self.clear(load, ExceptionKind::UnrecognisedStatus);
+        if let Some(kind) = status_exception(status) {
+            if load.open_exceptions.contains(&kind) {
+                let reason = format!("already applied: load {} is already {}", load.load_number, kind.as_str());
+                return (Outcome::Skipped, reason.into());
+            }
+            let text = text.unwrap_or_default();
+            self.raise(load, kind, format!("{}: factor status `{text}`", self.cause(row)));
+            return (Outcome::Applied, format!("{} by the factor: {text}", kind.as_str()).into());
         }
+        let said = text.map(|t| format!(" (factor status `{t}`)")).unwrap_or_default();
+        if status == StatusOutcome::NoChange {
+            return (Outcome::Skipped, format!("no change{said}: the status map reads it as still in progress").into());
+        }
+        let steps = status_moves(load.status, status);
+        if steps.is_empty() && load.purchased {
+            return (Outcome::Skipped, format!("already applied: load {} is {}", load.load_number, load.status).into());
+        }
+        if !load.purchased {
+            self.plan.purchases.push(purchase_record(load.id, row, &mut self.repeated));
+            load.purchased = true;
+        }
+        let Some(&(_, last)) = steps.last() else {
+            return (Outcome::Applied, format!("purchase details recorded; load already {}", load.status).into());
+        };
+        for &(from, to) in &steps {
+            self.plan.history.push(HistoryRow { load_id: load.id, from, to, cause: self.cause(row) });
+        }
+        load.status = last;
+        self.clear(load, ExceptionKind::Held);
+        self.clear(load, ExceptionKind::Rejected);
+        let path: Vec<String> =
+            std::iter::once(steps[0].0).chain(steps.iter().map(|s| s.1)).map(|s| s.to_string()).collect();
+        let amount = Money::from_cents(load.amount_cents);
+        let reason = match row.amount.filter(|a| *a != amount) {
+            None => format!("{}{said}", path.join(" → ")),
+            Some(face) => format!(
+                "{}{said} (the factor's amount {} differs from the invoice's {})",
+                path.join(" → "),
+                face.for_people(),
+                amount.for_people()
+            ),
+        };
+        (Outcome::Applied, reason.into())
     }
-    // The last word per (load, kind) wins; a flag raised and cleared in one file is cleared.
-    let mut last: HashMap<(i64, ExceptionKind), Option<String>> = HashMap::new();
-    let mut order = Vec::new();
-    for (key, detail) in exceptions {
-        if last.insert(key, detail).is_none() {
-            order.push(key);
+
+    /// A payment report row: the payment recorded once (by amount, date and reference), the
+    /// load financed if it was not yet, and Completed once paid in full (else `short_paid`).
+    fn payment(&mut self, row: &ReportRow, load: &mut ReportLoad) -> Decision {
+        let amount = Money::from_cents(load.amount_cents);
+        let paid = row.paid_amount.unwrap_or(Money::ZERO);
+        let key = PaymentKey {
+            paid_cents: paid.cents(),
+            payment_date: date_text(row.payment_date).unwrap_or_default(),
+            payment_reference: row.payment_reference.clone().unwrap_or_default(),
+        };
+        if load.payments.contains(&key) {
+            let reason =
+                format!("already applied: this payment of {} is recorded for {}", paid.for_people(), load.load_number);
+            return (Outcome::Skipped, reason.into());
         }
+        if !paid.is_positive() {
+            let reason = format!("payment of {} is not positive: reversals are handled by hand", paid.for_people());
+            return (Outcome::Rejected, reason.into());
+        }
+        if load.status == LoadStatus::Completed {
+            let reason = format!(
+                "load {} is already Completed (paid {} of {}); payment not recorded",
+                load.load_number,
+                Money::from_cents(load.paid_cents).for_people(),
+                amount.for_people()
+            );
+            return (Outcome::Skipped, reason.into());
+        }
+        let mut moves = Vec::new();
+        if load.status == LoadStatus::Invoiced {
+            let cause = Cause { suffix: self.implied.clone(), ..self.cause(row) };
+            self.plan.history.push(HistoryRow {
+                load_id: load.id,
+                from: LoadStatus::Invoiced,
+                to: LoadStatus::Financed,
+                cause,
+            });
+            load.status = LoadStatus::Financed;
+            moves.push("Invoiced → Financed");
+            self.clear(load, ExceptionKind::Held);
+            self.clear(load, ExceptionKind::Rejected);
+        }
+        load.paid_cents += paid.cents();
+        load.payments.insert(key.clone());
+        self.plan.payments.push(PaymentRecord { load_id: load.id, row: row.row, key });
+        let (total, amount) = (Money::from_cents(load.paid_cents).for_people(), amount.for_people());
+        if load.paid_cents >= load.amount_cents {
+            let cause = self.cause(row);
+            self.plan.history.push(HistoryRow {
+                load_id: load.id,
+                from: LoadStatus::Financed,
+                to: LoadStatus::Completed,
+                cause,
+            });
+            load.status = LoadStatus::Completed;
+            moves.push("Financed → Completed");
+            self.clear(load, ExceptionKind::ShortPaid);
+        } else {
+            let detail = format!("paid {total} of {amount} (last: {})", self.cause(row));
+            self.raise(load, ExceptionKind::ShortPaid, detail);
+            moves.push("short_paid");
+        }
+        (Outcome::Applied, format!("{} (paid {total} of {amount})", moves.join(", ")).into())
     }
-    order.dedup();
-    let mut seen = HashSet::new();
-    for key in order {
-        if !seen.insert(key) {
-            continue;
+
+    /// The plan: each load's move from its status before the file to its status after, and the
+    /// last word per (load, exception kind) — a flag raised and cleared in one file is cleared.
+    fn finish(mut self, loads: &[ReportLoad], initial: Vec<LoadStatus>) -> ReportPlan {
+        for (load, from) in loads.iter().zip(initial) {
+            if load.status != from {
+                self.plan.moves.push(StatusMove { load_id: load.id, from, to: load.status });
+            }
         }
-        match last.remove(&key) {
-            Some(Some(detail)) => plan.raise.push((key.0, key.1, detail)),
-            Some(None) => plan.clear.push(key),
-            None => {}
+        let mut last: HashMap<(i64, ExceptionKind), Option<String>> = HashMap::new();
+        let mut order = Vec::new();
+        for (key, detail) in self.exceptions {
+            if last.insert(key, detail).is_none() {
+                order.push(key);
+            }
         }
+        let mut seen = HashSet::new();
+        for key in order {
+            if !seen.insert(key) {
+                continue;
+            }
+            match last.remove(&key) {
+                Some(Some(detail)) => self.plan.raise.push((key.0, key.1, detail)),
+                Some(None) => self.plan.clear.push(key),
+                None => {}
+            }
+        }
+        self.plan
     }
-    plan
 }
 
 /// Texts repeated from row to row (a purchase date, a schedule number), kept once.

@@ -414,6 +414,7 @@ mod tests {
 
     /// Real-looking headers from factors' exports, and the field each names (or none).
     #[test]
+    #[expect(clippy::too_many_lines, reason = "one table of real headers, one line each")]
     fn abbreviated_headers_name_their_field() {
         use Field::*;
         let settings = ReportSettings::default();

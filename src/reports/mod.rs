@@ -219,10 +219,11 @@ async fn ingest_source(
         }
         Attempt::Applied { kind, counts, not_applied } => {
             summary.kind = Some(kind);
-            summary.rows = counts.rows as usize;
-            summary.applied = counts.applied as usize;
-            summary.skipped = counts.skipped as usize;
-            summary.rejected = counts.rejected as usize;
+            let count = |n: i64| usize::try_from(n).unwrap_or(0);
+            summary.rows = count(counts.rows);
+            summary.applied = count(counts.applied);
+            summary.skipped = count(counts.skipped);
+            summary.rejected = count(counts.rejected);
             summary.outcomes = not_applied;
         }
     }
@@ -447,6 +448,6 @@ fn log_summary(summary: &IngestSummary, took: Duration) {
     tracing::info!(
         file = %summary.file, provider = %summary.provider, kind = summary.kind.map(ReportKind::as_str).unwrap_or(""),
         rows = summary.rows, applied = summary.applied, skipped = summary.skipped, rejected = summary.rejected,
-        ms = took.as_millis() as u64, "report ingested"
+        ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX), "report ingested"
     );
 }

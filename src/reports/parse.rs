@@ -198,6 +198,7 @@ pub fn cell_money(cell: &Cell) -> Result<Option<Money>, String> {
     }
 }
 
+#[expect(clippy::cast_possible_truncation, reason = "checked above: |n| < 1e13, so the cents fit in an i64")]
 fn number_to_money(n: f64) -> Result<Money, String> {
     if !n.is_finite() || n.abs() >= 1e13 {
         return Err(format!("`{n}` is not an amount"));
@@ -262,6 +263,11 @@ fn common_date(text: &str) -> Option<NaiveDate> {
 }
 
 /// An Excel serial in the 1900 system (serials past 60 are past the fake leap day).
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "checked above: a finite serial from 61 to 2,958,465"
+)]
 fn serial_date(n: f64) -> Result<NaiveDate, String> {
     if !n.is_finite() || !(61.0..=2_958_465.0).contains(&n) {
         return Err(format!("`{n}` is not a date serial"));

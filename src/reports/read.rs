@@ -85,6 +85,7 @@ impl Cell {
         }
     }
 
+    #[expect(clippy::cast_possible_truncation, reason = "only whole numbers below 1e15 are cast")]
     pub fn text(&self) -> String {
         match self {
             Cell::Empty => String::new(),
