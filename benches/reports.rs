@@ -362,7 +362,9 @@ fn write_config(root: &Path, database_url: &str) -> Result<std::path::PathBuf, B
     let p = |name: &str| root.join(name).display().to_string();
     let text = format!(
         "[database]\nurl = \"{database_url}\"\n\n[paths]\ninbox = \"{}\"\noutbox = \"{}\"\ndocuments = \"{}\"\n\
-         archive = \"{}\"\ndata = \"{}\"\n{SUBSIDIARY}",
+         archive = \"{}\"\ndata = \"{}\"\n\n\
+         # A 1M-row report is about 82 MB: above the default limits.\n\
+         [intake]\nmax_file_bytes = 268435456\nmax_rows = 2000000\n{SUBSIDIARY}",
         p("inbox"),
         p("outbox"),
         p("documents"),
