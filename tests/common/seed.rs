@@ -1,6 +1,6 @@
 //! Loads already submitted to a factor, written straight into the database for report tests
 //! and the report benchmark: one customer, one `sent` batch of `provider`, and `count` loads in
-//! `status` with invoice numbers `<prefix>INV<nnnnnn>` and load numbers `<prefix><nnnnnn>`,
+//! `status` with invoice numbers `<prefix>INV<nnnnnn>` and load numbers `<prefix><nnnnnn>` (at least six digits),
 //! each with its history row. Generated in SQL (`generate_series` / a recursive CTE) so 100k
 //! loads take a second, not minutes.
 
@@ -85,12 +85,16 @@ pub async fn seed(store: &Store, seed: &Seed<'_>) {
     }
     match store {
         Store::Postgres(pool) => {
-            run!(pool, "WITH seq(g) AS (SELECT generate_series(1, $7::bigint))", "lpad(g::text, 6, '0')")
+            run!(
+                pool,
+                "WITH seq(g) AS (SELECT generate_series(1, $7::bigint))",
+                "lpad(g::text, greatest(6, length(g::text)), '0')"
+            )
         }
         Store::Sqlite(pool) => run!(
             pool,
             "WITH RECURSIVE seq(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM seq WHERE g < $7)",
-            "substr('000000' || g, -6)"
+            "(CASE WHEN g < 1000000 THEN substr('000000' || g, -6) ELSE g END)"
         ),
     }
 }
