@@ -123,36 +123,45 @@ macro_rules! upsert_customer {
     }};
 }
 
+/// Binds a load's fields, in the order the insert and the update list their columns: one list
+/// to extend when loads gain a field.
+macro_rules! bind_load_fields {
+    ($query:expr, $f:expr) => {
+        $query
+            .bind(&$f.subsidiary)
+            .bind(&$f.customer_id)
+            .bind($f.amount.cents())
+            .bind(&$f.delivered_at)
+            .bind(&$f.pod)
+            .bind(&$f.rate_confirmation)
+            .bind(&$f.po_number)
+            .bind(&$f.factor_reference)
+            .bind(&$f.truck)
+            .bind(&$f.pickup_city)
+            .bind(&$f.pickup_state)
+            .bind(&$f.delivery_city)
+            .bind(&$f.delivery_state)
+    };
+}
+
 /// A new load with its first history row.
 macro_rules! insert_load {
     ($tx:expr, $input:expr, $now:expr, $cause:expr) => {{
         let input = $input;
         let f = &input.fields;
-        let id: i64 = sqlx::query(
-            "INSERT INTO loads (load_number, subsidiary, customer_id, amount_cents, status, delivered_at, pod, \
+        let query = sqlx::query(
+            "INSERT INTO loads (load_number, subsidiary, customer_id, amount_cents, delivered_at, pod, \
              rate_confirmation, po_number, factor_reference, truck, pickup_city, pickup_state, delivery_city, \
-             delivery_state, created_at, updated_at) \
+             delivery_state, status, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) RETURNING id",
         )
-        .bind(&input.load_number)
-        .bind(&f.subsidiary)
-        .bind(&f.customer_id)
-        .bind(f.amount.cents())
-        .bind(input.status.as_str())
-        .bind(&f.delivered_at)
-        .bind(&f.pod)
-        .bind(&f.rate_confirmation)
-        .bind(&f.po_number)
-        .bind(&f.factor_reference)
-        .bind(&f.truck)
-        .bind(&f.pickup_city)
-        .bind(&f.pickup_state)
-        .bind(&f.delivery_city)
-        .bind(&f.delivery_state)
-        .bind($now)
-        .fetch_one(&mut *$tx)
-        .await?
-        .try_get("id")?;
+        .bind(&input.load_number);
+        let id: i64 = bind_load_fields!(query, f)
+            .bind(input.status.as_str())
+            .bind($now)
+            .fetch_one(&mut *$tx)
+            .await?
+            .try_get("id")?;
         insert_history!($tx, id, None::<&str>, input.status.as_str(), $now, $cause);
     }};
 }
@@ -166,7 +175,7 @@ macro_rules! update_load {
         let (input, stored): (&crate::domain::LoadInput, &StoredLoad) = ($input, $stored);
         let new_status = if $release { LoadStatus::Released } else { stored.status };
         let f = &input.fields_over(&stored.fields);
-        let updated = sqlx::query(
+        let query = sqlx::query(
             // A Released load an invoice pass is rendering loses that pass's claim, so the
             // packet is made again from the new fields; a number taken under another
             // subsidiary's prefix is dropped (it was never sent anywhere).
@@ -178,27 +187,15 @@ macro_rules! update_load {
              invoice_number = CASE WHEN status IN ('Delivered', 'Released') AND subsidiary <> $1 THEN NULL \
              ELSE invoice_number END \
              WHERE id = $16 AND status = $17",
-        )
-        .bind(&f.subsidiary)
-        .bind(&f.customer_id)
-        .bind(f.amount.cents())
-        .bind(&f.delivered_at)
-        .bind(&f.pod)
-        .bind(&f.rate_confirmation)
-        .bind(&f.po_number)
-        .bind(&f.factor_reference)
-        .bind(&f.truck)
-        .bind(&f.pickup_city)
-        .bind(&f.pickup_state)
-        .bind(&f.delivery_city)
-        .bind(&f.delivery_state)
-        .bind(new_status.as_str())
-        .bind($now)
-        .bind($id)
-        .bind(stored.status.as_str())
-        .execute(&mut *$tx)
-        .await?
-        .rows_affected();
+        );
+        let updated = bind_load_fields!(query, f)
+            .bind(new_status.as_str())
+            .bind($now)
+            .bind($id)
+            .bind(stored.status.as_str())
+            .execute(&mut *$tx)
+            .await?
+            .rows_affected();
         if updated == 0 {
             return Err(StoreError::Conflict {
                 load: input.load_number.clone(),
