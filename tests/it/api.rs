@@ -77,6 +77,8 @@ fn batch(provider: &str, dir: &Path, numbers: &[&str]) -> Batch {
                 packet,
                 pod: None,
                 rate_confirmation: None,
+                extra_documents: Vec::new(),
+                held_reference: None,
             }
         })
         .collect();
