@@ -158,9 +158,8 @@ impl LoadJson {
         let path = |kind: DocumentKind| documents.iter().rev().find(|d| d.kind == kind).map(|d| d.path.clone());
         self.documents.bol = Some(path(DocumentKind::Bol));
         self.documents.lumper = Some(path(DocumentKind::Lumper));
-        self.documents.other = Some(
-            documents.iter().filter(|d| d.kind == DocumentKind::Other).map(|d| d.path.clone()).collect(),
-        );
+        self.documents.other =
+            Some(documents.iter().filter(|d| d.kind == DocumentKind::Other).map(|d| d.path.clone()).collect());
         self
     }
 }

@@ -26,6 +26,7 @@ use crate::config::Settings;
 use crate::files::{safe_file_name, sync_dir, write_synced};
 use crate::invoicing::packet::check_document;
 use crate::invoicing::rebuild::rebuild_stale_packets;
+use crate::providers::{Transport, find_provider};
 use crate::store::{DocumentChange, DocumentKind, ReworkError, Store, StoreError};
 
 /// Why a rework command did nothing (nothing was copied or stored).
@@ -203,10 +204,7 @@ pub async fn attach_documents(
         (None, false, next_for_status(recorded.status))
     };
     Ok(DocsReport {
-        documents: copied
-            .into_iter()
-            .map(|(kind, source, path, _)| StoredDocument { kind, path, source })
-            .collect(),
+        documents: copied.into_iter().map(|(kind, source, path, _)| StoredDocument { kind, path, source }).collect(),
         invoice_number: recorded.invoice_number,
         load_number: load_number.to_string(),
         next,
@@ -234,10 +232,12 @@ pub async fn retry_load(
         .and_then(|s| s.factoring.as_ref())
         .map_or_else(|| "its factor".to_string(), |f| f.provider.name.to_string());
     let mut next = format!("the next batch to {provider} takes it again under invoice {invoice}");
-    if let Some((factor, Some(reference))) = &recorded.held_by {
+    // An API factor keeps the invoice under its own id: the documents go to that invoice.
+    if let Some((factor, Some(reference))) = &recorded.held_by
+        && find_provider(factor).is_some_and(|p| p.transport == Transport::Api)
+    {
         next.push_str(&format!(
-            "; {factor} already holds it (reference {reference}): where its API allows, the documents are added \
-             to that invoice instead of a new one"
+            "; {factor} holds it as {reference}: the documents are added to that invoice, not sent as a new one"
         ));
     }
     if let Err(reason) = &rebuilt {

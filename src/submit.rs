@@ -208,7 +208,7 @@ fn preflight(
     }
     if let Some(detail) = rejected {
         return Err(format!(
-            "rejected by the factor ({detail}); fix the cause, then `factord loads retry {}`",
+            "rejected by the factor ({detail}); fix the cause, then `factord loads retry {} --reason TEXT`",
             load.load_number
         ));
     }
@@ -479,7 +479,7 @@ fn next_step(rejected: usize, transient: usize, then: &str) -> Option<String> {
         parts.push(format!("{transient} not taken: {then}"));
     }
     if rejected > 0 {
-        parts.push(format!("{rejected} rejected: fix the cause, then `factord loads retry LOAD`"));
+        parts.push(format!("{rejected} rejected: fix the cause, then `factord loads retry LOAD --reason TEXT`"));
     }
     (!parts.is_empty()).then(|| parts.join("; "))
 }
@@ -622,10 +622,9 @@ fn build_batch<'l>(
                     extra_documents: extra_documents(documents, extras.get(&load.id)),
                     // A load this provider accepted before (then rejected, then retried): the
                     // factor's id of the invoice it holds.
-                    held_reference: load
-                        .submission_reference
-                        .clone()
-                        .filter(|_| load.factor.as_deref() == Some(provider.id)),
+                    held_reference: load.submission_reference.clone().filter(|_| {
+                        provider.transport == Transport::Api && load.factor.as_deref() == Some(provider.id)
+                    }),
                 }
             })
             .collect(),

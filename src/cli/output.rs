@@ -567,13 +567,7 @@ pub fn docs_text(report: &crate::rework_docs::DocsReport) -> String {
     let invoice = report.invoice_number.as_deref().map(|n| format!(", invoice {n}")).unwrap_or_default();
     let _ = writeln!(out, "{} [{}{invoice}]", report.load_number, report.status);
     for document in &report.documents {
-        let _ = writeln!(
-            out,
-            "  {:<18}{} → documents/{}",
-            document.kind.label(),
-            document.source,
-            document.path
-        );
+        let _ = writeln!(out, "  {:<18}{} → documents/{}", document.kind.label(), document.source, document.path);
     }
     for replaced in &report.replaced {
         let _ = writeln!(out, "  replaced {:<9}documents/{}", replaced.kind.label(), replaced.path);

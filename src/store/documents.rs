@@ -226,6 +226,10 @@ impl Store {
     /// a history row, and for a Queued load its packet marked stale (and any claim dropped, so a
     /// rebuild already running with the old documents cannot record its packet). Refused, with
     /// nothing written, while a batch is sending the load.
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one transaction, written once for both backends inside on_pool!: read, compare-and-set, documents, history"
+    )]
     pub async fn record_documents(&self, change: &DocumentChange<'_>) -> Result<DocumentsRecorded, ReworkError> {
         let now = Utc::now();
         let find = |kind: DocumentKind| change.documents.iter().find(|(k, _)| *k == kind).map(|(_, p)| p.as_str());

@@ -101,7 +101,8 @@ both_backends!(rejected_at_submission_then_docs_and_retry_is_resubmitted_under_i
     assert!(after.exceptions.is_empty(), "{after:#?}");
 
     let purchase = env.write("otr-purchase.csv", "Invoice #,Advance\nAE-1,90.00\n");
-    let summary = ingest_file(&env.store, &settings, &purchase, "otr", Some(ReportKind::Purchase)).await.expect("ingest");
+    let summary =
+        ingest_file(&env.store, &settings, &purchase, "otr", Some(ReportKind::Purchase)).await.expect("ingest");
     assert_eq!(summary.applied, 1, "{summary:#?}");
     let financed = detail(&env.store, "S-01").await;
     assert_eq!(financed.load.status, LoadStatus::Financed);
@@ -120,7 +121,10 @@ both_backends!(a_purchase_report_rejection_goes_back_to_queued_and_the_next_batc
         .expect("ingest");
     assert_eq!(summary.applied + summary.rejected, 1, "{summary:#?}");
     let rejected = detail(&env.store, "S-01").await;
-    assert_eq!((rejected.load.status, exception_kinds(&rejected)), (LoadStatus::Invoiced, vec![ExceptionKind::Rejected]));
+    assert_eq!(
+        (rejected.load.status, exception_kinds(&rejected)),
+        (LoadStatus::Invoiced, vec![ExceptionKind::Rejected])
+    );
     // Invoiced, it is in no batch until ops retry it.
     assert!(run_once(&env.store, &env.settings, None, false, "command").await.expect("submit").batches.is_empty());
 
@@ -180,7 +184,10 @@ both_backends!(a_status_sync_rejection_on_otr_gets_its_documents_added_to_the_in
     lock(&otr).statuses.insert(pkey(1), "Duplicate".into());
     factord::sync::run_once(&env.store, &settings, None).await.expect("sync");
     let rejected = detail(&env.store, "S-01").await;
-    assert_eq!((rejected.load.status, exception_kinds(&rejected)), (LoadStatus::Invoiced, vec![ExceptionKind::Rejected]));
+    assert_eq!(
+        (rejected.load.status, exception_kinds(&rejected)),
+        (LoadStatus::Invoiced, vec![ExceptionKind::Rejected])
+    );
 
     // Documents for an Invoiced load are kept for its retry; the packet is not touched yet.
     let files = DocumentFiles {
@@ -188,9 +195,8 @@ both_backends!(a_status_sync_rejection_on_otr_gets_its_documents_added_to_the_in
         lumper: Some(document(&env, "lumper.pdf", "LUMPER-RECEIPT-9")),
         ..DocumentFiles::default()
     };
-    let docs = attach_documents(&env.store, &settings, "S-01", &files, "OTR asks for the lumper receipt")
-        .await
-        .expect("docs");
+    let docs =
+        attach_documents(&env.store, &settings, "S-01", &files, "OTR asks for the lumper receipt").await.expect("docs");
     assert!(!docs.packet_rebuilt && docs.next.contains("loads retry"), "{docs:#?}");
     assert!(!packet_text(&env, "AE-1").contains("NEWPOD-SYNC"));
 

@@ -17,14 +17,14 @@ use crate::intake::{FileImport, ReportRow};
 use crate::loads::{LoadCredit, LoadShow, list_json};
 use crate::reports::apply::{Outcome, RowOutcome};
 use crate::reports::{IngestSummary, ReportKind};
+use crate::rework_docs::{DocsReport, ReplacedDocument, RetryReport, StoredDocument};
 use crate::status::{
     BatchLine, CreditCounts, CreditCustomer, CreditStatus, LoadFileCounts, LoadFileLine, PipelineCounts,
     RefusedFileLine, ReportFileLine, SchedulerLine, Status, SubsidiaryStatus, WaitingLoadLine,
 };
-use crate::rework_docs::{DocsReport, ReplacedDocument, RetryReport, StoredDocument};
 use crate::store::{
-    CreditCheckRecord, DocumentKind, ExceptionRecord, HistoryRecord, ImportCounts, LoadDetail, LoadDocument, LoadRecord,
-    LoadReportRow, LoadSummary,
+    CreditCheckRecord, DocumentKind, ExceptionRecord, HistoryRecord, ImportCounts, LoadDetail, LoadDocument,
+    LoadRecord, LoadReportRow, LoadSummary,
 };
 
 /// Every key path of `value`: `a`, `a.b` for a nested object, `a[].b` for the objects of an

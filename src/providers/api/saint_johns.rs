@@ -137,4 +137,5 @@ pub(super) async fn check_credit(transport: &ApiTransport<'_>, customer: &Custom
     }
 }
 
-pub(super) static MAPPING: Mapping = Mapping { submit_path: SUBMIT_PATH, documents_path: DOCUMENTS_PATH, invoice, auth, reference };
+pub(super) static MAPPING: Mapping =
+    Mapping { submit_path: SUBMIT_PATH, documents_path: DOCUMENTS_PATH, invoice, auth, reference };

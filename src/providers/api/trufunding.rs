@@ -48,4 +48,5 @@ fn reference(json: &serde_json::Value) -> Option<String> {
 
 // ---- End of the mapping -----------------------------------------------------------------------
 
-pub(super) static MAPPING: Mapping = Mapping { submit_path: SUBMIT_PATH, documents_path: DOCUMENTS_PATH, invoice, auth, reference };
+pub(super) static MAPPING: Mapping =
+    Mapping { submit_path: SUBMIT_PATH, documents_path: DOCUMENTS_PATH, invoice, auth, reference };
