@@ -329,3 +329,38 @@ both_backends!(a_broken_pdf_is_refused_naming_the_file_and_nothing_changes, |env
     assert_eq!(copies, 0, "nothing copied into documents/");
     assert_eq!(std::fs::read(env.path("data/packets/acme-east/AE-1.pdf")).expect("packet"), packet);
 });
+
+both_backends!(a_retry_cut_off_before_its_rebuild_is_finished_by_the_next_submission_and_sent_once, |env| {
+    queue_loads(&env, &env.settings, 1).await;
+    run_once(&env.store, &env.settings, None, false, "command").await.expect("submit");
+    let report = env.write("rejections.csv", "Invoice #,Status\nAE-1,Not Funded\n");
+    ingest_file(&env.store, &env.settings, &report, "capital_depot", Some(ReportKind::Purchase)).await.expect("ingest");
+    // The store's step only, as if the process died before the packet was rebuilt.
+    let recorded = env.store.retry_rejected_load("S-01", "cut off").await.expect("retry recorded");
+    assert_eq!(recorded.from, LoadStatus::Invoiced);
+    // A second retry finds no open rejection and changes nothing.
+    match env.store.retry_rejected_load("S-01", "again").await {
+        Err(factord::store::ReworkError::Refused(message)) => {
+            assert!(message.contains("no open rejection"), "{message}")
+        }
+        other => panic!("refused expected: {other:?}"),
+    }
+    // The stale packet holds the load back until it is rebuilt.
+    let dry = run_once(&env.store, &env.settings, None, true, "command").await.expect("dry run");
+    assert!(dry.would_send.is_empty(), "{dry:#?}");
+    assert!(dry.waiting[0].reason.contains("rebuilt"), "{dry:#?}");
+
+    let sent = run_once(&env.store, &env.settings, None, false, "command").await.expect("submit");
+    assert_eq!((sent.batches.len(), sent.batches[0].accepted, sent.batches[0].id.as_str()), (1, 1, "acme-east-2"));
+    assert!(run_once(&env.store, &env.settings, None, false, "command").await.expect("submit").batches.is_empty());
+    let d = detail(&env.store, "S-01").await;
+    let moves: Vec<(Option<LoadStatus>, LoadStatus)> = d.history.iter().map(|h| (h.from, h.to)).collect();
+    assert_eq!(
+        moves[moves.len() - 3..],
+        [
+            (Some(LoadStatus::Queued), LoadStatus::Invoiced),
+            (Some(LoadStatus::Invoiced), LoadStatus::Queued),
+            (Some(LoadStatus::Queued), LoadStatus::Invoiced)
+        ]
+    );
+});
