@@ -81,7 +81,8 @@ pub struct Waiting {
 pub(super) struct Plan<'a> {
     subsidiary: &'a Subsidiary,
     pub(super) method: InvoicingMethod,
-    /// Rate confirmation, then proof of delivery; empty when AutoMerge is off (direct only).
+    /// Rate confirmation, bill of lading, proof of delivery, lumper receipt, other documents
+    /// ([`packet_documents`]); empty when AutoMerge is off (direct only).
     pub(super) documents: Vec<lopdf::Document>,
 }
 
