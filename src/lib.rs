@@ -25,6 +25,8 @@
 //! - [`reports`]: the factor's purchase and payment reports (CSV, XLSX) → Financed and
 //!   Completed, from the per-provider inboxes or `factord ingest`.
 //! - [`loads`]: one load in full as `loads show` tells it, and the JSON object of a load.
+//! - [`rework_docs`]: `loads docs` (documents checked, copied, recorded, a Queued packet rebuilt)
+//!   and `loads retry` (a rejected load back to Queued, resubmitted under its invoice number).
 //! - [`status`]: what `factord status` shows, gathered from the store (also its JSON).
 //! - [`reload`]: live reload: load, validate and compare the configuration; the outcome.
 //! - [`backoff`]: capped exponential backoff with full jitter, for every retry loop.
@@ -47,6 +49,7 @@ pub mod loads;
 pub mod providers;
 pub mod reload;
 pub mod reports;
+pub mod rework_docs;
 pub mod schedule;
 pub mod secrets;
 pub mod status;

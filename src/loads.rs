@@ -14,8 +14,8 @@ use crate::credit::CheckJson;
 use crate::domain::{CreditResult, ExceptionKind, LoadStatus, rfc3339};
 use crate::providers::Provider;
 use crate::store::{
-    CreditCheckRecord, ExceptionRecord, HistoryRecord, LoadDetail, LoadRecord, LoadReportRow, LoadSummary, Store,
-    StoreError,
+    CreditCheckRecord, DocumentKind, ExceptionRecord, HistoryRecord, LoadDetail, LoadDocument, LoadRecord,
+    LoadReportRow, LoadSummary, Store, StoreError,
 };
 
 /// Everything `loads show` tells of one load.
@@ -26,6 +26,8 @@ pub struct LoadShow {
     pub report_rows: Vec<LoadReportRow>,
     /// The latest credit check of the load's customer with its provider.
     pub credit: LoadCredit,
+    /// The load's current BOL, lumper receipt and other documents (`loads docs`).
+    pub documents: Vec<LoadDocument>,
 }
 
 /// One load with its exceptions, history, report rows and credit state; `None` for a load
@@ -36,7 +38,8 @@ pub async fn show_load(store: &Store, settings: &Settings, load_number: &str) ->
     };
     let report_rows = store.load_report_rows(detail.load.id).await?;
     let credit = LoadCredit::gather(store, settings, &detail.load).await?;
-    Ok(Some(LoadShow { detail, report_rows, credit }))
+    let documents = store.load_documents(detail.load.id).await?;
+    Ok(Some(LoadShow { detail, report_rows, credit, documents }))
 }
 
 impl LoadShow {
@@ -46,7 +49,7 @@ impl LoadShow {
             history: Some(self.detail.history.iter().map(HistoryJson::of).collect()),
             report_rows: Some(self.report_rows.iter().map(ReportRowJson::of).collect()),
             credit: Some(self.credit.json(Utc::now())),
-            ..LoadJson::of(&self.detail.load, &self.detail.exceptions)
+            ..LoadJson::of(&self.detail.load, &self.detail.exceptions).with_documents(&self.documents)
         }
     }
 }
@@ -116,7 +119,13 @@ impl LoadJson {
             customer_mc: load.customer_mc.clone(),
             customer_name: load.customer_name.clone(),
             delivered_at: f.delivered_at.clone(),
-            documents: DocumentsJson { pod: f.pod.clone(), rate_confirmation: f.rate_confirmation.clone() },
+            documents: DocumentsJson {
+                bol: None,
+                lumper: None,
+                other: None,
+                pod: f.pod.clone(),
+                rate_confirmation: f.rate_confirmation.clone(),
+            },
             exceptions: exceptions.iter().map(ExceptionJson::of).collect(),
             factor: load.factor.clone(),
             factor_reference: load.submission_reference.clone().or_else(|| f.factor_reference.clone()),
@@ -143,9 +152,29 @@ impl LoadJson {
     }
 }
 
-/// The documents named by the load export, relative to the documents folder.
+impl LoadJson {
+    /// With the load's BOL, lumper receipt and other documents (`loads show` only).
+    fn with_documents(mut self, documents: &[LoadDocument]) -> LoadJson {
+        let path = |kind: DocumentKind| documents.iter().rev().find(|d| d.kind == kind).map(|d| d.path.clone());
+        self.documents.bol = Some(path(DocumentKind::Bol));
+        self.documents.lumper = Some(path(DocumentKind::Lumper));
+        self.documents.other =
+            Some(documents.iter().filter(|d| d.kind == DocumentKind::Other).map(|d| d.path.clone()).collect());
+        self
+    }
+}
+
+/// The load's documents, relative to the documents folder: the POD and rate confirmation (from
+/// the load export or `loads docs`), and in `loads show` the BOL, lumper receipt and other
+/// documents given with `loads docs`.
 #[derive(Clone, Debug, Serialize)]
 pub struct DocumentsJson {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bol: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lumper: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other: Option<Vec<String>>,
     pub pod: Option<String>,
     pub rate_confirmation: Option<String>,
 }

@@ -18,6 +18,7 @@
 //!    unknown outcome; the transport looks at the factor's side (outbox folder, remote file
 //!    names, the API's records) and the outcome is recorded, never blindly resent.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -34,7 +35,7 @@ use crate::providers::ftp::FtpTransport;
 use crate::providers::layout::batch_files;
 use crate::providers::outbox::{Found, OutboxTransport};
 use crate::providers::{Provider, Requirement, Transport, find_provider};
-use crate::store::{BatchDraft, DraftItem, LoadRecord, PendingBatch, Store, StoreError};
+use crate::store::{BatchDraft, DraftItem, LoadDocument, LoadRecord, PendingBatch, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
@@ -207,7 +208,7 @@ fn preflight(
     }
     if let Some(detail) = rejected {
         return Err(format!(
-            "rejected by the factor ({detail}); fix the cause, then `factord loads retry {}`",
+            "rejected by the factor ({detail}); fix the cause, then `factord loads retry {} --reason TEXT`",
             load.load_number
         ));
     }
@@ -340,6 +341,16 @@ async fn send_batch(
         .iter()
         .map(|l| idempotency_key(&created.id, &created.uid, l.invoice_number.as_deref().unwrap_or("")))
         .collect();
+    let load_ids: Vec<i64> = loads.iter().map(|l| l.id).collect();
+    let documents = match store.documents_of(&load_ids).await {
+        Ok(documents) => documents,
+        Err(error) => {
+            // Written ahead but not sent: the batch fails whole and its loads go again.
+            let failure = ProviderError::Transient(format!("the loads' documents could not be listed: {error}"));
+            store.fail_batch(&created.id, &failure).await?;
+            return Err(error.into());
+        }
+    };
     let batch = build_batch(
         &settings.paths.documents,
         subsidiary,
@@ -347,6 +358,7 @@ async fn send_batch(
         (&created.id, created.number, Some(created.uid.clone())),
         &date,
         loads.iter().zip(keys),
+        &documents,
     );
     tracing::info!(batch = %batch.id, invoices = batch.invoices.len(), total = %batch.total(), "sending batch");
     let sender = match Sender::for_subsidiary(settings, subsidiary, provider) {
@@ -467,7 +479,7 @@ fn next_step(rejected: usize, transient: usize, then: &str) -> Option<String> {
         parts.push(format!("{transient} not taken: {then}"));
     }
     if rejected > 0 {
-        parts.push(format!("{rejected} rejected: fix the cause, then `factord loads retry LOAD`"));
+        parts.push(format!("{rejected} rejected: fix the cause, then `factord loads retry LOAD --reason TEXT`"));
     }
     (!parts.is_empty()).then(|| parts.join("; "))
 }
@@ -550,11 +562,12 @@ pub fn pending_batch(settings: &Settings, pending: &PendingBatch) -> Option<Batc
         (&pending.id, pending.number, pending.uid.clone()),
         &pending.batch_date,
         pending.items.iter().map(|(load, key)| (load, key.clone())),
+        &pending.documents,
     ))
 }
 
-/// The batch as transports see it; `documents` is the documents folder the loads' POD and rate
-/// confirmation paths are relative to.
+/// The batch as transports see it; `documents` is the documents folder the loads' document
+/// paths are relative to, `extras` the loads' documents beyond POD and rate confirmation.
 fn build_batch<'l>(
     documents: &Path,
     subsidiary: &Subsidiary,
@@ -562,6 +575,7 @@ fn build_batch<'l>(
     (id, number, uid): (&str, i64, Option<String>),
     date: &str,
     loads: impl Iterator<Item = (&'l LoadRecord, String)>,
+    extras: &HashMap<i64, Vec<LoadDocument>>,
 ) -> Batch {
     Batch {
         id: id.to_string(),
@@ -605,10 +619,24 @@ fn build_batch<'l>(
                     packet: PathBuf::from(load.packet_path.clone().unwrap_or_default()),
                     pod: f.pod.as_ref().map(|p| documents.join(p)),
                     rate_confirmation: f.rate_confirmation.as_ref().map(|p| documents.join(p)),
+                    extra_documents: extra_documents(documents, extras.get(&load.id)),
+                    // A load this provider accepted before (then rejected, then retried): the
+                    // factor's id of the invoice it holds.
+                    held_reference: load.submission_reference.clone().filter(|_| {
+                        provider.transport == Transport::Api && load.factor.as_deref() == Some(provider.id)
+                    }),
                 }
             })
             .collect(),
     }
+}
+
+/// A load's BOL, lumper receipt and other documents under `documents`, in packet order.
+fn extra_documents(documents: &Path, extras: Option<&Vec<LoadDocument>>) -> Vec<PathBuf> {
+    let mut extras: Vec<&LoadDocument> = extras.map(|e| e.iter().collect()).unwrap_or_default();
+    // Stable: documents of one kind keep the order they were added in.
+    extras.sort_by_key(|d| d.kind);
+    extras.into_iter().map(|d| documents.join(&d.path)).collect()
 }
 
 /// sha256 over what is sent for one invoice: its fields and its packet's bytes.

@@ -167,11 +167,54 @@ pub enum LoadsCommand {
     },
     /// Loads, filtered by status and subsidiary.
     List(ListArgs),
-    /// Clear a load's `rejected` exception so the next batch takes it again.
+    /// Send a load the factor rejected again: back to Queued with a rebuilt packet, resubmitted
+    /// under the same invoice number by the next batch.
+    ///
+    /// Works for a rejection at submission (the load is Queued), in a purchase report or by
+    /// status sync (the load is Invoiced). Exit 1 if the load has no open rejection.
     Retry {
         /// The load number.
         load: String,
+        /// Why (written to the load's history).
+        #[arg(long)]
+        reason: String,
+        /// Print JSON (stable keys; see docs/cli.md) instead of text.
+        #[arg(long)]
+        json: bool,
     },
+    /// Replace or add a load's documents (PDF files, copied into documents/).
+    ///
+    /// --pod, --rc, --bol and --lumper replace the current one; --other adds (repeat it). A
+    /// Queued load's packet is rebuilt at once; a load past Queued keeps the documents for its
+    /// retry. A file that is not a readable PDF refuses the whole command (exit 1).
+    Docs(DocsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DocsArgs {
+    /// The load number.
+    pub load: String,
+    /// A new proof of delivery.
+    #[arg(long)]
+    pub pod: Option<PathBuf>,
+    /// A new rate confirmation.
+    #[arg(long)]
+    pub rc: Option<PathBuf>,
+    /// A new bill of lading.
+    #[arg(long)]
+    pub bol: Option<PathBuf>,
+    /// A new lumper receipt.
+    #[arg(long)]
+    pub lumper: Option<PathBuf>,
+    /// Another document to add (repeatable).
+    #[arg(long)]
+    pub other: Vec<PathBuf>,
+    /// Why (written to the load's history).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Print JSON (stable keys; see docs/cli.md) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -309,15 +352,17 @@ pub async fn execute(cli: Cli, shutdown: CancellationToken, reloads: Reloads) ->
         Command::Invoice { subsidiary, json } => invoice(&settings, subsidiary.as_deref(), json, &shutdown).await,
         Command::Submit { subsidiary, dry_run, json } => submit(&settings, subsidiary.as_deref(), dry_run, json).await,
         Command::Sync { subsidiary, json } => sync(&settings, subsidiary.as_deref(), json).await,
-        Command::Loads(LoadsCommand::Retry { load }) => {
+        Command::Loads(LoadsCommand::Retry { load, reason, json }) => {
             let store = open_store(&settings).await?;
-            if store.retry_rejected(&load).await? {
-                outln!("{load}: rejection cleared; the next batch takes it again");
-                Ok(())
+            let report = crate::rework_docs::retry_load(&store, &settings, &load, &reason).await?;
+            if json {
+                print_json(&report)
             } else {
-                Err(CommandError::Failed(format!("load {load} has no open rejection")))
+                out!("{}", output::retry_text(&report));
+                Ok(())
             }
         }
+        Command::Loads(LoadsCommand::Docs(args)) => docs(&settings, args).await,
         Command::Credit(CreditCommand::Refresh { force, json }) => {
             credit_refresh(&settings, force, json, &shutdown).await
         }
@@ -347,6 +392,35 @@ async fn providers_test(settings: &Settings, subsidiary: Option<&str>, json: boo
     match results.iter().filter(|r| !r.ok).count() {
         0 => Ok(()),
         failed => Err(CommandError::Failed(format!("{failed} connection(s) failed (see above)"))),
+    }
+}
+
+/// `factord loads docs LOAD --pod F ...`.
+async fn docs(settings: &Settings, args: DocsArgs) -> Result<(), CommandError> {
+    let store = open_store(settings).await?;
+    let files = crate::rework_docs::DocumentFiles {
+        pod: args.pod,
+        rate_confirmation: args.rc,
+        bol: args.bol,
+        lumper: args.lumper,
+        other: args.other,
+    };
+    let reason = args.reason.as_deref().unwrap_or("no reason given");
+    let report = crate::rework_docs::attach_documents(&store, settings, &args.load, &files, reason).await?;
+    if args.json {
+        print_json(&report)
+    } else {
+        out!("{}", output::docs_text(&report));
+        Ok(())
+    }
+}
+
+impl From<crate::rework_docs::ReworkCommandError> for CommandError {
+    fn from(error: crate::rework_docs::ReworkCommandError) -> Self {
+        match error {
+            crate::rework_docs::ReworkCommandError::Usage(message) => CommandError::Usage(message),
+            other => CommandError::Failed(other.to_string()),
+        }
     }
 }
 

@@ -26,6 +26,9 @@ fn or_dash(value: &Option<String>) -> &str {
 /// `loads show` for people: the load, its credit state, then the report rows.
 pub fn load_show_text(show: &LoadShow, settings: &Settings) -> String {
     let mut out = load_text(&show.detail, settings);
+    for document in &show.documents {
+        let _ = writeln!(out, "  {:<18}{} (loads docs: {})", document.kind.label(), document.path, document.reason);
+    }
     out.push_str(&load_credit_text(&show.credit));
     out.push_str(&report_rows_text(&show.report_rows));
     out
@@ -555,5 +558,36 @@ pub fn probe_text(results: &[crate::providers::probe::ProbeResult]) -> String {
         };
         out.push_str(&format!("{:<width$}  {} ({})  {verdict}\n", r.subsidiary, r.provider, r.transport));
     }
+    out
+}
+
+/// `loads docs` for people: each document stored, what it replaced, the packet, what next.
+pub fn docs_text(report: &crate::rework_docs::DocsReport) -> String {
+    let mut out = String::new();
+    let invoice = report.invoice_number.as_deref().map(|n| format!(", invoice {n}")).unwrap_or_default();
+    let _ = writeln!(out, "{} [{}{invoice}]", report.load_number, report.status);
+    for document in &report.documents {
+        let _ = writeln!(out, "  {:<18}{} → documents/{}", document.kind.label(), document.source, document.path);
+    }
+    for replaced in &report.replaced {
+        let _ = writeln!(out, "  replaced {:<9}documents/{}", replaced.kind.label(), replaced.path);
+    }
+    if let Some(packet) = &report.packet {
+        let _ = writeln!(out, "  packet rebuilt    {packet}");
+    }
+    let _ = writeln!(out, "  next              {}", report.next);
+    out
+}
+
+/// `loads retry` for people: the move, the rejection cleared, the packet, what next.
+pub fn retry_text(report: &crate::rework_docs::RetryReport) -> String {
+    let mut out = String::new();
+    let invoice = report.invoice_number.as_deref().unwrap_or("-");
+    let _ = writeln!(out, "{}: {} → {}  invoice {invoice}", report.load_number, report.from, report.status);
+    let _ = writeln!(out, "  rejection cleared {}", report.rejection);
+    if let Some(packet) = &report.packet {
+        let _ = writeln!(out, "  packet rebuilt    {packet}");
+    }
+    let _ = writeln!(out, "  next              {}", report.next);
     out
 }

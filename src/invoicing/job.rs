@@ -36,7 +36,7 @@ use crate::config::{InvoicingMethod, Settings, Subsidiary};
 use crate::credit::{CreditCheck, PassChecks, check_before_queueing};
 use crate::domain::LoadStatus;
 use crate::files::{sync_dir, write_synced};
-use crate::store::{ClaimError, Completion, LoadRecord, Store, StoreError};
+use crate::store::{ClaimError, Completion, DocumentKind, LoadDocument, LoadRecord, Store, StoreError};
 
 /// Most loads one pass takes; the next pass takes the rest.
 const LOADS_PER_PASS: i64 = 500;
@@ -81,7 +81,8 @@ pub struct Waiting {
 pub(super) struct Plan<'a> {
     subsidiary: &'a Subsidiary,
     pub(super) method: InvoicingMethod,
-    /// Rate confirmation, then proof of delivery; empty when AutoMerge is off (direct only).
+    /// Rate confirmation, bill of lading, proof of delivery, lumper receipt, other documents
+    /// ([`packet_documents`]); empty when AutoMerge is off (direct only).
     pub(super) documents: Vec<lopdf::Document>,
 }
 
@@ -127,7 +128,7 @@ pub async fn run_once(
         }
         // The futures are collected before streaming them: a stream over a borrowing closure
         // trips the compiler's higher-ranked lifetime check inside a spawned task.
-        let preparing: Vec<_> = chunk.iter().map(|load| prepare(settings, load)).collect();
+        let preparing: Vec<_> = chunk.iter().map(|load| prepare(store, settings, load)).collect();
         let plans: Vec<_> = stream::iter(preparing).buffered(workers).collect().await;
         let mut numbered = Vec::new();
         for (load, plan) in chunk.iter().zip(plans) {
@@ -300,7 +301,11 @@ async fn fail(store: &Store, load: &LoadRecord, token: &str, reason: String) -> 
 
 /// Decides whether the load can be invoiced now, and reads its documents. Every reason it
 /// cannot is returned, so ops fix them all at once.
-pub(super) async fn prepare<'a>(settings: &'a Settings, load: &LoadRecord) -> Result<Plan<'a>, Vec<String>> {
+pub(super) async fn prepare<'a>(
+    store: &Store,
+    settings: &'a Settings,
+    load: &LoadRecord,
+) -> Result<Plan<'a>, Vec<String>> {
     let f = &load.fields;
     let Some(subsidiary) = settings.subsidiary(&f.subsidiary) else {
         return Err(vec![format!("subsidiary `{}` is not configured", f.subsidiary)]);
@@ -326,11 +331,12 @@ pub(super) async fn prepare<'a>(settings: &'a Settings, load: &LoadRecord) -> Re
     }
     let mut documents = Vec::new();
     if subsidiary.automerge {
-        let paths = [("rate confirmation", &f.rate_confirmation), ("POD", &f.pod)];
         let root = settings.paths.documents.clone();
         let limit = settings.invoicing.max_document_bytes;
-        let wanted: Vec<(&'static str, Option<String>)> =
-            paths.iter().map(|(label, path)| (*label, (*path).clone())).collect();
+        let wanted = match store.load_documents(load.id).await {
+            Ok(extras) => packet_documents(load, &extras),
+            Err(error) => return Err(vec![format!("the load's documents could not be listed: {error}")]),
+        };
         let checked = tokio::task::spawn_blocking(move || {
             wanted
                 .into_iter()
@@ -347,6 +353,23 @@ pub(super) async fn prepare<'a>(settings: &'a Settings, load: &LoadRecord) -> Re
         }
     }
     if reasons.is_empty() { Ok(Plan { subsidiary, method, documents }) } else { Err(reasons) }
+}
+
+/// The documents behind the invoice, in packet order: rate confirmation, bill of lading, POD,
+/// lumper receipt, other documents (docs/design.md §2; `extras` are the load's current
+/// `loads docs` documents beyond its POD and rate confirmation). A POD and a rate confirmation
+/// are required (`None` makes the load wait); the others go in when the load has them.
+pub(super) fn packet_documents(load: &LoadRecord, extras: &[LoadDocument]) -> Vec<(&'static str, Option<String>)> {
+    let of = |kind: DocumentKind| {
+        extras.iter().filter(move |d| d.kind == kind).map(move |d| (kind.label(), Some(d.path.clone())))
+    };
+    let f = &load.fields;
+    let mut wanted = vec![(DocumentKind::RateConfirmation.label(), f.rate_confirmation.clone())];
+    wanted.extend(of(DocumentKind::Bol));
+    wanted.push((DocumentKind::Pod.label(), f.pod.clone()));
+    wanted.extend(of(DocumentKind::Lumper));
+    wanted.extend(of(DocumentKind::Other));
+    wanted
 }
 
 /// Reads and checks one document under the documents folder. Paths were checked at import to

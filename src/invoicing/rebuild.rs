@@ -96,7 +96,7 @@ async fn rebuild_one(
         // A Queued load always has its number; this would be a corrupt row: leave it to ops.
         return Ok(Some(format!("packet must be rebuilt for {to}'s NOA, but the load has no invoice number")));
     };
-    let plan = match prepare(settings, load).await {
+    let plan = match prepare(store, settings, load).await {
         Ok(plan) if plan.method == InvoicingMethod::Factoring => plan,
         Ok(_) => {
             let customer = &load.fields.customer_id;

@@ -45,6 +45,14 @@ pub struct BatchInvoice {
     /// names none; the file may since have gone, which the transport checks.
     pub pod: Option<PathBuf>,
     pub rate_confirmation: Option<PathBuf>,
+    /// The load's other documents given with `factord loads docs` (bill of lading, lumper
+    /// receipt, others), resolved under the documents folder, in packet order: for the factors
+    /// that take each document on its own (OTR). They are in the packet too.
+    pub extra_documents: Vec<PathBuf>,
+    /// The factor's own id of this invoice when it already holds it: an invoice it accepted and
+    /// later rejected, sent again after `factord loads retry`. A factor whose API can add
+    /// documents to an invoice it holds (OTR) gets them there instead of a second invoice.
+    pub held_reference: Option<String>,
 }
 
 /// The subsidiary a batch belongs to, as the factor knows it.

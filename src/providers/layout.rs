@@ -232,6 +232,8 @@ mod tests {
             packet: packet.clone(),
             pod: None,
             rate_confirmation: None,
+            extra_documents: Vec::new(),
+            held_reference: None,
         };
         Batch {
             id: "acme-east-b1".into(),

@@ -38,14 +38,14 @@ const RENEW_SQLITE: &str = "UPDATE loads SET claimed_until = strftime('%Y-%m-%dT
 const CLAIM_STALE_POSTGRES: &str = "UPDATE loads SET claim_token = $1, claimed_until = now() + make_interval(secs => $2) \
     WHERE id IN (SELECT l.id FROM loads l WHERE l.status = 'Queued' AND l.subsidiary = $3 \
     AND (l.packet_noa IS NULL OR l.packet_noa <> $4) AND (l.claimed_until IS NULL OR l.claimed_until < now()) \
-    AND NOT EXISTS (SELECT 1 FROM batch_items b WHERE b.load_id = l.id AND b.outcome IN ('pending', 'accepted')) \
+    AND NOT EXISTS (SELECT 1 FROM batch_items b WHERE b.load_id = l.id AND b.outcome IN ('pending', 'accepted') AND b.retried_at IS NULL) \
     ORDER BY l.id LIMIT $5 FOR UPDATE SKIP LOCKED)";
 const CLAIM_STALE_SQLITE: &str = "UPDATE loads SET claim_token = $1, \
     claimed_until = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+' || $2 || ' seconds') \
     WHERE id IN (SELECT l.id FROM loads l WHERE l.status = 'Queued' AND l.subsidiary = $3 \
     AND (l.packet_noa IS NULL OR l.packet_noa <> $4) \
     AND (l.claimed_until IS NULL OR l.claimed_until < strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) \
-    AND NOT EXISTS (SELECT 1 FROM batch_items b WHERE b.load_id = l.id AND b.outcome IN ('pending', 'accepted')) \
+    AND NOT EXISTS (SELECT 1 FROM batch_items b WHERE b.load_id = l.id AND b.outcome IN ('pending', 'accepted') AND b.retried_at IS NULL) \
     ORDER BY l.id LIMIT $5)";
 
 /// Why an invoicing step did not happen.

@@ -87,6 +87,8 @@ pub struct PendingBatch {
     /// `None` for a batch written before batches had uids (migration 0010).
     pub uid: Option<String>,
     pub items: Vec<(LoadRecord, String)>,
+    /// The loads' documents beyond POD and rate confirmation (`loads docs`), by load id.
+    pub documents: std::collections::HashMap<i64, Vec<super::LoadDocument>>,
 }
 
 /// One recent batch, for `status`.
@@ -144,7 +146,7 @@ impl Store {
             let rows = sqlx::query(concat!(
                 "SELECT ", load_columns!(), " FROM loads l JOIN customers c ON c.id = l.customer_id \
                  WHERE l.status = 'Queued' AND l.subsidiary = $1 AND NOT EXISTS (SELECT 1 FROM batch_items b \
-                 WHERE b.load_id = l.id AND b.outcome IN ('pending', 'accepted')) ORDER BY l.id"
+                 WHERE b.load_id = l.id AND b.outcome IN ('pending', 'accepted') AND b.retried_at IS NULL) ORDER BY l.id"
             ))
             .bind(subsidiary)
             .fetch_all(pool)
@@ -468,7 +470,10 @@ impl Store {
                     let key: String = row.try_get("idempotency_key")?;
                     items.push((load_from_row!(row), key));
                 }
+                let load_ids: Vec<i64> = items.iter().map(|(load, _)| load.id).collect();
+                let documents = self.documents_of(&load_ids).await?;
                 out.push(PendingBatch {
+                    documents,
                     id,
                     number: b.try_get("number")?,
                     subsidiary: b.try_get("subsidiary")?,

@@ -77,6 +77,8 @@ fn batch(provider: &str, dir: &Path, numbers: &[&str]) -> Batch {
                 packet,
                 pod: None,
                 rate_confirmation: None,
+                extra_documents: Vec::new(),
+                held_reference: None,
             }
         })
         .collect();
@@ -934,6 +936,8 @@ async fn apex_probe_searches_schedules_and_a_wrong_key_is_auth() {
 #[derive(Default)]
 struct Tafs {
     by_key: HashMap<String, String>,
+    /// Invoice ids documents were added to, one per `POST invoices/{id}/documents`.
+    documents: Vec<String>,
     /// Echo the Authorization header in a 400, as a careless server might.
     echo_credentials: bool,
 }
@@ -960,9 +964,34 @@ async fn tafs_create(State(state): State<Shared<Tafs>>, headers: HeaderMap, body
     json_response(StatusCode::CREATED, json!({"invoiceId": id}))
 }
 
+/// `POST invoices/{id}/documents`: a packet added to an invoice TAFS holds.
+async fn tafs_documents(
+    State(state): State<Shared<Tafs>>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> Response {
+    let mut tafs = lock(&state);
+    if bearer(&headers).as_deref() != Some(API_KEY) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    if !tafs.by_key.values().any(|known| *known == id) {
+        return json_response(StatusCode::NOT_FOUND, json!({"message": "no such invoice"}));
+    }
+    let text = String::from_utf8_lossy(&body);
+    if !(text.contains("name=\"packet\"") && text.contains("%PDF-1.4")) {
+        return json_response(StatusCode::BAD_REQUEST, json!({"message": "packet required"}));
+    }
+    tafs.documents.push(id);
+    json_response(StatusCode::OK, json!({"message": "documents added"}))
+}
+
 async fn tafs_server(tafs: Tafs) -> (String, Shared<Tafs>) {
     let state = Arc::new(Mutex::new(tafs));
-    let routes = Router::new().route("/invoices", post(tafs_create)).with_state(state.clone());
+    let routes = Router::new()
+        .route("/invoices", post(tafs_create))
+        .route("/invoices/{id}/documents", post(tafs_documents))
+        .with_state(state.clone());
     (serve(routes).await, state)
 }
 
@@ -982,6 +1011,28 @@ async fn tafs_load_without_truck_is_rejected_naming_the_field() {
     }
     assert_eq!(outcome(&receipt, "AE-2"), &accepted("T-1"));
     assert_eq!(lock(&state).by_key.len(), 1);
+}
+
+#[tokio::test]
+async fn tafs_gets_the_documents_of_a_retried_invoice_it_holds_not_a_second_invoice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (url, state) = tafs_server(Tafs::default()).await;
+    let settings = settings(&url);
+    let first = batch("tafs", dir.path(), &["AE-1"]);
+    let receipt = transport("tafs", &settings).send(&first).await.expect("sent");
+    assert_eq!(outcome(&receipt, "AE-1"), &accepted("T-1"));
+
+    // Retried after TAFS rejected it: a new batch (new idempotency key), TAFS's id known.
+    let mut again = batch("tafs", dir.path(), &["AE-1"]);
+    again.id = "b-2".into();
+    again.invoices[0].idempotency_key = "b-2:AE-1".into();
+    again.invoices[0].held_reference = Some("T-1".into());
+    let receipt = transport("tafs", &settings).send(&again).await.expect("sent");
+
+    assert_eq!(outcome(&receipt, "AE-1"), &accepted("T-1"));
+    let tafs = lock(&state);
+    assert_eq!(tafs.by_key.len(), 1, "no second invoice");
+    assert_eq!(tafs.documents, ["T-1"]);
 }
 
 // ---- Secrets ----------------------------------------------------------------------------------

@@ -1126,6 +1126,8 @@ pub fn sample_batch(provider: &str, dir: &std::path::Path) -> factord::providers
             packet,
             pod: None,
             rate_confirmation: None,
+            extra_documents: Vec::new(),
+            held_reference: None,
         }
     };
     Batch {

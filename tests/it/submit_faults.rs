@@ -589,6 +589,8 @@ fn hand_made_batch(env: &TestEnv, provider: &'static factord::providers::Provide
                 packet,
                 pod: None,
                 rate_confirmation: None,
+                extra_documents: Vec::new(),
+                held_reference: None,
                 invoice_number: number,
             }
         })

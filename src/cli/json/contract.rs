@@ -17,12 +17,14 @@ use crate::intake::{FileImport, ReportRow};
 use crate::loads::{LoadCredit, LoadShow, list_json};
 use crate::reports::apply::{Outcome, RowOutcome};
 use crate::reports::{IngestSummary, ReportKind};
+use crate::rework_docs::{DocsReport, ReplacedDocument, RetryReport, StoredDocument};
 use crate::status::{
     BatchLine, CreditCounts, CreditCustomer, CreditStatus, LoadFileCounts, LoadFileLine, PipelineCounts,
     RefusedFileLine, ReportFileLine, SchedulerLine, Status, SubsidiaryStatus, WaitingLoadLine,
 };
 use crate::store::{
-    CreditCheckRecord, ExceptionRecord, HistoryRecord, ImportCounts, LoadDetail, LoadRecord, LoadReportRow, LoadSummary,
+    CreditCheckRecord, DocumentKind, ExceptionRecord, HistoryRecord, ImportCounts, LoadDetail, LoadDocument,
+    LoadRecord, LoadReportRow, LoadSummary,
 };
 
 /// Every key path of `value`: `a`, `a.b` for a nested object, `a[].b` for the objects of an
@@ -187,10 +189,19 @@ fn loads_show() {
             latest: Some(check()),
             max_age: std::time::Duration::from_secs(86_400),
         },
+        documents: vec![LoadDocument {
+            kind: DocumentKind::Bol,
+            path: "rework/L-1001-bol.pdf".into(),
+            added_at: at(),
+            reason: "factor asked for the BOL".into(),
+        }],
     };
     let mut documented = load_keys("");
     documented.extend(
         [
+            "documents.bol",
+            "documents.lumper",
+            "documents.other",
             "history",
             "history[].from",
             "history[].to",
@@ -727,4 +738,73 @@ fn the_check_names_what_is_missing_and_what_is_extra() {
     let message = failure.downcast_ref::<String>().expect("a message");
     assert!(message.contains(r#"missing from the output: ["gone"]"#), "{message}");
     assert!(message.contains(r#"not documented: ["added"]"#), "{message}");
+}
+
+#[test]
+fn loads_docs() {
+    let report = DocsReport {
+        documents: vec![StoredDocument {
+            kind: DocumentKind::Pod,
+            path: "rework/L-1001-pod-20261207T101500.000000Z-1a2b3c4d.pdf".into(),
+            source: "/tmp/new-pod.pdf".into(),
+        }],
+        invoice_number: some("AE-7"),
+        load_number: "L-1001".into(),
+        next: "the packet was rebuilt with the new documents; the next batch takes it".into(),
+        packet: some("data/packets/acme-east/AE-7.pdf"),
+        packet_rebuilt: true,
+        replaced: vec![ReplacedDocument { kind: DocumentKind::Pod, path: "L-1001-pod.pdf".into() }],
+        status: "Queued".into(),
+    };
+    assert_documented(
+        "loads docs --json",
+        &report,
+        &[
+            "documents",
+            "documents[].kind",
+            "documents[].path",
+            "documents[].source",
+            "invoice_number",
+            "load_number",
+            "next",
+            "packet",
+            "packet_rebuilt",
+            "replaced",
+            "replaced[].kind",
+            "replaced[].path",
+            "status",
+        ],
+    );
+}
+
+#[test]
+fn loads_retry() {
+    let report = RetryReport {
+        factor: some("otr"),
+        factor_reference: some("1001"),
+        from: "Invoiced".into(),
+        invoice_number: some("AE-7"),
+        load_number: "L-1001".into(),
+        next: "the next batch to OTR Solutions takes it again under invoice AE-7".into(),
+        packet: some("data/packets/acme-east/AE-7.pdf"),
+        packet_rebuilt: true,
+        rejection: "status sync otr: Duplicate".into(),
+        status: "Queued".into(),
+    };
+    assert_documented(
+        "loads retry --json",
+        &report,
+        &[
+            "factor",
+            "factor_reference",
+            "from",
+            "invoice_number",
+            "load_number",
+            "next",
+            "packet",
+            "packet_rebuilt",
+            "rejection",
+            "status",
+        ],
+    );
 }

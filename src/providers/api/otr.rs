@@ -10,6 +10,11 @@
 //! (invoice with the NOA) as type 7; where the load's separate file is not there, the packet
 //! stands in for it.
 //!
+//! An invoice OTR already holds (accepted, later rejected by OTR, then `factord loads retry`)
+//! carries OTR's `invoicePkey` in the batch ([`BatchInvoice::held_reference`]): no `POST
+//! invoices` is made for it; its documents, rebuilt packet included, are uploaded to that
+//! invoice, as OTR's contract adds documents to an invoice (`documents/upload` with its id).
+//!
 //! Identity and resends: OTR keys an invoice by (ClientDOT, InvoiceNo) and answers a second
 //! `POST invoices` with **409**, carrying the existing `invoicePkey`. That makes every resend
 //! safe, and it is the only lookup OTR documents (it has no search by invoice number): a batch
@@ -248,9 +253,10 @@ struct Document {
 }
 
 /// Reads what goes to OTR with an invoice, before anything is created there: the POD (type 1)
-/// and the rate confirmation (type 3) from their own files, the packet (type 7) for the invoice
-/// page and NOA. A separate file that is not there is replaced by the packet, which holds it
-/// merged; the packet is then not sent a second time as 7.
+/// and the rate confirmation (type 3) from their own files, the load's BOL, lumper receipt and
+/// other documents (type 7, OTR's type for them), the packet (type 7) for the invoice page and
+/// NOA. A separate file that is not there is replaced by the packet, which holds it merged; the
+/// packet is then not sent a second time as 7.
 async fn read_documents(invoice: &BatchInvoice) -> Result<Vec<Document>, String> {
     let packet = read(&invoice.packet, "packet")
         .await?
@@ -271,6 +277,13 @@ async fn read_documents(invoice: &BatchInvoice) -> Result<Vec<Document>, String>
                 packet_sent = true;
                 documents.push(Document { doc_type, label: packet_label.clone(), bytes: packet.clone() });
             }
+        }
+    }
+    for path in &invoice.extra_documents {
+        // A BOL, lumper receipt or other document from `factord loads docs`: OTR's type for
+        // them is "other". One that went missing is in the packet, which goes too.
+        if let Some(bytes) = read(path, "document").await? {
+            documents.push(Document { doc_type: DOC_OTHER, label: format!("document {}", path.display()), bytes });
         }
     }
     if !packet_sent {
@@ -314,6 +327,12 @@ async fn submit(transport: &ApiTransport<'_>, batch: &Batch, invoice: &BatchInvo
         Ok(documents) => documents,
         Err(reason) => return Ok(InvoiceOutcome::Rejected { reason }),
     };
+    if let Some(pkey) = &invoice.held_reference {
+        // OTR holds this invoice already (accepted, later rejected, retried by ops): its
+        // documents go to that invoice; a second `POST invoices` would only answer 409.
+        tracing::info!(reference = %pkey, "OTR holds the invoice; adding its documents to it");
+        return upload(transport, invoice, pkey, &documents).await;
+    }
     let url = transport.url(&[INVOICES_PATH]);
     let reply = authorized(transport, &label("POST", &[INVOICES_PATH]), &|token| {
         transport.client.post(url.clone()).bearer_auth(token).json(&request)
@@ -689,6 +708,8 @@ mod tests {
             packet: PathBuf::from("/nonexistent/packet.pdf"),
             pod: None,
             rate_confirmation: None,
+            extra_documents: Vec::new(),
+            held_reference: None,
         }
     }
 

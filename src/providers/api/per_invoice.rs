@@ -4,6 +4,10 @@
 //! provider's [`Mapping`] builds) and a `packet` part (the PDF), carrying
 //! `Idempotency-Key: <invoice idempotency key>`.
 //!
+//! An invoice the factor holds already (accepted, later rejected, then `factord loads retry`)
+//! is not submitted again: its rebuilt packet is posted to
+//! `<submit_path>/<the factor's reference>/<documents_path>` (factord's reading too).
+//!
 //! Invoice and packet travel in one request so one key covers both: there is no state where
 //! the factor holds an invoice without its documents. The mapping assumes the factor dedupes
 //! by that key and answers 409 for an invoice number it already holds; both count as accepted.
@@ -23,6 +27,10 @@ pub(super) type AuthHeaders = Vec<(HeaderName, HeaderValue)>;
 pub(super) struct Mapping {
     /// Path segments of the submission endpoint under `base_url`.
     pub submit_path: &'static [&'static str],
+    /// Path segments, after `submit_path` and the factor's reference of an invoice it holds, of
+    /// the call that adds documents to that invoice (a retried invoice the factor accepted
+    /// before, then rejected): factord's reading, as the rest of the mapping.
+    pub documents_path: &'static [&'static str],
     /// The invoice as the factor wants it, or which required field is missing (the invoice is
     /// then rejected without a request).
     pub invoice: fn(&Batch, &BatchInvoice) -> Result<serde_json::Value, String>,
@@ -59,6 +67,9 @@ async fn submit(
     for (name, value) in (mapping.auth)(transport)? {
         headers.insert(name, value);
     }
+    if let Some(reference) = &invoice.held_reference {
+        return add_documents(transport, mapping, invoice, reference, &headers, packet).await;
+    }
     let url = transport.url(mapping.submit_path);
     let label = format!("POST /{}", mapping.submit_path.join("/"));
     let file_name = http::part_file_name(&invoice.invoice_number);
@@ -79,6 +90,46 @@ async fn submit(
         })
         .await?;
     outcome(transport, mapping, &reply).map_err(Halt::from)
+}
+
+/// An invoice the factor holds already: its rebuilt packet goes to
+/// `<submit_path>/<reference>/<documents_path>` (multipart, one `packet` part, the invoice's
+/// idempotency key), instead of a second invoice. The factor's reference stays the one it gave.
+async fn add_documents(
+    transport: &ApiTransport<'_>,
+    mapping: &Mapping,
+    invoice: &BatchInvoice,
+    reference: &str,
+    headers: &HeaderMap,
+    packet: Vec<u8>,
+) -> Result<InvoiceOutcome, Halt> {
+    let mut segments: Vec<&str> = mapping.submit_path.to_vec();
+    segments.push(reference);
+    segments.extend(mapping.documents_path);
+    let url = transport.url(&segments);
+    let label = format!("POST /{}", segments.join("/"));
+    let file_name = http::part_file_name(&invoice.invoice_number);
+    tracing::info!(%reference, "the factor holds the invoice; adding its documents to it");
+    let reply = transport
+        .execute(&label, &|| {
+            let mut request = transport
+                .client
+                .post(url.clone())
+                .headers(headers.clone())
+                .header(IDEMPOTENCY_KEY, invoice.idempotency_key.as_str());
+            // `mime_str` only fails on a malformed literal; then the server says 4xx.
+            if let Ok(part) = Part::bytes(packet.clone()).file_name(file_name.clone()).mime_str("application/pdf") {
+                request = request.multipart(Form::new().part("packet", part));
+            }
+            request
+        })
+        .await?;
+    match outcome(transport, mapping, &reply)? {
+        InvoiceOutcome::Accepted { reference: answered } => {
+            Ok(InvoiceOutcome::Accepted { reference: answered.or_else(|| Some(reference.to_string())) })
+        }
+        other => Ok(other),
+    }
 }
 
 fn outcome(transport: &ApiTransport<'_>, mapping: &Mapping, reply: &Reply) -> Result<InvoiceOutcome, ProviderError> {

@@ -25,6 +25,9 @@ use crate::providers::batch::{Batch, BatchInvoice, ProviderError};
 // ---- The mapping (replace with the partner's spec) -------------------------------------------
 
 const SUBMIT_PATH: &[&str] = &["invoices"];
+/// Adding documents to an invoice the factor holds (a retried invoice it accepted before):
+/// `POST {base_url}/invoices/{reference}/documents` with the packet (factord's reading).
+const DOCUMENTS_PATH: &[&str] = &["documents"];
 /// Header names in lower case (HTTP/1 header names are case-insensitive).
 const CLIENT_ID_HEADER: &str = "x-client-id";
 const API_KEY_HEADER: &str = "x-api-key";
@@ -134,4 +137,5 @@ pub(super) async fn check_credit(transport: &ApiTransport<'_>, customer: &Custom
     }
 }
 
-pub(super) static MAPPING: Mapping = Mapping { submit_path: SUBMIT_PATH, invoice, auth, reference };
+pub(super) static MAPPING: Mapping =
+    Mapping { submit_path: SUBMIT_PATH, documents_path: DOCUMENTS_PATH, invoice, auth, reference };

@@ -17,6 +17,9 @@ use crate::providers::batch::{Batch, BatchInvoice, ProviderError};
 // ---- The mapping (replace with the partner's spec) -------------------------------------------
 
 const SUBMIT_PATH: &[&str] = &["invoices"];
+/// Adding documents to an invoice the factor holds (a retried invoice it accepted before):
+/// `POST {base_url}/invoices/{reference}/documents` with the packet (factord's reading).
+const DOCUMENTS_PATH: &[&str] = &["documents"];
 
 fn invoice(batch: &Batch, invoice: &BatchInvoice) -> Result<serde_json::Value, String> {
     let customer_id = required(&invoice.customer_factoring_id, "customer_factoring_id", "TAFS")?;
@@ -49,4 +52,5 @@ fn reference(json: &serde_json::Value) -> Option<String> {
 
 // ---- End of the mapping -----------------------------------------------------------------------
 
-pub(super) static MAPPING: Mapping = Mapping { submit_path: SUBMIT_PATH, invoice, auth, reference };
+pub(super) static MAPPING: Mapping =
+    Mapping { submit_path: SUBMIT_PATH, documents_path: DOCUMENTS_PATH, invoice, auth, reference };
