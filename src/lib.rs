@@ -24,6 +24,8 @@
 //!   (stable-file detection, processing folder, archive and failed folders).
 //! - [`reports`]: the factor's purchase and payment reports (CSV, XLSX) → Financed and
 //!   Completed, from the per-provider inboxes or `factord ingest`.
+//! - [`rework`]: ops' rework commands (hold, release, void), `submit --loads` and the list of
+//!   open exceptions with the command that resolves each.
 //! - [`loads`]: one load in full as `loads show` tells it, and the JSON object of a load.
 //! - [`status`]: what `factord status` shows, gathered from the store (also its JSON).
 //! - [`reload`]: live reload: load, validate and compare the configuration; the outcome.
@@ -47,6 +49,7 @@ pub mod loads;
 pub mod providers;
 pub mod reload;
 pub mod reports;
+pub mod rework;
 pub mod schedule;
 pub mod secrets;
 pub mod status;

@@ -167,6 +167,13 @@ pub async fn run_once(
             }
         }
     }
+    // Held loads were not claimed: they wait, and say why (docs/design.md §2 "Rework").
+    let mut held: Vec<_> = store.held_loads(subsidiary, LoadStatus::Released).await?.into_values().collect();
+    held.sort();
+    for (load_number, detail, waiting) in held {
+        let reason = crate::rework::held_reason(&load_number, &detail, waiting.as_deref());
+        report.waiting.push(Waiting { load_number, reason });
+    }
     Ok(report)
 }
 

@@ -15,16 +15,19 @@ use super::{BeginWrite, LoadRecord, Store, StoreError};
 use crate::domain::{LoadFields, LoadStatus, Money};
 
 /// Claims up to `$4` Released loads (of subsidiary `$3`, or all when NULL) that nobody holds,
-/// for `$2` seconds, marking them with token `$1`.
+/// for `$2` seconds, marking them with token `$1`. A load with an open `held` exception is not
+/// taken (docs/design.md §2 "Rework").
 // DIALECT: time arithmetic on the database clock, and SKIP LOCKED on PostgreSQL so two passes
 // never wait on each other's rows.
 const CLAIM_POSTGRES: &str = "UPDATE loads SET claim_token = $1, claimed_until = now() + make_interval(secs => $2) \
     WHERE id IN (SELECT id FROM loads WHERE status = 'Released' AND ($3::text IS NULL OR subsidiary = $3) \
-    AND (claimed_until IS NULL OR claimed_until < now()) ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)";
+    AND (claimed_until IS NULL OR claimed_until < now()) AND id NOT IN (SELECT load_id FROM load_exceptions \
+    WHERE kind = 'held' AND cleared_at IS NULL) ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)";
 const CLAIM_SQLITE: &str = "UPDATE loads SET claim_token = $1, \
     claimed_until = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+' || $2 || ' seconds') \
     WHERE id IN (SELECT id FROM loads WHERE status = 'Released' AND ($3 IS NULL OR subsidiary = $3) \
-    AND (claimed_until IS NULL OR claimed_until < strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) ORDER BY id LIMIT $4)";
+    AND (claimed_until IS NULL OR claimed_until < strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) AND id NOT IN \
+    (SELECT load_id FROM load_exceptions WHERE kind = 'held' AND cleared_at IS NULL) ORDER BY id LIMIT $4)";
 
 // DIALECT: as above.
 const RENEW_POSTGRES: &str =
