@@ -439,3 +439,77 @@ both_backends!(the_commands_give_exit_codes_clear_messages_and_json, |env| {
     let (code, _, stderr) = factord(&env, &["loads", "void", "S-02", "--reason", "again"]);
     assert_eq!(code, 1, "{stderr}");
 });
+
+/// Migration 0014 on a SQLite database holding batch items: the table is rebuilt to take the
+/// `void` outcome with every row kept, column for column, and one live batch per load still
+/// enforced.
+#[tokio::test]
+async fn sqlite_batch_items_keep_their_rows_when_the_void_outcome_is_added() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("upgrade.db").display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.expect("open");
+    let all = sqlx::migrate::Migrator::new(std::path::Path::new("migrations/sqlite")).await.expect("migrations");
+    let mut before = sqlx::migrate::Migrator::new(std::path::Path::new("migrations/sqlite")).await.expect("migrations");
+    before.migrations = before.migrations.iter().filter(|m| m.version < 14).cloned().collect::<Vec<_>>().into();
+    before.run(&mut db).await.expect("migrations 1-13");
+    for sql in [
+        "INSERT INTO customers (id, name, created_at, updated_at) VALUES ('BRK-1', 'Blue', 'x', 'x')",
+        "INSERT INTO loads (id, load_number, subsidiary, customer_id, amount_cents, status, invoice_number, created_at, \
+         updated_at) VALUES (1, 'S-01', 'acme-east', 'BRK-1', 100, 'Invoiced', 'AE-1', 'x', 'x')",
+        "INSERT INTO loads (id, load_number, subsidiary, customer_id, amount_cents, status, invoice_number, created_at, \
+         updated_at) VALUES (2, 'S-02', 'acme-east', 'BRK-1', 200, 'Queued', 'AE-2', 'x', 'x')",
+        "INSERT INTO batches (id, subsidiary, provider, number, batch_date, status, invoice_count, total_cents, cause, \
+         created_at) VALUES ('acme-east-1', 'acme-east', 'capital_depot', 1, '2026-11-30', 'sent', 2, 300, 'command', 'x')",
+        "INSERT INTO batch_items (batch_id, load_id, invoice_number, idempotency_key, payload_sha256, outcome, \
+         factor_reference, message) VALUES ('acme-east-1', 1, 'AE-1', 'k1', 'h1', 'accepted', 'REF-1', NULL)",
+        "INSERT INTO batch_items (batch_id, load_id, invoice_number, idempotency_key, payload_sha256, outcome, \
+         factor_reference, message) VALUES ('acme-east-1', 2, 'AE-2', 'k2', 'h2', 'rejected', NULL, 'no POD')",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut db).await.expect(sql);
+    }
+    all.run(&mut db).await.expect("migration 14");
+    type Item = (String, i64, String, String, String, String, Option<String>, Option<String>);
+    let items: Vec<Item> = sqlx::query_as(
+        "SELECT batch_id, load_id, invoice_number, idempotency_key, payload_sha256, outcome, factor_reference, message \
+         FROM batch_items ORDER BY load_id",
+    )
+    .fetch_all(&mut db)
+    .await
+    .expect("items");
+    let item =
+        |load: i64, n: &str, key: &str, hash: &str, outcome: &str, reference: Option<&str>, message: Option<&str>| {
+            let text = |v: Option<&str>| v.map(str::to_string);
+            (
+                "acme-east-1".to_string(),
+                load,
+                n.to_string(),
+                key.to_string(),
+                hash.to_string(),
+                outcome.to_string(),
+                text(reference),
+                text(message),
+            )
+        };
+    assert_eq!(
+        items,
+        vec![
+            item(1, "AE-1", "k1", "h1", "accepted", Some("REF-1"), None),
+            item(2, "AE-2", "k2", "h2", "rejected", None, Some("no POD")),
+        ]
+    );
+    // Still one live batch per load; `void` is an outcome now, and frees the load.
+    let second_live = "INSERT INTO batch_items (batch_id, load_id, invoice_number, idempotency_key, payload_sha256, \
+                       outcome) VALUES ('acme-east-1', 2, 'AE-9', 'k9', 'h9', 'pending')";
+    let clash = sqlx::query(
+        "INSERT INTO batches (id, subsidiary, provider, number, batch_date, status, invoice_count, total_cents, cause, \
+         created_at) VALUES ('acme-east-2', 'acme-east', 'capital_depot', 2, '2026-12-01', 'sending', 1, 100, 'command', 'x')",
+    );
+    clash.execute(&mut db).await.expect("batch 2");
+    let again = "INSERT INTO batch_items (batch_id, load_id, invoice_number, idempotency_key, payload_sha256, outcome) \
+                 VALUES ('acme-east-2', 1, 'AE-3', 'k3', 'h3', 'pending')";
+    assert!(sqlx::query(sqlx::AssertSqlSafe(again)).execute(&mut db).await.is_err(), "load 1 is in a live batch");
+    sqlx::query("UPDATE batch_items SET outcome = 'void' WHERE load_id = 1").execute(&mut db).await.expect("void");
+    sqlx::query(sqlx::AssertSqlSafe(again)).execute(&mut db).await.expect("a voided item frees its load");
+    assert!(sqlx::query(sqlx::AssertSqlSafe(second_live)).execute(&mut db).await.is_err(), "same batch and load twice");
+}
