@@ -179,6 +179,23 @@ both_backends!(a_voided_number_is_kept_and_never_issued_again, |env| {
     invoice_pass(&env).await;
     assert_eq!(load(&env, "S-03").await.load.invoice_number.as_deref(), Some("AE-7"));
 
+    // Even a sequence set back (a subsidiary renamed, keeping its prefix) never gives a number
+    // issued before, void or live: AE-1 to AE-7 are passed over.
+    let reset = "UPDATE invoice_sequences SET last_number = 0 WHERE subsidiary = 'acme-east'";
+    match env.backend {
+        crate::harness::Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&env.database_url).await.expect("connect");
+            sqlx::query(reset).execute(&pool).await.expect("reset");
+        }
+        crate::harness::Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&env.database_url).await.expect("connect");
+            sqlx::query(reset).execute(&pool).await.expect("reset");
+        }
+    }
+    import(&env, &[4], &[]).await;
+    invoice_pass(&env).await;
+    assert_eq!(load(&env, "S-04").await.load.invoice_number.as_deref(), Some("AE-8"));
+
     // `loads show` lists the void numbers.
     let show = factord::loads::show_load(&env.store, &env.settings, "S-01").await.expect("show").expect("load");
     let json = serde_json::to_value(show.json()).expect("json");
