@@ -149,11 +149,13 @@ both_backends!(a_voided_number_is_kept_and_never_issued_again, |env| {
     invoice_pass(&env).await;
     assert_eq!(load(&env, "S-01").await.load.invoice_number.as_deref(), Some("AE-1"));
 
+    // The factor's rejection was of the invoice being voided: the void clears it.
+    env.store.raise_exception("S-01", ExceptionKind::Rejected, "batch acme-east-1: amount wrong").await.expect("rej");
     let void = rework::void(&env.store, "S-01", "amount was wrong").await.expect("void");
     assert_eq!((void.invoice_number.as_str(), void.from, void.factor.as_deref()), ("AE-1", LoadStatus::Queued, None));
     let s1 = load(&env, "S-01").await;
     assert_eq!((s1.load.status, s1.load.invoice_number.as_deref()), (LoadStatus::Released, None));
-    assert!(s1.load.packet_path.is_none() && held_detail(&s1).is_none(), "{s1:#?}");
+    assert!(s1.load.packet_path.is_none() && s1.exceptions.is_empty(), "{s1:#?}");
     let last = s1.history.last().expect("history");
     assert_eq!(
         (last.from, last.to, last.cause.as_str()),
@@ -217,6 +219,30 @@ both_backends!(a_load_without_invoice_or_bought_by_the_factor_cannot_be_voided, 
     };
     assert!(message.contains("S-01 is Released: it has no invoice to void"), "{message}");
     invoice_pass(&env).await;
+    // In a batch whose outcome is not recorded yet: it may be on its way to the factor.
+    let draft = factord::store::BatchDraft {
+        subsidiary: "acme-east",
+        provider: "capital_depot",
+        batch_date: "2026-12-07",
+        cause: "test",
+        items: vec![factord::store::DraftItem {
+            load_id: load(&env, "S-01").await.load.id,
+            invoice_number: "AE-1".into(),
+            amount_cents: 100,
+            payload_sha256: String::new(),
+        }],
+        lease: std::time::Duration::from_secs(60),
+    };
+    let created = env.store.create_batch(&draft).await.expect("batch");
+    let Err(ReworkError::Refused(message)) = rework::void(&env.store, "S-01", "x").await else {
+        panic!("a load in a batch being sent was voided")
+    };
+    assert!(message.contains(&format!("in batch {}", created.id)), "{message}");
+    assert!(!env.store.is_void_invoice("AE-1").await.expect("void?"));
+    env.store
+        .fail_batch(&created.id, &factord::providers::batch::ProviderError::Transient("test".into()))
+        .await
+        .expect("fail");
     submit(&env).await;
     env.store.move_status("S-02", LoadStatus::Invoiced, LoadStatus::Financed, "purchase report").await.expect("fin");
     let Err(ReworkError::Refused(message)) = rework::void(&env.store, "S-02", "x").await else {
