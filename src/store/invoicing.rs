@@ -136,8 +136,10 @@ impl Store {
     ) -> Result<(), ClaimError> {
         on_pool!(self, pool => {
             let updated = sqlx::query(
+                // A hold's waiting reason stays: the load still waits for ops to release it.
                 "UPDATE loads SET packet_noa = $1, packet_path = $2, claim_token = NULL, claimed_until = NULL, \
-                 waiting_reason = NULL, updated_at = $3 WHERE id = $4 AND status = 'Queued' AND claim_token = $5",
+                 waiting_reason = CASE WHEN waiting_reason LIKE 'held:%' THEN waiting_reason ELSE NULL END, \
+                 updated_at = $3 WHERE id = $4 AND status = 'Queued' AND claim_token = $5",
             )
             .bind(mark)
             .bind(packet_path)

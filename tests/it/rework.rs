@@ -556,3 +556,21 @@ async fn sqlite_batch_items_keep_their_rows_when_the_void_outcome_is_added() {
     sqlx::query(sqlx::AssertSqlSafe(again)).execute(&mut db).await.expect("a voided item frees its load");
     assert!(sqlx::query(sqlx::AssertSqlSafe(second_live)).execute(&mut db).await.is_err(), "same batch and load twice");
 }
+
+both_backends!(a_held_queued_load_keeps_its_reason_when_its_packet_is_rebuilt_for_a_new_noa, |env| {
+    import(&env, &[1], &[]).await;
+    invoice_pass(&env).await;
+    rework::hold(&env.store, "S-01", "broker disputes the rate").await.expect("hold");
+    let switched =
+        crate::submit::switched_settings(&env, "provider = \"capital_depot\"", "Pay Capital Depot, new box.");
+    let pass = invoicing::run_once(&env.store, &switched, None, &CancellationToken::new()).await.expect("pass");
+    assert_eq!(pass.rebuilt.rebuilt.len(), 1, "{pass:#?}");
+    let s1 = load(&env, "S-01").await;
+    assert_eq!(s1.load.status, LoadStatus::Queued);
+    assert!(
+        s1.load.waiting_reason.as_deref().is_some_and(|w| w.starts_with("held: broker disputes the rate;")),
+        "{s1:#?}"
+    );
+    let report = factord::submit::run_once(&env.store, &switched, None, false, "command").await.expect("submit");
+    assert!(report.batches.is_empty(), "{report:#?}");
+});
