@@ -27,6 +27,9 @@ use crate::submit::{SubmitError, SubmitReport, WaitingLoad};
 /// How an ops hold's exception detail starts.
 pub const OPS_HOLD: &str = "held by ops: ";
 
+/// How the `held` exception a void leaves starts ("tell <factor> invoice N is void").
+pub const VOID_NOTICE: &str = "tell ";
+
 /// Why a rework command did nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum ReworkError {
@@ -173,7 +176,7 @@ fn factor_name(provider: &str) -> &str {
 pub async fn void(store: &Store, load_number: &str, reason: &str) -> Result<VoidReport, ReworkError> {
     let reason = reason_given(reason)?;
     let notice = |provider: &str, invoice: &str| {
-        let detail = format!("tell {} invoice {invoice} is void", factor_name(provider));
+        let detail = format!("{VOID_NOTICE}{} invoice {invoice} is void", factor_name(provider));
         let waiting = held_reason(load_number, &detail, None);
         (detail, waiting)
     };
@@ -266,7 +269,15 @@ fn resolve(settings: &Settings, row: &OpenExceptionRow) -> String {
     });
     let provider = provider.as_deref().unwrap_or("P");
     match row.kind {
-        ExceptionKind::Held => format!("`factord loads release {load} --reason ...`"),
+        // Ops' own hold, or a void's notice: ops release it.
+        ExceptionKind::Held if row.detail.starts_with(OPS_HOLD) || row.detail.starts_with(VOID_NOTICE) => {
+            format!("`factord loads release {load} --reason ...`")
+        }
+        // The factor's hold: its next status clears it, or ops once settled with the factor.
+        ExceptionKind::Held => format!(
+            "cleared when the factor's status moves on (its next report, or `factord sync`); or `factord loads \
+             release {load} --reason ...` once settled with the factor"
+        ),
         ExceptionKind::Rejected => {
             format!("fix the cause, then `factord loads retry {load} --reason ...`")
         }

@@ -88,6 +88,8 @@ fn the_example_loads_are_invoiced_submitted_and_financed_on_the_shipped_config()
     // The README's rework step: `exceptions`, then ops release L-1005 and hold L-1003.
     let listed: serde_json::Value =
         serde_json::from_slice(&factord(dir.path(), &["exceptions", "--json"]).stdout).expect("exceptions json");
+    let resolve = listed[0]["resolve"].as_str().unwrap_or_default();
+    assert!(resolve.starts_with("cleared when the factor's status moves on"), "the factor's own hold: {resolve}");
     let listed: Vec<(&str, &str)> = listed
         .as_array()
         .expect("array")

@@ -269,6 +269,9 @@ both_backends!(voiding_an_invoice_the_factor_holds_holds_the_load_until_ops_have
     assert_eq!(held_detail(&s1).as_deref(), Some("tell Capital Depot invoice AE-1 is void"));
     assert!(s1.load.waiting_reason.as_deref().is_some_and(|w| w.starts_with("held: tell Capital Depot")), "{s1:#?}");
 
+    let listed = rework::exceptions(&env.store, &env.settings, None).await.expect("exceptions");
+    assert_eq!(listed[0].resolve, "`factord loads release S-01 --reason ...`");
+
     // Not re-invoiced, and so not re-sent, before ops release it.
     let pass = invoice_pass(&env).await;
     assert!(pass.invoiced.is_empty(), "{pass:#?}");
