@@ -183,14 +183,20 @@ both_backends!(a_voided_number_is_kept_and_never_issued_again, |env| {
 
     // Even a sequence set back (a subsidiary renamed, keeping its prefix) never gives a number
     // issued before, void or live: AE-1 to AE-7 are passed over.
+    // The record of void numbers is append-only.
     let reset = "UPDATE invoice_sequences SET last_number = 0 WHERE subsidiary = 'acme-east'";
+    let (erase, rewrite) = ("DELETE FROM void_invoices", "UPDATE void_invoices SET invoice_number = 'AE-99'");
     match env.backend {
         crate::harness::Backend::Sqlite => {
             let pool = sqlx::SqlitePool::connect(&env.database_url).await.expect("connect");
+            assert!(sqlx::query(erase).execute(&pool).await.is_err(), "void numbers cannot be deleted");
+            assert!(sqlx::query(rewrite).execute(&pool).await.is_err(), "void numbers cannot be changed");
             sqlx::query(reset).execute(&pool).await.expect("reset");
         }
         crate::harness::Backend::Postgres => {
             let pool = sqlx::PgPool::connect(&env.database_url).await.expect("connect");
+            assert!(sqlx::query(erase).execute(&pool).await.is_err(), "void numbers cannot be deleted");
+            assert!(sqlx::query(rewrite).execute(&pool).await.is_err(), "void numbers cannot be changed");
             sqlx::query(reset).execute(&pool).await.expect("reset");
         }
     }
