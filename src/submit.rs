@@ -7,7 +7,8 @@
 //!    provider with credit checks, against its customer's latest check (refreshed first when
 //!    older than `credit.max_age`; see [`crate::credit`]). A load that fails waits in Queued
 //!    with the reason recorded (a blocking credit answer also raises `credit_declined`); one
-//!    the factor rejected waits until ops retry it (`factord loads retry`).
+//!    the factor rejected waits until ops retry it (`factord loads retry`), and a held one until
+//!    ops release it (`factord loads release`).
 //! 2. **Write-ahead**: the batch (split at the provider's maximum size) and one item per invoice,
 //!    with its idempotency key and a hash of what is sent, are committed as `sending` before any
 //!    call. No transaction is open during the call.
