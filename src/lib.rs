@@ -24,6 +24,8 @@
 //!   (stable-file detection, processing folder, archive and failed folders).
 //! - [`reports`]: the factor's purchase and payment reports (CSV, XLSX) → Financed and
 //!   Completed, from the per-provider inboxes or `factord ingest`.
+//! - [`rework`]: ops' rework commands (hold, release, void), `submit --loads` and the list of
+//!   open exceptions with the command that resolves each.
 //! - [`loads`]: one load in full as `loads show` tells it, and the JSON object of a load.
 //! - [`rework_docs`]: `loads docs` (documents checked, copied, recorded, a Queued packet rebuilt)
 //!   and `loads retry` (a rejected load back to Queued, resubmitted under its invoice number).
@@ -49,6 +51,7 @@ pub mod loads;
 pub mod providers;
 pub mod reload;
 pub mod reports;
+pub mod rework;
 pub mod rework_docs;
 pub mod schedule;
 pub mod secrets;

@@ -15,7 +15,7 @@ use crate::domain::{CreditResult, ExceptionKind, LoadStatus, rfc3339};
 use crate::providers::Provider;
 use crate::store::{
     CreditCheckRecord, DocumentKind, ExceptionRecord, HistoryRecord, LoadDetail, LoadDocument, LoadRecord,
-    LoadReportRow, LoadSummary, Store, StoreError,
+    LoadReportRow, LoadSummary, Store, StoreError, VoidRecord,
 };
 
 /// Everything `loads show` tells of one load.
@@ -28,6 +28,8 @@ pub struct LoadShow {
     pub credit: LoadCredit,
     /// The load's current BOL, lumper receipt and other documents (`loads docs`).
     pub documents: Vec<LoadDocument>,
+    /// The invoice numbers voided on this load (docs/design.md §2 "Rework"), oldest first.
+    pub voids: Vec<VoidRecord>,
 }
 
 /// One load with its exceptions, history, report rows and credit state; `None` for a load
@@ -39,7 +41,8 @@ pub async fn show_load(store: &Store, settings: &Settings, load_number: &str) ->
     let report_rows = store.load_report_rows(detail.load.id).await?;
     let credit = LoadCredit::gather(store, settings, &detail.load).await?;
     let documents = store.load_documents(detail.load.id).await?;
-    Ok(Some(LoadShow { detail, report_rows, credit, documents }))
+    let voids = store.void_invoices_of(detail.load.id).await?;
+    Ok(Some(LoadShow { detail, report_rows, credit, documents, voids }))
 }
 
 impl LoadShow {
@@ -49,6 +52,7 @@ impl LoadShow {
             history: Some(self.detail.history.iter().map(HistoryJson::of).collect()),
             report_rows: Some(self.report_rows.iter().map(ReportRowJson::of).collect()),
             credit: Some(self.credit.json(Utc::now())),
+            void_invoices: Some(self.voids.iter().map(VoidJson::of).collect()),
             ..LoadJson::of(&self.detail.load, &self.detail.exceptions).with_documents(&self.documents)
         }
     }
@@ -102,7 +106,32 @@ pub struct LoadJson {
     pub truck: Option<String>,
     #[serde(serialize_with = "rfc3339")]
     pub updated_at: DateTime<Utc>,
+    /// `loads show` only: the invoice numbers voided on this load.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub void_invoices: Option<Vec<VoidJson>>,
     pub waiting_reason: Option<String>,
+}
+
+/// An invoice number voided on a load (`loads show`): kept as void, never issued again.
+#[derive(Clone, Debug, Serialize)]
+pub struct VoidJson {
+    /// The provider id of the factor that held the invoice; `null` when none did.
+    pub factor: Option<String>,
+    pub invoice_number: String,
+    pub reason: String,
+    #[serde(serialize_with = "rfc3339")]
+    pub voided_at: DateTime<Utc>,
+}
+
+impl VoidJson {
+    fn of(v: &VoidRecord) -> VoidJson {
+        VoidJson {
+            factor: v.factor.clone(),
+            invoice_number: v.invoice_number.clone(),
+            reason: v.reason.clone(),
+            voided_at: v.voided_at,
+        }
+    }
 }
 
 impl LoadJson {
@@ -147,6 +176,7 @@ impl LoadJson {
             subsidiary: f.subsidiary.clone(),
             truck: f.truck.clone(),
             updated_at: load.updated_at,
+            void_invoices: None,
             waiting_reason: load.waiting_reason.clone(),
         }
     }

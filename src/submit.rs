@@ -7,7 +7,8 @@
 //!    provider with credit checks, against its customer's latest check (refreshed first when
 //!    older than `credit.max_age`; see [`crate::credit`]). A load that fails waits in Queued
 //!    with the reason recorded (a blocking credit answer also raises `credit_declined`); one
-//!    the factor rejected waits until ops retry it (`factord loads retry`).
+//!    the factor rejected waits until ops retry it (`factord loads retry`), and a held one until
+//!    ops release it (`factord loads release`).
 //! 2. **Write-ahead**: the batch (split at the provider's maximum size) and one item per invoice,
 //!    with its idempotency key and a hash of what is sent, are committed as `sending` before any
 //!    call. No transaction is open during the call.
@@ -119,13 +120,43 @@ pub async fn submit_subsidiary(
     cause: &str,
     report: &mut SubmitReport,
 ) -> Result<(), SubmitError> {
+    submit_subsidiary_loads(store, settings, subsidiary, (dry_run, cause), None, report).await
+}
+
+/// [`submit_subsidiary`], of only the loads named in `only` when given (`submit --loads`).
+/// A held load does not go (docs/design.md §2 "Rework"): it waits with why.
+pub async fn submit_subsidiary_loads(
+    store: &Store,
+    settings: &Settings,
+    subsidiary: &Subsidiary,
+    (dry_run, cause): (bool, &str),
+    only: Option<&std::collections::BTreeSet<String>>,
+    report: &mut SubmitReport,
+) -> Result<(), SubmitError> {
     let Some(factoring) = subsidiary.factoring.as_ref() else { return Ok(()) };
     if !dry_run {
         // A packet built for another factor or NOA is rebuilt before a batch may take it.
         let never = tokio_util::sync::CancellationToken::new();
         crate::invoicing::rebuild::rebuild_stale_packets(store, settings, Some(&subsidiary.id), &never).await?;
     }
-    let loads = store.loads_to_submit(&subsidiary.id).await?;
+    let mut loads = store.loads_to_submit(&subsidiary.id).await?;
+    if let Some(only) = only {
+        loads.retain(|l| only.contains(&l.load_number));
+    }
+    let held = store.held_loads(Some(&subsidiary.id), crate::domain::LoadStatus::Queued).await?;
+    let mut loads_not_held = Vec::with_capacity(loads.len());
+    for load in loads {
+        let Some((_, detail, waiting)) = held.get(&load.id) else {
+            loads_not_held.push(load);
+            continue;
+        };
+        let reason = crate::rework::held_reason(&load.load_number, detail, waiting.as_deref());
+        if !dry_run && waiting.as_deref() != Some(reason.as_str()) {
+            store.set_waiting_reason(&load.load_number, Some(&reason)).await?;
+        }
+        report.waiting.push(WaitingLoad { subsidiary: subsidiary.id.clone(), load_number: load.load_number, reason });
+    }
+    let loads = loads_not_held;
     if loads.is_empty() {
         return Ok(());
     }

@@ -30,6 +30,9 @@ macro_rules! outln {
     ($($arg:tt)*) => { emit(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
+// After the macros, which it uses.
+mod rework;
+
 /// Writes command output to a locked stdout. A reader that went away (`factord loads list |
 /// head`) is no failure: the rest of the output is dropped and the command finishes as it would
 /// have, with its own exit code (no panic, unlike `print!`). Any other write error is logged.
@@ -85,6 +88,20 @@ pub enum Command {
         /// List what would go, and for every Queued load that would not, why; send nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Only these loads (comma-separated load numbers): ops picking. An unknown load refuses
+        /// the command; one that cannot go (not Queued, held, another subsidiary) is refused with
+        /// why.
+        #[arg(long, value_delimiter = ',', value_name = "L1,L2")]
+        loads: Vec<String>,
+        /// Print JSON (stable keys; see docs/cli.md) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every open exception, oldest first, with the command that resolves it.
+    Exceptions {
+        /// Only this subsidiary's loads.
+        #[arg(long)]
+        subsidiary: Option<String>,
         /// Print JSON (stable keys; see docs/cli.md) instead of text.
         #[arg(long)]
         json: bool,
@@ -188,6 +205,13 @@ pub enum LoadsCommand {
     /// Queued load's packet is rebuilt at once; a load past Queued keeps the documents for its
     /// retry. A file that is not a readable PDF refuses the whole command (exit 1).
     Docs(DocsArgs),
+    /// Hold a load: invoicing and submission skip it until it is released.
+    Hold(ReworkArgs),
+    /// Release a held load (held by ops, by a void, or by the factor).
+    Release(ReworkArgs),
+    /// Void a Queued or Invoiced load's invoice: the number is kept as void, never reused; the
+    /// load goes back to Released and the next invoice pass issues a new number.
+    Void(ReworkArgs),
 }
 
 #[derive(Debug, Args)]
@@ -212,6 +236,18 @@ pub struct DocsArgs {
     /// Why (written to the load's history).
     #[arg(long)]
     pub reason: Option<String>,
+    /// Print JSON (stable keys; see docs/cli.md) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReworkArgs {
+    /// The load number.
+    pub load: String,
+    /// Why (written to the load's history).
+    #[arg(long, required = true)]
+    pub reason: String,
     /// Print JSON (stable keys; see docs/cli.md) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -350,7 +386,22 @@ pub async fn execute(cli: Cli, shutdown: CancellationToken, reloads: Reloads) ->
             }
         }
         Command::Invoice { subsidiary, json } => invoice(&settings, subsidiary.as_deref(), json, &shutdown).await,
-        Command::Submit { subsidiary, dry_run, json } => submit(&settings, subsidiary.as_deref(), dry_run, json).await,
+        Command::Submit { subsidiary, dry_run, loads, json } if !loads.is_empty() => {
+            rework::submit_picked(&settings, &loads, subsidiary.as_deref(), dry_run, json).await
+        }
+        Command::Submit { subsidiary, dry_run, json, .. } => {
+            submit(&settings, subsidiary.as_deref(), dry_run, json).await
+        }
+        Command::Exceptions { subsidiary, json } => rework::exceptions(&settings, subsidiary.as_deref(), json).await,
+        Command::Loads(LoadsCommand::Hold(a)) => {
+            rework::load_rework(&settings, rework::LoadRework::Hold, &a.load, &a.reason, a.json).await
+        }
+        Command::Loads(LoadsCommand::Release(a)) => {
+            rework::load_rework(&settings, rework::LoadRework::Release, &a.load, &a.reason, a.json).await
+        }
+        Command::Loads(LoadsCommand::Void(a)) => {
+            rework::load_rework(&settings, rework::LoadRework::Void, &a.load, &a.reason, a.json).await
+        }
         Command::Sync { subsidiary, json } => sync(&settings, subsidiary.as_deref(), json).await,
         Command::Loads(LoadsCommand::Retry { load, reason, json }) => {
             let store = open_store(&settings).await?;

@@ -29,6 +29,23 @@ pub fn load_show_text(show: &LoadShow, settings: &Settings) -> String {
     for document in &show.documents {
         let _ = writeln!(out, "  {:<18}{} (loads docs: {})", document.kind.label(), document.path, document.reason);
     }
+    if !show.voids.is_empty() {
+        let _ = writeln!(out, "  void invoices");
+        for v in &show.voids {
+            let factor = v
+                .factor
+                .as_deref()
+                .map(|f| format!(", held by {}", find_provider(f).map_or(f, |p| p.name)))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "    {}  voided {}{factor}: {}",
+                v.invoice_number,
+                time_for_people(v.voided_at),
+                v.reason
+            );
+        }
+    }
     out.push_str(&load_credit_text(&show.credit));
     out.push_str(&report_rows_text(&show.report_rows));
     out
@@ -100,8 +117,14 @@ pub fn load_text(detail: &LoadDetail, settings: &Settings) -> String {
     }
     let _ = writeln!(out, "  history");
     for h in &detail.history {
-        let from = h.from.map_or("(new)", LoadStatus::as_str);
-        let _ = writeln!(out, "    {}  {from} → {}  {}", time_for_people(h.at), h.to, h.cause);
+        let _ = match h.from {
+            // A hold or a release: no move.
+            Some(from) if from == h.to => writeln!(out, "    {}  {from}  {}", time_for_people(h.at), h.cause),
+            from => {
+                let from = from.map_or("(new)", LoadStatus::as_str);
+                writeln!(out, "    {}  {from} → {}  {}", time_for_people(h.at), h.to, h.cause)
+            }
+        };
     }
     out
 }

@@ -3,7 +3,8 @@
 //! the invoice, merges invoice + rate confirmation + proof of delivery into one packet
 //! (AutoMerge) and moves the load to Queued — or, for a direct customer, writes the invoice to
 //! the outbox and moves the load to Invoiced. A load that cannot be invoiced stays Released
-//! with the reason recorded, and the reason clears once the cause is fixed.
+//! with the reason recorded, and the reason clears once the cause is fixed. A held load (`factord
+//! loads hold`) is not taken at all until ops release it; the pass lists it as waiting.
 //!
 //! Each load is one unit that a crash cannot leave half done:
 //! 1. claim (a lease in the database; a dead pass's claims expire),
@@ -167,6 +168,13 @@ pub async fn run_once(
                 Outcome::Lost => {}
             }
         }
+    }
+    // Held loads were not claimed: they wait, and say why (docs/design.md §2 "Rework").
+    let mut held: Vec<_> = store.held_loads(subsidiary, LoadStatus::Released).await?.into_values().collect();
+    held.sort();
+    for (load_number, detail, waiting) in held {
+        let reason = crate::rework::held_reason(&load_number, &detail, waiting.as_deref());
+        report.waiting.push(Waiting { load_number, reason });
     }
     Ok(report)
 }

@@ -15,16 +15,19 @@ use super::{BeginWrite, LoadRecord, Store, StoreError};
 use crate::domain::{LoadFields, LoadStatus, Money};
 
 /// Claims up to `$4` Released loads (of subsidiary `$3`, or all when NULL) that nobody holds,
-/// for `$2` seconds, marking them with token `$1`.
+/// for `$2` seconds, marking them with token `$1`. A load with an open `held` exception is not
+/// taken (docs/design.md §2 "Rework").
 // DIALECT: time arithmetic on the database clock, and SKIP LOCKED on PostgreSQL so two passes
 // never wait on each other's rows.
 const CLAIM_POSTGRES: &str = "UPDATE loads SET claim_token = $1, claimed_until = now() + make_interval(secs => $2) \
     WHERE id IN (SELECT id FROM loads WHERE status = 'Released' AND ($3::text IS NULL OR subsidiary = $3) \
-    AND (claimed_until IS NULL OR claimed_until < now()) ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)";
+    AND (claimed_until IS NULL OR claimed_until < now()) AND id NOT IN (SELECT load_id FROM load_exceptions \
+    WHERE kind = 'held' AND cleared_at IS NULL) ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)";
 const CLAIM_SQLITE: &str = "UPDATE loads SET claim_token = $1, \
     claimed_until = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+' || $2 || ' seconds') \
     WHERE id IN (SELECT id FROM loads WHERE status = 'Released' AND ($3 IS NULL OR subsidiary = $3) \
-    AND (claimed_until IS NULL OR claimed_until < strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) ORDER BY id LIMIT $4)";
+    AND (claimed_until IS NULL OR claimed_until < strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) AND id NOT IN \
+    (SELECT load_id FROM load_exceptions WHERE kind = 'held' AND cleared_at IS NULL) ORDER BY id LIMIT $4)";
 
 // DIALECT: as above.
 const RENEW_POSTGRES: &str =
@@ -47,6 +50,9 @@ const CLAIM_STALE_SQLITE: &str = "UPDATE loads SET claim_token = $1, \
     AND (l.claimed_until IS NULL OR l.claimed_until < strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) \
     AND NOT EXISTS (SELECT 1 FROM batch_items b WHERE b.load_id = l.id AND b.outcome IN ('pending', 'accepted') AND b.retried_at IS NULL) \
     ORDER BY l.id LIMIT $5)";
+
+/// Most numbers already issued that taking one invoice number skips before it gives up.
+const MAX_SKIPPED_NUMBERS: i64 = 10_000;
 
 /// Why an invoicing step did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -130,8 +136,10 @@ impl Store {
     ) -> Result<(), ClaimError> {
         on_pool!(self, pool => {
             let updated = sqlx::query(
+                // A hold's waiting reason stays: the load still waits for ops to release it.
                 "UPDATE loads SET packet_noa = $1, packet_path = $2, claim_token = NULL, claimed_until = NULL, \
-                 waiting_reason = NULL, updated_at = $3 WHERE id = $4 AND status = 'Queued' AND claim_token = $5",
+                 waiting_reason = CASE WHEN waiting_reason LIKE 'held:%' THEN waiting_reason ELSE NULL END, \
+                 updated_at = $3 WHERE id = $4 AND status = 'Queued' AND claim_token = $5",
             )
             .bind(mark)
             .bind(packet_path)
@@ -183,7 +191,8 @@ impl Store {
 
     /// The load's invoice number: the one it already has (from an earlier attempt), or the
     /// subsidiary's next, written on the load in the same transaction. If the claim was lost
-    /// the transaction is rolled back, so no number is ever skipped or given twice.
+    /// the transaction is rolled back, so no number is ever lost or given twice; a number
+    /// issued before (on a load, or voided) is passed over, never given again.
     pub async fn assign_invoice_number(
         &self,
         load: &LoadRecord,
@@ -195,16 +204,42 @@ impl Store {
         }
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await?;
-            // The upsert takes the sequence row's lock: concurrent passes queue here.
-            let next: i64 = sqlx::query_scalar(
-                "INSERT INTO invoice_sequences (subsidiary, last_number) VALUES ($1, 1) \
-                 ON CONFLICT (subsidiary) DO UPDATE SET last_number = invoice_sequences.last_number + 1 \
-                 RETURNING last_number",
-            )
-            .bind(&load.fields.subsidiary)
-            .fetch_one(&mut *tx)
-            .await?;
-            let number = format!("{prefix}{next}");
+            let mut skipped = 0;
+            let number = loop {
+                // The upsert takes the sequence row's lock: concurrent passes queue here.
+                let next: i64 = sqlx::query_scalar(
+                    "INSERT INTO invoice_sequences (subsidiary, last_number) VALUES ($1, 1) \
+                     ON CONFLICT (subsidiary) DO UPDATE SET last_number = invoice_sequences.last_number + 1 \
+                     RETURNING last_number",
+                )
+                .bind(&load.fields.subsidiary)
+                .fetch_one(&mut *tx)
+                .await?;
+                let number = format!("{prefix}{next}");
+                // The sequence only goes up, so a number is new unless the sequence was set back
+                // (a subsidiary renamed, keeping its prefix): a number ever issued, voided ones
+                // included (docs/design.md §2 "Rework"), is skipped, never given again.
+                let issued: Option<String> = sqlx::query_scalar(
+                    "SELECT invoice_number FROM void_invoices WHERE invoice_number = $1 \
+                     UNION ALL SELECT invoice_number FROM loads WHERE invoice_number = $1",
+                )
+                .bind(&number)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if issued.is_none() {
+                    break number;
+                }
+                skipped += 1;
+                if skipped > MAX_SKIPPED_NUMBERS {
+                    tx.rollback().await?;
+                    return Err(StoreError::Corrupt(format!(
+                        "subsidiary {}: the next {MAX_SKIPPED_NUMBERS} invoice numbers after {number} were all \
+                         issued before; invoice_sequences is behind the numbers in use",
+                        load.fields.subsidiary
+                    ))
+                    .into());
+                }
+            };
             let set = sqlx::query(
                 "UPDATE loads SET invoice_number = $1 WHERE id = $2 AND claim_token = $3 \
                  AND invoice_number IS NULL AND status = 'Released'",

@@ -124,7 +124,7 @@ macro_rules! batch_summary_columns {
     () => {
         "b.id, b.subsidiary, b.provider, b.status, b.invoice_count, b.total_cents, b.reference, b.error, \
          b.created_at, \
-         (SELECT COUNT(*) FROM batch_items i WHERE i.batch_id = b.id AND i.outcome = 'accepted') AS accepted, \
+         (SELECT COUNT(*) FROM batch_items i WHERE i.batch_id = b.id AND i.outcome IN ('accepted', 'void')) AS accepted, \
          (SELECT COUNT(*) FROM batch_items i WHERE i.batch_id = b.id AND i.outcome = 'rejected') AS rejected, \
          (SELECT COUNT(*) FROM batch_items i WHERE i.batch_id = b.id AND i.outcome = 'transient') AS transient"
     };
@@ -247,6 +247,9 @@ pub use status_sync::{HeldInvoice, StatusChange};
 mod documents;
 
 pub use documents::{DocumentChange, DocumentKind, DocumentsRecorded, LoadDocument, RetryRecorded, ReworkError};
+mod rework;
+
+pub use rework::{HoldOutcome, OpenExceptionRow, ReleaseOutcome, VoidOutcome, VoidRecord, VoidRequest};
 
 impl Store {
     /// Opens the database named by the settings. SQLite files (and their folder) are created

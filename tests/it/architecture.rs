@@ -60,6 +60,7 @@ fn the_store_depends_on_nothing_above_it() {
         "http",
         "reload",
         "supervise",
+        "rework",
     ];
     let mut found = Vec::new();
     for file in rust_files(&src().join("store")) {

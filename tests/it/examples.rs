@@ -84,4 +84,21 @@ fn the_example_loads_are_invoiced_submitted_and_financed_on_the_shipped_config()
     assert_eq!(show("L-1003")["status"], "Financed");
     let l1005 = show("L-1005");
     assert_eq!((l1005["status"].as_str(), l1005["exceptions"][0]["kind"].as_str()), (Some("Invoiced"), Some("held")));
+
+    // The README's rework step: `exceptions`, then ops release L-1005 and hold L-1003.
+    let listed: serde_json::Value =
+        serde_json::from_slice(&factord(dir.path(), &["exceptions", "--json"]).stdout).expect("exceptions json");
+    let resolve = listed[0]["resolve"].as_str().unwrap_or_default();
+    assert!(resolve.starts_with("cleared when the factor's status moves on"), "the factor's own hold: {resolve}");
+    let listed: Vec<(&str, &str)> = listed
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|e| Some((e["load_number"].as_str()?, e["kind"].as_str()?)))
+        .collect();
+    assert_eq!(listed, [("L-1005", "held"), ("L-1002", "short_paid")]);
+    factord(dir.path(), &["loads", "release", "L-1005", "--reason", "Capital Depot finished its verification"]);
+    assert_eq!(show("L-1005")["exceptions"], serde_json::json!([]));
+    factord(dir.path(), &["loads", "hold", "L-1003", "--reason", "broker disputes the rate"]);
+    assert_eq!(show("L-1003")["exceptions"][0]["detail"], "held by ops: broker disputes the rate");
 }

@@ -27,6 +27,7 @@ mod multi;
 mod probe;
 mod reload;
 mod reports;
+mod rework;
 mod rework_docs;
 mod secrets;
 mod sftp;

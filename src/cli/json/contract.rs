@@ -195,6 +195,14 @@ fn loads_show() {
             added_at: at(),
             reason: "factor asked for the BOL".into(),
         }],
+        voids: vec![crate::store::VoidRecord {
+            invoice_number: "AE-1".into(),
+            status: LoadStatus::Invoiced,
+            factor: some("capital_depot"),
+            batch_id: some("acme-east-1"),
+            reason: "wrong amount".into(),
+            voided_at: at(),
+        }],
     };
     let mut documented = load_keys("");
     documented.extend(
@@ -222,6 +230,11 @@ fn loads_show() {
             "report_rows[].row",
             "report_rows[].processed_at",
             "report_rows[].detail",
+            "void_invoices",
+            "void_invoices[].invoice_number",
+            "void_invoices[].factor",
+            "void_invoices[].reason",
+            "void_invoices[].voided_at",
         ]
         .map(String::from),
     );
@@ -515,9 +528,9 @@ fn credit_check() {
     assert_eq!(key_paths(&failed), ["customer_id", "error", "provider", "subsidiary"].map(String::from).into());
 }
 
-#[test]
-fn submit() {
-    let report = crate::submit::SubmitReport {
+/// A submission with every optional part.
+fn submit_report() -> crate::submit::SubmitReport {
+    crate::submit::SubmitReport {
         batches: vec![crate::submit::BatchReport {
             id: "acme-east-1".into(),
             subsidiary: "acme-east".into(),
@@ -544,35 +557,110 @@ fn submit() {
             invoices: vec!["AE-1".into()],
             total: "1875.50".into(),
         }],
+    }
+}
+
+/// The documented keys of `submit --json`.
+const SUBMIT_KEYS: &[&str] = &[
+    "batches",
+    "batches[].id",
+    "batches[].subsidiary",
+    "batches[].provider",
+    "batches[].invoices",
+    "batches[].total",
+    "batches[].status",
+    "batches[].reference",
+    "batches[].accepted",
+    "batches[].rejected",
+    "batches[].transient",
+    "batches[].error",
+    "batches[].next",
+    "batches[].reconciled",
+    "waiting",
+    "waiting[].subsidiary",
+    "waiting[].load_number",
+    "waiting[].reason",
+    "would_send",
+    "would_send[].subsidiary",
+    "would_send[].provider",
+    "would_send[].invoices",
+    "would_send[].total",
+];
+
+#[test]
+fn submit() {
+    assert_documented("submit --json", &submit_report(), SUBMIT_KEYS);
+}
+
+#[test]
+fn submit_loads() {
+    let picked = crate::rework::PickedSubmit {
+        report: submit_report(),
+        refused: vec![crate::submit::WaitingLoad {
+            subsidiary: "acme-east".into(),
+            load_number: "L-1004".into(),
+            reason: "Invoiced, not Queued".into(),
+        }],
+    };
+    let mut documented = SUBMIT_KEYS.to_vec();
+    documented.extend(["refused", "refused[].subsidiary", "refused[].load_number", "refused[].reason"]);
+    assert_documented("submit --loads --json", &picked, &documented);
+}
+
+#[test]
+fn loads_hold_release_void() {
+    let hold = crate::rework::HoldReport {
+        already_held: false,
+        detail: "held by ops: customer disputes the rate".into(),
+        load_number: "L-1002".into(),
+        raised_at: at(),
+        status: LoadStatus::Queued,
+        waiting_reason: "held: customer disputes the rate; ...".into(),
     };
     assert_documented(
-        "submit --json",
-        &report,
-        &[
-            "batches",
-            "batches[].id",
-            "batches[].subsidiary",
-            "batches[].provider",
-            "batches[].invoices",
-            "batches[].total",
-            "batches[].status",
-            "batches[].reference",
-            "batches[].accepted",
-            "batches[].rejected",
-            "batches[].transient",
-            "batches[].error",
-            "batches[].next",
-            "batches[].reconciled",
-            "waiting",
-            "waiting[].subsidiary",
-            "waiting[].load_number",
-            "waiting[].reason",
-            "would_send",
-            "would_send[].subsidiary",
-            "would_send[].provider",
-            "would_send[].invoices",
-            "would_send[].total",
-        ],
+        "loads hold --json",
+        &hold,
+        &["already_held", "detail", "load_number", "raised_at", "status", "waiting_reason"],
+    );
+    let release = crate::rework::ReleaseReport {
+        detail: "held by ops: customer disputes the rate".into(),
+        load_number: "L-1002".into(),
+        reason: "rate confirmed".into(),
+        status: LoadStatus::Queued,
+    };
+    assert_documented("loads release --json", &release, &["detail", "load_number", "reason", "status"]);
+    let void = crate::rework::VoidReport {
+        factor: some("capital_depot"),
+        from: LoadStatus::Invoiced,
+        invoice_number: "AE-2".into(),
+        load_number: "L-1002".into(),
+        next: "held until Capital Depot is told".into(),
+        notice: some("tell Capital Depot invoice AE-2 is void"),
+        reason: "wrong amount".into(),
+        status: LoadStatus::Released,
+    };
+    assert_documented(
+        "loads void --json",
+        &void,
+        &["factor", "from", "invoice_number", "load_number", "next", "notice", "reason", "status"],
+    );
+}
+
+#[test]
+fn exceptions() {
+    let lines = vec![crate::rework::ExceptionLine {
+        detail: "held by ops: customer disputes the rate".into(),
+        kind: ExceptionKind::Held,
+        load_number: "L-1002".into(),
+        raised_at: at(),
+        resolve: "`factord loads release L-1002 --reason ...`".into(),
+        status: LoadStatus::Queued,
+        subsidiary: "acme-east".into(),
+    }];
+    assert_documented(
+        "exceptions --json",
+        &lines,
+        &["[].load_number", "[].subsidiary", "[].status", "[].kind", "[].detail", "[].raised_at", "[].resolve"],
     );
 }
 
