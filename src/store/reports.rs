@@ -121,15 +121,13 @@ pub struct ReportCounts {
 }
 
 impl ReportCounts {
-    /// Adds a plan's row outcomes.
-    pub fn add(&mut self, plan: &ReportPlan) {
-        for o in &plan.outcomes {
-            self.rows += 1;
-            match o.outcome {
-                Outcome::Applied => self.applied += 1,
-                Outcome::Skipped => self.skipped += 1,
-                Outcome::Rejected => self.rejected += 1,
-            }
+    /// Counts one row's outcome.
+    pub fn add_outcome(&mut self, outcome: Outcome) {
+        self.rows += 1;
+        match outcome {
+            Outcome::Applied => self.applied += 1,
+            Outcome::Skipped => self.skipped += 1,
+            Outcome::Rejected => self.rejected += 1,
         }
     }
 }
