@@ -12,6 +12,7 @@
 use std::io::Write;
 use std::ops::ControlFlow;
 
+use rustc_hash::FxHashSet;
 use tokio::sync::mpsc;
 
 use super::ReportKind;
@@ -20,6 +21,7 @@ use super::columns::{self, HEADER_SEARCH_ROWS};
 use super::parse::{ParsedReport, RowParser};
 use super::read::{self, Format, Limits, SheetRow, Source};
 use crate::config::ReportSettings;
+use crate::domain::report::{ReportLoad, ReportPlan};
 use crate::files::csv_cell;
 use crate::providers::statuses::StatusMap;
 use crate::store::{ReportBegin, ReportCounts, ReportFileMeta, ReportKeys, ReportTx, Store, StoreError};
@@ -143,13 +145,18 @@ impl Job<'_> {
         };
         let mut applied = Applied::default();
         applied.line(["row", "invoice_number", "load_number", "outcome", "reason"]);
-        loop {
-            match pieces.recv().await {
-                Some(Piece::Rows(chunk)) => self.apply_chunk(&mut tx, kind, chunk, &mut applied, out).await?,
-                Some(Piece::End) => break,
-                Some(Piece::Refused(reason)) => return Ok(Attempt::Refused(reason)),
-                Some(Piece::Header { .. }) | None => return Ok(Attempt::Refused(reader_failed())),
-            }
+        let mut current = match next_chunk(&mut pieces).await {
+            Next::Chunk(chunk) => Some(self.read_and_plan(&mut tx, kind, chunk).await?),
+            Next::End => None,
+            Next::Refused(reason) => return Ok(Attempt::Refused(reason)),
+        };
+        while let Some(this) = current.take() {
+            let next = match next_chunk(&mut pieces).await {
+                Next::Chunk(chunk) => Some(chunk),
+                Next::End => None,
+                Next::Refused(reason) => return Ok(Attempt::Refused(reason)),
+            };
+            current = self.write_and_plan_next(&mut tx, kind, this, next, &mut applied, out).await?;
         }
         applied.tail(&unused);
         let text = applied.take_text();
@@ -159,32 +166,64 @@ impl Job<'_> {
         Ok(Attempt::Applied { kind, counts: applied.counts, not_applied: applied.not_applied })
     }
 
-    /// Plans one chunk against the loads it names (as this transaction sees them) and writes
-    /// it, with its lines of the result file.
-    async fn apply_chunk(
+    /// Reads the loads a chunk names (as this transaction sees them) and plans it.
+    async fn read_and_plan(
         &self,
         tx: &mut ReportTx,
         kind: ReportKind,
         chunk: ParsedReport,
+    ) -> Result<Planned, AttemptError> {
+        let loads = read_loads(tx, &chunk).await?;
+        Ok(self.plan(kind, chunk, loads))
+    }
+
+    fn plan(&self, kind: ReportKind, chunk: ParsedReport, loads: Vec<ReportLoad>) -> Planned {
+        let ids = loads.iter().map(|l| l.id).collect();
+        let plan = apply::plan(kind, self.provider, self.file_name, &chunk.rows, loads, self.statuses);
+        Planned { totals: chunk.totals, plan, ids }
+    }
+
+    /// Writes a planned chunk and, while the database works on it, makes its lines of the
+    /// result file and plans the next chunk. The next chunk's loads are read before this one
+    /// is written; if it names a load this one read, that early reading may be stale, and it
+    /// is read again once this one is written. So each chunk still sees the loads as the
+    /// chunks before it left them.
+    async fn write_and_plan_next(
+        &self,
+        tx: &mut ReportTx,
+        kind: ReportKind,
+        mut this: Planned,
+        next: Option<ParsedReport>,
         applied: &mut Applied,
         out: &mut ResultOut,
-    ) -> Result<(), AttemptError> {
-        let (invoices, load_numbers) = apply::lookup_keys(&chunk.rows);
-        let loads = tx.loads(&ReportKeys { invoices: &invoices, load_numbers: &load_numbers }).await?;
-        let plan = apply::plan(kind, self.provider, self.file_name, &chunk.rows, loads, self.statuses);
-        tx.write(&plan).await?;
-        applied.counts.add(&plan);
-        for o in plan.outcomes {
-            applied.line([&o.row.to_string(), &o.invoice_number, &o.load_number, o.outcome.as_str(), &o.reason]);
-            if o.outcome != Outcome::Applied && applied.not_applied.len() < KEPT_NOT_APPLIED {
-                applied.not_applied.push(o);
+    ) -> Result<Option<Planned>, AttemptError> {
+        let next = match next {
+            Some(chunk) => {
+                let loads = read_loads(tx, &chunk).await?;
+                let stale = loads.iter().any(|l| this.ids.contains(&l.id));
+                Some((chunk, loads, stale))
             }
-        }
-        applied.totals.extend(chunk.totals);
-        let text = applied.take_text();
+            None => None,
+        };
+        let outcomes = std::mem::take(&mut this.plan.outcomes);
+        let totals = std::mem::take(&mut this.totals);
+        let (written, (text, next)) = tokio::join!(tx.write(&this.plan), async {
+            let text = applied.record(outcomes, totals);
+            let next = match next {
+                Some((chunk, _, true)) => Some(Err(chunk)),
+                Some((chunk, loads, false)) => Some(Ok(self.plan(kind, chunk, loads))),
+                None => None,
+            };
+            (text, next)
+        });
+        written?;
         out.write(text.as_bytes())?;
         tx.add_outcomes(&text).await?;
-        Ok(())
+        match next {
+            Some(Ok(planned)) => Ok(Some(planned)),
+            Some(Err(chunk)) => Ok(Some(self.read_and_plan(tx, kind, chunk).await?)),
+            None => Ok(None),
+        }
     }
 
     /// Starts the reader thread; its pieces arrive on the returned channel. Dropping the
@@ -201,6 +240,35 @@ impl Job<'_> {
         };
         tokio::task::spawn_blocking(move || reader.run());
         receive
+    }
+}
+
+/// The loads a chunk names, as the transaction sees them.
+async fn read_loads(tx: &mut ReportTx, chunk: &ParsedReport) -> Result<Vec<ReportLoad>, AttemptError> {
+    let (invoices, load_numbers) = apply::lookup_keys(&chunk.rows);
+    Ok(tx.loads(&ReportKeys { invoices: &invoices, load_numbers: &load_numbers }).await?)
+}
+
+/// A planned chunk: its plan, its totals lines and the ids of the loads it read.
+struct Planned {
+    plan: ReportPlan,
+    totals: Vec<(usize, String)>,
+    ids: FxHashSet<i64>,
+}
+
+/// The next piece after the header.
+enum Next {
+    Chunk(ParsedReport),
+    End,
+    Refused(String),
+}
+
+async fn next_chunk(pieces: &mut mpsc::Receiver<Piece>) -> Next {
+    match pieces.recv().await {
+        Some(Piece::Rows(chunk)) => Next::Chunk(chunk),
+        Some(Piece::End) => Next::End,
+        Some(Piece::Refused(reason)) => Next::Refused(reason),
+        Some(Piece::Header { .. }) | None => Next::Refused(reader_failed()),
     }
 }
 
@@ -252,6 +320,19 @@ impl Applied {
         ] {
             self.line(["total", "", "", label, &n.to_string()]);
         }
+    }
+
+    /// Counts a chunk's outcomes and makes their lines; returns the lines.
+    fn record(&mut self, outcomes: Vec<RowOutcome>, totals: Vec<(usize, String)>) -> String {
+        for o in outcomes {
+            self.counts.add_outcome(o.outcome);
+            self.line([&o.row.to_string(), &o.invoice_number, &o.load_number, o.outcome.as_str(), &o.reason]);
+            if o.outcome != Outcome::Applied && self.not_applied.len() < KEPT_NOT_APPLIED {
+                self.not_applied.push(o);
+            }
+        }
+        self.totals.extend(totals);
+        self.take_text()
     }
 
     /// The lines written since the last call.

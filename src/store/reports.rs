@@ -121,15 +121,13 @@ pub struct ReportCounts {
 }
 
 impl ReportCounts {
-    /// Adds a plan's row outcomes.
-    pub fn add(&mut self, plan: &ReportPlan) {
-        for o in &plan.outcomes {
-            self.rows += 1;
-            match o.outcome {
-                Outcome::Applied => self.applied += 1,
-                Outcome::Skipped => self.skipped += 1,
-                Outcome::Rejected => self.rejected += 1,
-            }
+    /// Counts one row's outcome.
+    pub fn add_outcome(&mut self, outcome: Outcome) {
+        self.rows += 1;
+        match outcome {
+            Outcome::Applied => self.applied += 1,
+            Outcome::Skipped => self.skipped += 1,
+            Outcome::Rejected => self.rejected += 1,
         }
     }
 }
@@ -581,59 +579,44 @@ async fn pg_moves(tx: &mut sqlx::PgConnection, plan: &ReportPlan, now: DateTime<
     Ok(true)
 }
 
-/// History, purchases and payments on PostgreSQL: each column bound as one array (`UNNEST`).
-/// A history cause is sent as its row number and the positions of its prefix and suffix in
-/// two short arrays bound once (the file's prefix, the few suffixes): not as 100k texts.
+/// History, purchases and payments on PostgreSQL. History and purchases, a row per report row,
+/// go by `COPY … FROM STDIN` (text format): PostgreSQL then inserts them in batches, which an
+/// `INSERT … SELECT` does not. Payments (a payment report's rows) are bound as arrays.
 async fn pg_rows(
     tx: &mut sqlx::PgConnection,
     plan: &ReportPlan,
     file_id: i64,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let history = &plan.history;
-    if !history.is_empty() {
-        let (prefixes, suffixes) = (Pieces::of(history, |h| &h.cause.prefix), Pieces::of(history, |h| &h.cause.suffix));
-        sqlx::query(
-            "INSERT INTO load_history (load_id, from_status, to_status, at, cause) \
-             SELECT u.id, u.from_status, u.to_status, $5, ($6::text[])[u.prefix] || u.line || ($7::text[])[u.suffix] \
-             FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], $8::int[], $9::int[]) WITH ORDINALITY \
-                  AS u(id, from_status, to_status, line, prefix, suffix, n) ORDER BY u.n",
-        )
-        .bind(history.iter().map(|h| h.load_id).collect::<Vec<_>>())
-        .bind(history.iter().map(|h| h.from.as_str()).collect::<Vec<_>>())
-        .bind(history.iter().map(|h| h.to.as_str()).collect::<Vec<_>>())
-        .bind(history.iter().map(|h| h.cause.row as i64).collect::<Vec<_>>())
-        .bind(now)
-        .bind(&prefixes.texts)
-        .bind(&suffixes.texts)
-        .bind(&prefixes.index)
-        .bind(&suffixes.index)
-        .execute(&mut *tx)
-        .await?;
+    let at = copy_time(now);
+    if !plan.history.is_empty() {
+        let mut data = CopyText::with_capacity(plan.history.len() * 96);
+        for h in &plan.history {
+            data.int(h.load_id).text(h.from.as_str()).text(h.to.as_str()).raw(&at);
+            data.begin().escaped(&h.cause.prefix).display(h.cause.row).escaped(&h.cause.suffix).end_row();
+        }
+        copy_in(tx, "COPY load_history (load_id, from_status, to_status, at, cause) FROM STDIN", data).await?;
     }
-    let p = &plan.purchases;
-    if !p.is_empty() {
-        sqlx::query(
-            "INSERT INTO purchases (load_id, report_file_id, row_number, amount_cents, advance_cents, fee_cents, \
-             reserve_cents, purchase_date, schedule_number, factor_status, recorded_at) \
-             SELECT u.load_id, $1, u.row_number, u.amount, u.advance, u.fee, u.reserve, u.purchase_date, \
-             u.schedule_number, u.factor_status, $2 \
-             FROM UNNEST($3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], \
-             $9::text[], $10::text[], $11::text[]) \
-             AS u(load_id, row_number, amount, advance, fee, reserve, purchase_date, schedule_number, factor_status)",
+    if !plan.purchases.is_empty() {
+        let (file, at) = (file_id.to_string(), at.as_str());
+        let mut data = CopyText::with_capacity(plan.purchases.len() * 96);
+        for p in &plan.purchases {
+            data.int(p.load_id).raw(&file).begin().display(p.row);
+            for cents in [p.amount_cents, p.advance_cents, p.fee_cents, p.reserve_cents] {
+                data.opt_int(cents);
+            }
+            data.opt_text(p.purchase_date.as_deref())
+                .opt_text(p.schedule_number.as_deref())
+                .opt_text(p.factor_status.as_deref())
+                .raw(at)
+                .end_row();
+        }
+        copy_in(
+            tx,
+            "COPY purchases (load_id, report_file_id, row_number, amount_cents, advance_cents, fee_cents, \
+             reserve_cents, purchase_date, schedule_number, factor_status, recorded_at) FROM STDIN",
+            data,
         )
-        .bind(file_id)
-        .bind(now)
-        .bind(p.iter().map(|r| r.load_id).collect::<Vec<_>>())
-        .bind(p.iter().map(|r| r.row as i64).collect::<Vec<_>>())
-        .bind(p.iter().map(|r| r.amount_cents).collect::<Vec<_>>())
-        .bind(p.iter().map(|r| r.advance_cents).collect::<Vec<_>>())
-        .bind(p.iter().map(|r| r.fee_cents).collect::<Vec<_>>())
-        .bind(p.iter().map(|r| r.reserve_cents).collect::<Vec<_>>())
-        .bind(p.iter().map(|r| r.purchase_date.as_deref()).collect::<Vec<_>>())
-        .bind(p.iter().map(|r| r.schedule_number.as_deref()).collect::<Vec<_>>())
-        .bind(p.iter().map(|r| r.factor_status.as_deref()).collect::<Vec<_>>())
-        .execute(&mut *tx)
         .await?;
     }
     let pay = &plan.payments;
@@ -658,28 +641,96 @@ async fn pg_rows(
     Ok(())
 }
 
-/// A text shared by many rows (a history cause's prefix or suffix) sent once: the distinct
-/// texts, and for each row the 1-based position of its own (a PostgreSQL array subscript).
-struct Pieces<'a> {
-    texts: Vec<&'a str>,
-    index: Vec<i32>,
+/// `now` as a `COPY` text field: microseconds, in UTC (what binding it sends).
+fn copy_time(now: DateTime<Utc>) -> String {
+    now.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string()
 }
 
-impl<'a> Pieces<'a> {
-    fn of<T>(rows: &'a [T], piece: impl Fn(&'a T) -> &'a Arc<str>) -> Self {
-        let mut pieces = Pieces { texts: Vec::new(), index: Vec::with_capacity(rows.len()) };
-        for row in rows {
-            let text: &str = piece(row);
-            let at = match pieces.texts.iter().position(|t| *t == text) {
-                Some(at) => at,
-                None => {
-                    pieces.texts.push(text);
-                    pieces.texts.len() - 1
-                }
-            };
-            pieces.index.push(i32::try_from(at + 1).unwrap_or(i32::MAX));
+/// Sends rows in `COPY`'s text format and finishes the copy.
+async fn copy_in(tx: &mut sqlx::PgConnection, statement: &'static str, data: CopyText) -> Result<(), StoreError> {
+    let mut copy = tx.copy_in_raw(statement).await?;
+    if let Err(error) = copy.send(data.bytes).await {
+        // The copy must be ended before the connection is used again; the error is the news.
+        let _ = copy.abort(error.to_string()).await;
+        return Err(error.into());
+    }
+    copy.finish().await?;
+    Ok(())
+}
+
+/// Rows in `COPY`'s text format: fields separated by tabs, rows ended by a newline, `\N` for
+/// NULL, and a backslash, tab, newline or carriage return in a text escaped with a backslash.
+struct CopyText {
+    bytes: Vec<u8>,
+    /// Whether the row has a field yet (the next one is preceded by a tab).
+    open: bool,
+}
+
+impl CopyText {
+    fn with_capacity(capacity: usize) -> Self {
+        CopyText { bytes: Vec::with_capacity(capacity), open: false }
+    }
+
+    /// Starts a field whose parts follow.
+    fn begin(&mut self) -> &mut Self {
+        if self.open {
+            self.bytes.push(b'\t');
         }
-        pieces
+        self.open = true;
+        self
+    }
+
+    fn raw(&mut self, text: &str) -> &mut Self {
+        self.begin().bytes.extend_from_slice(text.as_bytes());
+        self
+    }
+
+    fn text(&mut self, text: &str) -> &mut Self {
+        self.begin().escaped(text)
+    }
+
+    fn int(&mut self, n: i64) -> &mut Self {
+        self.begin().display(n)
+    }
+
+    fn opt_int(&mut self, n: Option<i64>) -> &mut Self {
+        match n {
+            Some(n) => self.int(n),
+            None => self.raw("\\N"),
+        }
+    }
+
+    fn opt_text(&mut self, text: Option<&str>) -> &mut Self {
+        match text {
+            Some(text) => self.text(text),
+            None => self.raw("\\N"),
+        }
+    }
+
+    /// A part of the current field, written as it is (numbers).
+    fn display(&mut self, value: impl std::fmt::Display) -> &mut Self {
+        use std::io::Write as _;
+        let _ = write!(self.bytes, "{value}");
+        self
+    }
+
+    /// A part of the current field, escaped.
+    fn escaped(&mut self, text: &str) -> &mut Self {
+        for &b in text.as_bytes() {
+            match b {
+                b'\\' => self.bytes.extend_from_slice(b"\\\\"),
+                b'\t' => self.bytes.extend_from_slice(b"\\t"),
+                b'\n' => self.bytes.extend_from_slice(b"\\n"),
+                b'\r' => self.bytes.extend_from_slice(b"\\r"),
+                _ => self.bytes.push(b),
+            }
+        }
+        self
+    }
+
+    fn end_row(&mut self) {
+        self.bytes.push(b'\n');
+        self.open = false;
     }
 }
 

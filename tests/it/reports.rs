@@ -843,3 +843,21 @@ both_backends!(a_load_named_on_both_sides_of_a_chunk_boundary_sees_its_earlier_r
     let recorded = count(&env.store, "SELECT COUNT(*) FROM payments").await;
     assert_eq!(recorded, 2, "each payment once, the repeat skipped");
 });
+
+// Texts a report brings (its file name, a schedule number) are stored as they
+// are, backslashes, tabs, line breaks and all: PostgreSQL receives history and purchases in
+// `COPY`'s text format, where those characters must be escaped.
+both_backends!(report_texts_are_stored_byte_for_byte, |env| {
+    seed(&env.store, &invoiced("T-", 1)).await;
+    let schedule = "SCH\\7\t8\r\n9 \\N ü";
+    let csv = format!("Invoice #,Schedule #,Status\nT-INV000001,\"{schedule}\",Funded\n");
+    let name = "odd \\ name\t.csv";
+    let path = bytes_file(&env, name, csv.as_bytes());
+    let summary = ingest(&env, &path, Some(ReportKind::Purchase)).await;
+    assert_eq!((summary.rows, summary.applied), (1, 1), "{summary:#?}");
+    let (.., stored_schedule) = purchase_of(&env.store, "T-000001").await.expect("a purchase");
+    assert_eq!(stored_schedule.as_deref(), Some(schedule));
+    let detail = env.store.load_detail("T-000001").await.expect("detail").expect("load");
+    let last = detail.history.last().expect("history");
+    assert_eq!(last.cause, format!("purchase report {name} row 2"), "{:?}", detail.history);
+});
