@@ -244,6 +244,10 @@ mod status_sync;
 
 pub use status_sync::{HeldInvoice, StatusChange};
 
+mod alerts;
+
+pub use alerts::{AlertRecord, AlertScan, NewAlert};
+
 impl Store {
     /// Opens the database named by the settings. SQLite files (and their folder) are created
     /// on first use, with WAL, a busy timeout and foreign keys on.
