@@ -978,3 +978,82 @@ to = "batches@triumph.example"
     let email = error.issues.iter().find(|i| i.key == "subsidiary[acme-east].factoring.email").expect("issue");
     assert!(email.message.contains("not a manual provider"), "{email:?}");
 }
+
+/// A webhook nobody listens on (connection refused) fails and is tried again later, counted in
+/// the metrics; one answering 400 is given up, the reason kept.
+async fn refused_connections_are_retried_and_4xx_given_up(backend: Backend) {
+    let (mail, receiver) = (smtp::SmtpServer::start().await, hook::Receiver::start().await);
+    // A port that was free a moment ago: nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    let Some(env) = env_with(backend, |dir| {
+        alert_config(dir, &mail, &receiver, "").replace(&receiver.url(), &format!("http://{closed}/hook"))
+    })
+    .await
+    else {
+        return;
+    };
+    let invoiced = Seed {
+        subsidiary: "acme-east",
+        provider: "capital_depot",
+        prefix: "I-",
+        count: 1,
+        amount_cents: 100_000,
+        status: "Invoiced",
+    };
+    seed(&env.store, &invoiced).await;
+    env.store.raise_exception("I-000001", ExceptionKind::Held, "missing BOL").await.expect("raise");
+    let settings = Arc::new(env.settings);
+    let metrics = Arc::new(Metrics::new());
+    let sender = Alerter::new(env.store.clone(), settings.clone(), "daemon-1", metrics.clone()).expect("alerter");
+    let round = sender.round().await.expect("round");
+    assert_eq!((round.sent, round.failed), (1, 1), "email sent, webhook failed: {round:?}");
+    assert_eq!(metrics.alerts("webhook"), (0, 1));
+    assert_eq!(metrics.alerts("email"), (1, 0));
+    let alerts = env.store.all_alerts().await.expect("alerts");
+    let webhook = alerts.iter().find(|a| a.channel == "webhook").expect("webhook alert");
+    assert!(!webhook.sent && !webhook.given_up && webhook.attempts == 1, "{webhook:?}");
+    assert!(webhook.last_error.as_deref().is_some_and(|e| e.contains("cannot post")), "{webhook:?}");
+    wait_for(Duration::from_secs(20), "a second attempt after the backoff", || async {
+        sender.round().await.ok()?;
+        let alerts = env.store.all_alerts().await.ok()?;
+        alerts.iter().any(|a| a.channel == "webhook" && a.attempts >= 2).then_some(())
+    })
+    .await;
+
+    // A receiver answering 400 is given up after one attempt.
+    receiver.state.status.store(400, Ordering::SeqCst);
+    let text = std::fs::read_to_string(&settings.config_path).expect("config");
+    std::fs::write(&settings.config_path, text.replace(&format!("http://{closed}/hook"), &receiver.url()))
+        .expect("write");
+    let settings = Arc::new(Settings::load(&settings.config_path, &Environment::new()).expect("settings"));
+    env.store.raise_exception("I-000001", ExceptionKind::ShortPaid, "paid 900.00 of 1000.00").await.expect("raise");
+    let sender = alerter(&env.store, &settings, "daemon-1");
+    wait_for(Duration::from_secs(20), "every webhook alert answered 400", || async {
+        sender.round().await.ok()?;
+        let alerts = env.store.all_alerts().await.ok()?;
+        alerts.iter().filter(|a| a.channel == "webhook").all(|a| a.given_up).then_some(())
+    })
+    .await;
+    let alerts = env.store.all_alerts().await.expect("alerts");
+    let webhook: Vec<_> = alerts.iter().filter(|a| a.channel == "webhook").collect();
+    assert_eq!(webhook.len(), 2);
+    assert!(
+        webhook.iter().all(|a| !a.sent && a.last_error.as_deref().is_some_and(|e| e.contains("400"))),
+        "{webhook:#?}"
+    );
+    let posted = receiver.deliveries().len();
+    for _ in 0..3 {
+        sender.round().await.expect("round");
+    }
+    assert_eq!(receiver.deliveries().len(), posted, "a given-up alert is not posted again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_connections_are_retried_and_4xx_given_up_sqlite() {
+    refused_connections_are_retried_and_4xx_given_up(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_connections_are_retried_and_4xx_given_up_postgres() {
+    refused_connections_are_retried_and_4xx_given_up(Backend::Postgres).await;
+}
