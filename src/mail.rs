@@ -52,6 +52,8 @@ pub struct Mailer {
     from: Mailbox,
     timeout: Duration,
     host: String,
+    /// Takes the password out of the server's words before they are recorded anywhere.
+    redactor: crate::secrets::Redactor,
 }
 
 impl std::fmt::Debug for Mailer {
@@ -83,7 +85,9 @@ impl Mailer {
             .from
             .parse::<Mailbox>()
             .map_err(|e| MailError::Setup(format!("smtp.from: `{}` is not an email address: {e}", smtp.from)))?;
-        Ok(Mailer { transport: builder.build(), from, timeout: smtp.timeout, host: smtp.host.clone() })
+        let password = smtp.password.as_ref().map(|p| p.expose_secret().to_string()).unwrap_or_default();
+        let redactor = crate::secrets::Redactor::new([password.as_str()], None);
+        Ok(Mailer { transport: builder.build(), from, timeout: smtp.timeout, host: smtp.host.clone(), redactor })
     }
 
     /// Sends `mail`; `Ok` once the server accepted it (its answer to the end of DATA).
@@ -92,8 +96,8 @@ impl Mailer {
         match tokio::time::timeout(self.timeout, self.transport.send(message)).await {
             Err(_) => Err(MailError::Transient(format!("no answer from {} within {:?}", self.host, self.timeout))),
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(error)) if error.is_permanent() => Err(MailError::Refused(error.to_string())),
-            Ok(Err(error)) => Err(MailError::Transient(error.to_string())),
+            Ok(Err(error)) if error.is_permanent() => Err(MailError::Refused(self.redactor.redact(&error.to_string()))),
+            Ok(Err(error)) => Err(MailError::Transient(self.redactor.redact(&error.to_string()))),
         }
     }
 
