@@ -32,6 +32,8 @@ use crate::supervise::{Failure, Heartbeat};
 /// How far back events are looked for: older ones (a database from before alerts were
 /// configured) are not alerted.
 pub const HORIZON: Duration = Duration::from_secs(7 * 86_400);
+/// The longest time between two looks for stuck loads.
+const STUCK_SCAN_CAP: Duration = Duration::from_secs(300);
 /// How long a sender holds the alerts it took.
 const LEASE: Duration = Duration::from_secs(300);
 /// The longest wait before a failed alert is tried again.
@@ -113,6 +115,8 @@ pub struct Round {
 
 /// The sender of one daemon: what it needs to record and deliver alerts.
 pub struct Alerter {
+    /// When stuck loads were last looked for.
+    stuck_scanned: std::sync::Mutex<Option<tokio::time::Instant>>,
     store: Store,
     settings: Arc<Settings>,
     holder: String,
@@ -147,7 +151,15 @@ impl Alerter {
             (Some(_), Some(smtp)) => Some(Mailer::new(smtp).map_err(|e| AlertError::Setup(e.to_string()))?),
             _ => None,
         };
-        Ok(Alerter { store, settings, holder: holder.to_string(), metrics, http, mailer })
+        Ok(Alerter {
+            stuck_scanned: std::sync::Mutex::new(None),
+            store,
+            settings,
+            holder: holder.to_string(),
+            metrics,
+            http,
+            mailer,
+        })
     }
 
     /// One round: records the events not yet recorded, then delivers the alerts due on each
@@ -158,8 +170,9 @@ impl Alerter {
         let now = chrono::Utc::now();
         let since = now - chrono::Duration::from_std(HORIZON).unwrap_or_default();
         let stuck_before = now - chrono::Duration::from_std(self.settings.alerts.stuck_after).unwrap_or_default();
+        let stuck = self.stuck_due();
         for channel in self.settings.alerts.channels() {
-            let scan = AlertScan { channel, holder: &self.holder, since, stuck_before };
+            let scan = AlertScan { channel, holder: &self.holder, since, stuck_before, stuck };
             round.recorded += self.store.record_alert_events(&scan).await?;
         }
         for channel in self.settings.alerts.channels() {
@@ -168,6 +181,20 @@ impl Alerter {
             round.failed += failed;
         }
         Ok(round)
+    }
+
+    /// Whether stuck loads are looked for this round: every tenth of `alerts.stuck_after`, at
+    /// least every `alerts.interval` and at most every [`STUCK_SCAN_CAP`] (a load alerts at
+    /// most that late; the scan reads every open load).
+    fn stuck_due(&self) -> bool {
+        let every = (self.settings.alerts.stuck_after / 10).max(self.settings.alerts.interval).min(STUCK_SCAN_CAP);
+        let now = tokio::time::Instant::now();
+        let mut last = self.stuck_scanned.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let due = last.is_none_or(|at| now.duration_since(at) >= every);
+        if due {
+            *last = Some(now);
+        }
+        due
     }
 
     /// Delivers the alerts due on `channel`: one by one, or as one digest.
