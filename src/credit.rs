@@ -612,6 +612,7 @@ mod tests {
             status_sync: None,
             customer_ids: Default::default(),
             connection: Connection::None,
+            email_to: None,
         }
     }
 

@@ -180,7 +180,8 @@ pub async fn run_with_options(
         Err(error) => tracing::error!(%error, "reconciliation failed; it is tried again at the next fire"),
     }
     let holder = holder_id();
-    let supervisor = Supervisor::new(health.clone(), restarts, faults);
+    let (stopped_tx, stopped_rx) = mpsc::unbounded_channel();
+    let supervisor = Supervisor::new(health.clone(), restarts, faults).with_listener(stopped_tx);
     let mut current = settings;
     let components = Components {
         store: store.clone(),
@@ -225,6 +226,13 @@ pub async fn run_with_options(
             report_status(store.clone(), now.clone(), beat, token)
         });
     }
+    background.spawn(crate::alerts::record_stops(
+        store.clone(),
+        settings_tx.subscribe(),
+        holder.clone(),
+        stopped_rx,
+        shutdown.clone(),
+    ));
     let (config_tx, mut config_rx) = mpsc::channel::<()>(1);
     let _config_watcher = start_config_watcher(&current.config_path, config_tx);
 
@@ -394,6 +402,19 @@ impl Generation {
         });
         let silence = allowed_silence(settings.submission.scheduler_lease / 3, QUICK_FLOOR);
         let cc = c.clone();
+        if !settings.alerts.channels().is_empty() {
+            match crate::alerts::Alerter::new(c.store.clone(), settings.clone(), &c.holder, c.metrics.clone()) {
+                Ok(alerter) => {
+                    let alerter = Arc::new(alerter);
+                    let every = settings.alerts.digest.unwrap_or(settings.alerts.interval);
+                    let silence = allowed_silence(every, QUICK_FLOOR);
+                    supervisor.spawn(&mut tasks, "alerts", silence, token.clone(), move |beat, token| {
+                        crate::alerts::run(alerter.clone(), beat, token)
+                    });
+                }
+                Err(error) => tracing::error!(%error, "alerts are not sent"),
+            }
+        }
         supervisor.spawn(&mut tasks, "scheduler", silence, token.clone(), move |beat, token| {
             lead_scheduler(settings.clone(), cc.clone(), beat, token)
         });

@@ -43,6 +43,55 @@ pub fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
+/// Mode of the files factord writes for people to read (the outbox): owner read-write, group
+/// read. Set explicitly, whatever the umask (the shipped unit's is 0027).
+pub const SHARED_FILE_MODE: u32 = 0o640;
+/// Mode of the folders holding them: owner all, group read and enter.
+pub const SHARED_DIR_MODE: u32 = 0o750;
+
+/// Creates `dir` and its missing parents, each with [`SHARED_DIR_MODE`] set explicitly.
+pub fn create_shared_dirs(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut missing = Vec::new();
+    let mut next = Some(dir);
+    while let Some(d) = next {
+        if d.as_os_str().is_empty() || d.exists() {
+            break;
+        }
+        missing.push(d);
+        next = d.parent();
+    }
+    for d in missing.iter().rev() {
+        match std::fs::create_dir(d) {
+            Ok(()) => std::fs::set_permissions(d, std::fs::Permissions::from_mode(SHARED_DIR_MODE))?,
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
+/// Sets [`SHARED_DIR_MODE`] on `dir` (a folder factord made earlier, under another umask).
+pub fn share_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(SHARED_DIR_MODE))
+}
+
+/// As [`write_synced`], with [`SHARED_FILE_MODE`] set explicitly and the folders made with
+/// [`SHARED_DIR_MODE`].
+pub fn write_shared(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_shared_dirs(dir)?;
+    }
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(SHARED_FILE_MODE).open(path)?;
+    // The mode given at creation is cut by the umask; this one is not.
+    file.set_permissions(std::fs::Permissions::from_mode(SHARED_FILE_MODE))?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
 /// Moves `from` to `to` by rename (same file system) and makes the move durable.
 pub fn move_file(from: &Path, to: &Path) -> std::io::Result<()> {
     if let Some(dir) = to.parent() {

@@ -36,7 +36,10 @@
 //!   backoff after a panic or an unexpected stop, its state in the health registry.
 //! - [`daemon`]: `factord run`: components started in order, stopped in reverse on shutdown.
 //! - [`http`]: the daemon's `/healthz`, `/readyz`, `/metrics` and read-only dashboard.
+//! - [`alerts`]: events derived from the database, claimed once, sent by webhook and email.
+//! - [`mail`]: email through the `[smtp]` server (STARTTLS), for alerts and manual providers.
 
+pub mod alerts;
 pub mod backoff;
 pub mod cli;
 pub mod config;
@@ -48,6 +51,7 @@ pub mod http;
 pub mod intake;
 pub mod invoicing;
 pub mod loads;
+pub mod mail;
 pub mod providers;
 pub mod reload;
 pub mod reports;

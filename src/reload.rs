@@ -49,6 +49,8 @@ pub fn changes(old: &Settings, new: &Settings) -> Vec<String> {
         ("invoicing", debug(&old.invoicing), debug(&new.invoicing)),
         ("submission", debug(&old.submission), debug(&new.submission)),
         ("credit", debug(&old.credit), debug(&new.credit)),
+        ("alerts", debug(&old.alerts), debug(&new.alerts)),
+        ("smtp", debug(&old.smtp), debug(&new.smtp)),
     ] {
         if a != b {
             lines.push(format!("[{name}] changed"));

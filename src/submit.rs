@@ -283,6 +283,8 @@ fn preflight(
 /// The transport for a subsidiary's provider.
 enum Sender<'a> {
     Outbox(OutboxTransport),
+    /// A manual provider with `[subsidiary.factoring.email]`.
+    Email(crate::providers::email::EmailTransport),
     Ftp(FtpTransport<'a>),
     Api(ApiTransport<'a>),
 }
@@ -296,7 +298,16 @@ impl<'a> Sender<'a> {
         let connection = subsidiary.factoring.as_ref().map(|f| &f.connection);
         match (provider.transport, connection) {
             (Transport::Manual, _) => {
-                Ok(Sender::Outbox(OutboxTransport::new(settings.paths.outbox.join(&subsidiary.id).join(provider.id))))
+                let outbox = OutboxTransport::new(settings.paths.outbox.join(&subsidiary.id).join(provider.id));
+                let email_to = subsidiary.factoring.as_ref().and_then(|f| f.email_to.clone());
+                match (email_to, &settings.smtp) {
+                    (Some(to), Some(smtp)) => {
+                        let mailer =
+                            crate::mail::Mailer::new(smtp).map_err(|e| ProviderError::Transient(e.to_string()))?;
+                        Ok(Sender::Email(crate::providers::email::EmailTransport::new(outbox, mailer, to)))
+                    }
+                    _ => Ok(Sender::Outbox(outbox)),
+                }
             }
             (Transport::Ftp, Some(Connection::Ftp(ftp))) => Ok(Sender::Ftp(FtpTransport::new(ftp))),
             (Transport::Api, Some(Connection::Api(api))) => {
@@ -309,6 +320,7 @@ impl<'a> Sender<'a> {
     async fn send(&self, batch: &Batch) -> Result<BatchReceipt, ProviderError> {
         match self {
             Sender::Outbox(outbox) => outbox.send(batch, &files(batch)?),
+            Sender::Email(email) => email.send(batch, &files(batch)?).await,
             Sender::Ftp(ftp) => ftp.send(batch, &files(batch)?).await,
             Sender::Api(api) => api.send(batch).await,
         }
@@ -320,6 +332,7 @@ impl<'a> Sender<'a> {
         let found = |receipt: Option<BatchReceipt>| receipt.map_or(Found::Absent, Found::Delivered);
         match self {
             Sender::Outbox(outbox) => outbox.reconcile(batch, &files(batch)?),
+            Sender::Email(email) => email.reconcile(batch, &files(batch)?),
             Sender::Ftp(ftp) => ftp.reconcile(batch, &files(batch)?).await,
             Sender::Api(api) => api.reconcile(batch).await.map(found),
         }

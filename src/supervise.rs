@@ -149,6 +149,8 @@ pub struct Supervisor {
     health: Arc<Health>,
     policy: RestartPolicy,
     faults: FaultPlan,
+    /// Told of every failure handled (the daemon records a component stop as an alert).
+    listener: Option<mpsc::UnboundedSender<Failure>>,
 }
 
 /// Removes the component from the registry when its supervision ends, also when the task is
@@ -167,7 +169,13 @@ impl Drop for Registration {
 
 impl Supervisor {
     pub fn new(health: Arc<Health>, policy: RestartPolicy, faults: FaultPlan) -> Supervisor {
-        Supervisor { health, policy, faults }
+        Supervisor { health, policy, faults, listener: None }
+    }
+
+    /// Reports every failure this supervisor handles to `listener` too.
+    pub fn with_listener(mut self, listener: mpsc::UnboundedSender<Failure>) -> Supervisor {
+        self.listener = Some(listener);
+        self
     }
 
     /// Spawns `name` on `tasks` under supervision until `token` is cancelled. `run` starts one
@@ -227,7 +235,11 @@ impl Supervisor {
                 "component stopped; it is restarted after the delay"
             );
             self.health.component_failed(&name, owner, cause.clone(), delay);
-            self.faults.report(Failure { component: name.to_string(), cause, restart_in: delay, at: Instant::now() });
+            let failure = Failure { component: name.to_string(), cause, restart_in: delay, at: Instant::now() };
+            if let Some(listener) = &self.listener {
+                let _ = listener.send(failure.clone());
+            }
+            self.faults.report(failure);
             tokio::select! {
                 _ = token.cancelled() => return,
                 _ = tokio::time::sleep(delay) => {}

@@ -13,6 +13,7 @@
 //! Loading configuration never writes anything. Secrets are read from `*_file` (systemd
 //! `LoadCredential=`) or `*_env` into [`SecretString`]s and never printed.
 
+mod alerts;
 mod keys;
 mod raw;
 mod settings;
@@ -21,6 +22,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use alerts::{AlertSettings, SmtpSettings, WebhookSettings};
 pub use keys::accepted_keys;
 pub use raw::RawConfig;
 pub use settings::*;

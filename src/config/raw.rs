@@ -23,6 +23,8 @@ pub struct RawConfig {
     pub schedule: RawScheduleSection,
     pub subsidiary: Vec<RawSubsidiary>,
     pub provider: BTreeMap<String, RawProvider>,
+    pub smtp: Option<super::alerts::RawSmtp>,
+    pub alerts: Option<super::alerts::RawAlerts>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -146,6 +148,8 @@ pub struct RawFactoring {
     pub customer_ids: BTreeMap<String, String>,
     pub ftp: Option<RawFtp>,
     pub api: Option<RawApi>,
+    /// Manual providers: batches also sent by email.
+    pub email: Option<super::alerts::RawFactoringEmail>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -196,6 +200,8 @@ pub struct RawReports {
     pub purchase: BTreeMap<String, Vec<String>>,
     pub payment: BTreeMap<String, Vec<String>>,
 }
+
+pub(super) use lenient::opt_u16 as lenient_opt_u16;
 
 /// Deserializers that take a number or boolean either typed or as text.
 mod lenient {

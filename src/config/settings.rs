@@ -37,6 +37,10 @@ pub struct Settings {
     pub subsidiaries: Vec<Subsidiary>,
     /// Per-provider report settings, by provider id.
     pub providers: BTreeMap<String, ProviderSettings>,
+    /// `[smtp]`: the server alert emails and manual providers' batch emails go through.
+    pub smtp: Option<super::SmtpSettings>,
+    /// `[alerts]`.
+    pub alerts: super::AlertSettings,
 }
 
 pub struct DatabaseSettings {
@@ -312,6 +316,9 @@ pub struct Factoring {
     /// The factor's own id for each customer (TAFS), by TMS customer id.
     pub customer_ids: BTreeMap<String, String>,
     pub connection: Connection,
+    /// Manual providers: the factor's address that batches are also emailed to
+    /// (`[subsidiary.factoring.email] to`).
+    pub email_to: Option<String>,
 }
 
 #[derive(Debug)]
@@ -625,6 +632,21 @@ impl Settings {
         }
         check_unique_subsidiaries(&loaded, issues);
 
+        // [smtp], [alerts]
+        let smtp = main.smtp.as_ref().and_then(|raw| super::alerts::validate_smtp(raw, &src, env, issues));
+        let alerts = super::alerts::validate_alerts(main.alerts.as_ref(), main.smtp.is_some(), &src, env, issues);
+        if main.smtp.is_none() {
+            for sourced in &loaded.subsidiaries {
+                if sourced.raw.factoring.as_ref().is_some_and(|f| f.email.is_some()) {
+                    issues.push(
+                        sourced.source.display(),
+                        format!("{}factoring.email", sourced.key_prefix),
+                        "batches by email need an [smtp] section",
+                    );
+                }
+            }
+        }
+
         if issues.0.len() > before {
             return None;
         }
@@ -641,6 +663,8 @@ impl Settings {
             schedule,
             subsidiaries,
             providers,
+            smtp,
+            alerts,
         })
     }
 }
@@ -651,7 +675,7 @@ fn known_providers() -> String {
 
 /// A duration setting: `value` parsed, or `default` when absent. A value that does not parse
 /// or is below `min` is an issue naming `key` (and the default stands in, so validation goes on).
-fn duration_setting(
+pub(super) fn duration_setting(
     value: Option<&str>,
     default: Duration,
     min: Duration,
@@ -732,17 +756,22 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// Where a secret may come from, and the keys to name in errors.
-struct SecretRef<'a> {
-    file: Option<&'a Path>,
-    env_name: Option<&'a str>,
-    file_key: &'a str,
-    env_key: &'a str,
-    required: bool,
+pub(super) struct SecretRef<'a> {
+    pub file: Option<&'a Path>,
+    pub env_name: Option<&'a str>,
+    pub file_key: &'a str,
+    pub env_key: &'a str,
+    pub required: bool,
 }
 
 /// Reads a secret from its file or environment variable. Errors name the key and the file or
 /// variable, never the content.
-fn read_secret(secret: SecretRef<'_>, source: &str, env: &Environment, issues: &mut Issues) -> Option<SecretString> {
+pub(super) fn read_secret(
+    secret: SecretRef<'_>,
+    source: &str,
+    env: &Environment,
+    issues: &mut Issues,
+) -> Option<SecretString> {
     match (secret.file, secret.env_name) {
         (Some(_), Some(_)) => {
             issues.push(
@@ -1091,6 +1120,10 @@ fn validate_factoring(
         return None;
     };
 
+    let email_to = raw.email.as_ref().and_then(|email| {
+        let not_manual = (provider.transport != Transport::Manual).then_some(provider.name);
+        super::alerts::validate_factoring_email(email, not_manual, source, &key("factoring.email"), issues)
+    });
     let connection = match provider.transport {
         Transport::Manual => {
             for (present, block) in [(raw.ftp.is_some(), "factoring.ftp"), (raw.api.is_some(), "factoring.api")] {
@@ -1162,6 +1195,7 @@ fn validate_factoring(
         status_sync,
         customer_ids: raw.customer_ids.clone(),
         connection,
+        email_to,
     })
 }
 

@@ -64,6 +64,8 @@ pub struct JobStats {
 #[derive(Debug, Default)]
 pub struct Metrics {
     jobs: Mutex<[JobStats; 4]>,
+    /// Alerts delivered and failed: webhook sent, webhook failed, email sent, email failed.
+    alerts: Mutex<[u64; 4]>,
 }
 
 impl Metrics {
@@ -99,6 +101,20 @@ impl Metrics {
     /// The runs of `job` so far.
     pub fn job(&self, job: Job) -> JobStats {
         self.lock()[job.index()]
+    }
+
+    /// Counts `n` alerts delivered (`sent`) or failed on `channel` (`webhook` or `email`).
+    pub fn record_alerts(&self, channel: &str, sent: bool, n: u64) {
+        let index = usize::from(channel == "email") * 2 + usize::from(!sent);
+        let mut alerts = self.alerts.lock().unwrap_or_else(PoisonError::into_inner);
+        alerts[index] = alerts[index].saturating_add(n);
+    }
+
+    /// Alerts (sent, failed) on `channel` so far.
+    pub fn alerts(&self, channel: &str) -> (u64, u64) {
+        let alerts = self.alerts.lock().unwrap_or_else(PoisonError::into_inner);
+        let base = usize::from(channel == "email") * 2;
+        (alerts[base], alerts[base + 1])
     }
 }
 
@@ -184,6 +200,8 @@ pub fn render(settings: &Settings, counts: Option<&MetricCounts>, health: &Healt
         x.sample("factord_job_failures_total", &[("job", job.as_str())], metrics.job(job).failures);
     }
 
+    render_alerts(&mut x, metrics);
+
     x.family(
         "factord_config_last_reload_success",
         "gauge",
@@ -226,6 +244,26 @@ pub fn render(settings: &Settings, counts: Option<&MetricCounts>, health: &Healt
         }
     }
     x.out
+}
+
+/// The alert deliveries per channel.
+fn render_alerts(x: &mut Exposition, metrics: &Metrics) {
+    x.family(
+        "factord_alerts_sent_total",
+        "counter",
+        "Alerts delivered per channel (webhook, email) since the daemon started.",
+    );
+    for channel in ["webhook", "email"] {
+        x.sample("factord_alerts_sent_total", &[("channel", channel)], metrics.alerts(channel).0);
+    }
+    x.family(
+        "factord_alerts_failed_total",
+        "counter",
+        "Alert deliveries that failed per channel since the daemon started (each is tried again with backoff).",
+    );
+    for channel in ["webhook", "email"] {
+        x.sample("factord_alerts_failed_total", &[("channel", channel)], metrics.alerts(channel).1);
+    }
 }
 
 fn render_database(x: &mut Exposition, settings: &Settings, counts: &MetricCounts) {

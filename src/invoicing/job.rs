@@ -210,6 +210,15 @@ async fn number_invoice<'s>(
 
 /// Renders and merges the packet, writes it under its temp name, moves the load, and gives
 /// the packet its final name.
+/// Writes an invoice file: a direct invoice in the outbox is for ops to read (0640, whatever
+/// the umask); a packet stays under the umask.
+fn write_invoice(method: InvoicingMethod, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    match method {
+        InvoicingMethod::Factoring => write_synced(path, bytes),
+        InvoicingMethod::Direct => crate::files::write_shared(path, bytes),
+    }
+}
+
 #[tracing::instrument(skip_all, fields(load = %load.load_number, invoice = %invoice_number))]
 async fn finish_invoice(
     store: &Store,
@@ -242,7 +251,7 @@ async fn finish_invoice(
             InvoicingMethod::Factoring => dir.join(format!("{number}.pdf")),
             InvoicingMethod::Direct => free_direct_name(&dir, &number, &bytes)?,
         };
-        write_synced(&temp, &bytes).map_err(|e| format!("cannot write {}: {e}", temp.display()))?;
+        write_invoice(method, &temp, &bytes).map_err(|e| format!("cannot write {}: {e}", temp.display()))?;
         Ok((pages, final_path))
     })
     .await;

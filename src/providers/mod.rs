@@ -4,6 +4,8 @@
 //! - [`batch`]: what a transport sends (a batch of invoices) and what it answers.
 //! - [`layout`]: the files of a batch for file-taking providers (schedule CSV + packets, zip).
 //! - [`outbox`]: the manual transport: the batch as a folder in the outbox for ops to send.
+//! - [`email`]: a manual provider's batches also emailed through `[smtp]`, then copied to the
+//!   outbox.
 //! - [`ftp`]: FTP / FTPS upload (suppaftp): temp name, size check, rename to the final name.
 //! - [`sftp`]: SFTP upload (russh, russh-sftp) with a pinned host key, the same contract as
 //!   [`ftp`], which hands `protocol = "sftp"` to it.
@@ -18,6 +20,7 @@
 pub mod api;
 pub mod batch;
 mod catalogue;
+pub mod email;
 pub mod ftp;
 pub mod layout;
 pub mod outbox;

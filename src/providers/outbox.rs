@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::batch::{Batch, BatchReceipt, InvoiceOutcome, ProviderError};
 use super::layout::{BatchFile, batch_stem};
-use crate::files::{sync_dir, write_synced};
+use crate::files::{create_shared_dirs, share_dir, sync_dir, write_shared};
 
 /// The manifest inside every batch folder (hidden, so it is not taken for a file to send).
 pub const MANIFEST: &str = ".factord-manifest.json";
@@ -108,15 +108,19 @@ impl OutboxTransport {
         if temp.exists() {
             std::fs::remove_dir_all(&temp).map_err(|e| io("clear", &temp, e))?;
         }
-        std::fs::create_dir_all(&temp).map_err(|e| io("create", &temp, e))?;
+        // Readable by the group (ops), whatever the umask: folders 0750, files 0640.
+        create_shared_dirs(&temp).map_err(|e| io("create", &temp, e))?;
+        for dir in [Some(self.dir.as_path()), self.dir.parent()].into_iter().flatten() {
+            share_dir(dir).map_err(|e| io("share", dir, e))?;
+        }
         for file in files {
             let path = temp.join(&file.name);
-            write_synced(&path, &file.bytes).map_err(|e| io("write", &path, e))?;
+            write_shared(&path, &file.bytes).map_err(|e| io("write", &path, e))?;
         }
         let manifest = serde_json::to_vec_pretty(&Manifest::of(batch, files))
             .map_err(|e| ProviderError::Transient(format!("cannot build the manifest of batch {}: {e}", batch.id)))?;
         let path = temp.join(MANIFEST);
-        write_synced(&path, &manifest).map_err(|e| io("write", &path, e))?;
+        write_shared(&path, &manifest).map_err(|e| io("write", &path, e))?;
         sync_dir(&temp).map_err(|e| io("sync", &temp, e))?;
         // A folder that appeared since the check: the rename fails on a non-empty one, so
         // nothing is overwritten; the next look settles it.

@@ -250,6 +250,9 @@ pub use documents::{DocumentChange, DocumentKind, DocumentsRecorded, LoadDocumen
 mod rework;
 
 pub use rework::{HoldOutcome, OpenExceptionRow, ReleaseOutcome, VoidOutcome, VoidRecord, VoidRequest};
+mod alerts;
+
+pub use alerts::{AlertRecord, AlertScan, NewAlert};
 
 impl Store {
     /// Opens the database named by the settings. SQLite files (and their folder) are created

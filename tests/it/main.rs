@@ -9,6 +9,7 @@ mod pdfs;
 #[path = "../common/seed.rs"]
 mod seed;
 
+mod alerts;
 mod api;
 mod architecture;
 mod cli;
