@@ -88,7 +88,7 @@ fn the_example_loads_are_invoiced_submitted_and_financed_on_the_shipped_config()
     // The README's rework step: `exceptions`, then ops release L-1005 and hold L-1003.
     let listed: serde_json::Value =
         serde_json::from_slice(&factord(dir.path(), &["exceptions", "--json"]).stdout).expect("exceptions json");
-    let resolve = listed[0]["resolve"].as_str().unwrap_or_default();
+    let resolve = listed[1]["resolve"].as_str().unwrap_or_default();
     assert!(resolve.starts_with("cleared when the factor's status moves on"), "the factor's own hold: {resolve}");
     let listed: Vec<(&str, &str)> = listed
         .as_array()
@@ -96,9 +96,32 @@ fn the_example_loads_are_invoiced_submitted_and_financed_on_the_shipped_config()
         .iter()
         .filter_map(|e| Some((e["load_number"].as_str()?, e["kind"].as_str()?)))
         .collect();
-    assert_eq!(listed, [("L-1005", "held"), ("L-1002", "short_paid")]);
+    assert_eq!(listed, [("L-1004", "rejected"), ("L-1005", "held"), ("L-1002", "short_paid")]);
     factord(dir.path(), &["loads", "release", "L-1005", "--reason", "Capital Depot finished its verification"]);
     assert_eq!(show("L-1005")["exceptions"], serde_json::json!([]));
     factord(dir.path(), &["loads", "hold", "L-1003", "--reason", "broker disputes the rate"]);
     assert_eq!(show("L-1003")["exceptions"][0]["detail"], "held by ops: broker disputes the rate");
+
+    // Then L-1004, which the factor rejected, gets a new POD, is retried and sent alone.
+    factord(dir.path(), &["loads", "docs", "L-1004", "--pod", "documents/L-1004-pod.pdf", "--reason", "rescanned POD"]);
+    factord(dir.path(), &["loads", "retry", "L-1004", "--reason", "POD rescanned"]);
+    let l1004 = show("L-1004");
+    assert_eq!((l1004["status"].as_str(), l1004["invoice_number"].as_str()), (Some("Queued"), Some("AE-4")), "{l1004:#}");
+    factord(dir.path(), &["submit", "--loads", "L-1004"]);
+    let l1004 = show("L-1004");
+    assert_eq!(
+        (l1004["status"].as_str(), l1004["invoice_number"].as_str(), l1004["batch_id"].as_str()),
+        (Some("Invoiced"), Some("AE-4"), Some("acme-east-2")),
+        "{l1004:#}"
+    );
+
+    // And AE-5 is voided: held until ops have told Capital Depot, then invoiced afresh as AE-6.
+    factord(dir.path(), &["loads", "void", "L-1005", "--reason", "billed the wrong amount"]);
+    let l1005 = show("L-1005");
+    assert_eq!((l1005["status"].as_str(), l1005["exceptions"][0]["kind"].as_str()), (Some("Released"), Some("held")));
+    factord(dir.path(), &["loads", "release", "L-1005", "--reason", "Capital Depot told"]);
+    factord(dir.path(), &["invoice"]);
+    let l1005 = show("L-1005");
+    assert_eq!((l1005["status"].as_str(), l1005["invoice_number"].as_str()), (Some("Queued"), Some("AE-6")), "{l1005:#}");
+    assert_eq!(l1005["void_invoices"][0]["invoice_number"], "AE-5", "{l1005:#}");
 }
