@@ -279,7 +279,9 @@ fn resolve(settings: &Settings, row: &OpenExceptionRow) -> String {
              release {load} --reason ...` once settled with the factor"
         ),
         ExceptionKind::Rejected => {
-            format!("fix the cause (documents: `factord loads docs {load} --pod F ...`), then `factord loads retry {load} --reason ...`")
+            format!(
+                "fix the cause (documents: `factord loads docs {load} --pod F ...`), then `factord loads retry {load} --reason ...`"
+            )
         }
         ExceptionKind::CreditDeclined => format!(
             "once the factor approves customer {}: `factord credit refresh --force` (the next submission clears it)",

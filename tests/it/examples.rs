@@ -106,7 +106,11 @@ fn the_example_loads_are_invoiced_submitted_and_financed_on_the_shipped_config()
     factord(dir.path(), &["loads", "docs", "L-1004", "--pod", "documents/L-1004-pod.pdf", "--reason", "rescanned POD"]);
     factord(dir.path(), &["loads", "retry", "L-1004", "--reason", "POD rescanned"]);
     let l1004 = show("L-1004");
-    assert_eq!((l1004["status"].as_str(), l1004["invoice_number"].as_str()), (Some("Queued"), Some("AE-4")), "{l1004:#}");
+    assert_eq!(
+        (l1004["status"].as_str(), l1004["invoice_number"].as_str()),
+        (Some("Queued"), Some("AE-4")),
+        "{l1004:#}"
+    );
     factord(dir.path(), &["submit", "--loads", "L-1004"]);
     let l1004 = show("L-1004");
     assert_eq!(
@@ -122,6 +126,10 @@ fn the_example_loads_are_invoiced_submitted_and_financed_on_the_shipped_config()
     factord(dir.path(), &["loads", "release", "L-1005", "--reason", "Capital Depot told"]);
     factord(dir.path(), &["invoice"]);
     let l1005 = show("L-1005");
-    assert_eq!((l1005["status"].as_str(), l1005["invoice_number"].as_str()), (Some("Queued"), Some("AE-6")), "{l1005:#}");
+    assert_eq!(
+        (l1005["status"].as_str(), l1005["invoice_number"].as_str()),
+        (Some("Queued"), Some("AE-6")),
+        "{l1005:#}"
+    );
     assert_eq!(l1005["void_invoices"][0]["invoice_number"], "AE-5", "{l1005:#}");
 }
