@@ -144,13 +144,17 @@ async fn rebuild_one(
         }
         Err(ClaimError::Store(error)) => return Err(error.into()),
     }
-    tracing::info!(
-        load = %load.load_number,
-        invoice = %invoice_number,
-        from = from.as_deref().unwrap_or("unknown"),
-        to = %to,
-        "packet rebuilt with the current factor's NOA"
-    );
+    match from.as_deref() {
+        Some(from) => tracing::info!(
+            load = %load.load_number,
+            invoice = %invoice_number,
+            from,
+            to = %to,
+            "packet rebuilt with the current factor's NOA"
+        ),
+        // No mark: `loads docs` or `loads retry` asked for the rebuild.
+        None => tracing::info!(load = %load.load_number, invoice = %invoice_number, to = %to, "packet rebuilt"),
+    }
     report.rebuilt.push(Rebuilt { load_number: load.load_number.clone(), invoice_number, from, to });
     Ok(None)
 }
