@@ -245,9 +245,23 @@ pub async fn exceptions(
     if let Some(id) = subsidiary.filter(|id| settings.subsidiary(id).is_none()) {
         return Err(ReworkError::Usage(format!("subsidiary `{id}` is not configured")));
     }
-    let rows = store.exception_list(subsidiary).await?;
-    Ok(rows
-        .into_iter()
+    let rows = store.exception_list(subsidiary, None).await?;
+    Ok(lines(settings, rows))
+}
+
+/// The `limit` oldest open exceptions of every subsidiary, as [`exceptions`] lists them (the
+/// dashboard's list).
+pub async fn oldest_exceptions(
+    store: &Store,
+    settings: &Settings,
+    limit: i64,
+) -> Result<Vec<ExceptionLine>, StoreError> {
+    let rows = store.exception_list(None, Some(limit)).await?;
+    Ok(lines(settings, rows))
+}
+
+fn lines(settings: &Settings, rows: Vec<OpenExceptionRow>) -> Vec<ExceptionLine> {
+    rows.into_iter()
         .map(|row| ExceptionLine {
             resolve: resolve(settings, &row),
             detail: row.detail,
@@ -257,7 +271,7 @@ pub async fn exceptions(
             status: row.status,
             subsidiary: row.subsidiary,
         })
-        .collect())
+        .collect()
 }
 
 /// The command that resolves an open exception.

@@ -17,7 +17,7 @@ pub use load::{Customer, FieldChange, ImportDecision, LoadFields, LoadInput, Sto
 pub use money::{Money, MoneyError};
 pub use status::{ExceptionKind, LoadStatus, UnknownStatus};
 pub use text::{bounded, bounded_to};
-pub use time::{rfc3339, rfc3339_option, time_for_people};
+pub use time::{rfc3339, rfc3339_option, span_for_people, time_for_people, zoned_time_for_people};
 
 /// Whether `id` is usable as a name in paths and files (docs/reliability.md rule 14): 1 to 64 of
 /// `[A-Za-z0-9_-]`. Subsidiary and provider ids are held to this.

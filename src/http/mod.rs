@@ -165,9 +165,10 @@ async fn metrics_page(State(state): State<HttpState>) -> Response {
 }
 
 async fn dashboard_page(State(state): State<HttpState>) -> Response {
-    let gathered = tokio::time::timeout(QUERY_TIMEOUT, dashboard::Dashboard::gather(&state.store)).await;
+    let settings = state.settings();
+    let gathered = tokio::time::timeout(QUERY_TIMEOUT, dashboard::Dashboard::gather(&state.store, &settings)).await;
     let (status, body) = match gathered {
-        Ok(Ok(page)) => (StatusCode::OK, page.html(&state.settings(), chrono::Utc::now())),
+        Ok(Ok(page)) => (StatusCode::OK, page.html(&settings, chrono::Utc::now())),
         Ok(Err(error)) => {
             tracing::warn!(%error, "dashboard: cannot read the database");
             (StatusCode::SERVICE_UNAVAILABLE, unavailable_page(&error.to_string()))

@@ -1,6 +1,7 @@
 //! Read-only queries for `/metrics` and the dashboard (src/http): counts grouped by subsidiary,
 //! provider and status, taken at scrape time so that every figure is the database's own, and
-//! the waiting loads, open exceptions and latest batches the dashboard lists per subsidiary.
+//! the waiting loads and latest batches the dashboard lists per subsidiary (its open exceptions
+//! are `factord exceptions`' list: src/store/rework.rs).
 //!
 //! The counts are read in one read-only transaction, so they come from one snapshot
 //! (REPEATABLE READ on PostgreSQL; SQLite's WAL gives a read transaction one snapshot).
@@ -52,17 +53,6 @@ pub struct WaitingLoad {
     pub status: String,
     pub customer_name: String,
     pub reason: String,
-}
-
-/// An open exception flag on a load.
-#[derive(Clone, Debug)]
-pub struct OpenException {
-    pub load_number: String,
-    pub subsidiary: String,
-    pub status: String,
-    pub kind: String,
-    pub detail: String,
-    pub raised_at: DateTime<Utc>,
 }
 
 impl Store {
@@ -202,34 +192,6 @@ impl Store {
             .fetch_all(pool)
             .await?;
             rows.iter().map(|r| Ok(batch_summary_from_row!(r))).collect()
-        })
-    }
-
-    /// Open exception flags, at most `per_subsidiary` of each subsidiary, newest first.
-    pub async fn open_exceptions(&self, per_subsidiary: i64) -> Result<Vec<OpenException>, StoreError> {
-        on_pool!(self, pool => {
-            let rows = sqlx::query(
-                "SELECT load_number, subsidiary, status, kind, detail, raised_at FROM ( \
-                 SELECT l.load_number, l.subsidiary, l.status, e.kind, e.detail, e.raised_at, e.id, \
-                 ROW_NUMBER() OVER (PARTITION BY l.subsidiary ORDER BY e.id DESC) AS n \
-                 FROM load_exceptions e JOIN loads l ON l.id = e.load_id WHERE e.cleared_at IS NULL) AS x \
-                 WHERE n <= $1 ORDER BY subsidiary, id DESC",
-            )
-            .bind(per_subsidiary)
-            .fetch_all(pool)
-            .await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(OpenException {
-                        load_number: row.try_get("load_number")?,
-                        subsidiary: row.try_get("subsidiary")?,
-                        status: row.try_get("status")?,
-                        kind: row.try_get("kind")?,
-                        detail: row.try_get("detail")?,
-                        raised_at: row.try_get("raised_at")?,
-                    })
-                })
-                .collect()
         })
     }
 }

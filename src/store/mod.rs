@@ -224,7 +224,7 @@ pub use leader::LeaseHolder;
 
 mod metrics;
 
-pub use metrics::{MetricCounts, OpenException, ReportTotals, WaitingLoad};
+pub use metrics::{MetricCounts, ReportTotals, WaitingLoad};
 
 mod reports;
 

@@ -996,6 +996,19 @@ impl Store {
         })
     }
 
+    /// The report files refused whole (nothing applied), newest first, at most `limit`.
+    pub async fn recent_refused_report_files(&self, limit: i64) -> Result<Vec<ReportFileRecord>, StoreError> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(concat!(
+                "SELECT ", report_file_columns!(), " FROM report_files WHERE refused IS NOT NULL ORDER BY id DESC LIMIT $1"
+            ))
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(|row| Ok(report_file_from_row!(row))).collect()
+        })
+    }
+
     /// The last `per_provider` report files of each provider, newest first.
     pub async fn recent_report_files(&self, per_provider: i64) -> Result<Vec<ReportFileRecord>, StoreError> {
         on_pool!(self, pool => {

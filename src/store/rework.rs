@@ -360,15 +360,21 @@ impl Store {
         })
     }
 
-    /// Every open exception (of one subsidiary, or all) with its load, oldest first.
-    pub async fn exception_list(&self, subsidiary: Option<&str>) -> Result<Vec<OpenExceptionRow>, StoreError> {
+    /// Every open exception (of one subsidiary, or all) with its load, oldest first; the first
+    /// `limit` of them when given (the dashboard's bounded list).
+    pub async fn exception_list(
+        &self,
+        subsidiary: Option<&str>,
+        limit: Option<i64>,
+    ) -> Result<Vec<OpenExceptionRow>, StoreError> {
         on_pool!(self, pool => {
             let rows = sqlx::query(
                 "SELECT l.load_number, l.subsidiary, l.customer_id, l.status, e.kind, e.detail, e.raised_at, \
                  (SELECT b.provider FROM batches b WHERE b.id = l.batch_id) AS factor FROM load_exceptions e JOIN loads l ON l.id = e.load_id \
-                 WHERE e.cleared_at IS NULL AND ($1 IS NULL OR l.subsidiary = $1) ORDER BY e.raised_at, e.id",
+                 WHERE e.cleared_at IS NULL AND ($1 IS NULL OR l.subsidiary = $1) ORDER BY e.raised_at, e.id LIMIT $2",
             )
             .bind(subsidiary)
+            .bind(limit.unwrap_or(i64::MAX))
             .fetch_all(pool)
             .await?;
             rows.iter()

@@ -78,9 +78,13 @@ impl Drop for Server {
 }
 
 async fn serve(env: &TestEnv) -> Server {
+    serve_with(env, Settings::load(&env.config_path, &Environment::new()).expect("settings")).await
+}
+
+/// [`serve`] with other settings than the environment's.
+async fn serve_with(env: &TestEnv, settings: Settings) -> Server {
     let listener = factord::http::bind(([127, 0, 0, 1], 0).into()).await.expect("bind");
     let addr = listener.local_addr().expect("local address");
-    let settings = Settings::load(&env.config_path, &Environment::new()).expect("settings");
     let (health, metrics) = (Arc::new(Health::new()), Arc::new(Metrics::new()));
     let state = HttpState::new(
         env.store.clone(),
@@ -575,6 +579,55 @@ async fn chromium_dom(url: &str) -> String {
     dom
 }
 
+/// A third subsidiary whose provider is not active yet (it has a schedule all the same).
+const NORTH_INACTIVE: &str = r#"
+[[subsidiary]]
+id = "acme-north"
+name = "ACME Freight North LLC"
+address = "1 Lake Shore Dr, Chicago, IL 60601"
+timezone = "America/Chicago"
+invoice_prefix = "AN-"
+noa = "Remit to Triumph, P.O. Box 610028, Dallas, TX 75261."
+
+[subsidiary.factoring]
+provider = "triumph"
+schedule = "0 30 9 * * *"
+active = false
+"#;
+
+/// The text of the element that carries `marker` (an attribute), up to its closing `close`.
+fn element_text(dom: &str, marker: &str, close: &str) -> String {
+    let start = dom.find(marker).unwrap_or_else(|| panic!("{marker} in: {dom}"));
+    let end = dom[start..].find(close).map_or(dom.len(), |end| start + end);
+    dom_text(&dom[start..end])
+}
+
+/// The next weekday 16:00 in Chicago after `after` (acme-east's `0 0 16 * * Mon-Fri`), in
+/// Chicago's time and in UTC, worked out here without the scheduler's code.
+fn next_weekday_four_pm_in_chicago(after: chrono::DateTime<chrono::Utc>) -> (String, String) {
+    use chrono::{Datelike, TimeZone, Weekday};
+    let zone = chrono_tz::America::Chicago;
+    let today = after.with_timezone(&zone).date_naive();
+    let fire = (0..8)
+        .map(|d| today + chrono::Days::new(d))
+        .filter(|day| !matches!(day.weekday(), Weekday::Sat | Weekday::Sun))
+        .filter_map(|day| zone.from_local_datetime(&day.and_hms_opt(16, 0, 0).expect("16:00")).single())
+        .find(|fire| *fire > after)
+        .expect("a weekday within 8 days");
+    (fire.format("%Y-%m-%d %H:%M:%S %Z").to_string(), fire.to_utc().format("%Y-%m-%d %H:%M:%S UTC").to_string())
+}
+
+/// Sets when an open exception of `load` was raised.
+async fn backdate_exception(store: &Store, load: &str, at: chrono::DateTime<chrono::Utc>) {
+    let sql = "UPDATE load_exceptions SET raised_at = $1 WHERE cleared_at IS NULL \
+               AND load_id = (SELECT id FROM loads WHERE load_number = $2)";
+    let updated = match store {
+        Store::Postgres(pool) => sqlx::query(sql).bind(at).bind(load).execute(pool).await.map(|r| r.rows_affected()),
+        Store::Sqlite(pool) => sqlx::query(sql).bind(at).bind(load).execute(pool).await.map(|r| r.rows_affected()),
+    };
+    assert!(updated.expect("backdate") >= 1, "no open exception on {load}");
+}
+
 /// The count cell of one subsidiary and status in the dashboard's DOM.
 fn pipeline_cell(dom: &str, subsidiary: &str, status: &str) -> Option<i64> {
     let marker = format!("data-subsidiary=\"{subsidiary}\" data-status=\"{status}\">");
@@ -616,14 +669,31 @@ both_backends!(the_dashboard_in_headless_chromium_shows_the_pipeline_waiting_rea
     // Markup in stored text is shown as text, never run.
     store.set_waiting_reason("R000003", Some("<b>bold?</b> & <script>alert(1)</script>")).await.expect("waiting");
     store.raise_exception("I000004", ExceptionKind::Held, "held: verify the POD").await.expect("held");
+    // A rejection three days old, and a load ops hold now: oldest first, each with its age and
+    // the command that resolves it.
+    let detail = "rejected by the factor (POD unreadable)";
+    store.raise_exception("I000002", ExceptionKind::Rejected, detail).await.expect("rejected");
+    let raised = chrono::Utc::now() - chrono::TimeDelta::days(3) - chrono::TimeDelta::minutes(4 * 60 + 10);
+    backdate_exception(store, "I000002", raised).await;
+    backdate_exception(store, "I000004", raised + chrono::TimeDelta::hours(1)).await;
+    factord::rework::hold(store, "R000001", "customer disputes the rate").await.expect("hold");
+    // A load file refused whole (before the report file below).
+    let bad = env.write("bad-loads.csv", "load_number;subsidiary\nL-9;acme-east\n");
+    factord::intake::import_load_file(store, &env.settings, &bad, None).await.expect_err("refused");
     let report = env.write("purchase-nov.csv", "Invoice Number,Advance\nIINV000001,270.00\nNOPE-1,1.00\n");
     ingest_file(store, &env.settings, &report, "capital_depot", Some(ReportKind::Purchase)).await.expect("ingest");
     // A provider no subsidiary uses any more still has its files shown.
     let old = env.write("rts-old.csv", "Customer,Advance\nBlue,1.00\n");
     ingest_file(store, &env.settings, &old, "rts", Some(ReportKind::Purchase)).await.expect("ingest");
 
-    let server = serve(&env).await;
+    // acme-north's provider is inactive.
+    let config = std::fs::read_to_string(&env.config_path).expect("config") + NORTH_INACTIVE;
+    let config = env.write("config-north/factord.toml", &config);
+    let settings = Settings::load(&config, &Environment::new()).expect("settings with acme-north");
+    let credit_refresh = settings.credit.refresh_schedule.expression.clone();
+    let server = serve_with(&env, settings).await;
     server.health.set_components_running(true);
+    let before = chrono::Utc::now();
     let page = get(server.addr, "/").await;
     assert_eq!(page.status, 200);
     assert!(page.content_type.starts_with("text/html"), "{}", page.content_type);
@@ -636,7 +706,10 @@ both_backends!(the_dashboard_in_headless_chromium_shows_the_pipeline_waiting_rea
     assert_eq!(get(server.addr, "/loads/R000001").await.status, 404);
 
     let dom = chromium_dom(&format!("http://{}/", server.addr)).await;
+    let after = chrono::Utc::now();
     let text = dom_text(&dom);
+    // No Markdown is left: commands and values are <code>.
+    assert!(!text.contains('`') && !text.contains("**"), "Markdown on the page: {text}");
     let counts = [
         ("acme-east", "Released", 3),
         ("acme-east", "Invoiced", 3),
@@ -652,7 +725,61 @@ both_backends!(the_dashboard_in_headless_chromium_shows_the_pipeline_waiting_rea
     assert!(text.contains("R000002 Released Blue Brokerage missing proof of delivery (POD)"), "{text}");
     assert!(text.contains("<b>bold?</b> & <script>alert(1)</script>"), "markup shown as text: {text}");
     assert!(!dom.contains("<b>bold?</b>") && !dom.contains("<script>"), "markup not made into elements: {dom}");
-    assert!(text.contains("I000004 Invoiced held held: verify the POD"), "{text}");
+    // R000001's waiting reason names the command that releases it, as code.
+    assert!(
+        text.contains(
+            "R000001 Released Blue Brokerage held: customer disputes the rate; factord loads release R000001"
+        ),
+        "{text}"
+    );
+    assert!(dom.contains("<code>factord loads release R000001 --reason ...</code>"), "{dom}");
+
+    // The open exceptions and held loads, oldest first, with age and command.
+    let exceptions = element_text(&dom, "id=\"exceptions\"", "</section>");
+    assert!(exceptions.contains("Exceptions and held loads (3)"), "{exceptions}");
+    let rejected = format!(
+        "{} 3 d 4 h I000002 acme-east Invoiced rejected {detail} fix the cause, then factord loads retry I000002 --reason ...",
+        factord::domain::time_for_people(raised)
+    );
+    assert!(exceptions.contains(&rejected), "{rejected} in: {exceptions}");
+    assert!(
+        exceptions.contains("3 d 3 h I000004 acme-east Invoiced held held: verify the POD cleared when"),
+        "{exceptions}"
+    );
+    let held = "< 1 min R000001 acme-east Released held held by ops: customer disputes the rate factord loads release R000001 --reason ...";
+    assert!(exceptions.contains(held), "{held} in: {exceptions}");
+    let at = |load: &str| exceptions.find(load).unwrap_or_else(|| panic!("{load} in: {exceptions}"));
+    assert!(at("I000002") < at("I000004") && at("I000004") < at("R000001"), "oldest first: {exceptions}");
+    assert!(dom.contains("<code>factord loads retry I000002 --reason ...</code>"), "{dom}");
+
+    // The refused files, load and report, newest first.
+    let refused = element_text(&dom, "id=\"refused-files\"", "</section>");
+    let load_file = refused.find("bad-loads.csv load file").unwrap_or_else(|| panic!("{refused}"));
+    let report_file = refused.find("rts-old.csv purchase report from rts").unwrap_or_else(|| panic!("{refused}"));
+    assert!(report_file < load_file, "newest first (the report file came after): {refused}");
+    assert!(refused.contains("inbox/loads/") && refused.contains("inbox/rts/"), "{refused}");
+    let files = store.recent_report_files(5).await.expect("report files");
+    let reason = files.iter().find_map(|f| f.refused.clone()).expect("the rts file was refused");
+    assert!(refused.contains(reason.trim()), "the refusal's reason {reason:?}: {refused}");
+
+    // The inactive provider, said plainly.
+    let inactive = element_text(&dom, "id=\"inactive-providers\"", "</section>");
+    assert!(inactive.contains("ACME Freight North LLC acme-north Triumph"), "{inactive}");
+    assert!(inactive.contains("nothing is sent to the factor"), "{inactive}");
+    assert!(!inactive.contains("acme-east"), "capital_depot is active: {inactive}");
+
+    // Each schedule's next fire, in its own time zone.
+    let east = element_text(&dom, "data-schedule=\"submission acme-east (capital_depot)\"", "</tr>");
+    let (early, late) = (next_weekday_four_pm_in_chicago(before), next_weekday_four_pm_in_chicago(after));
+    assert!(
+        [early, late].iter().any(|(chicago, utc)| east.contains(&format!("America/Chicago {chicago} {utc}"))),
+        "the next weekday 16:00 in Chicago: {east}"
+    );
+    assert!(east.contains("0 0 16 * * Mon-Fri"), "{east}");
+    let north = element_text(&dom, "data-schedule=\"submission acme-north (triumph)\"", "</tr>");
+    assert!(north.contains("not run: triumph is inactive"), "{north}");
+    let credit = element_text(&dom, "data-schedule=\"credit refresh\"", "</tr>");
+    assert!(credit.contains(&format!("{credit_refresh} UTC")), "{credit}");
     // Each subsidiary's section holds its batches and its provider's report files.
     let section = |id: &str| {
         let start = dom.find(&format!("id=\"subsidiary-{id}\"")).unwrap_or_else(|| panic!("section {id}: {dom}"));
@@ -667,8 +794,6 @@ both_backends!(the_dashboard_in_headless_chromium_shows_the_pipeline_waiting_rea
     assert!(!west.contains("purchase-nov.csv"), "{west}");
     let others = dom_text(&dom[dom.find("id=\"other-reports\"").expect("other providers' files")..]);
     assert!(others.contains("rts purchase rts-old.csv 0 0 0 0"), "{others}");
-    let files = store.recent_report_files(5).await.expect("report files");
-    let reason = files.iter().find_map(|f| f.refused.clone()).expect("the rts file was refused");
     assert!(others.contains(reason.trim()), "the refusal's reason {reason:?}: {others}");
 });
 
@@ -826,6 +951,9 @@ async fn factord_run_serves_health_metrics_and_the_dashboard_on_http_listen() {
     let reason = status["subsidiaries"][0]["waiting_loads"][0]["reason"].as_str().expect("a waiting reason");
     assert!(reason.contains("missing"), "{reason}");
     assert!(text.contains(&format!("L-1 Released Broker One {reason}")), "{reason} in: {text}");
+    assert!(!text.contains('`') && !text.contains("**"), "no Markdown on the page: {text}");
+    let east = element_text(&dom, "data-schedule=\"submission acme-east (capital_depot)\"", "</tr>");
+    assert!(east.contains("America/Chicago") && east.contains("16:00:00 C"), "{east}");
 
     // SIGTERM stops the server with the daemon.
     let pid = daemon.child.as_ref().expect("child").id().to_string();

@@ -294,10 +294,10 @@ both_backends!(refused_load_files_show_in_status_the_dashboard_and_metrics_and_a
         status["last_load_files"].as_array().expect("files").iter().filter_map(|f| f["file"].as_str()).collect();
     assert_eq!(imported, ["wednesday.csv"], "{status:#}");
 
-    let dashboard = factord::http::dashboard::Dashboard::gather(&env.store).await.expect("dashboard");
+    let dashboard = factord::http::dashboard::Dashboard::gather(&env.store, &env.settings).await.expect("dashboard");
     let html = dashboard.html(&env.settings, chrono::Utc::now());
-    assert!(html.contains("Refused load files") && html.contains("monday.csv") && html.contains("tuesday.json"));
-    assert!(html.contains("seems separated by `;`"), "the reason, escaped as text");
+    assert!(html.contains("Refused files") && html.contains("monday.csv") && html.contains("tuesday.json"));
+    assert!(html.contains("seems separated by <code>;</code>"), "the reason, its backticks as code");
     let counts = env.store.metric_counts().await.expect("metrics");
     assert_eq!(counts.refused_load_files, 2);
 

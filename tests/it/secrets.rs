@@ -107,7 +107,7 @@ both_backends!(an_echoed_api_key_never_comes_back_out_in_any_form, |env| {
     seen.push(("status", run(&["status", "--json"])));
     seen.push(("loads show", run(&["loads", "show", "S-01"])));
     seen.push(("loads show --json", run(&["loads", "show", "S-01", "--json"])));
-    let dashboard = factord::http::dashboard::Dashboard::gather(&env.store).await.expect("dashboard");
+    let dashboard = factord::http::dashboard::Dashboard::gather(&env.store, &settings).await.expect("dashboard");
     seen.push(("dashboard", dashboard.html(&settings, chrono::Utc::now())));
     seen.push(("database", text_of_database(&env).await));
     assert!(seen[2].1.contains("[REDACTED]"), "the redaction shows: {}", seen[2].1);
