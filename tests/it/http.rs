@@ -738,7 +738,7 @@ both_backends!(the_dashboard_in_headless_chromium_shows_the_pipeline_waiting_rea
     let exceptions = element_text(&dom, "id=\"exceptions\"", "</section>");
     assert!(exceptions.contains("Exceptions and held loads (3)"), "{exceptions}");
     let rejected = format!(
-        "{} 3 d 4 h I000002 acme-east Invoiced rejected {detail} fix the cause, then factord loads retry I000002 --reason ...",
+        "{} 3 d 4 h I000002 acme-east Invoiced rejected {detail} fix the cause (documents: factord loads docs I000002 --pod F ... ), then factord loads retry I000002 --reason ...",
         factord::domain::time_for_people(raised)
     );
     assert!(exceptions.contains(&rejected), "{rejected} in: {exceptions}");
