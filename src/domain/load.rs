@@ -314,9 +314,7 @@ pub fn lines_disagree(amount: Money, extras: &LoadExtras) -> Option<String> {
     }
     match extras.lines_total() {
         Some(total) if total == amount => None,
-        Some(total) => {
-            Some(format!("amount {} but the lines add up to {}", amount.for_people(), total.for_people()))
-        }
+        Some(total) => Some(format!("amount {} but the lines add up to {}", amount.for_people(), total.for_people())),
         None => Some("the lines add up to more than an amount can hold".to_string()),
     }
 }

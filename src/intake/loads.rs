@@ -292,7 +292,7 @@ fn validate_row(record: &BTreeMap<String, String>, settings: &Settings) -> Resul
     });
     for column in REQUIRED {
         // With lines, the amount may be left out: it is their sum.
-        if get(column).is_empty() && !(*column == "amount" && !lines.is_empty()) {
+        if get(column).is_empty() && (*column != "amount" || lines.is_empty()) {
             problems.push(format!("{column}: required"));
         }
     }
@@ -301,17 +301,7 @@ fn validate_row(record: &BTreeMap<String, String>, settings: &Settings) -> Resul
     if !subsidiary.is_empty() && configured.is_none() {
         problems.push(format!("subsidiary: `{}` is not configured", crate::domain::bounded(subsidiary)));
     }
-    let extras = LoadExtras {
-        lines,
-        bol: optional("bol"),
-        lumper_receipt: optional("lumper_receipt"),
-        other_documents: get("other_documents")
-            .split(';')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(str::to_string)
-            .collect(),
-    };
+    let extras = row_extras(record, lines);
     let amount = row_amount(get("amount"), &extras).unwrap_or_else(|problem| {
         problems.extend(problem);
         Money::ZERO
@@ -330,16 +320,7 @@ fn validate_row(record: &BTreeMap<String, String>, settings: &Settings) -> Resul
         problems.push(problem);
         None
     });
-    let mut named: Vec<(&str, &str)> =
-        ["pod", "rate_confirmation"].into_iter().map(|c| (c, get(c))).filter(|(_, p)| !p.is_empty()).collect();
-    named.extend(extras.bol.iter().map(|p| ("bol", p.as_str())));
-    named.extend(extras.lumper_receipt.iter().map(|p| ("lumper_receipt", p.as_str())));
-    named.extend(extras.other_documents.iter().map(|p| ("other_documents", p.as_str())));
-    for (column, path) in named {
-        if let Err(reason) = check_document_path(path) {
-            problems.push(format!("{column}: {reason}"));
-        }
-    }
+    problems.extend(document_problems(get("pod"), get("rate_confirmation"), &extras));
     if !problems.is_empty() {
         return Err(problems.join("; "));
     }
@@ -379,6 +360,36 @@ fn validate_row(record: &BTreeMap<String, String>, settings: &Settings) -> Resul
     })
 }
 
+/// The row's lines and extra documents (`other_documents` is a list separated by `;`).
+fn row_extras(record: &BTreeMap<String, String>, lines: Vec<LoadLine>) -> LoadExtras {
+    let get = |column: &str| record.get(column).filter(|v| !v.is_empty()).cloned();
+    LoadExtras {
+        lines,
+        bol: get("bol"),
+        lumper_receipt: get("lumper_receipt"),
+        other_documents: get("other_documents")
+            .unwrap_or_default()
+            .split(';')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect(),
+    }
+}
+
+/// Every document path of the row that leaves the documents folder, by column.
+fn document_problems(pod: &str, rate_confirmation: &str, extras: &LoadExtras) -> Vec<String> {
+    let mut named: Vec<(&str, &str)> =
+        [("pod", pod), ("rate_confirmation", rate_confirmation)].into_iter().filter(|(_, p)| !p.is_empty()).collect();
+    named.extend(extras.bol.iter().map(|p| ("bol", p.as_str())));
+    named.extend(extras.lumper_receipt.iter().map(|p| ("lumper_receipt", p.as_str())));
+    named.extend(extras.other_documents.iter().map(|p| ("other_documents", p.as_str())));
+    named
+        .into_iter()
+        .filter_map(|(column, path)| check_document_path(path).err().map(|reason| format!("{column}: {reason}")))
+        .collect()
+}
+
 /// Columns the record does not carry. CSV records hold every column of the header; JSON
 /// records only the keys they name (`null` is a key, and clears). The lines are carried by a
 /// `lines` key or any charge column.
@@ -397,7 +408,8 @@ fn absent_columns(record: &BTreeMap<String, String>) -> BTreeSet<&'static str> {
 /// line by [`line_items`].
 fn check_texts(record: &BTreeMap<String, String>) -> Vec<String> {
     let mut problems = Vec::new();
-    for (column, value) in record.iter().filter(|(column, _)| COLUMNS.contains(&column.as_str()) && *column != "lines") {
+    for (column, value) in record.iter().filter(|(column, _)| COLUMNS.contains(&column.as_str()) && *column != "lines")
+    {
         let breaks_allowed = column == "bill_to_address";
         if value.chars().count() > MAX_FIELD_CHARS {
             problems.push(format!("{column}: longer than {MAX_FIELD_CHARS} characters"));
@@ -452,7 +464,9 @@ fn json_lines(text: &str) -> Result<Vec<LoadLine>, String> {
             _ => return Err(format!("line {number}: a description is required")),
         };
         if description.chars().count() > MAX_FIELD_CHARS || description.chars().any(char::is_control) {
-            return Err(format!("line {number}: the description is over {MAX_FIELD_CHARS} characters or has control characters"));
+            return Err(format!(
+                "line {number}: the description is over {MAX_FIELD_CHARS} characters or has control characters"
+            ));
         }
         let amount_text = match value.get("amount") {
             Some(serde_json::Value::String(a)) => a.trim().to_string(),

@@ -51,18 +51,19 @@ macro_rules! claim_file_record {
 /// the other documents an import recorded.
 macro_rules! stored_extras {
     ($tx:expr, $id:expr) => {{
-        let lines = sqlx::query("SELECT description, amount_cents FROM load_lines WHERE load_id = $1 ORDER BY position")
-            .bind($id)
-            .fetch_all(&mut *$tx)
-            .await?
-            .iter()
-            .map(|r| {
-                Ok::<LoadLine, sqlx::Error>(LoadLine {
-                    description: r.try_get("description")?,
-                    amount: Money::from_cents(r.try_get("amount_cents")?),
+        let lines =
+            sqlx::query("SELECT description, amount_cents FROM load_lines WHERE load_id = $1 ORDER BY position")
+                .bind($id)
+                .fetch_all(&mut *$tx)
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok::<LoadLine, sqlx::Error>(LoadLine {
+                        description: r.try_get("description")?,
+                        amount: Money::from_cents(r.try_get("amount_cents")?),
+                    })
                 })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+                .collect::<Result<Vec<_>, _>>()?;
         let documents = sqlx::query(
             "SELECT kind, path, source FROM load_documents WHERE load_id = $1 AND replaced_at IS NULL ORDER BY id",
         )
