@@ -455,4 +455,30 @@ mod tests {
         row.status = LoadStatus::Delivered;
         assert_eq!(decide_import(Some(&stored(LoadStatus::Released, fields())), &row), ImportDecision::Unchanged);
     }
+
+    #[test]
+    fn lines_are_an_invoiced_field_and_must_agree_with_the_amount() {
+        let lines = |cents: &[i64]| LoadExtras {
+            lines: cents
+                .iter()
+                .map(|c| LoadLine { description: "Linehaul".into(), amount: Money::from_cents(*c) })
+                .collect(),
+            ..LoadExtras::default()
+        };
+        let mut stored_load = stored(LoadStatus::Released, fields());
+        stored_load.extras = lines(&[200_000, 45_000]);
+        // A row without lines keeps the stored ones, so its amount must match them.
+        let mut row = input(fields(), LoadStatus::Released);
+        row.absent.insert("lines");
+        assert_eq!(decide_import(Some(&stored_load), &row), ImportDecision::Unchanged);
+        row.fields.amount = Money::from_cents(250_000);
+        let ImportDecision::Refuse(reason) = decide_import(Some(&stored_load), &row) else { panic!("refused") };
+        assert_eq!(reason, "amount $2,500.00 but the lines add up to $2,450.00");
+        // New lines while Queued are refused like any invoiced field.
+        stored_load.status = LoadStatus::Queued;
+        let mut row = input(fields(), LoadStatus::Released);
+        row.extras = lines(&[245_000]);
+        let ImportDecision::Refuse(reason) = decide_import(Some(&stored_load), &row) else { panic!("refused") };
+        assert!(reason.contains("can no longer change (lines"), "{reason}");
+    }
 }

@@ -579,6 +579,47 @@ mod tests {
         assert_eq!(parse_date_or_time("yesterday"), None);
     }
 
+    fn record(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect()
+    }
+
+    #[test]
+    fn charge_columns_make_lines_and_skip_empty_and_zero() {
+        let lines =
+            line_items(&record(&[("linehaul", "2,000"), ("fuel_surcharge", "0.00"), ("tonu", ""), ("other", "$12.5")]))
+                .expect("lines");
+        let shown: Vec<(String, i64)> = lines.iter().map(|l| (l.description.clone(), l.amount.cents())).collect();
+        assert_eq!(shown, [("Linehaul".to_string(), 200_000), ("Other charges".to_string(), 1_250)]);
+        let both = line_items(&record(&[("linehaul", "10"), ("lines", r#"[{"description": "X", "amount": 10}]"#)]));
+        assert!(both.expect_err("refused").contains("give one"));
+        let bad = line_items(&record(&[("lines", r#"[{"amount": 10}]"#)]));
+        assert!(bad.expect_err("refused").contains("line 1: a description is required"));
+    }
+
+    #[test]
+    fn amount_and_lines_must_agree() {
+        let extras = LoadExtras {
+            lines: vec![LoadLine { description: "Linehaul".into(), amount: Money::from_cents(240_000) }],
+            ..LoadExtras::default()
+        };
+        assert_eq!(row_amount("", &extras), Ok(Money::from_cents(240_000)));
+        assert_eq!(row_amount("2400", &extras), Ok(Money::from_cents(240_000)));
+        assert_eq!(
+            row_amount("$2,450.00", &extras),
+            Err(vec!["amount $2,450.00 but the lines add up to $2,400.00".to_string()])
+        );
+    }
+
+    #[test]
+    fn terms_are_whole_days_up_to_a_year() {
+        assert_eq!(terms_days("", Some(30)), Ok(Some(30)));
+        assert_eq!(terms_days("0", Some(30)), Ok(Some(0)));
+        assert_eq!(terms_days("365", None), Ok(Some(365)));
+        assert!(terms_days("366", None).is_err());
+        assert!(terms_days("-1", None).is_err());
+        assert!(terms_days("net 30", None).is_err());
+    }
+
     #[test]
     fn document_paths_stay_inside() {
         assert!(check_document_path("L-1/pod.pdf").is_ok());
