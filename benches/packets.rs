@@ -44,6 +44,15 @@ fn content(index: usize) -> InvoiceContent {
         pickup: Some("Dallas, TX".to_string()),
         delivery: Some("Atlanta, GA".to_string()),
         delivered: Some("2025-03-03T14:20:00-06:00".to_string()),
+        bill_to_name: None,
+        bill_to_address: None,
+        terms_days: 30,
+        bol_number: None,
+        picked_up: None,
+        shipper: None,
+        consignee: None,
+        lines: Vec::new(),
+        remit_to_factor: None,
         amount: Money::from_cents(245_000 + i64::try_from(index).unwrap_or(0)),
         noa: Some(
             "NOTICE: This account has been assigned and must be paid only to Example Factor LLC, \

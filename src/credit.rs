@@ -613,6 +613,7 @@ mod tests {
             customer_ids: Default::default(),
             connection: Connection::None,
             email_to: None,
+            remit_to: None,
         }
     }
 

@@ -125,6 +125,9 @@ pub struct RawSubsidiary {
     #[serde(deserialize_with = "lenient::opt_bool")]
     pub automerge: Option<bool>,
     pub noa: Option<String>,
+    /// Payment terms printed on invoices when a load names none (days; default 30).
+    #[serde(deserialize_with = "lenient::opt_u32")]
+    pub terms_days: Option<u32>,
     pub customer_overrides: BTreeMap<String, String>,
     pub factoring: Option<RawFactoring>,
 }
@@ -150,6 +153,8 @@ pub struct RawFactoring {
     pub api: Option<RawApi>,
     /// Manual providers: batches also sent by email.
     pub email: Option<super::alerts::RawFactoringEmail>,
+    /// The factor's payment address, printed as the remit-to block of factored invoices.
+    pub remit_to: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -258,6 +258,11 @@ impl InvoicingMethod {
     }
 }
 
+/// Payment terms of a subsidiary that sets none (`terms_days`).
+pub const DEFAULT_TERMS_DAYS: u32 = 30;
+/// Longest payment terms accepted, in days.
+pub const MAX_TERMS_DAYS: u32 = 365;
+
 #[derive(Debug)]
 pub struct Subsidiary {
     pub id: String,
@@ -270,6 +275,9 @@ pub struct Subsidiary {
     pub invoicing_method: InvoicingMethod,
     pub automerge: bool,
     pub noa: Option<String>,
+    /// Payment terms in days printed on invoices of loads that name none (`terms_days`,
+    /// default 30).
+    pub terms_days: u32,
     /// Customer id → method, overriding `invoicing_method` for that customer.
     pub customer_overrides: BTreeMap<String, InvoicingMethod>,
     pub factoring: Option<Factoring>,
@@ -319,6 +327,10 @@ pub struct Factoring {
     /// Manual providers: the factor's address that batches are also emailed to
     /// (`[subsidiary.factoring.email] to`).
     pub email_to: Option<String>,
+    /// The factor's payment address, printed as the remit-to block of factored invoices
+    /// (`[subsidiary.factoring] remit_to`); without it the invoice names the factor and points
+    /// to the Notice of Assignment.
+    pub remit_to: Option<String>,
 }
 
 #[derive(Debug)]
@@ -995,6 +1007,10 @@ fn validate_subsidiary(
         }
     }
     let factoring = raw.factoring.as_ref().and_then(|f| validate_factoring(f, &source, &key, env, issues));
+    let terms_days = raw.terms_days.unwrap_or(DEFAULT_TERMS_DAYS);
+    if terms_days > MAX_TERMS_DAYS {
+        issues.push(&source, key("terms_days"), format!("{terms_days} is more than {MAX_TERMS_DAYS} days"));
+    }
 
     if issues.0.len() > before {
         return None;
@@ -1010,6 +1026,7 @@ fn validate_subsidiary(
         invoicing_method,
         automerge,
         noa,
+        terms_days,
         customer_overrides,
         factoring,
         source: sourced.source.clone(),
@@ -1196,6 +1213,7 @@ fn validate_factoring(
         customer_ids: raw.customer_ids.clone(),
         connection,
         email_to,
+        remit_to: raw.remit_to.as_deref().map(str::trim).filter(|r| !r.is_empty()).map(str::to_string),
     })
 }
 

@@ -27,6 +27,66 @@ pub struct LoadFields {
     pub pickup_state: Option<String>,
     pub delivery_city: Option<String>,
     pub delivery_state: Option<String>,
+    /// The bill-to block when it is not the customer's name: name and (multi-line) address.
+    pub bill_to_name: Option<String>,
+    pub bill_to_address: Option<String>,
+    /// `YYYY-MM-DD` or an RFC 3339 date-time, normalised at parse time.
+    pub pickup_date: Option<String>,
+    pub shipper_name: Option<String>,
+    pub consignee_name: Option<String>,
+    pub bol_number: Option<String>,
+    /// Payment terms in days (the due date is the invoice date plus these); set at import from
+    /// the row or the subsidiary's `terms_days`. `None` for loads imported before terms existed:
+    /// the subsidiary's terms apply.
+    pub terms_days: Option<i32>,
+}
+
+/// One line item of an invoice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadLine {
+    pub description: String,
+    pub amount: Money,
+}
+
+/// What an import row says beyond the load's own fields: its line items and the documents
+/// recorded in `load_documents` (docs/design.md §7). Printed on the invoice or merged into the
+/// packet, so frozen once Queued like the invoiced fields.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoadExtras {
+    /// In order; empty means one line "Freight charges" of the amount.
+    pub lines: Vec<LoadLine>,
+    /// Paths relative to the documents folder.
+    pub bol: Option<String>,
+    pub lumper_receipt: Option<String>,
+    /// The other documents an import recorded (those of `loads docs` are not the import's to
+    /// change).
+    pub other_documents: Vec<String>,
+}
+
+impl LoadExtras {
+    /// The lines' sum, or `None` if it overflows.
+    pub fn lines_total(&self) -> Option<Money> {
+        self.lines.iter().try_fold(Money::ZERO, |sum, line| sum.checked_add(line.amount))
+    }
+
+    /// Every part that differs, old and new as text (all frozen once Queued).
+    pub fn changes_to(&self, new: &LoadExtras) -> Vec<FieldChange> {
+        let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+        let lines = |l: &[LoadLine]| {
+            l.iter().map(|line| format!("{} {}", line.description, line.amount)).collect::<Vec<_>>().join("; ")
+        };
+        let candidates = [
+            ("lines", lines(&self.lines), lines(&new.lines)),
+            ("bol", opt(&self.bol), opt(&new.bol)),
+            ("lumper_receipt", opt(&self.lumper_receipt), opt(&new.lumper_receipt)),
+            ("other_documents", self.other_documents.join(";"), new.other_documents.join(";")),
+        ];
+        candidates
+            .into_iter()
+            .filter(|(_, old, new)| old != new)
+            .map(|(field, old, new)| FieldChange { field, old, new, invoiced: true })
+            .collect()
+    }
 }
 
 /// The customer (the factor's debtor) as named by a load row.
@@ -46,6 +106,7 @@ pub struct LoadInput {
     /// `Released` or `Delivered` (not yet released); `Released` when the row says nothing.
     pub status: LoadStatus,
     pub fields: LoadFields,
+    pub extras: LoadExtras,
     /// Optional columns the row does not carry: absent from the CSV header, or keys absent from
     /// the JSON object. On re-import the stored value of each stands (an empty cell or `null`
     /// is carried, and clears the field). `status` here means the stored status stands.
@@ -79,6 +140,32 @@ impl LoadInput {
             pickup_state: pick("pickup_state", &new.pickup_state, &stored.pickup_state),
             delivery_city: pick("delivery_city", &new.delivery_city, &stored.delivery_city),
             delivery_state: pick("delivery_state", &new.delivery_state, &stored.delivery_state),
+            bill_to_name: pick("bill_to_name", &new.bill_to_name, &stored.bill_to_name),
+            bill_to_address: pick("bill_to_address", &new.bill_to_address, &stored.bill_to_address),
+            pickup_date: pick("pickup_date", &new.pickup_date, &stored.pickup_date),
+            shipper_name: pick("shipper_name", &new.shipper_name, &stored.shipper_name),
+            consignee_name: pick("consignee_name", &new.consignee_name, &stored.consignee_name),
+            bol_number: pick("bol_number", &new.bol_number, &stored.bol_number),
+            terms_days: if self.carries("terms_days") { new.terms_days } else { stored.terms_days },
+        }
+    }
+
+    /// The lines and documents the load has after this row, as [`Self::fields_over`].
+    pub fn extras_over(&self, stored: &LoadExtras) -> LoadExtras {
+        let new = &self.extras;
+        LoadExtras {
+            lines: if self.carries("lines") { new.lines.clone() } else { stored.lines.clone() },
+            bol: if self.carries("bol") { new.bol.clone() } else { stored.bol.clone() },
+            lumper_receipt: if self.carries("lumper_receipt") {
+                new.lumper_receipt.clone()
+            } else {
+                stored.lumper_receipt.clone()
+            },
+            other_documents: if self.carries("other_documents") {
+                new.other_documents.clone()
+            } else {
+                stored.other_documents.clone()
+            },
         }
     }
 }
@@ -89,6 +176,7 @@ pub struct StoredLoad {
     pub status: LoadStatus,
     pub invoice_number: Option<String>,
     pub fields: LoadFields,
+    pub extras: LoadExtras,
 }
 
 /// One field that differs between the stored load and an import row.
@@ -135,6 +223,7 @@ impl LoadFields {
     /// Every field that differs, old and new as text.
     pub fn changes_to(&self, new: &LoadFields) -> Vec<FieldChange> {
         let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+        let terms = |v: Option<i32>| v.map(|d| d.to_string()).unwrap_or_default();
         let candidates = [
             ("subsidiary", self.subsidiary.clone(), new.subsidiary.clone(), true),
             ("customer_id", self.customer_id.clone(), new.customer_id.clone(), true),
@@ -147,6 +236,13 @@ impl LoadFields {
             ("pickup_state", opt(&self.pickup_state), opt(&new.pickup_state), true),
             ("delivery_city", opt(&self.delivery_city), opt(&new.delivery_city), true),
             ("delivery_state", opt(&self.delivery_state), opt(&new.delivery_state), true),
+            ("bill_to_name", opt(&self.bill_to_name), opt(&new.bill_to_name), true),
+            ("bill_to_address", opt(&self.bill_to_address), opt(&new.bill_to_address), true),
+            ("pickup_date", opt(&self.pickup_date), opt(&new.pickup_date), true),
+            ("shipper_name", opt(&self.shipper_name), opt(&new.shipper_name), true),
+            ("consignee_name", opt(&self.consignee_name), opt(&new.consignee_name), true),
+            ("bol_number", opt(&self.bol_number), opt(&new.bol_number), true),
+            ("terms_days", terms(self.terms_days), terms(new.terms_days), true),
             ("factor_reference", opt(&self.factor_reference), opt(&new.factor_reference), false),
             ("truck", opt(&self.truck), opt(&new.truck), false),
         ];
@@ -172,7 +268,13 @@ pub fn decide_import(existing: Option<&StoredLoad>, input: &LoadInput) -> Import
         return ImportDecision::Insert;
     };
     // A column the row does not carry is no change: its stored value stands.
-    let changes = existing.fields.changes_to(&input.fields_over(&existing.fields));
+    let new_fields = input.fields_over(&existing.fields);
+    let new_extras = input.extras_over(&existing.extras);
+    let mut changes = existing.fields.changes_to(&new_fields);
+    changes.extend(existing.extras.changes_to(&new_extras));
+    if let Some(refusal) = lines_disagree(new_fields.amount, &new_extras) {
+        return ImportDecision::Refuse(refusal);
+    }
     let describe = |changes: &[&FieldChange]| changes.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
     let invoice = existing.invoice_number.as_deref().map(|n| format!(", invoice {n}")).unwrap_or_default();
 
@@ -204,6 +306,19 @@ pub fn decide_import(existing: Option<&StoredLoad>, input: &LoadInput) -> Import
     if changes.is_empty() && !release { ImportDecision::Unchanged } else { ImportDecision::Update { changes, release } }
 }
 
+/// Why an amount and its lines cannot stand together ("amount $2,450.00 but the lines add up to
+/// $2,400.00"), or `None` when there are no lines or they add up to the amount to the cent.
+pub fn lines_disagree(amount: Money, extras: &LoadExtras) -> Option<String> {
+    if extras.lines.is_empty() {
+        return None;
+    }
+    match extras.lines_total() {
+        Some(total) if total == amount => None,
+        Some(total) => Some(format!("amount {} but the lines add up to {}", amount.for_people(), total.for_people())),
+        None => Some("the lines add up to more than an amount can hold".to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,6 +338,13 @@ mod tests {
             pickup_state: None,
             delivery_city: None,
             delivery_state: None,
+            bill_to_name: None,
+            bill_to_address: None,
+            pickup_date: None,
+            shipper_name: None,
+            consignee_name: None,
+            bol_number: None,
+            terms_days: Some(30),
         }
     }
 
@@ -232,12 +354,13 @@ mod tests {
             customer: Customer { id: "BRK-1".into(), name: "Blue".into(), mc: None, dot: None },
             status,
             fields,
+            extras: LoadExtras::default(),
             absent: BTreeSet::new(),
         }
     }
 
     fn stored(status: LoadStatus, fields: LoadFields) -> StoredLoad {
-        StoredLoad { status, invoice_number: Some("AE-7".into()), fields }
+        StoredLoad { status, invoice_number: Some("AE-7".into()), fields, extras: LoadExtras::default() }
     }
 
     #[test]
@@ -331,5 +454,31 @@ mod tests {
         assert_eq!(decide_import(Some(&stored(LoadStatus::Delivered, fields())), &row), ImportDecision::Unchanged);
         row.status = LoadStatus::Delivered;
         assert_eq!(decide_import(Some(&stored(LoadStatus::Released, fields())), &row), ImportDecision::Unchanged);
+    }
+
+    #[test]
+    fn lines_are_an_invoiced_field_and_must_agree_with_the_amount() {
+        let lines = |cents: &[i64]| LoadExtras {
+            lines: cents
+                .iter()
+                .map(|c| LoadLine { description: "Linehaul".into(), amount: Money::from_cents(*c) })
+                .collect(),
+            ..LoadExtras::default()
+        };
+        let mut stored_load = stored(LoadStatus::Released, fields());
+        stored_load.extras = lines(&[200_000, 45_000]);
+        // A row without lines keeps the stored ones, so its amount must match them.
+        let mut row = input(fields(), LoadStatus::Released);
+        row.absent.insert("lines");
+        assert_eq!(decide_import(Some(&stored_load), &row), ImportDecision::Unchanged);
+        row.fields.amount = Money::from_cents(250_000);
+        let ImportDecision::Refuse(reason) = decide_import(Some(&stored_load), &row) else { panic!("refused") };
+        assert_eq!(reason, "amount $2,500.00 but the lines add up to $2,450.00");
+        // New lines while Queued are refused like any invoiced field.
+        stored_load.status = LoadStatus::Queued;
+        let mut row = input(fields(), LoadStatus::Released);
+        row.extras = lines(&[245_000]);
+        let ImportDecision::Refuse(reason) = decide_import(Some(&stored_load), &row) else { panic!("refused") };
+        assert!(reason.contains("can no longer change (lines"), "{reason}");
     }
 }

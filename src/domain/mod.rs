@@ -13,7 +13,10 @@ mod time;
 
 pub use credit::CreditResult;
 pub use delivery::{InvoiceOutcome, ProviderError, idempotency_key};
-pub use load::{Customer, FieldChange, ImportDecision, LoadFields, LoadInput, StoredLoad, decide_import};
+pub use load::{
+    Customer, FieldChange, ImportDecision, LoadExtras, LoadFields, LoadInput, LoadLine, StoredLoad, decide_import,
+    lines_disagree,
+};
 pub use money::{Money, MoneyError};
 pub use status::{ExceptionKind, LoadStatus, UnknownStatus};
 pub use text::{bounded, bounded_to};

@@ -11,7 +11,7 @@ use std::path::Path;
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 
 use crate::config::Settings;
-use crate::domain::{Customer, LoadFields, LoadInput, LoadStatus, Money};
+use crate::domain::{Customer, LoadExtras, LoadFields, LoadInput, LoadLine, LoadStatus, Money, lines_disagree};
 use crate::store::ImportRow;
 
 /// Longest text accepted in one field; anything longer is a broken export, not a load.
@@ -37,7 +37,40 @@ const COLUMNS: &[&str] = &[
     "pickup_state",
     "delivery_city",
     "delivery_state",
+    "bill_to_name",
+    "bill_to_address",
+    "pickup_date",
+    "shipper_name",
+    "consignee_name",
+    "bol_number",
+    "terms_days",
+    "lines",
+    "linehaul",
+    "fuel_surcharge",
+    "detention",
+    "lumper",
+    "layover",
+    "tonu",
+    "other",
+    "bol",
+    "lumper_receipt",
+    "other_documents",
 ];
+/// The charge columns of a CSV file (JSON files may use them too): each a line with this
+/// description when non-empty and non-zero, in this order.
+const CHARGE_COLUMNS: &[(&str, &str)] = &[
+    ("linehaul", "Linehaul"),
+    ("fuel_surcharge", "Fuel surcharge"),
+    ("detention", "Detention"),
+    ("lumper", "Lumper"),
+    ("layover", "Layover"),
+    ("tonu", "Truck ordered not used (TONU)"),
+    ("other", "Other charges"),
+];
+/// Most line items one load may have.
+const MAX_LINES: usize = 500;
+/// Longest payment terms accepted, in days.
+const MAX_TERMS_DAYS: i32 = 365;
 const REQUIRED: &[&str] = &["load_number", "subsidiary", "customer_id", "customer_name", "amount"];
 /// The optional columns that, when absent from a file (or a JSON object), leave the stored
 /// value of an existing load as it is. The customer's MC and DOT are kept by the customer
@@ -54,6 +87,16 @@ const KEPT_WHEN_ABSENT: &[&str] = &[
     "pickup_state",
     "delivery_city",
     "delivery_state",
+    "bill_to_name",
+    "bill_to_address",
+    "pickup_date",
+    "shipper_name",
+    "consignee_name",
+    "bol_number",
+    "terms_days",
+    "bol",
+    "lumper_receipt",
+    "other_documents",
 ];
 
 /// Why a whole file cannot be imported.
@@ -154,7 +197,14 @@ fn check_columns<'a>(columns: impl Iterator<Item = &'a str>) -> Result<Vec<Strin
         }
         seen.push(normal);
     }
-    let missing: Vec<&str> = REQUIRED.iter().copied().filter(|c| !seen.iter().any(|s| s == c)).collect();
+    // With line items (a `lines` key or a charge column) the amount may be left out: it is their sum.
+    let has_lines = seen.iter().any(|s| s == "lines" || CHARGE_COLUMNS.iter().any(|(c, _)| s == c));
+    let missing: Vec<&str> = REQUIRED
+        .iter()
+        .copied()
+        .filter(|c| !seen.iter().any(|s| s == c))
+        .filter(|c| !(*c == "amount" && has_lines))
+        .collect();
     if !missing.is_empty() {
         return Err(FileError::MissingColumns(missing.join(", ")));
     }
@@ -233,55 +283,47 @@ fn json_records(text: &str) -> Result<Records, FileError> {
 
 /// Turns one record into a load, or says what is wrong with it (every problem, not the first).
 fn validate_row(record: &BTreeMap<String, String>, settings: &Settings) -> Result<LoadInput, String> {
-    let mut problems = Vec::new();
+    let mut problems = check_texts(record);
     let get = |column: &str| record.get(column).map(String::as_str).unwrap_or("");
     let optional = |column: &str| Some(get(column).to_string()).filter(|v| !v.is_empty());
-    // Only the columns factord uses are checked; others are reported as ignored, never read.
-    for (column, value) in record.iter().filter(|(column, _)| COLUMNS.contains(&column.as_str())) {
-        if value.chars().count() > MAX_FIELD_CHARS {
-            problems.push(format!("{column}: longer than {MAX_FIELD_CHARS} characters"));
-        } else if value.chars().any(char::is_control) {
-            problems.push(format!("{column}: contains control characters (a line break or tab inside the value)"));
-        }
-    }
+    let lines = line_items(record).unwrap_or_else(|problem| {
+        problems.push(problem);
+        Vec::new()
+    });
     for column in REQUIRED {
-        if get(column).is_empty() {
+        // With lines, the amount may be left out: it is their sum.
+        if get(column).is_empty() && (*column != "amount" || lines.is_empty()) {
             problems.push(format!("{column}: required"));
         }
     }
     let subsidiary = get("subsidiary");
-    if !subsidiary.is_empty() && settings.subsidiary(subsidiary).is_none() {
+    let configured = settings.subsidiary(subsidiary);
+    if !subsidiary.is_empty() && configured.is_none() {
         problems.push(format!("subsidiary: `{}` is not configured", crate::domain::bounded(subsidiary)));
     }
-    let amount = match Money::parse(get("amount")) {
-        Ok(amount) => amount,
-        Err(error) => {
-            if !get("amount").is_empty() {
-                problems.push(format!("amount: {error}"));
-            }
-            Money::ZERO
-        }
-    };
+    let extras = row_extras(record, lines);
+    let amount = row_amount(get("amount"), &extras).unwrap_or_else(|problem| {
+        problems.extend(problem);
+        Money::ZERO
+    });
     let status = import_status(get("status")).unwrap_or_else(|problem| {
         problems.push(problem);
         LoadStatus::Released
     });
-    let delivered_at = delivered_at(get("delivered_at")).unwrap_or_else(|problem| {
+    let [delivered_at, pickup_date] = ["delivered_at", "pickup_date"].map(|column| {
+        date_column(column, get(column)).unwrap_or_else(|problem| {
+            problems.push(problem);
+            None
+        })
+    });
+    let terms_days = terms_days(get("terms_days"), configured.map(|s| s.terms_days)).unwrap_or_else(|problem| {
         problems.push(problem);
         None
     });
-    for column in ["pod", "rate_confirmation"] {
-        if let Some(Err(reason)) = optional(column).map(|path| check_document_path(&path)) {
-            problems.push(format!("{column}: {reason}"));
-        }
-    }
+    problems.extend(document_problems(get("pod"), get("rate_confirmation"), &extras));
     if !problems.is_empty() {
         return Err(problems.join("; "));
     }
-    // CSV records hold every column of the header; JSON records only the keys they name
-    // (`null` is a key, and clears).
-    let absent: BTreeSet<&'static str> =
-        KEPT_WHEN_ABSENT.iter().copied().filter(|column| !record.contains_key(*column)).collect();
     Ok(LoadInput {
         load_number: get("load_number").to_string(),
         customer: Customer {
@@ -305,9 +347,164 @@ fn validate_row(record: &BTreeMap<String, String>, settings: &Settings) -> Resul
             pickup_state: optional("pickup_state"),
             delivery_city: optional("delivery_city"),
             delivery_state: optional("delivery_state"),
+            bill_to_name: optional("bill_to_name"),
+            bill_to_address: optional("bill_to_address").map(|a| a.replace("\r\n", "\n")),
+            pickup_date,
+            shipper_name: optional("shipper_name"),
+            consignee_name: optional("consignee_name"),
+            bol_number: optional("bol_number"),
+            terms_days,
         },
-        absent,
+        extras,
+        absent: absent_columns(record),
     })
+}
+
+/// The row's lines and extra documents (`other_documents` is a list separated by `;`).
+fn row_extras(record: &BTreeMap<String, String>, lines: Vec<LoadLine>) -> LoadExtras {
+    let get = |column: &str| record.get(column).filter(|v| !v.is_empty()).cloned();
+    LoadExtras {
+        lines,
+        bol: get("bol"),
+        lumper_receipt: get("lumper_receipt"),
+        other_documents: get("other_documents")
+            .unwrap_or_default()
+            .split(';')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect(),
+    }
+}
+
+/// Every document path of the row that leaves the documents folder, by column.
+fn document_problems(pod: &str, rate_confirmation: &str, extras: &LoadExtras) -> Vec<String> {
+    let mut named: Vec<(&str, &str)> =
+        [("pod", pod), ("rate_confirmation", rate_confirmation)].into_iter().filter(|(_, p)| !p.is_empty()).collect();
+    named.extend(extras.bol.iter().map(|p| ("bol", p.as_str())));
+    named.extend(extras.lumper_receipt.iter().map(|p| ("lumper_receipt", p.as_str())));
+    named.extend(extras.other_documents.iter().map(|p| ("other_documents", p.as_str())));
+    named
+        .into_iter()
+        .filter_map(|(column, path)| check_document_path(path).err().map(|reason| format!("{column}: {reason}")))
+        .collect()
+}
+
+/// Columns the record does not carry. CSV records hold every column of the header; JSON
+/// records only the keys they name (`null` is a key, and clears). The lines are carried by a
+/// `lines` key or any charge column.
+fn absent_columns(record: &BTreeMap<String, String>) -> BTreeSet<&'static str> {
+    let mut absent: BTreeSet<&'static str> =
+        KEPT_WHEN_ABSENT.iter().copied().filter(|column| !record.contains_key(*column)).collect();
+    let lines_carried = record.contains_key("lines") || CHARGE_COLUMNS.iter().any(|(c, _)| record.contains_key(*c));
+    if !lines_carried {
+        absent.insert("lines");
+    }
+    absent
+}
+
+/// Length and character checks of the columns factord uses (others are reported as ignored,
+/// never read). The bill-to address may have line breaks; the `lines` key is checked line by
+/// line by [`line_items`].
+fn check_texts(record: &BTreeMap<String, String>) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (column, value) in record.iter().filter(|(column, _)| COLUMNS.contains(&column.as_str()) && *column != "lines")
+    {
+        let breaks_allowed = column == "bill_to_address";
+        if value.chars().count() > MAX_FIELD_CHARS {
+            problems.push(format!("{column}: longer than {MAX_FIELD_CHARS} characters"));
+        } else if value.chars().any(|c| c.is_control() && !(breaks_allowed && matches!(c, '\n' | '\r'))) {
+            problems.push(format!("{column}: contains control characters (a line break or tab inside the value)"));
+        }
+    }
+    problems
+}
+
+/// The line items: the JSON `lines` array (`[{"description": …, "amount": …}]`) or the charge
+/// columns (a line for each non-empty, non-zero one). Giving both is refused.
+fn line_items(record: &BTreeMap<String, String>) -> Result<Vec<LoadLine>, String> {
+    let mut lines = Vec::new();
+    let mut problems = Vec::new();
+    for (column, description) in CHARGE_COLUMNS {
+        let text = record.get(*column).map(String::as_str).unwrap_or("");
+        if text.is_empty() {
+            continue;
+        }
+        match Money::parse(text) {
+            Ok(amount) if amount == Money::ZERO => {}
+            Ok(amount) => lines.push(LoadLine { description: (*description).to_string(), amount }),
+            Err(error) => problems.push(format!("{column}: {error}")),
+        }
+    }
+    let json = record.get("lines").map(String::as_str).unwrap_or("");
+    if !json.is_empty() {
+        if !lines.is_empty() {
+            problems.push("lines: given both as `lines` and as charge columns (linehaul, …); give one".to_string());
+        }
+        match json_lines(json) {
+            Ok(json_lines) => lines = json_lines,
+            Err(problem) => problems.push(format!("lines: {problem}")),
+        }
+    }
+    if lines.len() > MAX_LINES {
+        problems.push(format!("lines: more than {MAX_LINES}"));
+    }
+    if problems.is_empty() { Ok(lines) } else { Err(problems.join("; ")) }
+}
+
+/// The JSON `lines` array; each amount a number or a text, parsed as the `amount` column is.
+fn json_lines(text: &str) -> Result<Vec<LoadLine>, String> {
+    let values: Vec<serde_json::Value> =
+        serde_json::from_str(text).map_err(|_| "expected an array of {\"description\", \"amount\"}".to_string())?;
+    let mut lines = Vec::new();
+    for (index, value) in values.iter().enumerate() {
+        let number = index + 1;
+        let description = match value.get("description") {
+            Some(serde_json::Value::String(d)) if !d.trim().is_empty() => d.trim().to_string(),
+            _ => return Err(format!("line {number}: a description is required")),
+        };
+        if description.chars().count() > MAX_FIELD_CHARS || description.chars().any(char::is_control) {
+            return Err(format!(
+                "line {number}: the description is over {MAX_FIELD_CHARS} characters or has control characters"
+            ));
+        }
+        let amount_text = match value.get("amount") {
+            Some(serde_json::Value::String(a)) => a.trim().to_string(),
+            Some(serde_json::Value::Number(n)) => n.to_string(),
+            _ => return Err(format!("line {number}: an amount is required")),
+        };
+        let amount = Money::parse(&amount_text).map_err(|e| format!("line {number}: amount: {e}"))?;
+        lines.push(LoadLine { description, amount });
+    }
+    Ok(lines)
+}
+
+/// The load's amount: the `amount` column, or the lines' sum when it is empty; both given must
+/// agree to the cent.
+fn row_amount(text: &str, extras: &LoadExtras) -> Result<Money, Vec<String>> {
+    if text.is_empty() {
+        // An empty amount without lines is reported as required.
+        return extras.lines_total().ok_or_else(|| vec!["lines: the sum is too large".to_string()]);
+    }
+    let amount = Money::parse(text).map_err(|error| vec![format!("amount: {error}")])?;
+    match lines_disagree(amount, extras) {
+        Some(problem) => Err(vec![problem]),
+        None => Ok(amount),
+    }
+}
+
+/// The `terms_days` column: whole days from 0 to 365; empty takes the subsidiary's terms.
+fn terms_days(text: &str, default: Option<u32>) -> Result<Option<i32>, String> {
+    if text.is_empty() {
+        return Ok(default.and_then(|d| i32::try_from(d).ok()));
+    }
+    match text.parse::<i32>() {
+        Ok(days) if (0..=MAX_TERMS_DAYS).contains(&days) => Ok(Some(days)),
+        _ => Err(format!(
+            "terms_days: `{}` is not a whole number of days from 0 to {MAX_TERMS_DAYS}",
+            crate::domain::bounded(text)
+        )),
+    }
 }
 
 /// The `status` column: Released when empty; a load file may only say Released or Delivered.
@@ -321,13 +518,13 @@ fn import_status(text: &str) -> Result<LoadStatus, String> {
     }
 }
 
-/// The `delivered_at` column, normalised; `None` when empty.
-fn delivered_at(text: &str) -> Result<Option<String>, String> {
+/// A date column (`delivered_at`, `pickup_date`), normalised; `None` when empty.
+fn date_column(column: &str, text: &str) -> Result<Option<String>, String> {
     match text {
         "" => Ok(None),
         text => parse_date_or_time(text).map(Some).ok_or_else(|| {
             format!(
-                "delivered_at: `{}` is not a date (2026-11-20, 11/20/2026) or date-time (2026-11-20T15:40:00-06:00)",
+                "{column}: `{}` is not a date (2026-11-20, 11/20/2026) or date-time (2026-11-20T15:40:00-06:00)",
                 crate::domain::bounded(text)
             )
         }),
@@ -380,6 +577,47 @@ mod tests {
         assert_eq!(parse_date_or_time("2026-11-21 15:40").as_deref(), Some("2026-11-21T15:40:00"));
         assert_eq!(parse_date_or_time("2026-13-01"), None);
         assert_eq!(parse_date_or_time("yesterday"), None);
+    }
+
+    fn record(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect()
+    }
+
+    #[test]
+    fn charge_columns_make_lines_and_skip_empty_and_zero() {
+        let lines =
+            line_items(&record(&[("linehaul", "2,000"), ("fuel_surcharge", "0.00"), ("tonu", ""), ("other", "$12.5")]))
+                .expect("lines");
+        let shown: Vec<(String, i64)> = lines.iter().map(|l| (l.description.clone(), l.amount.cents())).collect();
+        assert_eq!(shown, [("Linehaul".to_string(), 200_000), ("Other charges".to_string(), 1_250)]);
+        let both = line_items(&record(&[("linehaul", "10"), ("lines", r#"[{"description": "X", "amount": 10}]"#)]));
+        assert!(both.expect_err("refused").contains("give one"));
+        let bad = line_items(&record(&[("lines", r#"[{"amount": 10}]"#)]));
+        assert!(bad.expect_err("refused").contains("line 1: a description is required"));
+    }
+
+    #[test]
+    fn amount_and_lines_must_agree() {
+        let extras = LoadExtras {
+            lines: vec![LoadLine { description: "Linehaul".into(), amount: Money::from_cents(240_000) }],
+            ..LoadExtras::default()
+        };
+        assert_eq!(row_amount("", &extras), Ok(Money::from_cents(240_000)));
+        assert_eq!(row_amount("2400", &extras), Ok(Money::from_cents(240_000)));
+        assert_eq!(
+            row_amount("$2,450.00", &extras),
+            Err(vec!["amount $2,450.00 but the lines add up to $2,400.00".to_string()])
+        );
+    }
+
+    #[test]
+    fn terms_are_whole_days_up_to_a_year() {
+        assert_eq!(terms_days("", Some(30)), Ok(Some(30)));
+        assert_eq!(terms_days("0", Some(30)), Ok(Some(0)));
+        assert_eq!(terms_days("365", None), Ok(Some(365)));
+        assert!(terms_days("366", None).is_err());
+        assert!(terms_days("-1", None).is_err());
+        assert!(terms_days("net 30", None).is_err());
     }
 
     #[test]

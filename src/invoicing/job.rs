@@ -30,12 +30,12 @@ use futures_util::{StreamExt, stream};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::content::InvoiceContent;
+use super::content::{FactorRemit, InvoiceContent};
 use super::packet::{DocumentProblem, check_document, merge_packet};
 use super::render::render_invoice;
 use crate::config::{InvoicingMethod, Settings, Subsidiary};
 use crate::credit::{CreditCheck, PassChecks, check_before_queueing};
-use crate::domain::LoadStatus;
+use crate::domain::{LoadLine, LoadStatus};
 use crate::files::{sync_dir, write_synced};
 use crate::store::{ClaimError, Completion, DocumentKind, LoadDocument, LoadRecord, Store, StoreError};
 
@@ -85,6 +85,8 @@ pub(super) struct Plan<'a> {
     /// Rate confirmation, bill of lading, proof of delivery, lumper receipt, other documents
     /// ([`packet_documents`]); empty when AutoMerge is off (direct only).
     pub(super) documents: Vec<lopdf::Document>,
+    /// The load's line items (docs/design.md §7), in order.
+    pub(super) lines: Vec<LoadLine>,
 }
 
 /// What became of one load whose invoice was being made.
@@ -239,7 +241,7 @@ async fn finish_invoice(
     let temp_path = dir.join(format!(".{invoice_number}.{token}.part"));
     let invoice_date = chrono::Utc::now().with_timezone(&plan.subsidiary.timezone).date_naive();
     let mark = plan.subsidiary.packet_mark();
-    let content = invoice_content(plan.subsidiary, load, &invoice_number, invoice_date, plan.method);
+    let content = invoice_content(plan.subsidiary, load, &plan.lines, &invoice_number, invoice_date, plan.method);
     let documents = plan.documents;
     let temp = temp_path.clone();
     let (method, number) = (plan.method, invoice_number.clone());
@@ -369,7 +371,11 @@ pub(super) async fn prepare<'a>(
             }
         }
     }
-    if reasons.is_empty() { Ok(Plan { subsidiary, method, documents }) } else { Err(reasons) }
+    let lines = match store.load_lines(load.id).await {
+        Ok(lines) => lines,
+        Err(error) => return Err(vec![format!("the load's line items could not be read: {error}")]),
+    };
+    if reasons.is_empty() { Ok(Plan { subsidiary, method, documents, lines }) } else { Err(reasons) }
 }
 
 /// The documents behind the invoice, in packet order: rate confirmation, bill of lading, POD,
@@ -416,11 +422,13 @@ fn read_document(root: &Path, label: &str, relative: Option<&str>, limit: u64) -
 pub(super) fn invoice_content(
     subsidiary: &Subsidiary,
     load: &LoadRecord,
+    lines: &[LoadLine],
     invoice_number: &str,
     invoice_date: chrono::NaiveDate,
     method: InvoicingMethod,
 ) -> InvoiceContent {
     let f = &load.fields;
+    let factored = method == InvoicingMethod::Factoring;
     InvoiceContent {
         seller_name: subsidiary.name.clone(),
         seller_address: subsidiary.address.clone(),
@@ -429,18 +437,29 @@ pub(super) fn invoice_content(
         customer_id: f.customer_id.clone(),
         customer_name: load.customer_name.clone(),
         customer_mc: load.customer_mc.clone(),
+        bill_to_name: f.bill_to_name.clone(),
+        bill_to_address: f.bill_to_address.clone(),
         invoice_number: invoice_number.to_string(),
         invoice_date,
+        // Loads imported before terms existed carry none: the subsidiary's apply.
+        terms_days: f.terms_days.and_then(|d| u32::try_from(d).ok()).unwrap_or(subsidiary.terms_days),
         load_number: load.load_number.clone(),
         po_number: f.po_number.clone(),
+        bol_number: f.bol_number.clone(),
         pickup: f.pickup(),
         delivery: f.delivery(),
+        picked_up: f.pickup_date.clone(),
         delivered: f.delivered_at.clone(),
+        shipper: f.shipper_name.clone(),
+        consignee: f.consignee_name.clone(),
+        lines: lines.to_vec(),
         amount: f.amount,
-        noa: match method {
-            InvoicingMethod::Factoring => subsidiary.noa.clone(),
-            InvoicingMethod::Direct => None,
-        },
+        remit_to_factor: subsidiary
+            .factoring
+            .as_ref()
+            .filter(|_| factored)
+            .map(|f| FactorRemit { name: f.provider.name.to_string(), address: f.remit_to.clone() }),
+        noa: if factored { subsidiary.noa.clone() } else { None },
     }
 }
 

@@ -113,7 +113,8 @@ async fn rebuild_one(
         .as_deref()
         .and_then(|d| d.parse::<chrono::NaiveDate>().ok())
         .unwrap_or_else(|| chrono::Utc::now().with_timezone(&subsidiary.timezone).date_naive());
-    let content = invoice_content(subsidiary, load, &invoice_number, invoice_date, InvoicingMethod::Factoring);
+    let content =
+        invoice_content(subsidiary, load, &plan.lines, &invoice_number, invoice_date, InvoicingMethod::Factoring);
     let dir = settings.paths.data.join("packets").join(&subsidiary.id);
     let final_path = dir.join(format!("{invoice_number}.pdf"));
     let temp_path = dir.join(format!(".{invoice_number}.{token}.rebuild"));

@@ -25,7 +25,7 @@ use skrifa::instance::{LocationRef, Size};
 use skrifa::metrics::GlyphMetrics;
 use skrifa::{FontRef, MetadataProvider};
 
-use super::content::InvoiceContent;
+use super::content::{FactorRemit, InvoiceContent};
 use crate::domain::Money;
 
 static REGULAR_FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
@@ -100,8 +100,8 @@ pub enum RenderError {
     Pdf(String),
 }
 
-/// Renders the invoice: one US-Letter page for a normal load, more only when a very long
-/// NOA (or very long names) need them.
+/// Renders the invoice: one US-Letter page for a normal load, more when many line items, a
+/// very long NOA or very long names need them.
 pub fn render_invoice(content: &InvoiceContent) -> Result<Vec<u8>, RenderError> {
     let fonts = Fonts::load()?;
     let pages = lay_out(content, &fonts);
@@ -385,6 +385,24 @@ impl<'a> Layout<'a> {
         self.y += RULE_GAP;
     }
 
+    /// One line item: the description wrapping on the left, the amount right-aligned on its
+    /// first line.
+    fn charge(&mut self, description: &str, amount: &str) {
+        let amount_width = self.fonts.regular.width(amount, BODY_SIZE);
+        let room = CONTENT_WIDTH - amount_width - LABEL_WIDTH / 2.0;
+        let lines = self.fonts.regular.wrap(&printable(description), BODY_SIZE, room.max(LABEL_WIDTH));
+        for (index, line) in lines.into_iter().enumerate() {
+            self.ensure_room(BODY_SIZE * LINE_HEIGHT);
+            if index == 0 {
+                let baseline = self.y + BODY_SIZE * BASELINE;
+                let x = MARGIN + CONTENT_WIDTH - amount_width;
+                let text = amount.to_string();
+                self.push(Mark::Text { x, baseline, size: BODY_SIZE, weight: Weight::Regular, text });
+            }
+            self.place_line(MARGIN, line, BODY_SIZE, Weight::Regular);
+        }
+    }
+
     /// The amount due, label left and amount right-aligned, between two rules.
     fn amount(&mut self, label: &str, amount: &str) {
         self.ensure_room(AMOUNT_SIZE * LINE_HEIGHT + 4.0 * RULE_GAP);
@@ -437,11 +455,26 @@ impl<'a> Layout<'a> {
     }
 }
 
-/// The layout pass: what goes where, page by page.
+/// The layout pass: what goes where, page by page. The Notice of Assignment is printed once,
+/// on the first page, right under the remit-to block; the line items may run onto further
+/// pages, the total closing the last one.
 fn lay_out(content: &InvoiceContent, fonts: &Fonts) -> Vec<Vec<Mark>> {
     let mut layout = Layout::new(fonts, &content.invoice_number);
+    lay_out_heading(&mut layout, content);
+    lay_out_parties(&mut layout, content);
+    lay_out_load(&mut layout, content);
 
-    // The seller: legal name, address, authority numbers.
+    // The charges: each line, then the total.
+    layout.line(MARGIN, "Charges".to_string(), HEADING_SIZE, Weight::Bold);
+    for line in content.printed_lines() {
+        layout.charge(&line.description, &format_dollars(line.amount));
+    }
+    layout.amount("Total due", &format_dollars(content.amount));
+    layout.pages
+}
+
+/// The seller, then the invoice's number, date, terms and due date.
+fn lay_out_heading(layout: &mut Layout<'_>, content: &InvoiceContent) {
     layout.paragraph(&content.seller_name, TITLE_SIZE, Weight::Bold);
     layout.paragraph(&content.seller_address, BODY_SIZE, Weight::Regular);
     let numbers: Vec<String> = [("MC", &content.seller_mc), ("USDOT", &content.seller_usdot)]
@@ -453,17 +486,29 @@ fn lay_out(content: &InvoiceContent, fonts: &Fonts) -> Vec<Vec<Mark>> {
     }
     layout.rule();
 
-    // The invoice itself.
     layout.gap(RULE_GAP);
     layout.line(MARGIN, "INVOICE".to_string(), DOCUMENT_TITLE_SIZE, Weight::Bold);
     layout.gap(RULE_GAP);
     layout.field("Invoice number", &content.invoice_number);
     layout.field("Invoice date", &readable_date(content.invoice_date));
+    let terms = match content.terms_days {
+        0 => "Due on receipt".to_string(),
+        1 => "Net 1 day".to_string(),
+        days => format!("Net {days} days"),
+    };
+    layout.field("Terms", &terms);
+    layout.field("Due date", &readable_date(content.due_date()));
     layout.gap(SECTION_GAP);
+}
 
-    // Bill to: the customer (the factor's debtor).
+/// Bill to (the customer), remit to (the factor or the seller), and the NOA once.
+fn lay_out_parties(layout: &mut Layout<'_>, content: &InvoiceContent) {
     layout.line(MARGIN, "Bill to".to_string(), HEADING_SIZE, Weight::Bold);
-    layout.paragraph(&content.customer_name, BODY_SIZE, Weight::Bold);
+    let name = content.bill_to_name.as_deref().unwrap_or(&content.customer_name);
+    layout.paragraph(name, BODY_SIZE, Weight::Bold);
+    if let Some(address) = &content.bill_to_address {
+        layout.paragraph(address, BODY_SIZE, Weight::Regular);
+    }
     let mut customer_numbers = Vec::new();
     if let Some(mc) = &content.customer_mc {
         customer_numbers.push(labelled_number("MC", mc));
@@ -472,27 +517,16 @@ fn lay_out(content: &InvoiceContent, fonts: &Fonts) -> Vec<Vec<Mark>> {
     layout.paragraph(&customer_numbers.join("  ·  "), BODY_SIZE, Weight::Regular);
     layout.gap(SECTION_GAP);
 
-    // The load.
-    layout.line(MARGIN, "Load".to_string(), HEADING_SIZE, Weight::Bold);
-    layout.field("Load number", &content.load_number);
-    if let Some(po) = &content.po_number {
-        layout.field("PO number", po);
-    }
-    if content.pickup.is_some() || content.delivery.is_some() {
-        let place = |p: &Option<String>| p.as_deref().map(str::trim).unwrap_or("not stated").to_string();
-        layout.field("Lane", &format!("{} → {}", place(&content.pickup), place(&content.delivery)));
-    }
-    if let Some(delivered) = &content.delivered {
-        layout.field("Delivered", &readable_delivered(delivered));
-    }
-    layout.gap(SECTION_GAP);
-
-    layout.amount("Amount due", &format_dollars(content.amount));
-    layout.gap(SECTION_GAP);
-
-    // Where the money goes: to the factor (NOA) or to the seller.
-    match &content.noa {
-        Some(noa) => layout.framed(NOA_HEADING, noa),
+    layout.line(MARGIN, "Remit to".to_string(), HEADING_SIZE, Weight::Bold);
+    match &content.remit_to_factor {
+        Some(FactorRemit { name, address: Some(address) }) => {
+            layout.paragraph(name, BODY_SIZE, Weight::Bold);
+            layout.paragraph(address, BODY_SIZE, Weight::Regular);
+        }
+        Some(FactorRemit { name, address: None }) => {
+            layout.paragraph(name, BODY_SIZE, Weight::Bold);
+            layout.paragraph("Payment address: see the Notice of Assignment below.", BODY_SIZE, Weight::Regular);
+        }
         None => {
             let address = content.seller_address.lines().map(str::trim).filter(|l| !l.is_empty());
             let address = address.collect::<Vec<_>>().join(", ");
@@ -500,7 +534,40 @@ fn lay_out(content: &InvoiceContent, fonts: &Fonts) -> Vec<Vec<Mark>> {
             layout.paragraph(&remit, BODY_SIZE, Weight::Regular);
         }
     }
-    layout.pages
+    layout.gap(SECTION_GAP);
+    if let Some(noa) = &content.noa {
+        layout.framed(NOA_HEADING, noa);
+        layout.gap(SECTION_GAP);
+    }
+}
+
+/// The load: its numbers, pickup and delivery, shipper and consignee.
+fn lay_out_load(layout: &mut Layout<'_>, content: &InvoiceContent) {
+    layout.line(MARGIN, "Load".to_string(), HEADING_SIZE, Weight::Bold);
+    layout.field("Load number", &content.load_number);
+    for (label, value) in [("PO number", &content.po_number), ("BOL number", &content.bol_number)] {
+        if let Some(value) = value {
+            layout.field(label, value);
+        }
+    }
+    let stops = [("Pickup", &content.pickup, &content.picked_up), ("Delivery", &content.delivery, &content.delivered)];
+    for (label, place, date) in stops {
+        let place = place.as_deref().map(str::trim);
+        let date = date.as_deref().map(readable_delivered);
+        let shown = match (place, date) {
+            (None, None) => continue,
+            (Some(place), None) => place.to_string(),
+            (None, Some(date)) => format!("not stated · {date}"),
+            (Some(place), Some(date)) => format!("{place} · {date}"),
+        };
+        layout.field(label, &shown);
+    }
+    for (label, value) in [("Shipper", &content.shipper), ("Consignee", &content.consignee)] {
+        if let Some(value) = value {
+            layout.field(label, value);
+        }
+    }
+    layout.gap(SECTION_GAP);
 }
 
 /// The drawing pass: pages of marks → PDF bytes.
@@ -594,7 +661,16 @@ mod tests {
             pickup: Some("Dallas, TX".to_string()),
             delivery: Some("Atlanta, GA".to_string()),
             delivered: Some("2025-03-03T14:20:00-06:00".to_string()),
+            bill_to_name: None,
+            bill_to_address: None,
+            terms_days: 30,
+            bol_number: None,
+            picked_up: None,
+            shipper: None,
+            consignee: None,
+            lines: Vec::new(),
             amount: Money::from_cents(245_000),
+            remit_to_factor: noa.map(|_| FactorRemit { name: "Triumph Business Capital".to_string(), address: None }),
             noa: noa.map(str::to_string),
         }
     }
@@ -734,9 +810,12 @@ mod tests {
             "March 5, 2025",
             "L-20931",
             "PO-77812",
-            "Dallas, TX → Atlanta, GA",
-            "March 3, 2025",
-            "$2,450.00",
+            "Dallas, TX",
+            "Atlanta, GA · March 3, 2025",
+            "Net 30 days",
+            "April 4, 2025",
+            "Freight charges $2,450.00",
+            "Total due $2,450.00",
             NOA_HEADING,
         ] {
             assert!(text.contains(expected), "`{expected}` missing from:\n{text}");
@@ -772,8 +851,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let pdf = write_pdf(dir.path(), &render_invoice(&content).expect("render"));
         let text = squash(&tool("pdftotext", &[&pdf, "-"]));
-        assert!(text.contains("not stated → Atlanta, GA"), "{text}");
-        assert!(!text.contains("PO number") && !text.contains("Delivered") && !text.contains("USDOT"), "{text}");
+        assert!(text.contains("Delivery") && text.contains("Atlanta, GA"), "{text}");
+        assert!(!text.contains("PO number") && !text.contains("Pickup") && !text.contains("USDOT"), "{text}");
     }
 
     #[test]

@@ -14,7 +14,12 @@ use super::{
     BeginWrite, COMMAND_LOADS_CHANNEL, ImportCounts, ImportRequest, ImportResult, RowOutcome, RowResult, Store,
     StoreError,
 };
-use crate::domain::{Customer, ImportDecision, LoadFields, LoadStatus, Money, StoredLoad, decide_import};
+use crate::domain::{
+    Customer, ImportDecision, LoadExtras, LoadFields, LoadLine, LoadStatus, Money, StoredLoad, decide_import,
+};
+
+/// `load_documents.source` of the documents a load import records.
+const IMPORT_SOURCE: &str = "import";
 
 /// Writes the file's record first, so that a concurrent pickup of the same content waits here
 /// and then finds it taken; evaluates to whether this import holds it. A channel that does not
@@ -42,13 +47,111 @@ macro_rules! claim_file_record {
     }};
 }
 
+/// A stored load's line items, its current BOL and lumper receipt (whoever recorded them), and
+/// the other documents an import recorded.
+macro_rules! stored_extras {
+    ($tx:expr, $id:expr) => {{
+        let lines =
+            sqlx::query("SELECT description, amount_cents FROM load_lines WHERE load_id = $1 ORDER BY position")
+                .bind($id)
+                .fetch_all(&mut *$tx)
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok::<LoadLine, sqlx::Error>(LoadLine {
+                        description: r.try_get("description")?,
+                        amount: Money::from_cents(r.try_get("amount_cents")?),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+        let documents = sqlx::query(
+            "SELECT kind, path, source FROM load_documents WHERE load_id = $1 AND replaced_at IS NULL ORDER BY id",
+        )
+        .bind($id)
+        .fetch_all(&mut *$tx)
+        .await?;
+        let mut extras = LoadExtras { lines, ..LoadExtras::default() };
+        for r in &documents {
+            let (kind, path, source): (String, String, String) =
+                (r.try_get("kind")?, r.try_get("path")?, r.try_get("source")?);
+            match kind.as_str() {
+                "bol" => extras.bol = Some(path),
+                "lumper" => extras.lumper_receipt = Some(path),
+                _ if source == IMPORT_SOURCE => extras.other_documents.push(path),
+                _ => {}
+            }
+        }
+        extras
+    }};
+}
+
+/// Writes the parts of `new` that differ from `old` (nothing stored yet: `old` is empty):
+/// the lines replaced as a whole, a BOL or lumper receipt replacing the current one (as
+/// `loads docs` does), the other documents an import recorded replaced by the row's (those of
+/// `loads docs` stay). Replaced documents keep their rows, with `replaced_at` set.
+macro_rules! write_extras {
+    ($tx:expr, $id:expr, $old:expr, $new:expr, $now:expr, $cause:expr) => {{
+        let (old, new): (&LoadExtras, &LoadExtras) = ($old, $new);
+        if old.lines != new.lines {
+            sqlx::query("DELETE FROM load_lines WHERE load_id = $1").bind($id).execute(&mut *$tx).await?;
+            for (position, line) in (1_i32..).zip(&new.lines) {
+                sqlx::query(
+                    "INSERT INTO load_lines (load_id, position, description, amount_cents) VALUES ($1, $2, $3, $4)",
+                )
+                .bind($id)
+                .bind(position)
+                .bind(&line.description)
+                .bind(line.amount.cents())
+                .execute(&mut *$tx)
+                .await?;
+            }
+        }
+        let documents: [(&str, &str, Vec<&String>, Vec<&String>); 3] = [
+            ("bol", "", old.bol.iter().collect(), new.bol.iter().collect()),
+            ("lumper", "", old.lumper_receipt.iter().collect(), new.lumper_receipt.iter().collect()),
+            ("other", IMPORT_SOURCE, old.other_documents.iter().collect(), new.other_documents.iter().collect()),
+        ];
+        for (kind, only_source, old_paths, new_paths) in documents {
+            if old_paths == new_paths {
+                continue;
+            }
+            // An empty `only_source` ($4) replaces the documents of every source.
+            sqlx::query(
+                "UPDATE load_documents SET replaced_at = $1 WHERE load_id = $2 AND kind = $3 AND replaced_at IS NULL \
+                 AND ($4 = '' OR source = $4)",
+            )
+            .bind($now)
+            .bind($id)
+            .bind(kind)
+            .bind(only_source)
+            .execute(&mut *$tx)
+            .await?;
+            for path in new_paths {
+                sqlx::query(
+                    "INSERT INTO load_documents (load_id, kind, path, added_at, reason, source) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind($id)
+                .bind(kind)
+                .bind(path)
+                .bind($now)
+                .bind($cause)
+                .bind(IMPORT_SOURCE)
+                .execute(&mut *$tx)
+                .await?;
+            }
+        }
+    }};
+}
+
 /// The stored load with this number and its id, if there is one.
 macro_rules! stored_load {
     ($tx:expr, $load_number:expr) => {{
         let row = sqlx::query(
             "SELECT id, status, invoice_number, subsidiary, customer_id, amount_cents, delivered_at, pod, \
              rate_confirmation, po_number, factor_reference, truck, pickup_city, pickup_state, delivery_city, \
-             delivery_state FROM loads WHERE load_number = $1",
+             delivery_state, bill_to_name, bill_to_address, pickup_date, shipper_name, consignee_name, bol_number, \
+             terms_days FROM loads WHERE load_number = $1",
         )
         .bind($load_number)
         .fetch_optional(&mut *$tx)
@@ -57,6 +160,7 @@ macro_rules! stored_load {
             Some(r) => {
                 let status: String = r.try_get("status")?;
                 let id: i64 = r.try_get("id")?;
+                let extras = stored_extras!($tx, id);
                 Some((
                     id,
                     StoredLoad {
@@ -76,7 +180,15 @@ macro_rules! stored_load {
                             pickup_state: r.try_get("pickup_state")?,
                             delivery_city: r.try_get("delivery_city")?,
                             delivery_state: r.try_get("delivery_state")?,
+                            bill_to_name: r.try_get("bill_to_name")?,
+                            bill_to_address: r.try_get("bill_to_address")?,
+                            pickup_date: r.try_get("pickup_date")?,
+                            shipper_name: r.try_get("shipper_name")?,
+                            consignee_name: r.try_get("consignee_name")?,
+                            bol_number: r.try_get("bol_number")?,
+                            terms_days: r.try_get("terms_days")?,
                         },
+                        extras,
                     },
                 ))
             }
@@ -141,6 +253,13 @@ macro_rules! bind_load_fields {
             .bind(&$f.pickup_state)
             .bind(&$f.delivery_city)
             .bind(&$f.delivery_state)
+            .bind(&$f.bill_to_name)
+            .bind(&$f.bill_to_address)
+            .bind(&$f.pickup_date)
+            .bind(&$f.shipper_name)
+            .bind(&$f.consignee_name)
+            .bind(&$f.bol_number)
+            .bind($f.terms_days)
     };
 }
 
@@ -152,8 +271,10 @@ macro_rules! insert_load {
         let query = sqlx::query(
             "INSERT INTO loads (load_number, subsidiary, customer_id, amount_cents, delivered_at, pod, \
              rate_confirmation, po_number, factor_reference, truck, pickup_city, pickup_state, delivery_city, \
-             delivery_state, status, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) RETURNING id",
+             delivery_state, bill_to_name, bill_to_address, pickup_date, shipper_name, consignee_name, bol_number, \
+             terms_days, status, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, \
+             $22, $23, $23) RETURNING id",
         )
         .bind(&input.load_number);
         let id: i64 = bind_load_fields!(query, f)
@@ -163,6 +284,7 @@ macro_rules! insert_load {
             .await?
             .try_get("id")?;
         insert_history!($tx, id, None::<&str>, input.status.as_str(), $now, $cause);
+        write_extras!($tx, id, &LoadExtras::default(), &input.extras, $now, $cause);
     }};
 }
 
@@ -181,12 +303,14 @@ macro_rules! update_load {
             // subsidiary's prefix is dropped (it was never sent anywhere).
             "UPDATE loads SET subsidiary = $1, customer_id = $2, amount_cents = $3, delivered_at = $4, pod = $5, \
              rate_confirmation = $6, po_number = $7, factor_reference = $8, truck = $9, pickup_city = $10, \
-             pickup_state = $11, delivery_city = $12, delivery_state = $13, status = $14, updated_at = $15, \
+             pickup_state = $11, delivery_city = $12, delivery_state = $13, bill_to_name = $14, \
+             bill_to_address = $15, pickup_date = $16, shipper_name = $17, consignee_name = $18, bol_number = $19, \
+             terms_days = $20, status = $21, updated_at = $22, \
              claim_token = CASE WHEN status = 'Released' THEN NULL ELSE claim_token END, \
              claimed_until = CASE WHEN status = 'Released' THEN NULL ELSE claimed_until END, \
              invoice_number = CASE WHEN status IN ('Delivered', 'Released') AND subsidiary <> $1 THEN NULL \
              ELSE invoice_number END \
-             WHERE id = $16 AND status = $17",
+             WHERE id = $23 AND status = $24",
         );
         let updated = bind_load_fields!(query, f)
             .bind(new_status.as_str())
@@ -203,6 +327,7 @@ macro_rules! update_load {
                 actual: new_status,
             });
         }
+        write_extras!($tx, $id, &stored.extras, &input.extras_over(&stored.extras), $now, $cause);
         if $release {
             insert_history!(
                 $tx,
@@ -253,6 +378,26 @@ macro_rules! import_row {
 }
 
 impl Store {
+    /// A load's line items, in order (empty for a load billed as one "Freight charges" line).
+    pub async fn load_lines(&self, load_id: i64) -> Result<Vec<LoadLine>, StoreError> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT description, amount_cents FROM load_lines WHERE load_id = $1 ORDER BY position",
+            )
+            .bind(load_id)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(LoadLine {
+                        description: r.try_get("description")?,
+                        amount: Money::from_cents(r.try_get("amount_cents")?),
+                    })
+                })
+                .collect()
+        })
+    }
+
     /// Imports load rows in one transaction: customers created or updated, loads inserted or
     /// updated by the rule of [`decide_import`], a history row for every status set, and, for
     /// an inbox file, the file's record. Rows the rule refuses are reported and change nothing.

@@ -157,7 +157,8 @@ macro_rules! load_columns {
         "l.id, l.load_number, l.subsidiary, l.customer_id, c.name AS customer_name, \
          c.mc AS customer_mc, c.dot AS customer_dot, l.amount_cents, l.status, l.delivered_at, l.pod, \
          l.rate_confirmation, l.po_number, l.factor_reference, l.truck, l.pickup_city, l.pickup_state, \
-         l.delivery_city, l.delivery_state, l.invoice_number, l.batch_id, l.waiting_reason, l.created_at, l.updated_at, \
+         l.delivery_city, l.delivery_state, l.bill_to_name, l.bill_to_address, l.pickup_date, l.shipper_name, \
+         l.consignee_name, l.bol_number, l.terms_days, l.invoice_number, l.batch_id, l.waiting_reason, l.created_at, l.updated_at, \
          l.invoice_date, l.packet_path, l.submission_reference, l.packet_noa, \
          (SELECT b.provider FROM batches b WHERE b.id = l.batch_id) AS factor"
     };
@@ -199,6 +200,13 @@ macro_rules! load_from_row {
                 pickup_state: row.try_get("pickup_state")?,
                 delivery_city: row.try_get("delivery_city")?,
                 delivery_state: row.try_get("delivery_state")?,
+                bill_to_name: row.try_get("bill_to_name")?,
+                bill_to_address: row.try_get("bill_to_address")?,
+                pickup_date: row.try_get("pickup_date")?,
+                shipper_name: row.try_get("shipper_name")?,
+                consignee_name: row.try_get("consignee_name")?,
+                bol_number: row.try_get("bol_number")?,
+                terms_days: row.try_get("terms_days")?,
             },
         }
     }};

@@ -22,6 +22,7 @@ mod fakes;
 mod ftp;
 mod http;
 mod intake;
+mod invoice_content;
 mod invoicing;
 mod leader;
 mod multi;

@@ -29,7 +29,15 @@ fn input(load_number: &str, subsidiary: &str, cents: i64) -> LoadInput {
             pickup_state: Some("TX".into()),
             delivery_city: Some("Memphis".into()),
             delivery_state: Some("TN".into()),
+            bill_to_name: None,
+            bill_to_address: None,
+            pickup_date: None,
+            shipper_name: None,
+            consignee_name: None,
+            bol_number: None,
+            terms_days: Some(30),
         },
+        extras: Default::default(),
         absent: Default::default(),
     }
 }

@@ -148,6 +148,13 @@ fn load() -> LoadRecord {
             pickup_state: some("TX"),
             delivery_city: some("Atlanta"),
             delivery_state: some("GA"),
+            bill_to_name: None,
+            bill_to_address: None,
+            pickup_date: None,
+            shipper_name: None,
+            consignee_name: None,
+            bol_number: None,
+            terms_days: Some(30),
         },
     }
 }
