@@ -24,11 +24,7 @@ use crate::providers::find_provider;
 use crate::store::{HoldOutcome, OpenExceptionRow, ReleaseOutcome, Store, StoreError, VoidOutcome, VoidRequest};
 use crate::submit::{SubmitError, SubmitReport, WaitingLoad};
 
-/// How an ops hold's exception detail starts.
-pub const OPS_HOLD: &str = "held by ops: ";
-
-/// How the `held` exception a void leaves starts ("tell <factor> invoice N is void").
-pub const VOID_NOTICE: &str = "tell ";
+pub use crate::domain::{OPS_HOLD, VOID_NOTICE};
 
 /// Why a rework command did nothing.
 #[derive(Debug, thiserror::Error)]

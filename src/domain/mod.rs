@@ -18,7 +18,7 @@ pub use load::{
     lines_disagree,
 };
 pub use money::{Money, MoneyError};
-pub use status::{ExceptionKind, LoadStatus, UnknownStatus};
+pub use status::{ExceptionKind, LoadStatus, OPS_HOLD, UnknownStatus, VOID_NOTICE};
 pub use text::{bounded, bounded_to};
 pub use time::{rfc3339, rfc3339_option, span_for_people, time_for_people, zoned_time_for_people};
 

@@ -82,6 +82,16 @@ impl BeginWrite for SqlitePool {
 }
 
 /// Expands `$body` once per backend with `$pool` bound to that backend's pool.
+/// The SQL condition of an exception only ops clear (`loads release`): their own hold and a
+/// void's notice, whose details start with [`crate::domain::OPS_HOLD`] and
+/// [`crate::domain::VOID_NOTICE`]. A factor's report or status never clears or rewords it.
+macro_rules! ops_only {
+    () => {
+        "(load_exceptions.kind = 'held' AND (substr(load_exceptions.detail, 1, 13) = 'held by ops: ' \
+         OR substr(load_exceptions.detail, 1, 5) = 'tell '))"
+    };
+}
+
 macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
         match $store {
@@ -656,5 +666,18 @@ impl Store {
             }
             Ok(out.into_values().collect())
         })
+    }
+}
+
+#[cfg(test)]
+mod ops_only_tests {
+    /// The SQL condition names the very prefixes the rework commands write.
+    #[test]
+    fn the_ops_only_condition_matches_the_details_rework_writes() {
+        let sql = ops_only!();
+        for prefix in [crate::domain::OPS_HOLD, crate::domain::VOID_NOTICE] {
+            let condition = format!("substr(load_exceptions.detail, 1, {}) = '{prefix}'", prefix.len());
+            assert!(sql.contains(&condition), "{sql} lacks {condition}");
+        }
     }
 }

@@ -737,11 +737,12 @@ impl CopyText {
 /// Exceptions raised (or their detail updated) and cleared, on PostgreSQL.
 async fn pg_exceptions(tx: &mut sqlx::PgConnection, plan: &ReportPlan, now: DateTime<Utc>) -> Result<(), StoreError> {
     if !plan.raise.is_empty() {
-        sqlx::query(
+        sqlx::query(concat!(
             "INSERT INTO load_exceptions (load_id, kind, detail, raised_at) \
              SELECT u.id, u.kind, u.detail, $4 FROM UNNEST($1::bigint[], $2::text[], $3::text[]) AS u(id, kind, detail) \
-             ON CONFLICT (load_id, kind) WHERE cleared_at IS NULL DO UPDATE SET detail = excluded.detail",
-        )
+             ON CONFLICT (load_id, kind) WHERE cleared_at IS NULL DO UPDATE SET detail = excluded.detail WHERE NOT ",
+            ops_only!()
+        ))
         .bind(plan.raise.iter().map(|r| r.0).collect::<Vec<_>>())
         .bind(plan.raise.iter().map(|r| r.1.as_str()).collect::<Vec<_>>())
         .bind(plan.raise.iter().map(|r| r.2.as_str()).collect::<Vec<_>>())
@@ -750,11 +751,12 @@ async fn pg_exceptions(tx: &mut sqlx::PgConnection, plan: &ReportPlan, now: Date
         .await?;
     }
     if !plan.clear.is_empty() {
-        sqlx::query(
+        sqlx::query(concat!(
             "UPDATE load_exceptions SET cleared_at = $3 FROM UNNEST($1::bigint[], $2::text[]) AS u(id, kind) \
              WHERE load_exceptions.load_id = u.id AND load_exceptions.kind = u.kind \
-             AND load_exceptions.cleared_at IS NULL",
-        )
+             AND load_exceptions.cleared_at IS NULL AND NOT ",
+            ops_only!()
+        ))
         .bind(plan.clear.iter().map(|c| c.0).collect::<Vec<_>>())
         .bind(plan.clear.iter().map(|c| c.1.as_str()).collect::<Vec<_>>())
         .bind(now)
@@ -923,7 +925,10 @@ async fn sqlite_exceptions(
         (
             "INSERT INTO load_exceptions (load_id, kind, detail, raised_at)",
             "(?, ?, ?, ?)",
-            "ON CONFLICT (load_id, kind) WHERE cleared_at IS NULL DO UPDATE SET detail = excluded.detail",
+            concat!(
+                "ON CONFLICT (load_id, kind) WHERE cleared_at IS NULL DO UPDATE SET detail = excluded.detail WHERE NOT ",
+                ops_only!()
+            ),
         ),
         &plan.raise,
         |q, r| q.bind(r.0).bind(r.1.as_str()).bind(r.2.as_str()).bind(at.as_str()),
@@ -931,12 +936,13 @@ async fn sqlite_exceptions(
     .await?;
     if !plan.clear.is_empty() {
         let clear: Vec<(i64, &str)> = plan.clear.iter().map(|c| (c.0, c.1.as_str())).collect();
-        sqlx::query(
+        sqlx::query(concat!(
             "UPDATE load_exceptions SET cleared_at = $2 FROM \
              (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS kind FROM json_each($1)) AS u \
              WHERE load_exceptions.load_id = u.id AND load_exceptions.kind = u.kind \
-             AND load_exceptions.cleared_at IS NULL",
-        )
+             AND load_exceptions.cleared_at IS NULL AND NOT ",
+            ops_only!()
+        ))
         .bind(json(&clear)?)
         .bind(now)
         .execute(&mut *tx)

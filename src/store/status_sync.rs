@@ -125,10 +125,12 @@ impl Store {
                     continue;
                 }
                 for (kind, detail) in &change.raise {
-                    sqlx::query(
+                    sqlx::query(concat!(
                         "INSERT INTO load_exceptions (load_id, kind, detail, raised_at) VALUES ($1, $2, $3, $4) \
-                         ON CONFLICT (load_id, kind) WHERE cleared_at IS NULL DO UPDATE SET detail = excluded.detail",
-                    )
+                         ON CONFLICT (load_id, kind) WHERE cleared_at IS NULL DO UPDATE SET detail = excluded.detail \
+                         WHERE NOT ",
+                        ops_only!()
+                    ))
                     .bind(change.load_id)
                     .bind(kind.as_str())
                     .bind(detail)
@@ -137,9 +139,11 @@ impl Store {
                     .await?;
                 }
                 for kind in &change.clear {
-                    sqlx::query(
-                        "UPDATE load_exceptions SET cleared_at = $1 WHERE load_id = $2 AND kind = $3 AND cleared_at IS NULL",
-                    )
+                    sqlx::query(concat!(
+                        "UPDATE load_exceptions SET cleared_at = $1 WHERE load_id = $2 AND kind = $3 \
+                         AND cleared_at IS NULL AND NOT ",
+                        ops_only!()
+                    ))
                     .bind(now)
                     .bind(change.load_id)
                     .bind(kind.as_str())

@@ -861,3 +861,32 @@ both_backends!(report_texts_are_stored_byte_for_byte, |env| {
     let last = detail.history.last().expect("history");
     assert_eq!(last.cause, format!("purchase report {name} row 2"), "{:?}", detail.history);
 });
+
+// An ops hold is cleared only by ops (`loads release`): a factor's report that buys the load, or
+// that holds it in its own words, leaves ops' hold and its reason as they were.
+both_backends!(a_factors_report_never_clears_or_rewords_an_ops_hold, |env| {
+    seed(&env.store, &invoiced("H-", 2)).await;
+    for load in ["H-000001", "H-000002"] {
+        factord::rework::hold(&env.store, load, "broker disputes the rate").await.expect("hold");
+    }
+    let csv = "Invoice #,Status\nH-INV000001,Purchased\nH-INV000002,On Hold\n";
+    let path = bytes_file(&env, "ops-holds.csv", csv.as_bytes());
+    let summary = ingest(&env, &path, Some(ReportKind::Purchase)).await;
+    assert_eq!(summary.refused, None, "{summary:#?}");
+    assert_eq!(status_of(&env.store, "H-000001").await, LoadStatus::Financed);
+    for load in ["H-000001", "H-000002"] {
+        assert_eq!(
+            exceptions_of(&env.store, load).await,
+            [(ExceptionKind::Held, "held by ops: broker disputes the rate".to_string())],
+            "{load}"
+        );
+    }
+    // The factor's own hold, with nothing of ops', is cleared by its next status as before.
+    seed(&env.store, &invoiced("F-", 1)).await;
+    let held = bytes_file(&env, "factor-hold.csv", b"Invoice #,Status\nF-INV000001,On Hold\n");
+    ingest(&env, &held, Some(ReportKind::Purchase)).await;
+    assert_eq!(exceptions_of(&env.store, "F-000001").await.len(), 1);
+    let bought = bytes_file(&env, "factor-bought.csv", b"Invoice #,Status\nF-INV000001,Purchased\n");
+    ingest(&env, &bought, Some(ReportKind::Purchase)).await;
+    assert!(exceptions_of(&env.store, "F-000001").await.is_empty());
+});
