@@ -137,6 +137,12 @@ impl FromStr for ExceptionKind {
     }
 }
 
+/// How an ops hold's exception detail starts (`factord loads hold`).
+pub const OPS_HOLD: &str = "held by ops: ";
+
+/// How the `held` exception a void leaves starts ("tell <factor> invoice N is void").
+pub const VOID_NOTICE: &str = "tell ";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,9 +172,3 @@ mod tests {
         assert!("Paid".parse::<LoadStatus>().is_err());
     }
 }
-
-/// How an ops hold's exception detail starts (`factord loads hold`).
-pub const OPS_HOLD: &str = "held by ops: ";
-
-/// How the `held` exception a void leaves starts ("tell <factor> invoice N is void").
-pub const VOID_NOTICE: &str = "tell ";

@@ -32,6 +32,7 @@ fn factord(dir: &Path, args: &[&str]) -> std::process::Output {
 }
 
 #[test]
+#[expect(clippy::too_many_lines, reason = "the README's walkthrough, one step after the other, in its order")]
 fn the_example_loads_are_invoiced_submitted_and_financed_on_the_shipped_config() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().expect("tempdir");
