@@ -26,6 +26,10 @@ pub enum Field {
     PaidAmount,
     PaymentDate,
     PaymentReference,
+    /// Reserve paid out to the carrier (docs/money.md).
+    ReserveRelease,
+    /// The factor sells the invoice back (recourse).
+    Chargeback,
 }
 
 impl Field {
@@ -44,6 +48,8 @@ impl Field {
             Field::PaidAmount => "paid_amount",
             Field::PaymentDate => "payment_date",
             Field::PaymentReference => "payment_reference",
+            Field::ReserveRelease => "reserve_release",
+            Field::Chargeback => "chargeback",
         }
     }
 
@@ -66,6 +72,18 @@ impl Field {
             Field::PaymentReference => {
                 &["check #", "check number", "check reference", "reference", "ach reference", "payment reference"]
             }
+            Field::ReserveRelease => &[
+                "reserve release",
+                "reserve released",
+                "reserve paid",
+                "rebate paid",
+                "rebate released",
+                "reserve payment",
+                "released reserve",
+            ],
+            Field::Chargeback => {
+                &["chargeback", "charge back", "charged back", "chargeback amount", "recourse", "repurchase"]
+            }
         }
     }
 
@@ -81,6 +99,8 @@ impl Field {
                 Field::PurchaseDate,
                 Field::ScheduleNumber,
                 Field::FactorStatus,
+                Field::ReserveRelease,
+                Field::Chargeback,
             ],
             ReportKind::Payment => &[
                 Field::InvoiceNumber,
@@ -88,6 +108,9 @@ impl Field {
                 Field::PaidAmount,
                 Field::PaymentDate,
                 Field::PaymentReference,
+                Field::Fee,
+                Field::ReserveRelease,
+                Field::Chargeback,
             ],
         }
     }
@@ -308,9 +331,11 @@ pub fn find_header(
             }
             None => {
                 let is_payment = payment.get(Field::PaidAmount).is_some();
-                let is_purchase = [Field::Advance, Field::Fee, Field::Reserve, Field::PurchaseDate]
-                    .iter()
-                    .any(|f| purchase.get(*f).is_some());
+                // A fee column alone does not make a payment report a purchase report: payment
+                // reports may list an extra fee deducted.
+                let is_purchase =
+                    [Field::Advance, Field::Reserve, Field::PurchaseDate].iter().any(|f| purchase.get(*f).is_some())
+                        || (!is_payment && purchase.get(Field::Fee).is_some());
                 match (is_purchase, is_payment) {
                     (true, false) => purchase,
                     (false, true) => payment,

@@ -24,6 +24,7 @@ mod http;
 mod intake;
 mod invoicing;
 mod leader;
+mod ledger;
 mod multi;
 mod probe;
 mod reload;
