@@ -378,10 +378,14 @@ const NO_PAYMENT: &str = "no payment on this row";
 
 impl Planner<'_, '_> {
     /// The invariant of docs/money.md on a purchase: amount = advance + fee + reserve held. Checked
-    /// when the row gives an advance (a fee or reserve it does not give counts as zero); a
-    /// difference raises `ledger_mismatch` with both figures, and a purchase that adds up clears it.
+    /// when the row gives an advance and a fee or a reserve (the one it does not give counts as
+    /// zero; an advance alone leaves fee and reserve unknown); a difference raises
+    /// `ledger_mismatch` with both figures.
     fn check_figures(&mut self, row: &ReportRow, load: &mut ReportLoad) {
         let Some(advance) = row.advance else { return };
+        if row.fee.is_none() && row.reserve.is_none() {
+            return;
+        }
         let (fee, reserve) = (row.fee.unwrap_or(Money::ZERO), row.reserve.unwrap_or(Money::ZERO));
         let sum = advance.cents().saturating_add(fee.cents()).saturating_add(reserve.cents());
         if sum == load.amount_cents {

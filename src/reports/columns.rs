@@ -306,8 +306,8 @@ pub enum HeaderError {
 }
 
 /// Finds the header row and, when `kind` is not given, the kind of report from its columns:
-/// a paid amount column means payment; advance, fee, reserve or purchase date means
-/// purchase; both or neither is ambiguous and refused.
+/// a paid amount column means payment; advance, reserve or purchase date (or a fee without a
+/// paid amount) means purchase; both or neither is ambiguous and refused.
 pub fn find_header(
     rows: &[SheetRow],
     kind: Option<ReportKind>,

@@ -20,6 +20,8 @@ const EVENTS_SQL: &str = "SELECT v.load_id, v.kind, v.event_date, v.amount_cents
      ORDER BY v.load_id, v.event_date, v.source";
 
 type InvoiceRow = (i64, String, String, String, String, String, String, i64, Option<String>);
+/// (status, open cents, advance cents, first invoice date) per open status.
+type OpenRow = (String, i64, i64, Option<String>);
 type EventRow = (i64, String, Option<String>, Option<i64>, Option<i64>, Option<i64>, Option<i64>, String);
 
 /// A stored date (`YYYY-MM-DD`, possibly followed by a time); `None` when empty or unreadable.
@@ -100,7 +102,7 @@ impl Store {
              CAST(COALESCE(SUM(CASE WHEN kind IN ('fee', 'reserve_released') THEN amount_cents ELSE 0 END), 0) AS BIGINT), \
              CAST(COALESCE(SUM(CASE WHEN kind = 'fee' AND event_date >= $1 AND event_date < $2 THEN amount_cents \
              ELSE 0 END), 0) AS BIGINT) FROM ledger_events";
-        let (open, purchases, events): (Vec<(String, i64, i64, Option<String>)>, (i64, i64), (i64, i64)) = on_pool!(self, pool => {
+        let (open, purchases, events): (Vec<OpenRow>, (i64, i64), (i64, i64)) = on_pool!(self, pool => {
             let open = sqlx::query_as(open_sql).fetch_all(pool).await?;
             let purchases =
                 sqlx::query_as(purchases_sql).bind(&month_start).bind(&next_month).fetch_one(pool).await?;
