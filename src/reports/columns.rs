@@ -407,6 +407,27 @@ mod tests {
     }
 
     #[test]
+    fn ledger_columns_are_read_in_both_kinds_and_a_fee_beside_a_payment_is_an_extra_fee() {
+        let settings = ReportSettings::default();
+        let payment = [row(1, &["Invoice #", "Amount Paid", "Rebate Paid", "Fee", "Charge Back"])];
+        let (_, columns) = find_header(&payment, None, &settings).expect("payment");
+        assert_eq!(columns.kind, ReportKind::Payment, "a fee column alone does not make a purchase report");
+        assert_eq!(
+            (columns.get(Field::ReserveRelease), columns.get(Field::Fee), columns.get(Field::Chargeback)),
+            (Some(2), Some(3), Some(4))
+        );
+        let purchase = [row(1, &["Invoice #", "Advance", "Reserve", "Reserve Released", "Recourse"])];
+        let (_, columns) = find_header(&purchase, None, &settings).expect("purchase");
+        assert_eq!(columns.kind, ReportKind::Purchase);
+        assert_eq!(
+            (columns.get(Field::Reserve), columns.get(Field::ReserveRelease), columns.get(Field::Chargeback)),
+            (Some(2), Some(3), Some(4))
+        );
+        let fees_only = [row(1, &["Invoice #", "Fee"])];
+        assert_eq!(find_header(&fees_only, None, &settings).expect("purchase").1.kind, ReportKind::Purchase);
+    }
+
+    #[test]
     fn the_kind_comes_from_the_columns_or_is_refused() {
         let settings = ReportSettings::default();
         let payment = [row(1, &["Load #", "Amount Paid", "Check #"])];
