@@ -5,7 +5,8 @@
 //!   text or JSON.
 //! - [`config`]: files and environment → validated [`config::Settings`]; secrets kept secret.
 //! - [`telemetry`]: the tracing subscriber, set up once.
-//! - [`domain`]: money in cents, the load status graph, exceptions, the load import rule.
+//! - [`domain`]: money in cents, the load status graph, exceptions, the load import rule, the
+//!   money ledger's figures (reconcile, aging, journal; docs/money.md).
 //! - [`providers`]: the catalogue of the 13 factoring companies, batch layouts and transports
 //!   (outbox, FTP, HTTP APIs).
 //! - [`store`]: the only code that speaks SQL, on PostgreSQL or SQLite.
@@ -24,7 +25,7 @@
 //!   (stable-file detection, processing folder, archive and failed folders).
 //! - [`reports`]: the factor's purchase and payment reports (CSV, XLSX) → Financed and
 //!   Completed, from the per-provider inboxes or `factord ingest`.
-//! - [`rework`]: ops' rework commands (hold, release, void), `submit --loads` and the list of
+//! - [`rework`]: ops' rework commands (hold, release, settle, void), `submit --loads` and the list of
 //!   open exceptions with the command that resolves each.
 //! - [`loads`]: one load in full as `loads show` tells it, and the JSON object of a load.
 //! - [`rework_docs`]: `loads docs` (documents checked, copied, recorded, a Queued packet rebuilt)

@@ -141,6 +141,35 @@ pub async fn release(store: &Store, load_number: &str, reason: &str) -> Result<R
     }
 }
 
+/// What `loads settle` did.
+#[derive(Clone, Debug, Serialize)]
+pub struct SettleReport {
+    /// The exceptions cleared: `ledger_mismatch`, `charged_back`.
+    pub cleared: Vec<ExceptionKind>,
+    pub load_number: String,
+    pub reason: String,
+    pub status: LoadStatus,
+}
+
+/// `factord loads settle LOAD --reason TEXT`: ops settled the load's money with the factor
+/// (docs/money.md): its `ledger_mismatch` and `charged_back` exceptions are cleared, with the
+/// reason in its history. Refused when it has neither.
+pub async fn settle(store: &Store, load_number: &str, reason: &str) -> Result<SettleReport, ReworkError> {
+    let reason = reason_given(reason)?;
+    let (status, cleared) = store.settle_load(load_number, &format!("settled: {reason}")).await?;
+    if cleared.is_empty() {
+        return Err(ReworkError::Refused(format!(
+            "load {load_number} ({status}) has no ledger_mismatch or charged_back exception: nothing to settle"
+        )));
+    }
+    Ok(SettleReport {
+        cleared: cleared.into_iter().map(|(kind, _)| kind).collect(),
+        load_number: load_number.to_string(),
+        reason: reason.to_string(),
+        status,
+    })
+}
+
 /// What `loads void` did.
 #[derive(Clone, Debug, Serialize)]
 pub struct VoidReport {
@@ -305,6 +334,15 @@ fn resolve(settings: &Settings, row: &OpenExceptionRow) -> String {
             "map the factor's word under `[provider.{provider}.statuses]` in the config, then `factord sync \
              --subsidiary {}`",
             row.subsidiary
+        ),
+        ExceptionKind::LedgerMismatch => format!(
+            "ask {provider} for the purchase's corrected advance, fee and reserve; once settled: `factord loads \
+             settle {load} --reason ...`"
+        ),
+        ExceptionKind::ChargedBack => format!(
+            "collect load {load} from customer {} yourself ({provider} sold the invoice back); once settled: \
+             `factord loads settle {load} --reason ...`",
+            row.customer_id
         ),
     }
 }

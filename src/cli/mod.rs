@@ -30,7 +30,8 @@ macro_rules! outln {
     ($($arg:tt)*) => { emit(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
-// After the macros, which it uses.
+// After the macros, which they use.
+mod money;
 mod rework;
 
 /// Writes command output to a locked stdout. A reader that went away (`factord loads list |
@@ -146,6 +147,63 @@ pub enum Command {
     /// The factors' connections.
     #[command(subcommand)]
     Providers(ProvidersCommand),
+    /// Every invoice's money: amount, advance, fee, reserve held and released, paid, chargeback,
+    /// open balance and status, with totals (docs/money.md).
+    Reconcile {
+        /// Only this subsidiary's invoices.
+        #[arg(long)]
+        subsidiary: Option<String>,
+        /// Only invoices dated on or after this day (YYYY-MM-DD).
+        #[arg(long)]
+        from: Option<String>,
+        /// Only invoices dated on or before this day (YYYY-MM-DD).
+        #[arg(long)]
+        to: Option<String>,
+        /// Print JSON (stable keys; see docs/cli.md) instead of text.
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// Print CSV (plain decimals) instead of text.
+        #[arg(long)]
+        csv: bool,
+    },
+    /// Open invoices bucketed by days past their invoice date: 0-30, 31-60, 61-90, 90+.
+    Aging {
+        /// Only this subsidiary's invoices.
+        #[arg(long)]
+        subsidiary: Option<String>,
+        /// `customer`: one line per customer instead of per invoice.
+        #[arg(long, value_name = "customer")]
+        by: Option<String>,
+        /// Age as of this day (YYYY-MM-DD; default today, UTC).
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Print JSON (stable keys; see docs/cli.md) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Exports for accounting.
+    #[command(subcommand)]
+    Export(ExportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Double-entry journal lines (date, account, debit, credit, invoice, load, source) of the
+    /// money events dated within --from..--to (docs/money.md).
+    Journal {
+        /// The first day (YYYY-MM-DD).
+        #[arg(long)]
+        from: String,
+        /// The last day (YYYY-MM-DD).
+        #[arg(long)]
+        to: String,
+        /// Only `csv`.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// Only this subsidiary's invoices.
+        #[arg(long)]
+        subsidiary: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -209,6 +267,9 @@ pub enum LoadsCommand {
     Hold(ReworkArgs),
     /// Release a held load (held by ops, by a void, or by the factor).
     Release(ReworkArgs),
+    /// Clear a load's money exceptions (ledger_mismatch, charged_back) once settled with the
+    /// factor or the customer (docs/money.md). Exit 1 if it has neither.
+    Settle(ReworkArgs),
     /// Void a Queued or Invoiced load's invoice: the number is kept as void, never reused; the
     /// load goes back to Released and the next invoice pass issues a new number.
     Void(ReworkArgs),
@@ -399,6 +460,9 @@ pub async fn execute(cli: Cli, shutdown: CancellationToken, reloads: Reloads) ->
         Command::Loads(LoadsCommand::Release(a)) => {
             rework::load_rework(&settings, rework::LoadRework::Release, &a.load, &a.reason, a.json).await
         }
+        Command::Loads(LoadsCommand::Settle(a)) => {
+            rework::load_rework(&settings, rework::LoadRework::Settle, &a.load, &a.reason, a.json).await
+        }
         Command::Loads(LoadsCommand::Void(a)) => {
             rework::load_rework(&settings, rework::LoadRework::Void, &a.load, &a.reason, a.json).await
         }
@@ -425,6 +489,20 @@ pub async fn execute(cli: Cli, shutdown: CancellationToken, reloads: Reloads) ->
         }
         Command::Providers(ProvidersCommand::Test { subsidiary, json }) => {
             providers_test(&settings, subsidiary.as_deref(), json).await
+        }
+        Command::Reconcile { subsidiary, from, to, json, csv } => {
+            let format = match (json, csv) {
+                (true, _) => money::Format::Json,
+                (_, true) => money::Format::Csv,
+                _ => money::Format::Text,
+            };
+            money::reconcile(&settings, subsidiary.as_deref(), (from.as_deref(), to.as_deref()), format).await
+        }
+        Command::Aging { subsidiary, by, as_of, json } => {
+            money::aging(&settings, subsidiary.as_deref(), by.as_deref(), as_of.as_deref(), json).await
+        }
+        Command::Export(ExportCommand::Journal { from, to, format, subsidiary }) => {
+            money::journal(&settings, subsidiary.as_deref(), (&from, &to), &format).await
         }
     }
 }

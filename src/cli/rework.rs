@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use super::{CommandError, emit, open_store, output, print_json};
 use crate::config::Settings;
 use crate::domain::time_for_people;
-use crate::rework::{ExceptionLine, HoldReport, PickedSubmit, ReleaseReport, ReworkError, VoidReport};
+use crate::rework::{ExceptionLine, HoldReport, PickedSubmit, ReleaseReport, ReworkError, SettleReport, VoidReport};
 
 impl From<ReworkError> for CommandError {
     fn from(error: ReworkError) -> Self {
@@ -23,6 +23,7 @@ impl From<ReworkError> for CommandError {
 pub enum LoadRework {
     Hold,
     Release,
+    Settle,
     Void,
 }
 
@@ -43,6 +44,10 @@ pub async fn load_rework(
         LoadRework::Release => {
             let report = crate::rework::release(&store, load, reason).await?;
             if json { print_json(&report) } else { text(&release_text(&report)) }
+        }
+        LoadRework::Settle => {
+            let report = crate::rework::settle(&store, load, reason).await?;
+            if json { print_json(&report) } else { text(&settle_text(&report)) }
         }
         LoadRework::Void => {
             let report = crate::rework::void(&store, load, reason).await?;
@@ -72,6 +77,11 @@ fn hold_text(r: &HoldReport) -> String {
 
 fn release_text(r: &ReleaseReport) -> String {
     format!("{} ({}): released ({}); was {}\n", r.load_number, r.status, r.reason, r.detail)
+}
+
+fn settle_text(r: &SettleReport) -> String {
+    let kinds: Vec<&str> = r.cleared.iter().map(|k| k.as_str()).collect();
+    format!("{} ({}): settled ({}); cleared {}\n", r.load_number, r.status, r.reason, kinds.join(", "))
 }
 
 fn void_text(r: &VoidReport) -> String {

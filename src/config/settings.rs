@@ -430,8 +430,19 @@ const PURCHASE_FIELDS: &[&str] = &[
     "purchase_date",
     "schedule_number",
     "factor_status",
+    "reserve_release",
+    "chargeback",
 ];
-const PAYMENT_FIELDS: &[&str] = &["invoice_number", "load_number", "paid_amount", "payment_date", "payment_reference"];
+const PAYMENT_FIELDS: &[&str] = &[
+    "invoice_number",
+    "load_number",
+    "paid_amount",
+    "payment_date",
+    "payment_reference",
+    "fee",
+    "reserve_release",
+    "chargeback",
+];
 
 impl Settings {
     /// The subsidiary with this id.

@@ -4,6 +4,7 @@
 
 mod credit;
 mod delivery;
+pub mod ledger;
 mod load;
 mod money;
 pub mod report;

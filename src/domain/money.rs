@@ -128,6 +128,13 @@ impl fmt::Display for Money {
     }
 }
 
+/// In JSON, a plain decimal string as files carry it: `"1875.50"`.
+impl serde::Serialize for Money {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 impl Money {
     /// The amount as people read it (docs/design.md §2): `$1,875.50`, `-$12.00`. Files and JSON carry
     /// plain decimals ([`Display`](fmt::Display)) instead.

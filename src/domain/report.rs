@@ -120,6 +120,45 @@ pub struct PaymentRecord {
     pub key: PaymentKey,
 }
 
+/// A money event of the ledger that purchases and payments do not already hold
+/// (docs/money.md), written only for the report rows that carry one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerKind {
+    /// Reserve paid out to the carrier (rebate).
+    ReserveReleased,
+    /// The factor sold the invoice back (recourse).
+    Chargeback,
+    /// A fee deducted after the purchase (from the reserve).
+    Fee,
+    /// A correction entered by ops.
+    Adjustment,
+}
+
+impl LedgerKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LedgerKind::ReserveReleased => "reserve_released",
+            LedgerKind::Chargeback => "chargeback",
+            LedgerKind::Fee => "fee",
+            LedgerKind::Adjustment => "adjustment",
+        }
+    }
+}
+
+/// A ledger event a report row carries: its kind, amount, date and the row it came from.
+#[derive(Clone, Debug)]
+pub struct LedgerRecord {
+    pub load_id: i64,
+    pub row: usize,
+    pub kind: LedgerKind,
+    pub amount_cents: i64,
+    /// `YYYY-MM-DD`, or empty: the day it is recorded.
+    pub event_date: String,
+    /// `purchase report march.csv row 12`.
+    pub source: String,
+}
+
 /// Everything one file changes, written by the store in one transaction.
 #[derive(Clone, Debug, Default)]
 pub struct ReportPlan {
@@ -129,6 +168,8 @@ pub struct ReportPlan {
     pub history: Vec<HistoryRow>,
     pub purchases: Vec<PurchaseRecord>,
     pub payments: Vec<PaymentRecord>,
+    /// Reserve released, chargebacks and extra fees (rows that carry none add nothing).
+    pub ledger: Vec<LedgerRecord>,
     /// Exceptions to raise (or whose detail to update).
     pub raise: Vec<(i64, ExceptionKind, String)>,
     pub clear: Vec<(i64, ExceptionKind)>,

@@ -99,15 +99,21 @@ pub enum ExceptionKind {
     CreditDeclined,
     /// The factor said something its status map does not know (docs/design.md §8a); nothing moved.
     UnrecognisedStatus,
+    /// A purchase's figures do not add up: amount ≠ advance + fee + reserve held (docs/money.md).
+    LedgerMismatch,
+    /// The factor sold the invoice back (chargeback / recourse): the carrier collects it again.
+    ChargedBack,
 }
 
 impl ExceptionKind {
-    pub const ALL: [ExceptionKind; 5] = [
+    pub const ALL: [ExceptionKind; 7] = [
         ExceptionKind::Held,
         ExceptionKind::Rejected,
         ExceptionKind::ShortPaid,
         ExceptionKind::CreditDeclined,
         ExceptionKind::UnrecognisedStatus,
+        ExceptionKind::LedgerMismatch,
+        ExceptionKind::ChargedBack,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -117,6 +123,8 @@ impl ExceptionKind {
             ExceptionKind::ShortPaid => "short_paid",
             ExceptionKind::CreditDeclined => "credit_declined",
             ExceptionKind::UnrecognisedStatus => "unrecognised_status",
+            ExceptionKind::LedgerMismatch => "ledger_mismatch",
+            ExceptionKind::ChargedBack => "charged_back",
         }
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::health::HealthState;
 use crate::config::Settings;
-use crate::domain::{ExceptionKind, LoadStatus};
+use crate::domain::{ExceptionKind, LoadStatus, Money};
 use crate::store::MetricCounts;
 
 /// A periodic job of the daemon whose runs are timed.
@@ -337,6 +337,8 @@ fn render_database(x: &mut Exposition, settings: &Settings, counts: &MetricCount
         }
     }
 
+    render_money(x, counts);
+
     x.family(
         "factord_load_files_refused_total",
         "counter",
@@ -352,6 +354,37 @@ fn render_database(x: &mut Exposition, settings: &Settings, counts: &MetricCount
     for (subsidiary, at) in &counts.last_fires {
         x.sample("factord_schedule_last_fire_timestamp_seconds", &[("subsidiary", subsidiary)], at.timestamp());
     }
+}
+
+/// The money summary (docs/money.md) in dollars: open receivables per status, financed, reserve
+/// held, this month's fees and the age of the oldest open invoice.
+fn render_money(x: &mut Exposition, counts: &MetricCounts) {
+    let money = &counts.money;
+    x.family(
+        "factord_money_open_receivables_dollars",
+        "gauge",
+        "Open balance (amount less payments) of Invoiced and Financed invoices, per status, in dollars.",
+    );
+    for status in [LoadStatus::Invoiced, LoadStatus::Financed] {
+        let open = money.open_by_status.iter().find(|(s, _)| *s == status).map_or(Money::ZERO, |(_, m)| *m);
+        x.sample("factord_money_open_receivables_dollars", &[("status", status.as_str())], open);
+    }
+    x.family("factord_money_financed_dollars", "gauge", "Advances the factors paid on Financed invoices, in dollars.");
+    x.sample("factord_money_financed_dollars", &[], money.financed);
+    x.family(
+        "factord_money_reserve_held_dollars",
+        "gauge",
+        "Reserve the factors hold (reserve held less reserve released), in dollars.",
+    );
+    x.sample("factord_money_reserve_held_dollars", &[], money.reserve_held);
+    x.family("factord_money_fees_this_month_dollars", "gauge", "Factoring fees dated this month (UTC), in dollars.");
+    x.sample("factord_money_fees_this_month_dollars", &[], money.fees_this_month);
+    x.family(
+        "factord_money_oldest_open_invoice_days",
+        "gauge",
+        "Days since the invoice date of the oldest Invoiced or Financed invoice (0 when none).",
+    );
+    x.sample("factord_money_oldest_open_invoice_days", &[], money.oldest_open_days.unwrap_or(0));
 }
 
 #[cfg(test)]

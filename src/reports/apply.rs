@@ -13,8 +13,8 @@ use rustc_hash::FxHashMap;
 use super::ReportKind;
 use super::parse::ReportRow;
 pub use crate::domain::report::{
-    Cause, HistoryRow, Outcome, PaymentKey, PaymentRecord, PurchaseRecord, ReportLoad, ReportPlan, RowOutcome,
-    StatusMove,
+    Cause, HistoryRow, LedgerKind, LedgerRecord, Outcome, PaymentKey, PaymentRecord, PurchaseRecord, ReportLoad,
+    ReportPlan, RowOutcome, StatusMove,
 };
 use crate::domain::{ExceptionKind, LoadStatus, Money};
 use crate::providers::statuses::{StatusMap, StatusOutcome};
@@ -121,8 +121,14 @@ pub fn plan(
         let load = &mut loads[index];
         let (outcome, reason) = match (planner.submitted_here(load), kind) {
             (Err(reason), _) => (Outcome::Rejected, reason.into()),
-            (Ok(()), ReportKind::Purchase) => planner.purchase(row, load),
-            (Ok(()), ReportKind::Payment) => planner.payment(row, load),
+            (Ok(()), ReportKind::Purchase) => {
+                let decision = planner.purchase(row, load);
+                planner.ledger_events(kind, row, load, decision)
+            }
+            (Ok(()), ReportKind::Payment) => {
+                let decision = planner.payment(row, load);
+                planner.ledger_events(kind, row, load, decision)
+            }
         };
         planner.record(row, Some(load), outcome, reason);
     }
@@ -243,6 +249,7 @@ impl<'r> Planner<'_, 'r> {
         if !load.purchased {
             self.plan.purchases.push(purchase_record(load.id, row, &mut self.repeated));
             load.purchased = true;
+            self.check_figures(row, load);
         }
         let Some(&(_, last)) = steps.last() else {
             return (Outcome::Applied, format!("purchase details recorded; load already {}", load.status).into());
@@ -272,7 +279,10 @@ impl<'r> Planner<'_, 'r> {
     /// load financed if it was not yet, and Completed once paid in full (else `short_paid`).
     fn payment(&mut self, row: &ReportRow, load: &mut ReportLoad) -> Decision {
         let amount = Money::from_cents(load.amount_cents);
-        let paid = row.paid_amount.unwrap_or(Money::ZERO);
+        // A row with only a reserve release, a chargeback or a fee (docs/money.md).
+        let Some(paid) = row.paid_amount else {
+            return (Outcome::Skipped, NO_PAYMENT.into());
+        };
         let key = PaymentKey {
             paid_cents: paid.cents(),
             payment_date: date_text(row.payment_date).unwrap_or_default(),
@@ -363,6 +373,93 @@ impl<'r> Planner<'_, 'r> {
     }
 }
 
+/// The reason of a payment-report row that carries no payment (only other ledger events).
+const NO_PAYMENT: &str = "no payment on this row";
+
+impl Planner<'_, '_> {
+    /// The invariant of docs/money.md on a purchase: amount = advance + fee + reserve held. Checked
+    /// when the row gives an advance and a fee or a reserve (the one it does not give counts as
+    /// zero; an advance alone leaves fee and reserve unknown); a difference raises
+    /// `ledger_mismatch` with both figures.
+    fn check_figures(&mut self, row: &ReportRow, load: &mut ReportLoad) {
+        let Some(advance) = row.advance else { return };
+        if row.fee.is_none() && row.reserve.is_none() {
+            return;
+        }
+        let (fee, reserve) = (row.fee.unwrap_or(Money::ZERO), row.reserve.unwrap_or(Money::ZERO));
+        let sum = advance.cents().saturating_add(fee.cents()).saturating_add(reserve.cents());
+        if sum == load.amount_cents {
+            self.clear(load, ExceptionKind::LedgerMismatch);
+            return;
+        }
+        let detail = format!(
+            "amount {} ≠ advance {} + fee {} + reserve held {} = {} (difference {}; {})",
+            Money::from_cents(load.amount_cents).for_people(),
+            advance.for_people(),
+            fee.for_people(),
+            reserve.for_people(),
+            Money::from_cents(sum).for_people(),
+            Money::from_cents(load.amount_cents.saturating_sub(sum)).for_people(),
+            self.cause(row)
+        );
+        self.raise(load, ExceptionKind::LedgerMismatch, detail);
+    }
+
+    /// The ledger events a row carries besides its purchase or payment (docs/money.md): a reserve
+    /// released, a chargeback, and in a payment report a fee deducted. Recorded unless the row
+    /// was rejected; a chargeback also raises `charged_back` (the load keeps its status: the
+    /// pipeline moves forward only, docs/design.md §2).
+    fn ledger_events(
+        &mut self,
+        kind: ReportKind,
+        row: &ReportRow,
+        load: &mut ReportLoad,
+        decision: Decision,
+    ) -> Decision {
+        let fee = if kind == ReportKind::Payment { row.fee } else { None };
+        let events = [
+            (LedgerKind::ReserveReleased, row.reserve_release),
+            (LedgerKind::Chargeback, row.chargeback),
+            (LedgerKind::Fee, fee),
+        ];
+        if decision.0 == Outcome::Rejected || events.iter().all(|(_, a)| a.is_none_or(|a| a.cents() == 0)) {
+            return decision;
+        }
+        let date = match kind {
+            ReportKind::Purchase => row.purchase_date,
+            ReportKind::Payment => row.payment_date,
+        };
+        let event_date = date_text(date).unwrap_or_default();
+        let source = self.cause(row).to_string();
+        let mut said = Vec::new();
+        for (ledger_kind, amount) in events {
+            let Some(amount) = amount.filter(|a| a.cents() != 0) else { continue };
+            self.plan.ledger.push(LedgerRecord {
+                load_id: load.id,
+                row: row.row,
+                kind: ledger_kind,
+                amount_cents: amount.cents(),
+                event_date: event_date.clone(),
+                source: source.clone(),
+            });
+            said.push(format!("{} {}", ledger_kind.as_str().replace('_', " "), amount.for_people()));
+            if ledger_kind == LedgerKind::Chargeback {
+                let detail = format!(
+                    "the factor charged back {} ({source}): the invoice is the carrier's to collect again",
+                    amount.for_people()
+                );
+                self.raise(load, ExceptionKind::ChargedBack, detail);
+            }
+        }
+        let said = said.join(", ");
+        let reason = match decision {
+            (Outcome::Skipped, reason) if reason == NO_PAYMENT => format!("recorded {said}"),
+            (_, reason) => format!("{reason}; recorded {said}"),
+        };
+        (Outcome::Applied, reason.into())
+    }
+}
+
 /// Texts repeated from row to row (a purchase date, a schedule number), kept once.
 #[derive(Default)]
 struct Repeated<'r> {
@@ -427,6 +524,8 @@ mod tests {
             paid_amount: None,
             payment_date: None,
             payment_reference: None,
+            reserve_release: None,
+            chargeback: None,
         }
     }
 

@@ -26,6 +26,10 @@ pub enum Field {
     PaidAmount,
     PaymentDate,
     PaymentReference,
+    /// Reserve paid out to the carrier (docs/money.md).
+    ReserveRelease,
+    /// The factor sells the invoice back (recourse).
+    Chargeback,
 }
 
 impl Field {
@@ -44,6 +48,8 @@ impl Field {
             Field::PaidAmount => "paid_amount",
             Field::PaymentDate => "payment_date",
             Field::PaymentReference => "payment_reference",
+            Field::ReserveRelease => "reserve_release",
+            Field::Chargeback => "chargeback",
         }
     }
 
@@ -66,6 +72,18 @@ impl Field {
             Field::PaymentReference => {
                 &["check #", "check number", "check reference", "reference", "ach reference", "payment reference"]
             }
+            Field::ReserveRelease => &[
+                "reserve release",
+                "reserve released",
+                "reserve paid",
+                "rebate paid",
+                "rebate released",
+                "reserve payment",
+                "released reserve",
+            ],
+            Field::Chargeback => {
+                &["chargeback", "charge back", "charged back", "chargeback amount", "recourse", "repurchase"]
+            }
         }
     }
 
@@ -81,6 +99,8 @@ impl Field {
                 Field::PurchaseDate,
                 Field::ScheduleNumber,
                 Field::FactorStatus,
+                Field::ReserveRelease,
+                Field::Chargeback,
             ],
             ReportKind::Payment => &[
                 Field::InvoiceNumber,
@@ -88,6 +108,9 @@ impl Field {
                 Field::PaidAmount,
                 Field::PaymentDate,
                 Field::PaymentReference,
+                Field::Fee,
+                Field::ReserveRelease,
+                Field::Chargeback,
             ],
         }
     }
@@ -283,8 +306,8 @@ pub enum HeaderError {
 }
 
 /// Finds the header row and, when `kind` is not given, the kind of report from its columns:
-/// a paid amount column means payment; advance, fee, reserve or purchase date means
-/// purchase; both or neither is ambiguous and refused.
+/// a paid amount column means payment; advance, reserve or purchase date (or a fee without a
+/// paid amount) means purchase; both or neither is ambiguous and refused.
 pub fn find_header(
     rows: &[SheetRow],
     kind: Option<ReportKind>,
@@ -308,9 +331,11 @@ pub fn find_header(
             }
             None => {
                 let is_payment = payment.get(Field::PaidAmount).is_some();
-                let is_purchase = [Field::Advance, Field::Fee, Field::Reserve, Field::PurchaseDate]
-                    .iter()
-                    .any(|f| purchase.get(*f).is_some());
+                // A fee column alone does not make a payment report a purchase report: payment
+                // reports may list an extra fee deducted.
+                let is_purchase =
+                    [Field::Advance, Field::Reserve, Field::PurchaseDate].iter().any(|f| purchase.get(*f).is_some())
+                        || (!is_payment && purchase.get(Field::Fee).is_some());
                 match (is_purchase, is_payment) {
                     (true, false) => purchase,
                     (false, true) => payment,
@@ -379,6 +404,27 @@ mod tests {
         assert_eq!(columns.get(Field::Advance), Some(2));
         assert_eq!(columns.get(Field::ScheduleNumber), Some(6));
         assert_eq!(columns.unused, vec!["Notes".to_string()]);
+    }
+
+    #[test]
+    fn ledger_columns_are_read_in_both_kinds_and_a_fee_beside_a_payment_is_an_extra_fee() {
+        let settings = ReportSettings::default();
+        let payment = [row(1, &["Invoice #", "Amount Paid", "Rebate Paid", "Fee", "Charge Back"])];
+        let (_, columns) = find_header(&payment, None, &settings).expect("payment");
+        assert_eq!(columns.kind, ReportKind::Payment, "a fee column alone does not make a purchase report");
+        assert_eq!(
+            (columns.get(Field::ReserveRelease), columns.get(Field::Fee), columns.get(Field::Chargeback)),
+            (Some(2), Some(3), Some(4))
+        );
+        let purchase = [row(1, &["Invoice #", "Advance", "Reserve", "Reserve Released", "Recourse"])];
+        let (_, columns) = find_header(&purchase, None, &settings).expect("purchase");
+        assert_eq!(columns.kind, ReportKind::Purchase);
+        assert_eq!(
+            (columns.get(Field::Reserve), columns.get(Field::ReserveRelease), columns.get(Field::Chargeback)),
+            (Some(2), Some(3), Some(4))
+        );
+        let fees_only = [row(1, &["Invoice #", "Fee"])];
+        assert_eq!(find_header(&fees_only, None, &settings).expect("purchase").1.kind, ReportKind::Purchase);
     }
 
     #[test]

@@ -29,6 +29,10 @@ pub struct ReportRow {
     pub paid_amount: Option<Money>,
     pub payment_date: Option<NaiveDate>,
     pub payment_reference: Option<String>,
+    /// Reserve paid out to the carrier (docs/money.md).
+    pub reserve_release: Option<Money>,
+    /// The factor sold the invoice back.
+    pub chargeback: Option<Money>,
 }
 
 /// The rows of a report, and the lines that were not rows.
@@ -148,8 +152,12 @@ impl RowParser {
         );
         let (purchase_date, paid_amount, payment_date) =
             (date(&row, Field::PurchaseDate)?, money(&row, Field::PaidAmount)?, date(&row, Field::PaymentDate)?);
+        let (reserve_release, chargeback) = (money(&row, Field::ReserveRelease)?, money(&row, Field::Chargeback)?);
+        // A payment row may carry only a reserve release, a chargeback or a fee.
+        let carries_other = [reserve_release, chargeback, fee].iter().any(Option::is_some);
         if columns.kind == ReportKind::Payment
             && paid_amount.is_none()
+            && !carries_other
             && let Some(column) = columns.get(Field::PaidAmount)
         {
             return Err(RowError { row: row.number, column: name(column), reason: "paid amount is empty".into() });
@@ -170,6 +178,8 @@ impl RowParser {
             paid_amount,
             payment_date,
             payment_reference,
+            reserve_release,
+            chargeback,
         })
     }
 }

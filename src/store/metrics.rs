@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::{BatchSummary, Store, StoreError};
+use crate::domain::ledger::MoneySummary;
 
 /// Everything `/metrics` reads from the database, each as (labels…, value).
 #[derive(Clone, Debug, Default)]
@@ -30,6 +31,8 @@ pub struct MetricCounts {
     pub last_fires: Vec<(String, DateTime<Utc>)>,
     /// Load files refused whole (inbox or `loads import`).
     pub refused_load_files: i64,
+    /// The money summary of docs/money.md, as of the scrape's day (UTC).
+    pub money: MoneySummary,
 }
 
 /// The report files of one provider, summed.
@@ -62,6 +65,7 @@ impl Store {
         reason = "one read transaction (one snapshot) of several small queries, written once for both backends inside on_pool!"
     )]
     pub async fn metric_counts(&self) -> Result<MetricCounts, StoreError> {
+        let mut counts = MetricCounts::default();
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             if matches!(self, Store::Postgres(_)) {
@@ -69,7 +73,6 @@ impl Store {
                 // SQLite reads one snapshot for the whole transaction already.
                 sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
             }
-            let mut counts = MetricCounts::default();
             for row in sqlx::query(
                 "SELECT subsidiary, status, COUNT(*) AS n, \
                  SUM(CASE WHEN waiting_reason IS NULL THEN 0 ELSE 1 END) AS waiting \
@@ -145,8 +148,10 @@ impl Store {
                 counts.last_fires.push((row.try_get("subsidiary")?, row.try_get("last")?));
             }
             tx.commit().await?;
-            Ok(counts)
-        })
+            Ok::<_, StoreError>(())
+        })?;
+        counts.money = self.money_summary(Utc::now().date_naive()).await?;
+        Ok(counts)
     }
 
     /// Loads with a waiting reason, at most `per_subsidiary` of each subsidiary, by subsidiary

@@ -269,6 +269,7 @@ mod rework;
 
 pub use rework::{HoldOutcome, OpenExceptionRow, ReleaseOutcome, VoidOutcome, VoidRecord, VoidRequest};
 mod alerts;
+mod ledger;
 
 pub use alerts::{AlertRecord, AlertScan, NewAlert};
 

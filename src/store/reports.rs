@@ -638,6 +638,39 @@ async fn pg_rows(
         .execute(&mut *tx)
         .await?;
     }
+    pg_ledger(tx, plan, file_id, now).await
+}
+
+/// Ledger events (reserve released, chargebacks, extra fees) on PostgreSQL, bound as arrays:
+/// only the rows that carry one write here. The same event again is recorded once.
+async fn pg_ledger(
+    tx: &mut sqlx::PgConnection,
+    plan: &ReportPlan,
+    file_id: i64,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let events = &plan.ledger;
+    if events.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO ledger_events (load_id, kind, amount_cents, event_date, source, report_file_id, row_number, \
+         recorded_at) \
+         SELECT u.load_id, u.kind, u.amount_cents, u.event_date, u.source, $1, u.row_number, $2 \
+         FROM UNNEST($3::bigint[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::bigint[]) \
+         AS u(load_id, kind, amount_cents, event_date, source, row_number) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(file_id)
+    .bind(now)
+    .bind(events.iter().map(|e| e.load_id).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.amount_cents).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.event_date.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.source.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.row as i64).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 
@@ -906,6 +939,28 @@ async fn sqlite_rows(
                 .bind(r.key.paid_cents)
                 .bind(r.key.payment_date.as_str())
                 .bind(r.key.payment_reference.as_str())
+                .bind(at.clone())
+        },
+    )
+    .await?;
+    // Ledger events: only the rows that carry one; the same event again is recorded once.
+    sqlite_insert(
+        &mut *tx,
+        (
+            "INSERT INTO ledger_events (load_id, kind, amount_cents, event_date, source, report_file_id, \
+             row_number, recorded_at)",
+            "(?, ?, ?, ?, ?, ?, ?, ?)",
+            "ON CONFLICT DO NOTHING",
+        ),
+        &plan.ledger,
+        |q, e| {
+            q.bind(e.load_id)
+                .bind(e.kind.as_str())
+                .bind(e.amount_cents)
+                .bind(e.event_date.as_str())
+                .bind(e.source.as_str())
+                .bind(file_id)
+                .bind(e.row as i64)
                 .bind(at.clone())
         },
     )

@@ -161,6 +161,42 @@ impl Store {
         })
     }
 
+    /// Clears a load's open money exceptions (`ledger_mismatch`, `charged_back`) and writes a
+    /// history row (`from` = `to` = its status) with `cause`, in one transaction. Returns the
+    /// load's status and the (kind, detail) of each cleared; none cleared writes nothing.
+    pub async fn settle_load(
+        &self,
+        load_number: &str,
+        cause: &str,
+    ) -> Result<(LoadStatus, Vec<(ExceptionKind, String)>), StoreError> {
+        let now = Utc::now();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let (id, status) = lock_load!(tx, load_number, now);
+            let rows = sqlx::query(
+                "UPDATE load_exceptions SET cleared_at = $1 WHERE load_id = $2 \
+                 AND kind IN ('ledger_mismatch', 'charged_back') AND cleared_at IS NULL RETURNING kind, detail",
+            )
+            .bind(now)
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+            if rows.is_empty() {
+                tx.rollback().await?;
+                return Ok((status, Vec::new()));
+            }
+            let mut cleared = Vec::new();
+            for row in rows {
+                let kind: String = row.try_get("kind")?;
+                cleared.push((ExceptionKind::from_str(&kind).map_err(StoreError::Corrupt)?, row.try_get("detail")?));
+            }
+            cleared.sort_by_key(|(kind, _)| kind.as_str());
+            insert_history!(tx, id, Some(status.as_str()), status.as_str(), now, cause);
+            tx.commit().await?;
+            Ok((status, cleared))
+        })
+    }
+
     /// Clears a load's open `held` exception (raised by ops, by a void or by the factor), clears
     /// a waiting reason that was the hold's, and writes a history row (`from` = `to` = its
     /// status) with `cause`, in one transaction. `NotHeld`, writing nothing, if none was open.

@@ -25,6 +25,7 @@ mod intake;
 mod invoice_content;
 mod invoicing;
 mod leader;
+mod ledger;
 mod multi;
 mod probe;
 mod reload;

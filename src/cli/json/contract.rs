@@ -636,6 +636,13 @@ fn loads_hold_release_void() {
         status: LoadStatus::Queued,
     };
     assert_documented("loads release --json", &release, &["detail", "load_number", "reason", "status"]);
+    let settle = crate::rework::SettleReport {
+        cleared: vec![ExceptionKind::LedgerMismatch, ExceptionKind::ChargedBack],
+        load_number: "L-1002".into(),
+        reason: "factor corrected the reserve".into(),
+        status: LoadStatus::Financed,
+    };
+    assert_documented("loads settle --json", &settle, &["cleared", "load_number", "reason", "status"]);
     let void = crate::rework::VoidReport {
         factor: some("capital_depot"),
         from: LoadStatus::Invoiced,
@@ -902,4 +909,117 @@ fn loads_retry() {
             "status",
         ],
     );
+}
+
+#[test]
+fn reconcile() {
+    use crate::domain::ledger::{FigureTotals, InvoiceFigures, Reconciliation};
+    let cents = Money::from_cents;
+    let report = Reconciliation {
+        invoices: vec![InvoiceFigures {
+            advance: cents(168_800),
+            amount: cents(187_550),
+            chargeback: cents(0),
+            customer_id: "BRK-1".into(),
+            fee: cents(5_627),
+            invoice_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 2),
+            invoice_number: "AE-1002".into(),
+            load_number: "L-1002".into(),
+            open_balance: cents(87_550),
+            paid: cents(100_000),
+            reserve_held: cents(13_123),
+            reserve_released: cents(0),
+            status: LoadStatus::Financed,
+            subsidiary: "acme-east".into(),
+        }],
+        totals: FigureTotals { invoices: 1, ..FigureTotals::default() },
+    };
+    assert_documented(
+        "reconcile --json",
+        &report,
+        &[
+            "invoices",
+            "invoices[].invoice_number",
+            "invoices[].load_number",
+            "invoices[].subsidiary",
+            "invoices[].customer_id",
+            "invoices[].invoice_date",
+            "invoices[].status",
+            "invoices[].amount",
+            "invoices[].advance",
+            "invoices[].fee",
+            "invoices[].reserve_held",
+            "invoices[].reserve_released",
+            "invoices[].paid",
+            "invoices[].chargeback",
+            "invoices[].open_balance",
+            "totals",
+            "totals.invoices",
+            "totals.amount",
+            "totals.advance",
+            "totals.fee",
+            "totals.reserve_held",
+            "totals.reserve_released",
+            "totals.paid",
+            "totals.chargeback",
+            "totals.open_balance",
+        ],
+    );
+    let value = serde_json::to_value(&report).expect("serialisable");
+    assert_eq!(value["invoices"][0]["amount"], "1875.50", "amounts are plain decimal strings");
+}
+
+#[test]
+fn aging() {
+    use crate::domain::ledger::{Aging, AgingLine, BucketTotals, CustomerAging};
+    let report = Aging {
+        as_of: chrono::NaiveDate::from_ymd_opt(2026, 12, 1),
+        customers: vec![CustomerAging {
+            buckets: BucketTotals::default(),
+            customer_id: "BRK-1".into(),
+            customer_name: "Blue Brokerage".into(),
+            invoices: 1,
+        }],
+        invoices: vec![AgingLine {
+            bucket: "31-60",
+            customer_id: "BRK-1".into(),
+            customer_name: "Blue Brokerage".into(),
+            days: 37,
+            invoice_date: chrono::NaiveDate::from_ymd_opt(2026, 10, 25),
+            invoice_number: "AE-1002".into(),
+            load_number: "L-1002".into(),
+            open_balance: Money::from_cents(187_550),
+            status: LoadStatus::Financed,
+            subsidiary: "acme-east".into(),
+        }],
+        totals: BucketTotals::default(),
+    };
+    let buckets = ["0-30", "31-60", "61-90", "90+", "total"];
+    let mut keys: Vec<String> = [
+        "as_of",
+        "invoices",
+        "invoices[].invoice_number",
+        "invoices[].load_number",
+        "invoices[].subsidiary",
+        "invoices[].customer_id",
+        "invoices[].customer_name",
+        "invoices[].invoice_date",
+        "invoices[].days",
+        "invoices[].bucket",
+        "invoices[].open_balance",
+        "invoices[].status",
+        "customers",
+        "customers[].customer_id",
+        "customers[].customer_name",
+        "customers[].invoices",
+        "customers[].buckets",
+        "totals",
+    ]
+    .iter()
+    .map(|k| k.to_string())
+    .collect();
+    keys.extend(buckets.iter().map(|b| format!("totals.{b}")));
+    keys.extend(buckets.iter().map(|b| format!("customers[].buckets.{b}")));
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    assert_documented("aging --json", &report, &keys);
 }
