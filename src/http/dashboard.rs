@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::config::{Schedule, Settings};
+use crate::domain::ledger::MoneySummary;
 use crate::domain::{LoadStatus, Money, span_for_people, time_for_people, zoned_time_for_people};
 use crate::rework::ExceptionLine;
 use crate::store::{BatchSummary, RefusedFile, ReportFileRecord, Store, StoreError, SubsidiaryCounts, WaitingLoad};
@@ -45,6 +46,8 @@ pub struct Dashboard {
     reports: Vec<ReportFileRecord>,
     /// The newest refused files of both kinds, one more than listed (to tell that more exist).
     refused: Vec<Refused>,
+    /// Money per status, reserve, fees this month, the oldest open invoice (docs/money.md).
+    money: MoneySummary,
 }
 
 /// A file refused whole: a load file (the refused_files table) or a report file.
@@ -99,6 +102,7 @@ impl Dashboard {
             batches: store.recent_batches_per_subsidiary(BATCHES_PER_SUBSIDIARY).await?,
             reports: store.recent_report_files(REPORTS_PER_PROVIDER).await?,
             refused,
+            money: store.money_summary(Utc::now().date_naive()).await?,
         })
     }
 
@@ -115,6 +119,7 @@ impl Dashboard {
             env!("CARGO_PKG_VERSION"),
         );
 
+        money(&mut out, &self.money);
         self.exceptions(&mut out, now);
         self.refused(&mut out);
         inactive_providers(&mut out, settings);
@@ -281,6 +286,28 @@ impl Dashboard {
 }
 
 /// The subsidiaries whose provider is configured with `active = false`, and what that means.
+/// The money section: what customers still owe per status, the advances on financed invoices,
+/// the reserve the factors hold, this month's fees and the oldest open invoice (the same figures
+/// as the `factord_money_*` metrics; formulas in docs/money.md).
+fn money(out: &mut String, money: &MoneySummary) {
+    out.push_str(
+        "<section id=\"money\">\n<h2>Money</h2>\n<table class=\"money\">\n<tr><th>figure</th><th>amount</th></tr>\n",
+    );
+    let mut row = |name: &str, key: &str, value: String| {
+        let _ = writeln!(out, "<tr data-figure=\"{key}\"><td>{name}</td><td class=\"n\">{}</td></tr>", escape(&value));
+    };
+    for (status, open) in &money.open_by_status {
+        row(&format!("open, {status}"), &format!("open-{}", status.as_str().to_lowercase()), open.for_people().to_string());
+    }
+    row("open receivables", "open", money.open_receivables.for_people().to_string());
+    row("advanced on Financed invoices", "financed", money.financed.for_people().to_string());
+    row("reserve held by factors", "reserve", money.reserve_held.for_people().to_string());
+    row("fees this month", "fees", money.fees_this_month.for_people().to_string());
+    let oldest = money.oldest_open_days.map_or_else(|| "none open".to_string(), |d| format!("{d} days"));
+    row("oldest open invoice", "oldest", oldest);
+    out.push_str("</table>\n</section>\n");
+}
+
 fn inactive_providers(out: &mut String, settings: &Settings) {
     let inactive: Vec<_> = settings
         .subsidiaries

@@ -758,6 +758,20 @@ both_backends!(the_dashboard_in_headless_chromium_shows_the_pipeline_waiting_rea
     let report_file = refused.find("rts-old.csv purchase report from rts").unwrap_or_else(|| panic!("{refused}"));
     assert!(report_file < load_file, "newest first (the report file came after): {refused}");
     assert!(refused.contains("inbox/loads/") && refused.contains("inbox/rts/"), "{refused}");
+
+    // Money: the store's summary (the figures the metrics give), as people read it.
+    let summary = store.money_summary(chrono::Utc::now().date_naive()).await.expect("money summary");
+    assert_ne!(summary.open_receivables, factord::domain::Money::ZERO, "the test has open invoices: {summary:?}");
+    let money = element_text(&dom, "id=\"money\"", "</section>");
+    for figure in [
+        format!("open receivables {}", summary.open_receivables.for_people()),
+        format!("reserve held by factors {}", summary.reserve_held.for_people()),
+        format!("fees this month {}", summary.fees_this_month.for_people()),
+    ] {
+        assert!(money.contains(&figure), "{figure} in: {money}");
+    }
+    let oldest = summary.oldest_open_days.expect("an open invoice");
+    assert!(money.contains(&format!("oldest open invoice {oldest} days")), "{money}");
     let files = store.recent_report_files(5).await.expect("report files");
     let reason = files.iter().find_map(|f| f.refused.clone()).expect("the rts file was refused");
     assert!(refused.contains(reason.trim()), "the refusal's reason {reason:?}: {refused}");
