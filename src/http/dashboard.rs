@@ -297,7 +297,11 @@ fn money(out: &mut String, money: &MoneySummary) {
         let _ = writeln!(out, "<tr data-figure=\"{key}\"><td>{name}</td><td class=\"n\">{}</td></tr>", escape(&value));
     };
     for (status, open) in &money.open_by_status {
-        row(&format!("open, {status}"), &format!("open-{}", status.as_str().to_lowercase()), open.for_people().to_string());
+        row(
+            &format!("open, {status}"),
+            &format!("open-{}", status.as_str().to_lowercase()),
+            open.for_people().to_string(),
+        );
     }
     row("open receivables", "open", money.open_receivables.for_people().to_string());
     row("advanced on Financed invoices", "financed", money.financed.for_people().to_string());
