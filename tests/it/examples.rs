@@ -86,6 +86,16 @@ fn the_example_loads_are_invoiced_submitted_and_financed_on_the_shipped_config()
     let l1005 = show("L-1005");
     assert_eq!((l1005["status"].as_str(), l1005["exceptions"][0]["kind"].as_str()), (Some("Invoiced"), Some("held")));
 
+    // The README's money step: reconcile, aging and the journal run on the example data.
+    let reconcile: serde_json::Value =
+        serde_json::from_slice(&factord(dir.path(), &["reconcile", "--json"]).stdout).expect("reconcile json");
+    assert_eq!(reconcile["invoices"].as_array().map(Vec::len), Some(5), "{reconcile:#}");
+    assert_eq!(reconcile["totals"]["paid"], "3450.00", "L-1001 paid in full, L-1002 $1,000.00: {reconcile:#}");
+    factord(dir.path(), &["aging", "--by", "customer"]);
+    let journal =
+        factord(dir.path(), &["export", "journal", "--from", "2026-01-01", "--to", "2027-12-31", "--format", "csv"]);
+    assert!(String::from_utf8_lossy(&journal.stdout).lines().count() > 1, "the journal has lines");
+
     // The README's rework step: `exceptions`, then ops release L-1005 and hold L-1003.
     let listed: serde_json::Value =
         serde_json::from_slice(&factord(dir.path(), &["exceptions", "--json"]).stdout).expect("exceptions json");
