@@ -10,6 +10,7 @@ use std::path::Path;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 
+use crate::config::MAX_TERMS_DAYS;
 use crate::config::Settings;
 use crate::domain::{Customer, LoadExtras, LoadFields, LoadInput, LoadLine, LoadStatus, Money, lines_disagree};
 use crate::store::ImportRow;
@@ -69,8 +70,6 @@ const CHARGE_COLUMNS: &[(&str, &str)] = &[
 ];
 /// Most line items one load may have.
 const MAX_LINES: usize = 500;
-/// Longest payment terms accepted, in days.
-const MAX_TERMS_DAYS: i32 = 365;
 const REQUIRED: &[&str] = &["load_number", "subsidiary", "customer_id", "customer_name", "amount"];
 /// The optional columns that, when absent from a file (or a JSON object), leave the stored
 /// value of an existing load as it is. The customer's MC and DOT are kept by the customer
@@ -498,8 +497,8 @@ fn terms_days(text: &str, default: Option<u32>) -> Result<Option<i32>, String> {
     if text.is_empty() {
         return Ok(default.and_then(|d| i32::try_from(d).ok()));
     }
-    match text.parse::<i32>() {
-        Ok(days) if (0..=MAX_TERMS_DAYS).contains(&days) => Ok(Some(days)),
+    match text.parse::<u32>() {
+        Ok(days) if days <= MAX_TERMS_DAYS => Ok(i32::try_from(days).ok()),
         _ => Err(format!(
             "terms_days: `{}` is not a whole number of days from 0 to {MAX_TERMS_DAYS}",
             crate::domain::bounded(text)

@@ -149,6 +149,23 @@ struct Current {
 }
 
 /// Reads the load (in the transaction), or `LoadNotFound`.
+/// A row of `load_documents` as (load id, document).
+macro_rules! document_from_row {
+    ($r:expr) => {{
+        let r = $r;
+        let kind: String = r.try_get("kind")?;
+        Ok::<_, StoreError>((
+            r.try_get::<i64, _>("load_id")?,
+            LoadDocument {
+                kind: DocumentKind::from_str(&kind).map_err(StoreError::Corrupt)?,
+                path: r.try_get("path")?,
+                added_at: r.try_get("added_at")?,
+                reason: r.try_get("reason")?,
+            },
+        ))
+    }};
+}
+
 macro_rules! current_load {
     ($tx:expr, $load_number:expr) => {{
         let row = sqlx::query(
@@ -187,36 +204,39 @@ macro_rules! sending_batch {
 impl Store {
     /// The current BOL, lumper receipt and other documents of a load, in the order added.
     pub async fn load_documents(&self, load_id: i64) -> Result<Vec<LoadDocument>, StoreError> {
-        on_pool!(self, pool => {
-            let rows = sqlx::query(
-                "SELECT kind, path, added_at, reason FROM load_documents WHERE load_id = $1 AND replaced_at IS NULL \
-                 ORDER BY id",
-            )
-            .bind(load_id)
-            .fetch_all(pool)
-            .await?;
-            rows.iter()
-                .map(|r| {
-                    let kind: String = r.try_get("kind")?;
-                    Ok(LoadDocument {
-                        kind: DocumentKind::from_str(&kind).map_err(StoreError::Corrupt)?,
-                        path: r.try_get("path")?,
-                        added_at: r.try_get("added_at")?,
-                        reason: r.try_get("reason")?,
-                    })
-                })
-                .collect()
-        })
+        Ok(self.documents_of(&[load_id]).await?.remove(&load_id).unwrap_or_default())
     }
 
-    /// [`Self::load_documents`] of several loads, by load id (loads without any are left out).
+    /// [`Self::load_documents`] of several loads, by load id (loads without any are left out),
+    /// in one query.
     pub async fn documents_of(&self, load_ids: &[i64]) -> Result<HashMap<i64, Vec<LoadDocument>>, StoreError> {
-        let mut out = HashMap::new();
-        for &id in load_ids {
-            let documents = self.load_documents(id).await?;
-            if !documents.is_empty() {
-                out.insert(id, documents);
+        let mut out: HashMap<i64, Vec<LoadDocument>> = HashMap::new();
+        if load_ids.is_empty() {
+            return Ok(out);
+        }
+        let select = "SELECT load_id, kind, path, added_at, reason FROM load_documents WHERE replaced_at IS NULL AND";
+        let order = "ORDER BY load_id, id";
+        let documents = match self {
+            Store::Postgres(pool) => {
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{select} load_id = ANY($1) {order}")))
+                    .bind(load_ids)
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter().map(|r| document_from_row!(r)).collect::<Result<Vec<_>, StoreError>>()?
             }
+            Store::Sqlite(pool) => {
+                let ids = serde_json::to_string(load_ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "{select} load_id IN (SELECT value FROM json_each($1)) {order}"
+                )))
+                .bind(ids)
+                .fetch_all(pool)
+                .await?;
+                rows.iter().map(|r| document_from_row!(r)).collect::<Result<Vec<_>, StoreError>>()?
+            }
+        };
+        for (load_id, document) in documents {
+            out.entry(load_id).or_default().push(document);
         }
         Ok(out)
     }
