@@ -15,13 +15,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 use crate::config::Settings;
-use crate::domain::{ExceptionKind, LoadStatus, rfc3339};
+use crate::domain::ledger::Field;
+use crate::domain::{ExceptionKind, LoadStatus, Money, rfc3339};
 use crate::providers::find_provider;
-use crate::store::{HoldOutcome, OpenExceptionRow, ReleaseOutcome, Store, StoreError, VoidOutcome, VoidRequest};
+use crate::store::{
+    AdjustOutcome, FiguresCheck, HoldOutcome, OpenExceptionRow, ReleaseOutcome, Store, StoreError, VoidOutcome,
+    VoidRequest,
+};
 use crate::submit::{SubmitError, SubmitReport, WaitingLoad};
 
 pub use crate::domain::{OPS_HOLD, VOID_NOTICE};
@@ -168,6 +172,97 @@ pub async fn settle(store: &Store, load_number: &str, reason: &str) -> Result<Se
         reason: reason.to_string(),
         status,
     })
+}
+
+/// One adjustment in `loads adjust`'s report.
+#[derive(Clone, Debug, Serialize)]
+pub struct AdjustmentLine {
+    pub amount: Money,
+    pub field: Field,
+}
+
+/// What `loads adjust` did.
+#[derive(Clone, Debug, Serialize)]
+pub struct AdjustReport {
+    pub adjustments: Vec<AdjustmentLine>,
+    /// The events' date.
+    pub date: NaiveDate,
+    /// `holds`, `mismatch` or `not_checked`: the invariant amount = advance + fee + reserve
+    /// held after the adjustment (docs/money.md).
+    pub figures: &'static str,
+    /// The `ledger_mismatch` detail when `figures` is `mismatch`; what was cleared, if anything,
+    /// when it `holds`.
+    pub detail: Option<String>,
+    pub invoice_number: String,
+    pub load_number: String,
+    pub reason: String,
+    pub status: LoadStatus,
+}
+
+/// `factord loads adjust LOAD [--advance D] [--fee D] ... --reason TEXT [--date D]`: ops enter
+/// corrections of an invoice's figures (docs/money.md "Adjustments"), each a signed amount added
+/// to its figure, dated `date` (today, UTC, when not given; a day in the future is refused).
+/// Refused for a load without an invoice the ledger lists (not Invoiced, Financed or Completed).
+pub async fn adjust(
+    store: &Store,
+    load_number: &str,
+    adjustments: &[(Field, Money)],
+    date: Option<NaiveDate>,
+    reason: &str,
+) -> Result<AdjustReport, ReworkError> {
+    let reason = reason_given(reason)?;
+    if adjustments.is_empty() {
+        return Err(ReworkError::Usage(
+            "say what to adjust: --advance, --fee, --reserve, --reserve-released, --paid or --chargeback".into(),
+        ));
+    }
+    if let Some((field, _)) = adjustments.iter().find(|(_, m)| m.cents() == 0) {
+        return Err(ReworkError::Usage(format!(
+            "--{}: an adjustment of 0.00 changes nothing",
+            field.as_str().replace('_', "-")
+        )));
+    }
+    let today = Utc::now().date_naive();
+    let date = date.unwrap_or(today);
+    if date > today {
+        return Err(ReworkError::Usage(format!("--date {date} is in the future (today is {today}, UTC)")));
+    }
+    let said: Vec<String> = adjustments.iter().map(|(f, m)| format!("{f} {}", signed(*m))).collect();
+    let source = format!("adjusted by ops ({reason})");
+    let cause = format!("adjusted: {} dated {date}: {reason}", said.join(", "));
+    match store.adjust_ledger(load_number, adjustments, date, (&source, &cause)).await? {
+        AdjustOutcome::WrongStatus { status } => Err(ReworkError::Refused(format!(
+            "load {load_number} is {status}: only an invoice (Invoiced, Financed or Completed) has a ledger to adjust"
+        ))),
+        AdjustOutcome::Adjusted { status, invoice_number, check } => {
+            let (figures, detail) = match check {
+                FiguresCheck::NotChecked => ("not_checked", None),
+                FiguresCheck::Holds { cleared } => {
+                    ("holds", cleared.then(|| "cleared ledger_mismatch: the figures add up".to_string()))
+                }
+                FiguresCheck::Mismatch(detail) => ("mismatch", Some(detail)),
+            };
+            Ok(AdjustReport {
+                adjustments: adjustments.iter().map(|&(field, amount)| AdjustmentLine { amount, field }).collect(),
+                date,
+                figures,
+                detail,
+                invoice_number,
+                load_number: load_number.to_string(),
+                reason: reason.to_string(),
+                status,
+            })
+        }
+    }
+}
+
+/// `+$25.00` / `-$25.00`, for people.
+pub fn signed(money: Money) -> String {
+    if money.cents() < 0 {
+        format!("-{}", Money::from_cents(money.cents().saturating_abs()).for_people())
+    } else {
+        format!("+{}", money.for_people())
+    }
 }
 
 /// What `loads void` did.

@@ -237,6 +237,7 @@ fn decide(
         moves: Vec::new(),
         raise: Vec::new(),
         clear: Vec::new(),
+        factor_status: words.to_string(),
     };
     let open = |kind| invoice.open_exceptions.contains(&kind);
     let Some(outcome) = statuses.lookup(words) else {

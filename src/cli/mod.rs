@@ -270,6 +270,11 @@ pub enum LoadsCommand {
     /// Clear a load's money exceptions (ledger_mismatch, charged_back) once settled with the
     /// factor or the customer (docs/money.md). Exit 1 if it has neither.
     Settle(ReworkArgs),
+    /// Enter a correction of an invoice's figures, each a signed amount added to its figure
+    /// (docs/money.md "Adjustments"). With an advance, fee or reserve, the invariant amount =
+    /// advance + fee + reserve held is checked again: it clears `ledger_mismatch` when it holds
+    /// and raises it when it does not. Exit 1 if the load has no invoice.
+    Adjust(AdjustArgs),
     /// Void a Queued or Invoiced load's invoice: the number is kept as void, never reused; the
     /// load goes back to Released and the next invoice pass issues a new number.
     Void(ReworkArgs),
@@ -297,6 +302,39 @@ pub struct DocsArgs {
     /// Why (written to the load's history).
     #[arg(long)]
     pub reason: Option<String>,
+    /// Print JSON (stable keys; see docs/cli.md) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AdjustArgs {
+    /// The load number.
+    pub load: String,
+    /// Advance the factor paid, e.g. `1650.00` (negative to take back: `-12.50`).
+    #[arg(long, allow_hyphen_values = true, value_name = "D")]
+    pub advance: Option<String>,
+    /// Factoring fee at purchase (from the receivable).
+    #[arg(long, allow_hyphen_values = true, value_name = "D")]
+    pub fee: Option<String>,
+    /// Reserve held back by the factor.
+    #[arg(long, allow_hyphen_values = true, value_name = "D")]
+    pub reserve: Option<String>,
+    /// Reserve the factor released (paid out).
+    #[arg(long, allow_hyphen_values = true, value_name = "D")]
+    pub reserve_released: Option<String>,
+    /// Customer payment (to the factor; to the carrier for a direct or charged-back invoice).
+    #[arg(long, allow_hyphen_values = true, value_name = "D")]
+    pub paid: Option<String>,
+    /// Chargeback (the factor sold the invoice back).
+    #[arg(long, allow_hyphen_values = true, value_name = "D")]
+    pub chargeback: Option<String>,
+    /// The adjustment's date (YYYY-MM-DD; default today, UTC).
+    #[arg(long)]
+    pub date: Option<String>,
+    /// Why (written to the load's history and the ledger).
+    #[arg(long, required = true)]
+    pub reason: String,
     /// Print JSON (stable keys; see docs/cli.md) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -463,6 +501,7 @@ pub async fn execute(cli: Cli, shutdown: CancellationToken, reloads: Reloads) ->
         Command::Loads(LoadsCommand::Settle(a)) => {
             rework::load_rework(&settings, rework::LoadRework::Settle, &a.load, &a.reason, a.json).await
         }
+        Command::Loads(LoadsCommand::Adjust(a)) => rework::adjust(&settings, &a).await,
         Command::Loads(LoadsCommand::Void(a)) => {
             rework::load_rework(&settings, rework::LoadRework::Void, &a.load, &a.reason, a.json).await
         }

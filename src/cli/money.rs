@@ -54,8 +54,8 @@ pub async fn reconcile(
         return Err(CommandError::Usage(format!("--from {f} is after --to {t}")));
     }
     let store = open_store(settings).await?;
-    let (invoices, events) = store.ledger(subsidiary).await?;
-    let report = ledger::reconcile(&invoices, &events, from, to);
+    let book = store.ledger(subsidiary).await?;
+    let report = ledger::reconcile(&book.invoices, &book.events, from, to);
     match format {
         Format::Json => print_json(&report),
         Format::Csv => {
@@ -85,6 +85,7 @@ pub fn reconcile_csv(report: &Reconciliation) -> String {
     let mut writer = csv::Writer::from_writer(Vec::new());
     let mut header = vec!["invoice_number", "load_number", "subsidiary", "customer_id", "invoice_date"];
     header.extend(RECONCILE_COLUMNS);
+    header.push("unreported");
     let _ = writer.write_record(&header);
     for f in &report.invoices {
         let mut record = vec![
@@ -96,11 +97,12 @@ pub fn reconcile_csv(report: &Reconciliation) -> String {
         ];
         record.extend(figures_of(f).iter().map(ToString::to_string));
         record.push(f.status.to_string());
+        record.push(f.unreported.join("; "));
         let _ = writer.write_record(&record);
     }
     let mut total = vec!["TOTAL".to_string(), String::new(), String::new(), String::new(), String::new()];
     total.extend(totals_of(&report.totals).iter().map(ToString::to_string));
-    total.push(String::new());
+    total.extend([String::new(), String::new()]);
     let _ = writer.write_record(&total);
     String::from_utf8(writer.into_inner().unwrap_or_default()).unwrap_or_default()
 }
@@ -108,8 +110,19 @@ pub fn reconcile_csv(report: &Reconciliation) -> String {
 /// A table for people: dollars with separators, totals below.
 pub fn reconcile_text(report: &Reconciliation) -> String {
     let mut out = String::new();
-    let heads =
-        ["invoice", "load", "amount", "advance", "fee", "reserve held", "released", "paid", "chargeback", "open"];
+    let heads = [
+        "invoice",
+        "load",
+        "amount",
+        "advance",
+        "fee",
+        "reserve held",
+        "released",
+        "paid",
+        "chargeback",
+        "open",
+        "status",
+    ];
     let mut rows: Vec<Vec<String>> = vec![heads.iter().map(|h| (*h).to_string()).collect()];
     for f in &report.invoices {
         let mut row = vec![f.invoice_number.clone(), f.load_number.clone()];
@@ -121,6 +134,10 @@ pub fn reconcile_text(report: &Reconciliation) -> String {
     total.extend(totals_of(&report.totals).iter().map(|m| m.for_people().to_string()));
     rows.push(total);
     table(&mut out, &rows);
+    // What the factor stated without figures: the columns hold only what was reported.
+    for f in report.invoices.iter().filter(|f| !f.unreported.is_empty()) {
+        let _ = writeln!(out, "{}: {}", f.invoice_number, f.unreported.join("; "));
+    }
     out
 }
 
@@ -160,8 +177,8 @@ pub async fn aging(
     };
     let as_of = optional_date("--as-of", as_of)?.unwrap_or_else(|| Utc::now().date_naive());
     let store = open_store(settings).await?;
-    let (invoices, events) = store.ledger(subsidiary).await?;
-    let mut report = ledger::aging(&invoices, &events, as_of);
+    let book = store.ledger(subsidiary).await?;
+    let mut report = ledger::aging(&book.invoices, &book.events, as_of);
     if !by_customer {
         report.customers.clear();
     }
@@ -226,8 +243,8 @@ pub async fn journal(
         return Err(CommandError::Usage(format!("--from {from} is after --to {to}")));
     }
     let store = open_store(settings).await?;
-    let (invoices, events) = store.ledger(subsidiary).await?;
-    let lines = ledger::journal(&invoices, &events, from, to);
+    let book = store.ledger(subsidiary).await?;
+    let lines = ledger::journal(&book, from, to);
     emit(format_args!("{}", journal_csv(&lines)));
     Ok(())
 }

@@ -6,8 +6,11 @@ use std::fmt::Write as _;
 
 use super::{CommandError, emit, open_store, output, print_json};
 use crate::config::Settings;
-use crate::domain::time_for_people;
-use crate::rework::{ExceptionLine, HoldReport, PickedSubmit, ReleaseReport, ReworkError, SettleReport, VoidReport};
+use crate::domain::ledger::Field;
+use crate::domain::{Money, time_for_people};
+use crate::rework::{
+    AdjustReport, ExceptionLine, HoldReport, PickedSubmit, ReleaseReport, ReworkError, SettleReport, VoidReport, signed,
+};
 
 impl From<ReworkError> for CommandError {
     fn from(error: ReworkError) -> Self {
@@ -54,6 +57,50 @@ pub async fn load_rework(
             if json { print_json(&report) } else { text(&void_text(&report)) }
         }
     }
+}
+
+/// `factord loads adjust LOAD [--advance D] ... --reason TEXT [--date D] [--json]`.
+pub async fn adjust(settings: &Settings, a: &super::AdjustArgs) -> Result<(), CommandError> {
+    let given = [
+        (Field::Advance, &a.advance),
+        (Field::Fee, &a.fee),
+        (Field::Reserve, &a.reserve),
+        (Field::ReserveReleased, &a.reserve_released),
+        (Field::Paid, &a.paid),
+        (Field::Chargeback, &a.chargeback),
+    ];
+    let mut adjustments = Vec::new();
+    for (field, text) in given {
+        let Some(text) = text else { continue };
+        let money = Money::parse(text)
+            .map_err(|e| CommandError::Usage(format!("--{} `{text}`: {e}", field.as_str().replace('_', "-"))))?;
+        adjustments.push((field, money));
+    }
+    let date = a.date.as_deref().map(|d| super::money::parse_date("--date", d)).transpose()?;
+    let store = open_store(settings).await?;
+    let report = crate::rework::adjust(&store, &a.load, &adjustments, date, &a.reason).await?;
+    if a.json { print_json(&report) } else { text(&adjust_text(&report)) }
+}
+
+fn adjust_text(r: &AdjustReport) -> String {
+    let said: Vec<String> = r.adjustments.iter().map(|l| format!("{} {}", l.field, signed(l.amount))).collect();
+    let mut out = format!(
+        "{} ({}, invoice {}): adjusted {} dated {} ({})\n",
+        r.load_number,
+        r.status,
+        r.invoice_number,
+        said.join(", "),
+        r.date,
+        r.reason
+    );
+    let check = match (r.figures, &r.detail) {
+        ("mismatch", Some(detail)) => format!("  figures do not add up: ledger_mismatch {detail}\n"),
+        ("holds", Some(detail)) => format!("  figures add up; {detail}\n"),
+        ("holds", None) => "  figures add up\n".to_string(),
+        _ => String::new(),
+    };
+    out.push_str(&check);
+    out
 }
 
 fn text(text: &str) -> Result<(), CommandError> {

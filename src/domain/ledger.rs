@@ -22,6 +22,28 @@ pub struct LedgerInvoice {
     pub status: LoadStatus,
     pub amount_cents: i64,
     pub invoice_date: Option<NaiveDate>,
+    /// Sent to a factor in a batch (else a direct invoice: the carrier collects it itself).
+    pub factored: bool,
+}
+
+/// An invoice voided after it was delivered (`factord loads void` on an Invoiced load): the
+/// journal books it on its date and reverses it on the day it was voided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LedgerVoid {
+    pub load_number: String,
+    pub invoice_number: String,
+    pub subsidiary: String,
+    pub amount_cents: i64,
+    pub invoice_date: NaiveDate,
+    pub voided_on: NaiveDate,
+}
+
+/// Everything the money commands read: the invoices, their events, and the voided invoices.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ledger {
+    pub invoices: Vec<LedgerInvoice>,
+    pub events: Vec<LedgerEvent>,
+    pub voids: Vec<LedgerVoid>,
 }
 
 /// One row of the view `ledger`: a purchase (with its advance, fee and reserve), a payment, a
@@ -29,7 +51,8 @@ pub struct LedgerInvoice {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LedgerEvent {
     pub load_id: i64,
-    /// `purchase`, `payment`, `reserve_released`, `chargeback`, `fee`, `adjustment`.
+    /// `purchase`, `payment`, `reserve_released`, `chargeback`, `fee`, `adjustment`,
+    /// `status_purchased`, `status_paid`.
     pub kind: String,
     pub date: Option<NaiveDate>,
     /// The purchase's face amount as the factor reported it, or the event's amount.
@@ -39,6 +62,47 @@ pub struct LedgerEvent {
     pub reserve_cents: Option<i64>,
     /// `purchase report march.csv row 12`.
     pub source: String,
+    /// For an adjustment: the figure it corrects ([`Field`]).
+    pub field: Option<String>,
+}
+
+/// The figure an adjustment (`factord loads adjust`) corrects, by a signed amount.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Field {
+    Advance,
+    Fee,
+    Reserve,
+    ReserveReleased,
+    Paid,
+    Chargeback,
+}
+
+impl Field {
+    pub const ALL: [Self; 6] =
+        [Self::Advance, Self::Fee, Self::Reserve, Self::ReserveReleased, Self::Paid, Self::Chargeback];
+
+    /// The stored name (`ledger_events.field`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Advance => "advance",
+            Self::Fee => "fee",
+            Self::Reserve => "reserve",
+            Self::ReserveReleased => "reserve_released",
+            Self::Paid => "paid",
+            Self::Chargeback => "chargeback",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.as_str().replace('_', " "))
+    }
 }
 
 /// One invoice's figures in `reconcile` (formulas in docs/money.md).
@@ -58,6 +122,9 @@ pub struct InvoiceFigures {
     pub reserve_released: Money,
     pub status: LoadStatus,
     pub subsidiary: String,
+    /// What the factor stated without figures (its status words alone, or a purchase row
+    /// without an advance): the columns above hold only what was reported or entered.
+    pub unreported: Vec<String>,
 }
 
 /// The column totals of `reconcile`: each the sum of its column.
@@ -102,16 +169,39 @@ pub fn figures(invoice: &LedgerInvoice, events: &[&LedgerEvent]) -> InvoiceFigur
         reserve_released: Money::ZERO,
         status: invoice.status,
         subsidiary: invoice.subsidiary.clone(),
+        unreported: Vec::new(),
     };
+    let (mut advance_known, mut payments) = (false, 0_usize);
+    let mut stated: Vec<&LedgerEvent> = Vec::new();
     for e in events {
         let amount = e.amount_cents.unwrap_or(0);
         match e.kind.as_str() {
             "purchase" => {
+                advance_known |= e.advance_cents.is_some();
                 f.advance = add(f.advance, e.advance_cents.unwrap_or(0));
                 f.fee = add(f.fee, e.fee_cents.unwrap_or(0));
                 f.reserve_held = add(f.reserve_held, e.reserve_cents.unwrap_or(0));
             }
-            "payment" => f.paid = add(f.paid, amount),
+            "adjustment" => match e.field.as_deref().and_then(Field::parse) {
+                Some(Field::Advance) => {
+                    advance_known = true;
+                    f.advance = add(f.advance, amount);
+                }
+                Some(Field::Fee) => f.fee = add(f.fee, amount),
+                Some(Field::Reserve) => f.reserve_held = add(f.reserve_held, amount),
+                Some(Field::ReserveReleased) => f.reserve_released = add(f.reserve_released, amount),
+                Some(Field::Paid) => {
+                    payments += 1;
+                    f.paid = add(f.paid, amount);
+                }
+                Some(Field::Chargeback) => f.chargeback = add(f.chargeback, amount),
+                None => {}
+            },
+            "status_purchased" | "status_paid" => stated.push(e),
+            "payment" => {
+                payments += 1;
+                f.paid = add(f.paid, amount);
+            }
             "reserve_released" => f.reserve_released = add(f.reserve_released, amount),
             "chargeback" => f.chargeback = add(f.chargeback, amount),
             // An extra fee is taken from the reserve: the sum advance + fee + reserve held stays.
@@ -123,6 +213,22 @@ pub fn figures(invoice: &LedgerInvoice, events: &[&LedgerEvent]) -> InvoiceFigur
         }
     }
     f.open_balance = Money::from_cents(f.amount.cents().saturating_sub(f.paid.cents()));
+    let said = |kind: &str| {
+        stated.iter().find(|e| e.kind == kind).map(|e| match e.date {
+            Some(d) => format!(" ({}, {d})", e.source),
+            None => format!(" ({})", e.source),
+        })
+    };
+    if matches!(f.status, LoadStatus::Financed | LoadStatus::Completed) && !advance_known {
+        let by = said("status_purchased").unwrap_or_default();
+        f.unreported.push(format!("purchase figures not reported{by}"));
+    }
+    if f.status == LoadStatus::Completed
+        && payments == 0
+        && let Some(by) = said("status_paid")
+    {
+        f.unreported.push(format!("paid per the factor's status, no amount reported{by}"));
+    }
     f
 }
 
@@ -248,12 +354,17 @@ pub struct Aging {
     pub totals: BucketTotals,
 }
 
-/// Ages the open invoices as of `as_of`. An invoice without a date counts as dated `as_of`.
+/// Ages the open invoices as of `as_of`: invoices dated after it are left out, and only the
+/// events dated on or before it count. An invoice without a date counts as dated `as_of`.
+/// Whether an invoice is Completed is today's status (a past `as_of` does not reopen it).
 pub fn aging(invoices: &[LedgerInvoice], events: &[LedgerEvent], as_of: NaiveDate) -> Aging {
-    let events = by_load(events);
+    let mut events = by_load(events);
+    for list in events.values_mut() {
+        list.retain(|e| e.date.is_none_or(|d| d <= as_of));
+    }
     let mut out = Aging { as_of: Some(as_of), ..Aging::default() };
     let mut customers: BTreeMap<String, CustomerAging> = BTreeMap::new();
-    for invoice in invoices {
+    for invoice in invoices.iter().filter(|i| i.invoice_date.is_none_or(|d| d <= as_of)) {
         let f = figures(invoice, events.get(&invoice.load_id).map_or(&[][..], Vec::as_slice));
         if invoice.status == LoadStatus::Completed || !f.open_balance.is_positive() {
             continue;
@@ -306,10 +417,12 @@ pub struct JournalLine {
     pub source: String,
 }
 
-/// The lines of one event: debits first, each balanced by its credits.
+/// The lines of one event: debits first, each balanced by its credits. A negative amount (a
+/// report's `(12.00)`, an adjustment down) goes on the other side as a positive one, so no
+/// line carries a negative figure.
 fn entry(
     date: NaiveDate,
-    invoice: &LedgerInvoice,
+    (invoice, load): (&str, &str),
     source: &str,
     debits: &[(&'static str, i64)],
     credits: &[(&'static str, i64)],
@@ -319,31 +432,85 @@ fn entry(
         account,
         debit: Money::from_cents(debit),
         credit: Money::from_cents(credit),
-        invoice: invoice.invoice_number.clone(),
-        load: invoice.load_number.clone(),
+        invoice: invoice.to_string(),
+        load: load.to_string(),
         source: source.to_string(),
     };
-    let mut lines: Vec<JournalLine> =
-        debits.iter().filter(|(_, c)| *c != 0).map(|&(account, cents)| line(account, cents, 0)).collect();
-    lines.extend(credits.iter().filter(|(_, c)| *c != 0).map(|&(account, cents)| line(account, 0, cents)));
+    let side = |lines: &[(&'static str, i64)], positive: bool| -> Vec<(&'static str, i64)> {
+        lines.iter().filter(|(_, c)| (*c > 0) == positive && *c != 0).map(|&(a, c)| (a, c.saturating_abs())).collect()
+    };
+    let mut debit_side = side(debits, true);
+    debit_side.extend(side(credits, false));
+    let mut credit_side = side(credits, true);
+    credit_side.extend(side(debits, false));
+    let mut lines: Vec<JournalLine> = debit_side.into_iter().map(|(account, cents)| line(account, cents, 0)).collect();
+    lines.extend(credit_side.into_iter().map(|(account, cents)| line(account, 0, cents)));
     lines
+}
+
+/// The accounts an adjustment of `field` by a positive amount debits and credits
+/// (docs/money.md "The journal"); `None` when it moves nothing on the carrier's books.
+fn adjustment_accounts(field: Field, carriers: bool) -> Option<(&'static str, &'static str)> {
+    match field {
+        Field::Advance => Some((CASH, ACCOUNTS_RECEIVABLE)),
+        Field::Fee => Some((FACTORING_FEES, ACCOUNTS_RECEIVABLE)),
+        Field::Reserve => Some((RESERVE_RECEIVABLE, ACCOUNTS_RECEIVABLE)),
+        Field::ReserveReleased => Some((CASH, RESERVE_RECEIVABLE)),
+        Field::Chargeback => Some((ACCOUNTS_RECEIVABLE, CASH)),
+        // A payment the carrier collected (a direct invoice, or one charged back to it).
+        Field::Paid if carriers => Some((CASH, ACCOUNTS_RECEIVABLE)),
+        Field::Paid => None,
+    }
 }
 
 /// The double-entry lines of the events dated within `from..=to` (docs/money.md "Journal"), in
 /// date order. Every event's debits equal its credits.
-pub fn journal(invoices: &[LedgerInvoice], events: &[LedgerEvent], from: NaiveDate, to: NaiveDate) -> Vec<JournalLine> {
-    let by_id: BTreeMap<i64, &LedgerInvoice> = invoices.iter().map(|i| (i.load_id, i)).collect();
+pub fn journal(ledger: &Ledger, from: NaiveDate, to: NaiveDate) -> Vec<JournalLine> {
+    let by_id: BTreeMap<i64, &LedgerInvoice> = ledger.invoices.iter().map(|i| (i.load_id, i)).collect();
     let within = |d: NaiveDate| d >= from && d <= to;
     let mut lines = Vec::new();
-    for invoice in invoices {
+    for invoice in &ledger.invoices {
         if let Some(date) = invoice.invoice_date.filter(|d| within(*d)) {
             let source = format!("invoice {} issued", invoice.invoice_number);
             let amount = invoice.amount_cents;
-            lines.extend(entry(date, invoice, &source, &[(ACCOUNTS_RECEIVABLE, amount)], &[(FREIGHT_REVENUE, amount)]));
+            let id = (invoice.invoice_number.as_str(), invoice.load_number.as_str());
+            lines.extend(entry(date, id, &source, &[(ACCOUNTS_RECEIVABLE, amount)], &[(FREIGHT_REVENUE, amount)]));
         }
     }
-    for e in events {
+    // A voided invoice was issued on its date and is reversed on the day it was voided.
+    for void in &ledger.voids {
+        let id = (void.invoice_number.as_str(), void.load_number.as_str());
+        let amount = void.amount_cents;
+        if within(void.invoice_date) {
+            let source = format!("invoice {} issued", void.invoice_number);
+            lines.extend(entry(
+                void.invoice_date,
+                id,
+                &source,
+                &[(ACCOUNTS_RECEIVABLE, amount)],
+                &[(FREIGHT_REVENUE, amount)],
+            ));
+        }
+        if within(void.voided_on) {
+            let source = format!("invoice {} voided", void.invoice_number);
+            lines.extend(entry(
+                void.voided_on,
+                id,
+                &source,
+                &[(FREIGHT_REVENUE, amount)],
+                &[(ACCOUNTS_RECEIVABLE, amount)],
+            ));
+        }
+    }
+    let charged_back: std::collections::BTreeSet<i64> = ledger
+        .events
+        .iter()
+        .filter(|e| e.kind == "chargeback" || (e.kind == "adjustment" && e.field.as_deref() == Some("chargeback")))
+        .map(|e| e.load_id)
+        .collect();
+    for e in &ledger.events {
         let (Some(invoice), Some(date)) = (by_id.get(&e.load_id), e.date.filter(|d| within(*d))) else { continue };
+        let invoice = (invoice.invoice_number.as_str(), invoice.load_number.as_str());
         let amount = e.amount_cents.unwrap_or(0);
         let event = match e.kind.as_str() {
             "purchase" if e.advance_cents.is_some() => {
@@ -358,11 +525,19 @@ pub fn journal(invoices: &[LedgerInvoice], events: &[LedgerEvent], from: NaiveDa
                     &[(ACCOUNTS_RECEIVABLE, sold)],
                 )
             }
+            "adjustment" => {
+                let carriers = by_id.get(&e.load_id).is_some_and(|i| !i.factored) || charged_back.contains(&e.load_id);
+                match e.field.as_deref().and_then(Field::parse).and_then(|f| adjustment_accounts(f, carriers)) {
+                    Some((debit, credit)) => entry(date, invoice, &e.source, &[(debit, amount)], &[(credit, amount)]),
+                    None => Vec::new(),
+                }
+            }
             "fee" => entry(date, invoice, &e.source, &[(FACTORING_FEES, amount)], &[(RESERVE_RECEIVABLE, amount)]),
             "reserve_released" => entry(date, invoice, &e.source, &[(CASH, amount)], &[(RESERVE_RECEIVABLE, amount)]),
             "chargeback" => entry(date, invoice, &e.source, &[(ACCOUNTS_RECEIVABLE, amount)], &[(CASH, amount)]),
             // A customer's payment to the factor of an invoice the factor bought: the receivable
             // was sold at the purchase; the carrier's books do not move (reconcile shows it).
+            // A status-sync event carries no amount.
             _ => Vec::new(),
         };
         lines.extend(event);
@@ -403,9 +578,8 @@ mod tests {
         assert_eq!([0, 30, 31, 60, 61, 90, 91, 400].map(bucket), [0, 0, 1, 1, 2, 2, 3, 3]);
     }
 
-    #[test]
-    fn every_journal_event_balances() {
-        let invoice = LedgerInvoice {
+    fn invoice(factored: bool) -> LedgerInvoice {
+        LedgerInvoice {
             load_id: 1,
             load_number: "L-1".into(),
             invoice_number: "INV-1".into(),
@@ -415,8 +589,12 @@ mod tests {
             status: LoadStatus::Financed,
             amount_cents: 100_000,
             invoice_date: Some(day("2026-11-01")),
-        };
-        let event = |kind: &str, amount: i64| LedgerEvent {
+            factored,
+        }
+    }
+
+    fn event(kind: &str, amount: i64) -> LedgerEvent {
+        LedgerEvent {
             load_id: 1,
             kind: kind.into(),
             date: Some(day("2026-11-05")),
@@ -425,12 +603,126 @@ mod tests {
             fee_cents: (kind == "purchase").then_some(3_000),
             reserve_cents: (kind == "purchase").then_some(7_000),
             source: format!("{kind} row"),
-        };
-        let events =
-            [event("purchase", 100_000), event("fee", 500), event("reserve_released", 6_500), event("chargeback", 100)];
-        let lines = journal(&[invoice], &events, day("2026-11-01"), day("2026-11-30"));
+            field: None,
+        }
+    }
+
+    fn adjust(field: Field, amount: i64) -> LedgerEvent {
+        LedgerEvent { field: Some(field.as_str().into()), ..event("adjustment", amount) }
+    }
+
+    fn balance(lines: &[JournalLine]) -> (i64, i64) {
         let sum = |f: fn(&JournalLine) -> i64| lines.iter().map(f).sum::<i64>();
-        assert_eq!(sum(|l| l.debit.cents()), sum(|l| l.credit.cents()));
-        assert_eq!(sum(|l| l.debit.cents()), 100_000 + 100_000 + 500 + 6_500 + 100);
+        (sum(|l| l.debit.cents()), sum(|l| l.credit.cents()))
+    }
+
+    #[test]
+    fn every_journal_event_balances() {
+        let events = vec![
+            event("purchase", 100_000),
+            event("fee", 500),
+            event("reserve_released", 6_500),
+            event("chargeback", 100),
+        ];
+        let ledger = Ledger { invoices: vec![invoice(true)], events, voids: Vec::new() };
+        let lines = journal(&ledger, day("2026-11-01"), day("2026-11-30"));
+        let (debits, credits) = balance(&lines);
+        assert_eq!(debits, credits);
+        assert_eq!(debits, 100_000 + 100_000 + 500 + 6_500 + 100);
+    }
+
+    #[test]
+    fn a_negative_amount_goes_on_the_other_side() {
+        let ledger = Ledger { invoices: vec![invoice(true)], events: vec![event("fee", -1_200)], voids: Vec::new() };
+        let lines = journal(&ledger, day("2026-11-02"), day("2026-11-30"));
+        let got: Vec<(&str, i64, i64)> = lines.iter().map(|l| (l.account, l.debit.cents(), l.credit.cents())).collect();
+        assert_eq!(got, [(RESERVE_RECEIVABLE, 1_200, 0), (FACTORING_FEES, 0, 1_200)]);
+    }
+
+    #[test]
+    fn adjustments_add_to_their_column_and_book_their_entry() {
+        let events = [
+            event("purchase", 100_000),
+            adjust(Field::Fee, 2_500),
+            adjust(Field::Reserve, -2_500),
+            adjust(Field::Paid, 40_000),
+            adjust(Field::ReserveReleased, 4_500),
+        ];
+        let f = figures(&invoice(true), &events.iter().collect::<Vec<_>>());
+        assert_eq!(
+            (f.advance.cents(), f.fee.cents(), f.reserve_held.cents(), f.reserve_released.cents(), f.paid.cents()),
+            (90_000, 5_500, 4_500, 4_500, 40_000)
+        );
+        assert_eq!(f.open_balance.cents(), 60_000);
+        let ledger = Ledger { invoices: vec![invoice(true)], events: events[1..].to_vec(), voids: Vec::new() };
+        let lines = journal(&ledger, day("2026-11-02"), day("2026-11-30"));
+        let got: Vec<(&str, i64, i64)> = lines.iter().map(|l| (l.account, l.debit.cents(), l.credit.cents())).collect();
+        // Fee up from the receivable, reserve down to it, the payment to the factor books
+        // nothing, the release is cash.
+        assert_eq!(got.len(), 6, "{got:?}");
+        assert!(got.contains(&(FACTORING_FEES, 2_500, 0)) && got.contains(&(ACCOUNTS_RECEIVABLE, 2_500, 0)));
+        assert!(got.contains(&(RESERVE_RECEIVABLE, 0, 2_500)) && got.contains(&(ACCOUNTS_RECEIVABLE, 0, 2_500)));
+        assert!(got.contains(&(CASH, 4_500, 0)) && got.contains(&(RESERVE_RECEIVABLE, 0, 4_500)));
+        // On a direct invoice the carrier collects the payment itself.
+        let direct =
+            Ledger { invoices: vec![invoice(false)], events: vec![adjust(Field::Paid, 40_000)], voids: Vec::new() };
+        let lines = journal(&direct, day("2026-11-02"), day("2026-11-30"));
+        let got: Vec<(&str, i64, i64)> = lines.iter().map(|l| (l.account, l.debit.cents(), l.credit.cents())).collect();
+        assert_eq!(got, [(CASH, 40_000, 0), (ACCOUNTS_RECEIVABLE, 0, 40_000)]);
+    }
+
+    #[test]
+    fn a_voided_invoice_is_booked_and_reversed() {
+        let void = LedgerVoid {
+            load_number: "L-1".into(),
+            invoice_number: "INV-0".into(),
+            subsidiary: "acme".into(),
+            amount_cents: 70_000,
+            invoice_date: day("2026-10-30"),
+            voided_on: day("2026-11-03"),
+        };
+        let ledger = Ledger { invoices: Vec::new(), events: Vec::new(), voids: vec![void] };
+        let october = journal(&ledger, day("2026-10-01"), day("2026-10-31"));
+        let november = journal(&ledger, day("2026-11-01"), day("2026-11-30"));
+        assert_eq!(
+            october.iter().map(|l| (l.account, l.debit.cents())).collect::<Vec<_>>(),
+            [(ACCOUNTS_RECEIVABLE, 70_000), (FREIGHT_REVENUE, 0)]
+        );
+        assert_eq!(
+            november.iter().map(|l| (l.account, l.debit.cents())).collect::<Vec<_>>(),
+            [(FREIGHT_REVENUE, 70_000), (ACCOUNTS_RECEIVABLE, 0)]
+        );
+        assert_eq!(november[0].source, "invoice INV-0 voided");
+    }
+
+    #[test]
+    fn aging_as_of_a_past_day_counts_only_what_was_known_then() {
+        let mut later = invoice(true);
+        later.load_id = 2;
+        later.invoice_date = Some(day("2026-11-20"));
+        let mut payment = event("payment", 30_000);
+        payment.date = Some(day("2026-11-10"));
+        let report = aging(&[invoice(true), later], &[payment], day("2026-11-08"));
+        assert_eq!(report.invoices.len(), 1, "the invoice dated after as-of is left out");
+        assert_eq!(report.totals.total.cents(), 100_000, "the payment after as-of does not count");
+    }
+
+    #[test]
+    fn a_status_without_figures_is_noted_not_guessed() {
+        let mut completed = invoice(true);
+        completed.status = LoadStatus::Completed;
+        let stated = |kind: &str| LedgerEvent {
+            amount_cents: None,
+            advance_cents: None,
+            fee_cents: None,
+            reserve_cents: None,
+            source: "status sync otr: `Paid`".into(),
+            ..event(kind, 0)
+        };
+        let events = [stated("status_purchased"), stated("status_paid")];
+        let f = figures(&completed, &events.iter().collect::<Vec<_>>());
+        assert_eq!((f.paid.cents(), f.open_balance.cents()), (0, 100_000));
+        assert_eq!(f.unreported.len(), 2, "{:?}", f.unreported);
+        assert!(f.unreported[1].starts_with("paid per the factor's status, no amount reported"));
     }
 }

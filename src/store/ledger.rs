@@ -3,26 +3,36 @@
 
 use std::str::FromStr;
 
-use chrono::{Datelike, NaiveDate};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 
 use super::{Store, StoreError};
-use crate::domain::ledger::{LedgerEvent, LedgerInvoice, MoneySummary};
+use crate::domain::ledger::{Ledger, LedgerEvent, LedgerInvoice, LedgerVoid, MoneySummary};
 use crate::domain::{LoadStatus, Money};
 
 const INVOICES_SQL: &str = "SELECT l.id, l.load_number, l.invoice_number, l.subsidiary, l.customer_id, c.name, l.status, \
-     l.amount_cents, l.invoice_date FROM loads l JOIN customers c ON c.id = l.customer_id \
+     l.amount_cents, l.invoice_date, l.batch_id IS NOT NULL FROM loads l JOIN customers c ON c.id = l.customer_id \
      WHERE l.invoice_number IS NOT NULL AND l.status IN ('Invoiced', 'Financed', 'Completed') \
      AND ($1 IS NULL OR l.subsidiary = $1) ORDER BY l.invoice_date, l.invoice_number";
 
 const EVENTS_SQL: &str = "SELECT v.load_id, v.kind, v.event_date, v.amount_cents, v.advance_cents, v.fee_cents, \
-     v.reserve_cents, v.source FROM ledger v JOIN loads l ON l.id = v.load_id \
+     v.reserve_cents, v.source, v.field FROM ledger v JOIN loads l ON l.id = v.load_id \
      WHERE l.invoice_number IS NOT NULL AND ($1 IS NULL OR l.subsidiary = $1) \
      ORDER BY v.load_id, v.event_date, v.source";
 
-type InvoiceRow = (i64, String, String, String, String, String, String, i64, Option<String>);
+type InvoiceRow = (i64, String, String, String, String, String, String, i64, Option<String>, bool);
 /// (status, open cents, advance cents, first invoice date) per open status.
 type OpenRow = (String, i64, i64, Option<String>);
-type EventRow = (i64, String, Option<String>, Option<i64>, Option<i64>, Option<i64>, Option<i64>, String);
+type EventRow =
+    (i64, String, Option<String>, Option<i64>, Option<i64>, Option<i64>, Option<i64>, String, Option<String>);
+/// (load number, invoice number, subsidiary, amount cents, invoice date, voided at).
+type VoidRow = (String, String, String, i64, String, DateTime<Utc>);
+
+/// Invoices voided after delivery (the factor or the customer held them), with what the
+/// journal needs; rows voided before their amount was kept are left out.
+const VOIDS_SQL: &str = "SELECT l.load_number, v.invoice_number, v.subsidiary, v.amount_cents, v.invoice_date, \
+     v.voided_at FROM void_invoices v JOIN loads l ON l.id = v.load_id \
+     WHERE v.status = 'Invoiced' AND v.amount_cents IS NOT NULL AND v.invoice_date IS NOT NULL \
+     AND ($1 IS NULL OR v.subsidiary = $1) ORDER BY v.id";
 
 /// A stored date (`YYYY-MM-DD`, possibly followed by a time); `None` when empty or unreadable.
 fn date(text: Option<&str>) -> Option<NaiveDate> {
@@ -32,12 +42,13 @@ fn date(text: Option<&str>) -> Option<NaiveDate> {
 
 impl Store {
     /// Every invoice (Invoiced, Financed, Completed) of the subsidiary (all when `None`), with
-    /// the ledger events of each.
-    pub async fn ledger(&self, subsidiary: Option<&str>) -> Result<(Vec<LedgerInvoice>, Vec<LedgerEvent>), StoreError> {
-        let (invoices, events): (Vec<InvoiceRow>, Vec<EventRow>) = on_pool!(self, pool => {
+    /// the ledger events of each, and the invoices voided after delivery.
+    pub async fn ledger(&self, subsidiary: Option<&str>) -> Result<Ledger, StoreError> {
+        let (invoices, events, voids): (Vec<InvoiceRow>, Vec<EventRow>, Vec<VoidRow>) = on_pool!(self, pool => {
             let invoices = sqlx::query_as(INVOICES_SQL).bind(subsidiary).fetch_all(pool).await?;
             let events = sqlx::query_as(EVENTS_SQL).bind(subsidiary).fetch_all(pool).await?;
-            (invoices, events)
+            let voids = sqlx::query_as(VOIDS_SQL).bind(subsidiary).fetch_all(pool).await?;
+            (invoices, events, voids)
         });
         let invoices = invoices
             .into_iter()
@@ -52,6 +63,7 @@ impl Store {
                     status,
                     amount,
                     day,
+                    factored,
                 )| {
                     Ok(LedgerInvoice {
                         load_id,
@@ -63,24 +75,41 @@ impl Store {
                         status: LoadStatus::from_str(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?,
                         amount_cents: amount,
                         invoice_date: date(day.as_deref()),
+                        factored,
                     })
                 },
             )
             .collect::<Result<Vec<_>, StoreError>>()?;
         let events = events
             .into_iter()
-            .map(|(load_id, kind, day, amount_cents, advance_cents, fee_cents, reserve_cents, source)| LedgerEvent {
-                load_id,
-                kind,
-                date: date(day.as_deref()),
-                amount_cents,
-                advance_cents,
-                fee_cents,
-                reserve_cents,
-                source,
+            .map(|(load_id, kind, day, amount_cents, advance_cents, fee_cents, reserve_cents, source, field)| {
+                LedgerEvent {
+                    load_id,
+                    kind,
+                    date: date(day.as_deref()),
+                    amount_cents,
+                    advance_cents,
+                    fee_cents,
+                    reserve_cents,
+                    source,
+                    field,
+                }
             })
             .collect();
-        Ok((invoices, events))
+        let voids = voids
+            .into_iter()
+            .filter_map(|(load_number, invoice_number, subsidiary, amount_cents, day, voided_at)| {
+                Some(LedgerVoid {
+                    load_number,
+                    invoice_number,
+                    subsidiary,
+                    amount_cents,
+                    invoice_date: date(Some(&day))?,
+                    voided_on: voided_at.date_naive(),
+                })
+            })
+            .collect();
+        Ok(Ledger { invoices, events, voids })
     }
 
     /// The money summary (docs/money.md) as of `today`, in aggregates: no row is read into
@@ -91,23 +120,30 @@ impl Store {
             today.with_day(1).and_then(|d| d.checked_add_months(chrono::Months::new(1))).unwrap_or(today).to_string();
         let open_sql = "SELECT l.status, \
              CAST(COALESCE(SUM(l.amount_cents - COALESCE((SELECT SUM(y.paid_cents) FROM payments y \
-             WHERE y.load_id = l.id), 0)), 0) AS BIGINT), \
-             CAST(COALESCE(SUM(COALESCE(p.advance_cents, 0)), 0) AS BIGINT), MIN(l.invoice_date) \
+             WHERE y.load_id = l.id), 0) - COALESCE((SELECT SUM(e.amount_cents) FROM ledger_events e \
+             WHERE e.load_id = l.id AND e.kind = 'adjustment' AND e.field = 'paid'), 0)), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(COALESCE(p.advance_cents, 0) + COALESCE((SELECT SUM(e.amount_cents) \
+             FROM ledger_events e WHERE e.load_id = l.id AND e.kind = 'adjustment' AND e.field = 'advance'), 0)), 0) \
+             AS BIGINT), MIN(l.invoice_date) \
              FROM loads l LEFT JOIN purchases p ON p.load_id = l.id \
              WHERE l.status IN ('Invoiced', 'Financed') AND l.invoice_number IS NOT NULL GROUP BY l.status";
-        let purchases_sql = "SELECT CAST(COALESCE(SUM(reserve_cents), 0) AS BIGINT), \
-             CAST(COALESCE(SUM(CASE WHEN purchase_date >= $1 AND purchase_date < $2 THEN fee_cents ELSE 0 END), 0) \
-             AS BIGINT) FROM purchases";
-        let events_sql = "SELECT \
-             CAST(COALESCE(SUM(CASE WHEN kind IN ('fee', 'reserve_released') THEN amount_cents ELSE 0 END), 0) AS BIGINT), \
-             CAST(COALESCE(SUM(CASE WHEN kind = 'fee' AND event_date >= $1 AND event_date < $2 THEN amount_cents \
-             ELSE 0 END), 0) AS BIGINT) FROM ledger_events";
-        let (open, purchases, events): (Vec<OpenRow>, (i64, i64), (i64, i64)) = on_pool!(self, pool => {
+        // Over the view `ledger`, so that an undated event counts on the day it was recorded,
+        // as everywhere else. Reserve held: purchases' reserve, adjusted, less extra fees taken
+        // from it and releases.
+        let money_sql = "SELECT CAST(COALESCE(SUM(CASE \
+             WHEN kind = 'purchase' THEN COALESCE(reserve_cents, 0) \
+             WHEN kind = 'adjustment' AND field = 'reserve' THEN amount_cents \
+             WHEN kind IN ('fee', 'reserve_released') THEN -amount_cents \
+             WHEN kind = 'adjustment' AND field = 'reserve_released' THEN -amount_cents \
+             ELSE 0 END), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(CASE WHEN event_date >= $1 AND event_date < $2 THEN CASE \
+             WHEN kind = 'purchase' THEN COALESCE(fee_cents, 0) \
+             WHEN kind = 'fee' OR (kind = 'adjustment' AND field = 'fee') THEN amount_cents \
+             ELSE 0 END ELSE 0 END), 0) AS BIGINT) FROM ledger";
+        let (open, money): (Vec<OpenRow>, (i64, i64)) = on_pool!(self, pool => {
             let open = sqlx::query_as(open_sql).fetch_all(pool).await?;
-            let purchases =
-                sqlx::query_as(purchases_sql).bind(&month_start).bind(&next_month).fetch_one(pool).await?;
-            let events = sqlx::query_as(events_sql).bind(&month_start).bind(&next_month).fetch_one(pool).await?;
-            (open, purchases, events)
+            let money = sqlx::query_as(money_sql).bind(&month_start).bind(&next_month).fetch_one(pool).await?;
+            (open, money)
         });
         let mut summary = MoneySummary::default();
         let mut oldest: Option<NaiveDate> = None;
@@ -123,8 +159,8 @@ impl Store {
             }
         }
         summary.open_by_status.sort_by_key(|(status, _)| *status);
-        summary.reserve_held = Money::from_cents(purchases.0.saturating_sub(events.0));
-        summary.fees_this_month = Money::from_cents(purchases.1.saturating_add(events.1));
+        summary.reserve_held = Money::from_cents(money.0);
+        summary.fees_this_month = Money::from_cents(money.1);
         summary.oldest_open_days = oldest.map(|d| (today - d).num_days().max(0));
         Ok(summary)
     }

@@ -267,7 +267,9 @@ mod documents;
 pub use documents::{DocumentChange, DocumentKind, DocumentsRecorded, LoadDocument, RetryRecorded, ReworkError};
 mod rework;
 
-pub use rework::{HoldOutcome, OpenExceptionRow, ReleaseOutcome, VoidOutcome, VoidRecord, VoidRequest};
+pub use rework::{
+    AdjustOutcome, FiguresCheck, HoldOutcome, OpenExceptionRow, ReleaseOutcome, VoidOutcome, VoidRecord, VoidRequest,
+};
 mod alerts;
 mod ledger;
 

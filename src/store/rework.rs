@@ -11,11 +11,12 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::Row;
 
 use super::{BeginWrite, Store, StoreError};
-use crate::domain::{ExceptionKind, LoadStatus};
+use crate::domain::ledger::Field;
+use crate::domain::{ExceptionKind, LoadStatus, Money};
 
 /// What `hold` did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -243,7 +244,7 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             let (id, status) = lock_load!(tx, request.load_number, now);
             let row = sqlx::query(
-                "SELECT l.subsidiary, l.invoice_number, l.batch_id, b.provider FROM loads l \
+                "SELECT l.subsidiary, l.invoice_number, l.batch_id, l.amount_cents, l.invoice_date, b.provider FROM loads l \
                  LEFT JOIN batches b ON b.id = l.batch_id WHERE l.id = $1",
             )
             .bind(id)
@@ -269,8 +270,8 @@ impl Store {
             let factor: Option<String> =
                 if status == LoadStatus::Invoiced { row.try_get("provider")? } else { None };
             sqlx::query(
-                "INSERT INTO void_invoices (invoice_number, load_id, subsidiary, status, factor, batch_id, reason, voided_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO void_invoices (invoice_number, load_id, subsidiary, status, factor, batch_id, reason, voided_at, \
+                 amount_cents, invoice_date) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(&invoice)
             .bind(id)
@@ -280,6 +281,8 @@ impl Store {
             .bind(&batch_id)
             .bind(request.reason)
             .bind(now)
+            .bind(row.try_get::<i64, _>("amount_cents")?)
+            .bind(row.try_get::<Option<String>, _>("invoice_date")?)
             .execute(&mut *tx)
             .await?;
             sqlx::query("UPDATE batch_items SET outcome = 'void' WHERE load_id = $1 AND outcome = 'accepted'")
@@ -431,4 +434,160 @@ impl Store {
                 .collect()
         })
     }
+}
+
+/// What [`Store::adjust_ledger`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdjustOutcome {
+    /// The load has no invoice the ledger lists (not Invoiced, Financed or Completed): nothing
+    /// was written.
+    WrongStatus {
+        status: LoadStatus,
+    },
+    Adjusted {
+        status: LoadStatus,
+        invoice_number: String,
+        check: FiguresCheck,
+    },
+}
+
+/// The invariant amount = advance + fee + reserve held after an adjustment (docs/money.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FiguresCheck {
+    /// No advance, fee or reserve was adjusted, or they are not all known yet.
+    NotChecked,
+    /// It holds; `cleared` when an open `ledger_mismatch` was cleared by it.
+    Holds { cleared: bool },
+    /// It does not: `ledger_mismatch` is raised (or its detail updated) with this detail.
+    Mismatch(String),
+}
+
+/// The invariant amount = advance + fee + reserve held on one load's sums, inside `$tx`: clears
+/// an open `ledger_mismatch` when it holds, raises it (or updates its detail) when it does not.
+macro_rules! figures_check {
+    ($tx:expr, $id:expr, $amount:expr, $figures:expr, $source:expr, $now:expr) => {{
+        let (advance, fee, reserve): (i64, i64, i64) = $figures;
+        if advance.saturating_add(fee).saturating_add(reserve) == $amount {
+            let cleared = sqlx::query(
+                "UPDATE load_exceptions SET cleared_at = $1 WHERE load_id = $2 \
+                 AND kind = 'ledger_mismatch' AND cleared_at IS NULL",
+            )
+            .bind($now)
+            .bind($id)
+            .execute(&mut *$tx)
+            .await?
+            .rows_affected();
+            FiguresCheck::Holds { cleared: cleared > 0 }
+        } else {
+            let detail = mismatch_detail($amount, $figures, $source);
+            sqlx::query(
+                "INSERT INTO load_exceptions (load_id, kind, detail, raised_at) \
+                 VALUES ($1, 'ledger_mismatch', $2, $3) ON CONFLICT (load_id, kind) \
+                 WHERE cleared_at IS NULL DO UPDATE SET detail = excluded.detail",
+            )
+            .bind($id)
+            .bind(&detail)
+            .bind($now)
+            .execute(&mut *$tx)
+            .await?;
+            FiguresCheck::Mismatch(detail)
+        }
+    }};
+}
+
+impl Store {
+    /// Records ops' adjustments of one invoice's figures (`factord loads adjust`, docs/money.md)
+    /// dated `date`, with `source` on each event and `cause` in the load's history, in one
+    /// transaction. When an advance, fee or reserve is adjusted and the advance and a fee or
+    /// reserve are known (reported or entered), the invariant is checked on the sums: it
+    /// clears `ledger_mismatch` when it holds and raises it when it does not.
+    pub async fn adjust_ledger(
+        &self,
+        load_number: &str,
+        adjustments: &[(Field, Money)],
+        date: NaiveDate,
+        (source, cause): (&str, &str),
+    ) -> Result<AdjustOutcome, StoreError> {
+        let now = Utc::now();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            let (id, status) = lock_load!(tx, load_number, now);
+            let (invoice, amount): (Option<String>, i64) =
+                sqlx::query_as("SELECT invoice_number, amount_cents FROM loads WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let (Some(invoice_number), LoadStatus::Invoiced | LoadStatus::Financed | LoadStatus::Completed) =
+                (invoice, status)
+            else {
+                tx.rollback().await?;
+                return Ok(AdjustOutcome::WrongStatus { status });
+            };
+            for (field, money) in adjustments {
+                sqlx::query(
+                    "INSERT INTO ledger_events (load_id, kind, amount_cents, event_date, source, recorded_at, field) \
+                     VALUES ($1, 'adjustment', $2, $3, $4, $5, $6)",
+                )
+                .bind(id)
+                .bind(money.cents())
+                .bind(date.to_string())
+                .bind(source)
+                .bind(now)
+                .bind(field.as_str())
+                .execute(&mut *tx)
+                .await?;
+            }
+            let figures_adjusted =
+                adjustments.iter().any(|(f, _)| matches!(f, Field::Advance | Field::Fee | Field::Reserve));
+            let mut check = FiguresCheck::NotChecked;
+            if figures_adjusted {
+                let (advance, fee, reserve): (Option<i64>, Option<i64>, Option<i64>) = sqlx::query_as(
+                    "SELECT CAST(SUM(advance_cents) AS BIGINT), CAST(SUM(fee_cents) AS BIGINT), \
+                     CAST(SUM(reserve_cents) AS BIGINT) FROM purchases WHERE load_id = $1",
+                )
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+                let entered: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT field, CAST(SUM(amount_cents) AS BIGINT) FROM ledger_events WHERE load_id = $1 \
+                     AND kind = 'adjustment' AND field IN ('advance', 'fee', 'reserve') GROUP BY field",
+                )
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+                let sum = |reported: Option<i64>, name: &str| {
+                    let entered = entered.iter().find(|(f, _)| f == name).map(|(_, c)| *c);
+                    match (reported, entered) {
+                        (None, None) => None,
+                        (r, e) => Some(r.unwrap_or(0).saturating_add(e.unwrap_or(0))),
+                    }
+                };
+                let (advance, fee, reserve) = (sum(advance, "advance"), sum(fee, "fee"), sum(reserve, "reserve"));
+                if let Some(advance) = advance
+                    && (fee.is_some() || reserve.is_some())
+                {
+                    let figures = (advance, fee.unwrap_or(0), reserve.unwrap_or(0));
+                    check = figures_check!(tx, id, amount, figures, source, now);
+                }
+            }
+            insert_history!(tx, id, Some(status.as_str()), status.as_str(), now, cause);
+            tx.commit().await?;
+            Ok(AdjustOutcome::Adjusted { status, invoice_number, check })
+        })
+    }
+}
+
+/// `ledger_mismatch`'s detail, as a report row words it (docs/money.md).
+fn mismatch_detail(amount: i64, (advance, fee, reserve): (i64, i64, i64), source: &str) -> String {
+    let people = |cents: i64| Money::from_cents(cents).for_people().to_string();
+    let total = advance.saturating_add(fee).saturating_add(reserve);
+    format!(
+        "amount {} ≠ advance {} + fee {} + reserve held {} = {} (difference {}; {source})",
+        people(amount),
+        people(advance),
+        people(fee),
+        people(reserve),
+        people(total),
+        people(amount.saturating_sub(total)),
+    )
 }

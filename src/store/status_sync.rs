@@ -36,6 +36,33 @@ pub struct StatusChange {
     /// Exceptions to raise (or whose detail to update).
     pub raise: Vec<(ExceptionKind, String)>,
     pub clear: Vec<ExceptionKind>,
+    /// The factor's words, for the ledger event of a move into Financed or Completed.
+    pub factor_status: String,
+}
+
+/// The ledger event of a move the factor's words made (docs/money.md): `status_purchased` into
+/// Financed, `status_paid` into Completed, with no amount; once per load and kind.
+macro_rules! status_event {
+    ($tx:expr, $change:expr, $to:expr, $now:expr, $cause:expr) => {
+        let kind = match $to {
+            LoadStatus::Financed => Some("status_purchased"),
+            LoadStatus::Completed => Some("status_paid"),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            sqlx::query(
+                "INSERT INTO ledger_events (load_id, kind, amount_cents, event_date, source, recorded_at) \
+                 VALUES ($1, $2, NULL, $3, $4, $5) ON CONFLICT DO NOTHING",
+            )
+            .bind($change.load_id)
+            .bind(kind)
+            .bind($now.date_naive().to_string())
+            .bind(format!("{}: `{}`", $cause, $change.factor_status))
+            .bind($now)
+            .execute(&mut *$tx)
+            .await?;
+        }
+    };
 }
 
 impl Store {
@@ -109,6 +136,7 @@ impl Store {
                         break;
                     }
                     insert_history!(tx, change.load_id, Some(from.as_str()), to.as_str(), now, cause);
+                    status_event!(tx, change, to, now, cause);
                     current = to;
                 }
                 if change.moves.is_empty() {

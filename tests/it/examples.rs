@@ -95,6 +95,31 @@ fn the_example_loads_are_invoiced_submitted_and_financed_on_the_shipped_config()
     let journal =
         factord(dir.path(), &["export", "journal", "--from", "2026-01-01", "--to", "2027-12-31", "--format", "csv"]);
     assert!(String::from_utf8_lossy(&journal.stdout).lines().count() > 1, "the journal has lines");
+    let adjusted: serde_json::Value = serde_json::from_slice(
+        &factord(
+            dir.path(),
+            &[
+                "loads",
+                "adjust",
+                "L-1003",
+                "--fee",
+                "15.00",
+                "--reserve",
+                "-15.00",
+                "--reason",
+                "wire fee taken from the reserve",
+                "--json",
+            ],
+        )
+        .stdout,
+    )
+    .expect("adjust json");
+    assert_eq!(adjusted["figures"], "holds", "{adjusted:#}");
+    let reconcile: serde_json::Value =
+        serde_json::from_slice(&factord(dir.path(), &["reconcile", "--json"]).stdout).expect("reconcile json");
+    let ae3 = reconcile["invoices"].as_array().and_then(|i| i.iter().find(|f| f["load_number"] == "L-1003")).cloned();
+    let ae3 = ae3.unwrap_or_default();
+    assert_eq!((ae3["fee"].as_str(), ae3["reserve_held"].as_str()), (Some("108.00"), Some("47.00")), "{ae3:#}");
 
     // The README's rework step: `exceptions`, then ops release L-1005 and hold L-1003.
     let listed: serde_json::Value =

@@ -348,5 +348,161 @@ both_backends!(money_commands_refuse_bad_dates_with_exit_2, |env| {
     assert!(stderr.contains("2026-13-01") && stderr.contains("YYYY-MM-DD"), "{stderr}");
     // An empty ledger is fine: totals of zero.
     let csv = ok(&env, &["reconcile", "--csv"]);
-    assert_eq!(csv.lines().last(), Some("TOTAL,,,,,0.00,0.00,0.00,0.00,0.00,0.00,0.00,0.00,"));
+    assert_eq!(csv.lines().last(), Some("TOTAL,,,,,0.00,0.00,0.00,0.00,0.00,0.00,0.00,0.00,,"));
+});
+
+fn json_of(env: &TestEnv, args: &[&str]) -> Value {
+    serde_json::from_str(&ok(env, args)).expect("json")
+}
+
+fn reconcile_row(env: &TestEnv, invoice: &str) -> BTreeMap<String, String> {
+    let csv = ok(env, &["reconcile", "--csv"]);
+    rows(&csv).into_iter().find(|r| r["invoice_number"] == invoice).expect("invoice in reconcile")
+}
+
+both_backends!(adjustments_correct_the_figures_and_check_the_invariant_again, |env| {
+    drive(&env).await;
+    // G-3's purchase is $75.50 short of its amount: ops enter the reserve the report left out.
+    let report = json_of(
+        &env,
+        &[
+            "loads",
+            "adjust",
+            "G-000003",
+            "--reserve",
+            "75.50",
+            "--date",
+            "2026-11-28",
+            "--reason",
+            "factor statement 11/28",
+            "--json",
+        ],
+    );
+    assert_eq!(report["figures"], "holds", "{report}");
+    assert_eq!(report["adjustments"], serde_json::json!([{"amount": "75.50", "field": "reserve"}]));
+    let kinds: Vec<ExceptionKind> = exceptions_of(&env.store, "G-000003").await.into_iter().map(|e| e.0).collect();
+    assert_eq!(kinds, vec![ExceptionKind::ChargedBack], "ledger_mismatch cleared, the chargeback stays");
+    let row = reconcile_row(&env, "G-INV000003");
+    assert_eq!(row["reserve_held"], "175.50");
+    // A fee entered alone no longer adds up: ledger_mismatch again, with the figures and the source.
+    let (code, stdout, stderr) =
+        factord(&env, &["loads", "adjust", "G-000003", "--fee", "10", "--date", "2026-11-29", "--reason", "wire fee"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("fee +$10.00") && stdout.contains("do not add up"), "{stdout}");
+    let mismatch = exceptions_of(&env.store, "G-000003").await;
+    let detail = &mismatch.iter().find(|e| e.0 == ExceptionKind::LedgerMismatch).expect("mismatch").1;
+    for figure in ["$1,875.50", "$1,650.00", "$60.00", "$175.50", "$1,885.50", "adjusted by ops (wire fee)"] {
+        assert!(detail.contains(figure), "{figure} in {detail}");
+    }
+    // Taken back from the reserve: it adds up again.
+    let report = json_of(
+        &env,
+        &[
+            "loads",
+            "adjust",
+            "G-000003",
+            "--reserve",
+            "-10.00",
+            "--date",
+            "2026-11-29",
+            "--reason",
+            "wire fee from reserve",
+            "--json",
+        ],
+    );
+    assert_eq!(report["figures"], "holds", "{report}");
+    let row = reconcile_row(&env, "G-INV000003");
+    assert_eq!((row["fee"].as_str(), row["reserve_held"].as_str()), ("60.00", "165.50"));
+    // Each adjustment is in the load's history and the ledger with its source and date.
+    let history = env.store.load_detail("G-000003").await.expect("detail").expect("load").history;
+    assert!(history.iter().any(|h| h.cause == "adjusted: fee +$10.00 dated 2026-11-29: wire fee"), "{history:?}");
+    // A load with no purchase figures: the advance alone is not checked; with the fee and reserve it is.
+    let report =
+        json_of(&env, &["loads", "adjust", "G-000004", "--advance", "1500", "--reason", "advance wired", "--json"]);
+    assert_eq!(report["figures"], "not_checked", "{report}");
+    let report = json_of(
+        &env,
+        &["loads", "adjust", "G-000004", "--fee", "75.50", "--reserve", "300", "--reason", "schedule S-2", "--json"],
+    );
+    assert_eq!(report["figures"], "holds", "{report}");
+    assert_eq!(exceptions_of(&env.store, "G-000004").await, vec![]);
+    // The journal books each adjustment: fee and reserve against the receivable, every entry balanced.
+    let csv = ok(&env, &["export", "journal", "--from", "2026-11-28", "--to", "2026-11-29", "--format", "csv"]);
+    let lines = rows(&csv);
+    let got: Vec<(&str, &str, &str)> =
+        lines.iter().map(|l| (l["account"].as_str(), l["debit"].as_str(), l["credit"].as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            ("reserve receivable", "75.50", "0.00"),
+            ("accounts receivable", "0.00", "75.50"),
+            // Same day: in the order of their sources ("…(wire fee from reserve)" first).
+            ("accounts receivable", "10.00", "0.00"),
+            ("reserve receivable", "0.00", "10.00"),
+            ("factoring fees", "10.00", "0.00"),
+            ("accounts receivable", "0.00", "10.00"),
+        ],
+        "{csv}"
+    );
+    assert!(lines.iter().all(|l| l["source"].starts_with("adjusted by ops (")), "{csv}");
+});
+
+both_backends!(adjust_refuses_what_it_cannot_record, |env| {
+    drive(&env).await;
+    for args in [
+        &["loads", "adjust", "G-000001", "--reason", "nothing said"][..],
+        &["loads", "adjust", "G-000001", "--fee", "0", "--reason", "zero"][..],
+        &["loads", "adjust", "G-000001", "--fee", "12,3x", "--reason", "bad amount"][..],
+        &["loads", "adjust", "G-000001", "--fee", "5", "--date", "2999-01-01", "--reason", "future"][..],
+        &["loads", "adjust", "G-000001", "--fee", "5", "--reason", " "][..],
+    ] {
+        let (code, stdout, stderr) = factord(&env, args);
+        assert_eq!(code, 2, "factord {args:?}: {stdout}\n{stderr}");
+        assert!(!stderr.trim().is_empty(), "factord {args:?} says why");
+    }
+    let (code, _, stderr) = factord(&env, &["loads", "adjust", "NOPE", "--fee", "5", "--reason", "unknown"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("NOPE"), "{stderr}");
+    let released = Seed {
+        subsidiary: "acme-east",
+        provider: PROVIDER,
+        prefix: "R-",
+        count: 1,
+        amount_cents: 10_000,
+        status: "Released",
+    };
+    seed(&env.store, &released).await;
+    let (code, _, stderr) = factord(&env, &["loads", "adjust", "R-000001", "--fee", "5", "--reason", "too early"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("Released") && stderr.contains("only an invoice"), "{stderr}");
+    // Nothing was written by any of them.
+    let csv = ok(&env, &["reconcile", "--csv"]);
+    assert_eq!(rows(&csv).last().expect("total")["fee"], "181.27", "{csv}");
+});
+
+both_backends!(a_voided_invoice_is_booked_then_reversed_in_the_journal, |env| {
+    drive(&env).await;
+    // G-4 (invoiced 2026-11-20) is voided today; its invoice leaves reconcile.
+    let voided = json_of(&env, &["loads", "void", "G-000004", "--reason", "wrong rate", "--json"]);
+    assert_eq!(voided["invoice_number"], "G-INV000004", "{voided}");
+    let today = chrono::Utc::now().date_naive().to_string();
+    let csv = ok(&env, &["export", "journal", "--from", "2026-11-20", "--to", &today, "--format", "csv"]);
+    let lines: Vec<BTreeMap<String, String>> =
+        rows(&csv).into_iter().filter(|l| l["invoice"] == "G-INV000004").collect();
+    let got: Vec<(&str, &str, &str, &str)> = lines
+        .iter()
+        .map(|l| (l["date"].as_str(), l["account"].as_str(), l["debit"].as_str(), l["source"].as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("2026-11-20", "accounts receivable", "1875.50", "invoice G-INV000004 issued"),
+            ("2026-11-20", "freight revenue", "0.00", "invoice G-INV000004 issued"),
+            (today.as_str(), "freight revenue", "1875.50", "invoice G-INV000004 voided"),
+            (today.as_str(), "accounts receivable", "0.00", "invoice G-INV000004 voided"),
+        ],
+        "{csv}"
+    );
+    let total = |column: &str| rows(&csv).iter().map(|l| cents(&l[column])).sum::<i64>();
+    assert_eq!(total("debit"), total("credit"));
 });

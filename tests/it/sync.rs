@@ -101,6 +101,39 @@ both_backends!(status_sync_applies_otrs_words_through_the_map_and_goes_on_past_a
     assert_eq!(detail(&env.store, "S-04").await.load.status, LoadStatus::Financed);
     assert!(exceptions(&env, "S-04").await.is_empty());
     assert_eq!(detail(&env.store, "S-01").await.history.len(), 4, "no second move for S-01");
+
+    // The ledger has each move the factor's words made, with no amount (docs/money.md), once.
+    let book = env.store.ledger(None).await.expect("ledger");
+    let load_id = |number: &str| book.invoices.iter().find(|i| i.load_number == number).expect("invoice").load_id;
+    let stated = |number: &str| -> Vec<(String, Option<i64>, String)> {
+        let id = load_id(number);
+        let mut events: Vec<(String, Option<i64>, String)> = book
+            .events
+            .iter()
+            .filter(|e| e.load_id == id)
+            .map(|e| (e.kind.clone(), e.amount_cents, e.source.clone()))
+            .collect();
+        events.sort();
+        events
+    };
+    assert_eq!(stated("S-01"), [("status_purchased".to_string(), None, "status sync otr: `Advance Paid`".to_string())]);
+    assert_eq!(
+        stated("S-02"),
+        [
+            ("status_paid".to_string(), None, "status sync otr: `paid`".to_string()),
+            ("status_purchased".to_string(), None, "status sync otr: `paid`".to_string()),
+        ]
+    );
+    assert_eq!(stated("S-04"), [("status_purchased".to_string(), None, "status sync otr: `Approved`".to_string())]);
+    // reconcile shows no invented figures, and says what the factor stated without them.
+    let report = factord::domain::ledger::reconcile(&book.invoices, &book.events, None, None);
+    let s02 = report.invoices.iter().find(|f| f.load_number == "S-02").expect("S-02");
+    assert_eq!((s02.paid.cents(), s02.advance.cents()), (0, 0));
+    assert_eq!(s02.unreported.len(), 2, "{:?}", s02.unreported);
+    assert!(s02.unreported[0].contains("purchase figures not reported (status sync otr"), "{:?}", s02.unreported);
+    assert!(s02.unreported[1].contains("paid per the factor's status, no amount reported"), "{:?}", s02.unreported);
+    let s05 = report.invoices.iter().find(|f| f.load_number == "S-05").expect("S-05");
+    assert!(s05.unreported.is_empty(), "Invoiced: nothing stated yet");
 });
 
 both_backends!(providers_without_a_status_api_say_so_and_nothing_is_asked, |env| {

@@ -643,6 +643,35 @@ fn loads_hold_release_void() {
         status: LoadStatus::Financed,
     };
     assert_documented("loads settle --json", &settle, &["cleared", "load_number", "reason", "status"]);
+    let adjust = crate::rework::AdjustReport {
+        adjustments: vec![crate::rework::AdjustmentLine {
+            amount: Money::from_cents(7_550),
+            field: crate::domain::ledger::Field::Reserve,
+        }],
+        date: chrono::NaiveDate::from_ymd_opt(2026, 11, 28).unwrap_or_default(),
+        figures: "holds",
+        detail: some("cleared ledger_mismatch: the figures add up"),
+        invoice_number: "AE-2".into(),
+        load_number: "L-1002".into(),
+        reason: "factor statement".into(),
+        status: LoadStatus::Financed,
+    };
+    assert_documented(
+        "loads adjust --json",
+        &adjust,
+        &[
+            "adjustments",
+            "adjustments[].amount",
+            "adjustments[].field",
+            "date",
+            "detail",
+            "figures",
+            "invoice_number",
+            "load_number",
+            "reason",
+            "status",
+        ],
+    );
     let void = crate::rework::VoidReport {
         factor: some("capital_depot"),
         from: LoadStatus::Invoiced,
@@ -931,6 +960,7 @@ fn reconcile() {
             reserve_released: cents(0),
             status: LoadStatus::Financed,
             subsidiary: "acme-east".into(),
+            unreported: vec!["purchase figures not reported".into()],
         }],
         totals: FigureTotals { invoices: 1, ..FigureTotals::default() },
     };
@@ -953,6 +983,7 @@ fn reconcile() {
             "invoices[].paid",
             "invoices[].chargeback",
             "invoices[].open_balance",
+            "invoices[].unreported",
             "totals",
             "totals.invoices",
             "totals.amount",
