@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use super::{CommandError, emit, open_store, output, print_json};
 use crate::config::Settings;
 use crate::domain::ledger::Field;
-use crate::domain::{Money, time_for_people};
+use crate::domain::{Money, span_for_people, time_for_people};
 use crate::rework::{
     AdjustReport, ExceptionLine, HoldReport, PickedSubmit, ReleaseReport, ReworkError, SettleReport, VoidReport, signed,
 };
@@ -152,11 +152,13 @@ fn exceptions_text(lines: &[ExceptionLine]) -> String {
         return "no open exceptions\n".to_string();
     }
     let mut out = String::new();
+    let now = chrono::Utc::now();
     for e in lines {
         let _ = writeln!(
             out,
-            "{}  {} ({}, {})  {}: {}\n    resolve: {}",
+            "{} ({} ago)  {} ({}, {})  {}: {}\n    resolve: {}",
             time_for_people(e.raised_at),
+            span_for_people(now - e.raised_at),
             e.load_number,
             e.subsidiary,
             e.status,

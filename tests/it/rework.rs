@@ -464,6 +464,7 @@ both_backends!(the_commands_give_exit_codes_clear_messages_and_json, |env| {
     let (code, stdout, _) = factord(&env, &["exceptions"]);
     assert_eq!(code, 0);
     assert!(stdout.contains("S-01 (acme-east, Released)  held: held by ops: broker dispute"), "{stdout}");
+    assert!(stdout.contains(" ago)  S-01"), "the age of each exception: {stdout}");
     let (code, _, stderr) = factord(&env, &["exceptions", "--subsidiary", "nope"]);
     assert_eq!(code, 2, "{stderr}");
 
