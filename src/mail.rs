@@ -52,6 +52,8 @@ pub struct Mailer {
     from: Mailbox,
     timeout: Duration,
     host: String,
+    /// Credentials are configured: the server is logged in to.
+    logs_in: bool,
     /// Takes the password out of the server's words before they are recorded anywhere.
     redactor: crate::secrets::Redactor,
 }
@@ -87,7 +89,32 @@ impl Mailer {
             .map_err(|e| MailError::Setup(format!("smtp.from: `{}` is not an email address: {e}", smtp.from)))?;
         let password = smtp.password.as_ref().map(|p| p.expose_secret().to_string()).unwrap_or_default();
         let redactor = crate::secrets::Redactor::new([password.as_str()], None);
-        Ok(Mailer { transport: builder.build(), from, timeout: smtp.timeout, host: smtp.host.clone(), redactor })
+        let logs_in = smtp.username.is_some() && smtp.password.is_some();
+        Ok(Mailer {
+            transport: builder.build(),
+            from,
+            timeout: smtp.timeout,
+            host: smtp.host.clone(),
+            logs_in,
+            redactor,
+        })
+    }
+
+    /// Checks the server without sending anything (`providers test`): connects, upgrades with
+    /// STARTTLS, logs in when credentials are configured, asks NOOP and quits. Returns what
+    /// worked, for people.
+    pub async fn probe(&self) -> Result<String, MailError> {
+        match tokio::time::timeout(self.timeout, self.transport.test_connection()).await {
+            Err(_) => Err(MailError::Transient(format!("no answer from {} within {:?}", self.host, self.timeout))),
+            Ok(Ok(true)) => Ok(format!(
+                "SMTP {}: connected, STARTTLS{}, NOOP answered (nothing sent)",
+                self.host,
+                if self.logs_in { ", logged in" } else { "" }
+            )),
+            Ok(Ok(false)) => Err(MailError::Transient(format!("{} did not answer NOOP", self.host))),
+            Ok(Err(error)) if error.is_permanent() => Err(MailError::Refused(self.redactor.redact(&error.to_string()))),
+            Ok(Err(error)) => Err(MailError::Transient(self.redactor.redact(&error.to_string()))),
+        }
     }
 
     /// Sends `mail`; `Ok` once the server accepted it (its answer to the end of DATA).

@@ -5,7 +5,8 @@
 //! - direct invoicing (the subsidiary's method, or any customer's override):
 //!   `outbox/<subsidiary>/direct` is created if missing, and a probe file is written there and
 //!   deleted;
-//! - a manual provider: the same for `outbox/<subsidiary>/<provider>`;
+//! - a manual provider: the same for `outbox/<subsidiary>/<provider>`; when its batches go by
+//!   email, the SMTP server is also reached (STARTTLS, login, NOOP; nothing is sent);
 //! - FTP / FTPS / SFTP: connect (TLS or the pinned host key), log in, list the directory, write
 //!   a probe file `.factord-probe-<random>.tmp` there and delete it, each step under the
 //!   transport's timeouts ([`super::ftp::FtpTransport::probe`]);
@@ -73,7 +74,15 @@ async fn check(settings: &Settings, subsidiary: &Subsidiary) -> ProbeResult {
     }
     if let (Ok(()), Some(factoring)) = (&outcome, factoring.filter(|f| f.active)) {
         outcome = match (factoring.provider.transport, &factoring.connection) {
-            (Transport::Manual, _) => outbox_writable(&outbox.join(factoring.provider.id), &mut result.steps).await,
+            (Transport::Manual, _) => {
+                match outbox_writable(&outbox.join(factoring.provider.id), &mut result.steps).await {
+                    Ok(()) => match (&factoring.email_to, &settings.smtp) {
+                        (Some(_), Some(smtp)) => smtp_reachable(smtp, &mut result.steps).await,
+                        _ => Ok(()),
+                    },
+                    Err(error) => Err(error),
+                }
+            }
             (Transport::Ftp, Connection::Ftp(ftp)) => FtpTransport::new(ftp).probe(&mut result.steps).await,
             (Transport::Api, Connection::Api(api)) => match ApiTransport::new(factoring.provider, api) {
                 Ok(transport) => transport
@@ -119,5 +128,17 @@ async fn outbox_writable(dir: &Path, steps: &mut Vec<String>) -> Result<(), Prov
     tokio::fs::write(&probe, PROBE_CONTENT).await.map_err(|e| io("write", &probe, e))?;
     tokio::fs::remove_file(&probe).await.map_err(|e| io("delete", &probe, e))?;
     steps.push(format!("{} writable (wrote and deleted probe file)", dir.display()));
+    Ok(())
+}
+
+/// A manual provider whose batches go by email: the SMTP server is reached, upgraded, logged in
+/// to and asked NOOP; nothing is sent.
+async fn smtp_reachable(smtp: &crate::config::SmtpSettings, steps: &mut Vec<String>) -> Result<(), ProviderError> {
+    let mailer = crate::mail::Mailer::new(smtp).map_err(|e| ProviderError::Rejected(e.to_string()))?;
+    let step = mailer.probe().await.map_err(|e| match e {
+        crate::mail::MailError::Transient(words) => ProviderError::Transient(format!("SMTP {}: {words}", smtp.host)),
+        other => ProviderError::Rejected(format!("SMTP {}: {other}", smtp.host)),
+    })?;
+    steps.push(step);
     Ok(())
 }

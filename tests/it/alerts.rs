@@ -55,6 +55,14 @@ pub mod smtp {
         task: tokio::task::JoinHandle<()>,
     }
 
+    impl SmtpServer {
+        /// Stops listening (the CA file stays): connections are refused once this returns.
+        pub async fn stop(&mut self) {
+            self.task.abort();
+            let _ = (&mut self.task).await;
+        }
+    }
+
     impl Drop for SmtpServer {
         fn drop(&mut self) {
             self.task.abort();
@@ -932,6 +940,29 @@ async fn a_manual_batch_goes_by_email_once_accepted_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_manual_batch_goes_by_email_once_accepted_postgres() {
     a_manual_batch_goes_by_email_once_accepted(Backend::Postgres).await;
+}
+
+/// `providers test` on a manual provider whose batches go by email reaches the SMTP server
+/// (STARTTLS, login, NOOP) and sends nothing; with the server gone it says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn providers_test_reaches_the_smtp_server_of_an_email_provider() {
+    let (mut mail, receiver) = (smtp::SmtpServer::start().await, hook::Receiver::start().await);
+    let sections = |dir: &std::path::Path| {
+        format!(
+            "{}#SUBSIDIARY\n\n[subsidiary.factoring.email]\nto = \"batches@capitaldepot.example\"\n\n",
+            alert_config(dir, &mail, &receiver, "")
+        )
+    };
+    let Some(env) = env_with(Backend::Sqlite, sections).await else { return };
+    let results = factord::providers::probe::test_connections(&env.settings, Some("acme-east")).await;
+    assert!(results[0].ok, "{results:#?}");
+    let smtp_step = results[0].steps.iter().find(|s| s.starts_with("SMTP ")).expect("an SMTP step");
+    assert!(smtp_step.contains("STARTTLS") && smtp_step.contains("nothing sent"), "{smtp_step}");
+    assert_eq!(mail.state.attempts.load(Ordering::SeqCst), 0, "a probe sends no message");
+    mail.stop().await;
+    let results = factord::providers::probe::test_connections(&env.settings, Some("acme-east")).await;
+    assert!(!results[0].ok, "{results:#?}");
+    assert!(results[0].error.as_deref().is_some_and(|e| e.contains("SMTP")), "{results:#?}");
 }
 
 /// Config errors name their key: email on a provider that is not manual, alert email without
