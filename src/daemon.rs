@@ -96,9 +96,6 @@ fn skipping_interval(period: Duration) -> tokio::time::Interval {
     interval
 }
 
-/// The lease role of the daemon that runs the schedules.
-pub const SCHEDULER_ROLE: &str = "scheduler";
-
 /// How reloads reach the daemon: `signal` is rung on SIGHUP; the config files are watched too.
 /// The outcome of each reload is kept in `state`.
 #[derive(Clone, Debug, Default)]
@@ -320,7 +317,7 @@ pub async fn run_with_options(
         }
         background.abort_all();
     }
-    if let Err(error) = store.release_lease(SCHEDULER_ROLE, &holder).await {
+    if let Err(error) = store.release_lease(crate::store::SCHEDULER_ROLE, &holder).await {
         tracing::warn!(%error, "cannot release the scheduler lease; another daemon takes it when it runs out");
     }
     store.close().await;
@@ -456,7 +453,7 @@ async fn lead_scheduler(settings: Arc<Settings>, c: Components, heartbeat: Heart
     let mut warned = false;
     loop {
         heartbeat.beat();
-        match store.take_lease(SCHEDULER_ROLE, holder, ttl).await {
+        match store.take_lease(crate::store::SCHEDULER_ROLE, holder, ttl).await {
             Ok(true) => {
                 warned = false;
                 if leading.is_none() {

@@ -310,7 +310,7 @@ impl Status {
             store.recent_report_files(REPORTS_PER_PROVIDER).await?.into_iter().map(ReportFileLine::of).collect();
         let credit = CreditStatus::gather(store, settings, Utc::now()).await?;
         let scheduler = store
-            .lease_holder(crate::daemon::SCHEDULER_ROLE)
+            .lease_holder(crate::store::SCHEDULER_ROLE)
             .await?
             .map(|s| SchedulerLine { holder: s.holder, live: s.live });
         Ok(Status { credit, last_batches, last_load_files, last_reports, refused_load_files, scheduler, subsidiaries })

@@ -23,6 +23,9 @@ const TAKE_SQLITE: &str = "INSERT INTO leader_leases (role, holder, acquired_at,
     WHERE leader_leases.holder = excluded.holder OR leader_leases.until <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
     RETURNING holder";
 
+/// The lease role of the daemon that runs the schedules.
+pub const SCHEDULER_ROLE: &str = "scheduler";
+
 /// Who holds a role.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeaseHolder {

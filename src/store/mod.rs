@@ -238,7 +238,7 @@ pub use invoicing::{ClaimError, Completion, InvoiceHolder};
 
 mod leader;
 
-pub use leader::LeaseHolder;
+pub use leader::{LeaseHolder, SCHEDULER_ROLE};
 
 mod metrics;
 
