@@ -448,6 +448,16 @@ fn entry(
     lines
 }
 
+/// An invoice issued (accounts receivable against freight revenue), or its reversal when voided.
+fn issued(date: NaiveDate, id: (&str, &str), amount: i64, voided: bool) -> Vec<JournalLine> {
+    let (receivable, revenue) = ([(ACCOUNTS_RECEIVABLE, amount)], [(FREIGHT_REVENUE, amount)]);
+    if voided {
+        entry(date, id, &format!("invoice {} voided", id.0), &revenue, &receivable)
+    } else {
+        entry(date, id, &format!("invoice {} issued", id.0), &receivable, &revenue)
+    }
+}
+
 /// The accounts an adjustment of `field` by a positive amount debits and credits
 /// (docs/money.md "The journal"); `None` when it moves nothing on the carrier's books.
 fn adjustment_accounts(field: Field, carriers: bool) -> Option<(&'static str, &'static str)> {
@@ -471,35 +481,18 @@ pub fn journal(ledger: &Ledger, from: NaiveDate, to: NaiveDate) -> Vec<JournalLi
     let mut lines = Vec::new();
     for invoice in &ledger.invoices {
         if let Some(date) = invoice.invoice_date.filter(|d| within(*d)) {
-            let source = format!("invoice {} issued", invoice.invoice_number);
-            let amount = invoice.amount_cents;
             let id = (invoice.invoice_number.as_str(), invoice.load_number.as_str());
-            lines.extend(entry(date, id, &source, &[(ACCOUNTS_RECEIVABLE, amount)], &[(FREIGHT_REVENUE, amount)]));
+            lines.extend(issued(date, id, invoice.amount_cents, false));
         }
     }
     // A voided invoice was issued on its date and is reversed on the day it was voided.
     for void in &ledger.voids {
         let id = (void.invoice_number.as_str(), void.load_number.as_str());
-        let amount = void.amount_cents;
         if within(void.invoice_date) {
-            let source = format!("invoice {} issued", void.invoice_number);
-            lines.extend(entry(
-                void.invoice_date,
-                id,
-                &source,
-                &[(ACCOUNTS_RECEIVABLE, amount)],
-                &[(FREIGHT_REVENUE, amount)],
-            ));
+            lines.extend(issued(void.invoice_date, id, void.amount_cents, false));
         }
         if within(void.voided_on) {
-            let source = format!("invoice {} voided", void.invoice_number);
-            lines.extend(entry(
-                void.voided_on,
-                id,
-                &source,
-                &[(FREIGHT_REVENUE, amount)],
-                &[(ACCOUNTS_RECEIVABLE, amount)],
-            ));
+            lines.extend(issued(void.voided_on, id, void.amount_cents, true));
         }
     }
     let charged_back: std::collections::BTreeSet<i64> = ledger
