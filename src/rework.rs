@@ -431,8 +431,9 @@ fn resolve(settings: &Settings, row: &OpenExceptionRow) -> String {
             row.subsidiary
         ),
         ExceptionKind::LedgerMismatch => format!(
-            "ask {provider} for the purchase's corrected advance, fee and reserve; once settled: `factord loads \
-             settle {load} --reason ...`"
+            "ask {provider} for the purchase's corrected advance, fee and reserve and enter them: `factord loads \
+             adjust {load} --fee D --reserve D ... --reason ...` (clears it once they add up); or, once settled: \
+             `factord loads settle {load} --reason ...`"
         ),
         ExceptionKind::ChargedBack => format!(
             "collect load {load} from customer {} yourself ({provider} sold the invoice back); once settled: \

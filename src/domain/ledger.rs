@@ -495,12 +495,21 @@ pub fn journal(ledger: &Ledger, from: NaiveDate, to: NaiveDate) -> Vec<JournalLi
             lines.extend(issued(void.voided_on, id, void.amount_cents, true));
         }
     }
-    let charged_back: std::collections::BTreeSet<i64> = ledger
+    // Chargebacks per load, dated: a payment after one (net above zero) is the carrier's to
+    // collect.
+    let mut chargebacks: BTreeMap<i64, Vec<(Option<NaiveDate>, i64)>> = BTreeMap::new();
+    for e in ledger
         .events
         .iter()
         .filter(|e| e.kind == "chargeback" || (e.kind == "adjustment" && e.field.as_deref() == Some("chargeback")))
-        .map(|e| e.load_id)
-        .collect();
+    {
+        chargebacks.entry(e.load_id).or_default().push((e.date, e.amount_cents.unwrap_or(0)));
+    }
+    let charged_back_by = |load_id: i64, day: NaiveDate| {
+        chargebacks.get(&load_id).is_some_and(|list| {
+            list.iter().filter(|(d, _)| d.is_none_or(|d| d <= day)).map(|(_, c)| *c).sum::<i64>() > 0
+        })
+    };
     for e in &ledger.events {
         let (Some(invoice), Some(date)) = (by_id.get(&e.load_id), e.date.filter(|d| within(*d))) else { continue };
         let invoice = (invoice.invoice_number.as_str(), invoice.load_number.as_str());
@@ -519,7 +528,7 @@ pub fn journal(ledger: &Ledger, from: NaiveDate, to: NaiveDate) -> Vec<JournalLi
                 )
             }
             "adjustment" => {
-                let carriers = by_id.get(&e.load_id).is_some_and(|i| !i.factored) || charged_back.contains(&e.load_id);
+                let carriers = by_id.get(&e.load_id).is_some_and(|i| !i.factored) || charged_back_by(e.load_id, date);
                 match e.field.as_deref().and_then(Field::parse).and_then(|f| adjustment_accounts(f, carriers)) {
                     Some((debit, credit)) => entry(date, invoice, &e.source, &[(debit, amount)], &[(credit, amount)]),
                     None => Vec::new(),
@@ -662,6 +671,24 @@ mod tests {
         let lines = journal(&direct, day("2026-11-02"), day("2026-11-30"));
         let got: Vec<(&str, i64, i64)> = lines.iter().map(|l| (l.account, l.debit.cents(), l.credit.cents())).collect();
         assert_eq!(got, [(CASH, 40_000, 0), (ACCOUNTS_RECEIVABLE, 0, 40_000)]);
+    }
+
+    #[test]
+    fn a_payment_is_the_carriers_only_after_a_chargeback() {
+        let mut chargeback = event("chargeback", 100_000);
+        chargeback.date = Some(day("2026-11-10"));
+        let (mut before, mut after) = (adjust(Field::Paid, 30_000), adjust(Field::Paid, 20_000));
+        before.date = Some(day("2026-11-08"));
+        after.date = Some(day("2026-11-12"));
+        let ledger =
+            Ledger { invoices: vec![invoice(true)], events: vec![before, chargeback, after], voids: Vec::new() };
+        let lines = journal(&ledger, day("2026-11-01"), day("2026-11-30"));
+        let cash: Vec<(NaiveDate, i64)> = lines
+            .iter()
+            .filter(|l| l.account == CASH && l.debit.cents() > 0)
+            .map(|l| (l.date, l.debit.cents()))
+            .collect();
+        assert_eq!(cash, [(day("2026-11-12"), 20_000)], "the payment before the chargeback was the factor's");
     }
 
     #[test]

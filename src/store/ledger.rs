@@ -17,6 +17,7 @@ const INVOICES_SQL: &str = "SELECT l.id, l.load_number, l.invoice_number, l.subs
 const EVENTS_SQL: &str = "SELECT v.load_id, v.kind, v.event_date, v.amount_cents, v.advance_cents, v.fee_cents, \
      v.reserve_cents, v.source, v.field FROM ledger v JOIN loads l ON l.id = v.load_id \
      WHERE l.invoice_number IS NOT NULL AND ($1 IS NULL OR l.subsidiary = $1) \
+     AND (v.invoice_number IS NULL OR v.invoice_number = l.invoice_number) \
      ORDER BY v.load_id, v.event_date, v.source";
 
 type InvoiceRow = (i64, String, String, String, String, String, String, i64, Option<String>, bool);
@@ -44,10 +45,18 @@ impl Store {
     /// Every invoice (Invoiced, Financed, Completed) of the subsidiary (all when `None`), with
     /// the ledger events of each, and the invoices voided after delivery.
     pub async fn ledger(&self, subsidiary: Option<&str>) -> Result<Ledger, StoreError> {
+        // One snapshot: a void committed between the reads would list an invoice twice.
         let (invoices, events, voids): (Vec<InvoiceRow>, Vec<EventRow>, Vec<VoidRow>) = on_pool!(self, pool => {
-            let invoices = sqlx::query_as(INVOICES_SQL).bind(subsidiary).fetch_all(pool).await?;
-            let events = sqlx::query_as(EVENTS_SQL).bind(subsidiary).fetch_all(pool).await?;
-            let voids = sqlx::query_as(VOIDS_SQL).bind(subsidiary).fetch_all(pool).await?;
+            let mut tx = pool.begin().await?;
+            if matches!(self, Store::Postgres(_)) {
+                // DIALECT: PostgreSQL's READ COMMITTED takes a snapshot per statement; SQLite
+                // reads one snapshot for the whole transaction already.
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+            }
+            let invoices = sqlx::query_as(INVOICES_SQL).bind(subsidiary).fetch_all(&mut *tx).await?;
+            let events = sqlx::query_as(EVENTS_SQL).bind(subsidiary).fetch_all(&mut *tx).await?;
+            let voids = sqlx::query_as(VOIDS_SQL).bind(subsidiary).fetch_all(&mut *tx).await?;
+            tx.commit().await?;
             (invoices, events, voids)
         });
         let invoices = invoices
@@ -121,9 +130,11 @@ impl Store {
         let open_sql = "SELECT l.status, \
              CAST(COALESCE(SUM(l.amount_cents - COALESCE((SELECT SUM(y.paid_cents) FROM payments y \
              WHERE y.load_id = l.id), 0) - COALESCE((SELECT SUM(e.amount_cents) FROM ledger_events e \
-             WHERE e.load_id = l.id AND e.kind = 'adjustment' AND e.field = 'paid'), 0)), 0) AS BIGINT), \
+             WHERE e.load_id = l.id AND e.kind = 'adjustment' AND e.field = 'paid' \
+             AND e.invoice_number = l.invoice_number), 0)), 0) AS BIGINT), \
              CAST(COALESCE(SUM(COALESCE(p.advance_cents, 0) + COALESCE((SELECT SUM(e.amount_cents) \
-             FROM ledger_events e WHERE e.load_id = l.id AND e.kind = 'adjustment' AND e.field = 'advance'), 0)), 0) \
+             FROM ledger_events e WHERE e.load_id = l.id AND e.kind = 'adjustment' AND e.field = 'advance' \
+             AND e.invoice_number = l.invoice_number), 0)), 0) \
              AS BIGINT), MIN(l.invoice_date) \
              FROM loads l LEFT JOIN purchases p ON p.load_id = l.id \
              WHERE l.status IN ('Invoiced', 'Financed') AND l.invoice_number IS NOT NULL GROUP BY l.status";
@@ -139,7 +150,8 @@ impl Store {
              CAST(COALESCE(SUM(CASE WHEN event_date >= $1 AND event_date < $2 THEN CASE \
              WHEN kind = 'purchase' THEN COALESCE(fee_cents, 0) \
              WHEN kind = 'fee' OR (kind = 'adjustment' AND field = 'fee') THEN amount_cents \
-             ELSE 0 END ELSE 0 END), 0) AS BIGINT) FROM ledger";
+             ELSE 0 END ELSE 0 END), 0) AS BIGINT) FROM ledger \
+             WHERE invoice_number IS NULL OR invoice_number = (SELECT l.invoice_number FROM loads l WHERE l.id = ledger.load_id)";
         let (open, money): (Vec<OpenRow>, (i64, i64)) = on_pool!(self, pool => {
             let open = sqlx::query_as(open_sql).fetch_all(pool).await?;
             let money = sqlx::query_as(money_sql).bind(&month_start).bind(&next_month).fetch_one(pool).await?;

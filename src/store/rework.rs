@@ -285,6 +285,15 @@ impl Store {
             .bind(row.try_get::<Option<String>, _>("invoice_date")?)
             .execute(&mut *tx)
             .await?;
+            // The figures belonged to the voided invoice: its mismatch goes with it.
+            sqlx::query(
+                "UPDATE load_exceptions SET cleared_at = $1 WHERE load_id = $2 AND kind = 'ledger_mismatch' \
+                 AND cleared_at IS NULL",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
             sqlx::query("UPDATE batch_items SET outcome = 'void' WHERE load_id = $1 AND outcome = 'accepted'")
                 .bind(id)
                 .execute(&mut *tx)
@@ -525,8 +534,8 @@ impl Store {
             };
             for (field, money) in adjustments {
                 sqlx::query(
-                    "INSERT INTO ledger_events (load_id, kind, amount_cents, event_date, source, recorded_at, field) \
-                     VALUES ($1, 'adjustment', $2, $3, $4, $5, $6)",
+                    "INSERT INTO ledger_events (load_id, kind, amount_cents, event_date, source, recorded_at, field, \
+                     invoice_number) VALUES ($1, 'adjustment', $2, $3, $4, $5, $6, $7)",
                 )
                 .bind(id)
                 .bind(money.cents())
@@ -534,6 +543,7 @@ impl Store {
                 .bind(source)
                 .bind(now)
                 .bind(field.as_str())
+                .bind(&invoice_number)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -550,9 +560,11 @@ impl Store {
                 .await?;
                 let entered: Vec<(String, i64)> = sqlx::query_as(
                     "SELECT field, CAST(SUM(amount_cents) AS BIGINT) FROM ledger_events WHERE load_id = $1 \
-                     AND kind = 'adjustment' AND field IN ('advance', 'fee', 'reserve') GROUP BY field",
+                     AND kind = 'adjustment' AND invoice_number = $2 AND field IN ('advance', 'fee', 'reserve') \
+                     GROUP BY field",
                 )
                 .bind(id)
+                .bind(&invoice_number)
                 .fetch_all(&mut *tx)
                 .await?;
                 let sum = |reported: Option<i64>, name: &str| {

@@ -51,8 +51,9 @@ macro_rules! status_event {
         };
         if let Some(kind) = kind {
             sqlx::query(
-                "INSERT INTO ledger_events (load_id, kind, amount_cents, event_date, source, recorded_at) \
-                 VALUES ($1, $2, NULL, $3, $4, $5) ON CONFLICT DO NOTHING",
+                "INSERT INTO ledger_events (load_id, kind, amount_cents, event_date, source, recorded_at, invoice_number) \
+                 VALUES ($1, $2, NULL, $3, $4, $5, (SELECT invoice_number FROM loads WHERE id = $1)) \
+                 ON CONFLICT DO NOTHING",
             )
             .bind($change.load_id)
             .bind(kind)

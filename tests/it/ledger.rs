@@ -326,6 +326,30 @@ both_backends!(the_money_summary_and_its_metrics, |env| {
     }
     assert!(page.contains("factord_money_fees_this_month_dollars "), "{page}");
     assert!(page.contains("factord_money_oldest_open_invoice_days "), "{page}");
+    // Ops' adjustments count too: G-3 (Financed) gets its missing reserve, a fee taken from it
+    // and a payment; the open balance, reserve held and fees move by them.
+    ok(
+        &env,
+        &[
+            "loads",
+            "adjust",
+            "G-000003",
+            "--reserve",
+            "75.50",
+            "--fee",
+            "5",
+            "--paid",
+            "100",
+            "--date",
+            "2026-11-10",
+            "--reason",
+            "statement",
+        ],
+    );
+    let adjusted = env.store.money_summary(day("2026-11-15")).await.expect("summary");
+    assert_eq!(adjusted.open_by_status[1], (LoadStatus::Financed, Money::from_cents(275_100 - 10_000)));
+    assert_eq!(adjusted.reserve_held, Money::from_cents(summary.reserve_held.cents() + 7_550));
+    assert_eq!(adjusted.fees_this_month, Money::from_cents(summary.fees_this_month.cents() + 500));
 });
 
 both_backends!(money_commands_refuse_bad_dates_with_exit_2, |env| {
@@ -505,4 +529,28 @@ both_backends!(a_voided_invoice_is_booked_then_reversed_in_the_journal, |env| {
     );
     let total = |column: &str| rows(&csv).iter().map(|l| cents(&l[column])).sum::<i64>();
     assert_eq!(total("debit"), total("credit"));
+});
+
+both_backends!(a_void_takes_the_invoices_adjustments_and_mismatch_with_it, |env| {
+    drive(&env).await;
+    // Ops entered figures for G-4 that do not add up: ledger_mismatch.
+    let report =
+        json_of(&env, &["loads", "adjust", "G-000004", "--advance", "1500", "--fee", "50", "--reason", "x", "--json"]);
+    assert_eq!(report["figures"], "mismatch", "{report}");
+    ok(&env, &["loads", "void", "G-000004", "--reason", "wrong rate"]);
+    let kinds: Vec<ExceptionKind> = exceptions_of(&env.store, "G-000004").await.into_iter().map(|e| e.0).collect();
+    assert!(!kinds.contains(&ExceptionKind::LedgerMismatch), "the mismatch went with the invoice: {kinds:?}");
+    // Invoiced again under a new number: the old invoice's adjustments stay with the old invoice.
+    let sql = "UPDATE loads SET status = 'Invoiced', invoice_number = 'G-INV000099', invoice_date = '2026-12-01' \
+               WHERE load_number = 'G-000004'";
+    match &env.store {
+        Store::Postgres(pool) => {
+            sqlx::query(sql).execute(pool).await.expect("reinvoice");
+        }
+        Store::Sqlite(pool) => {
+            sqlx::query(sql).execute(pool).await.expect("reinvoice");
+        }
+    }
+    let row = reconcile_row(&env, "G-INV000099");
+    assert_eq!((row["advance"].as_str(), row["fee"].as_str()), ("0.00", "0.00"), "{row:?}");
 });
