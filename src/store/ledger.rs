@@ -177,3 +177,31 @@ impl Store {
         Ok(summary)
     }
 }
+
+/// A purchase of a load whose figures ops adjusted before (see `check_adjusted_purchases!`):
+/// load id, amount, the purchase's advance, fee, reserve, its file and row, and the adjustments
+/// of advance, fee and reserve.
+pub(super) type AdjustedPurchase =
+    (i64, i64, Option<i64>, Option<i64>, Option<i64>, String, i64, Option<i64>, Option<i64>, Option<i64>);
+
+/// `None` when the sums (purchase + adjustments) add up to the amount, or cannot be checked (no
+/// advance, or neither fee nor reserve, known); else the `ledger_mismatch` detail.
+pub(super) fn adjusted_check(row: &AdjustedPurchase) -> Option<String> {
+    let &(_, amount, advance, fee, reserve, ref file, line, a_advance, a_fee, a_reserve) = row;
+    let sum = |reported: Option<i64>, entered: Option<i64>| match (reported, entered) {
+        (None, None) => None,
+        (r, e) => Some(r.unwrap_or(0).saturating_add(e.unwrap_or(0))),
+    };
+    let (advance, fee, reserve) = (sum(advance, a_advance), sum(fee, a_fee), sum(reserve, a_reserve));
+    let advance = advance?;
+    if fee.is_none() && reserve.is_none() {
+        return None;
+    }
+    let source = format!(
+        "purchase report {file} row {line} with ops' adjustments: reverse those the report now covers \
+         (`factord loads adjust`)"
+    );
+    let figures = (advance, fee.unwrap_or(0), reserve.unwrap_or(0));
+    let total = figures.0.saturating_add(figures.1).saturating_add(figures.2);
+    (total != amount).then(|| super::rework::mismatch_detail(amount, figures, &source))
+}

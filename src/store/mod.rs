@@ -115,6 +115,56 @@ macro_rules! insert_history {
     };
 }
 
+/// A report file's purchases of loads ops had already adjusted the figures of (docs/money.md
+/// "Adjustments"): the invariant is checked again on the sums, purchase + adjustments, so a
+/// figure entered by hand and then reported does not count twice unseen. Clears or raises
+/// `ledger_mismatch` with both figures; inside the file's transaction `$tx`.
+macro_rules! check_adjusted_purchases {
+    ($tx:expr, $file_id:expr) => {{
+        let rows: Vec<crate::store::ledger::AdjustedPurchase> = sqlx::query_as(
+            "SELECT l.id, l.amount_cents, p.advance_cents, p.fee_cents, p.reserve_cents, f.file_name, p.row_number, \
+             CAST(SUM(CASE WHEN e.field = 'advance' THEN e.amount_cents END) AS BIGINT), \
+             CAST(SUM(CASE WHEN e.field = 'fee' THEN e.amount_cents END) AS BIGINT), \
+             CAST(SUM(CASE WHEN e.field = 'reserve' THEN e.amount_cents END) AS BIGINT) \
+             FROM ledger_events e JOIN loads l ON l.id = e.load_id AND e.invoice_number = l.invoice_number \
+             JOIN purchases p ON p.load_id = e.load_id AND p.report_file_id = $1 \
+             JOIN report_files f ON f.id = p.report_file_id \
+             WHERE e.kind = 'adjustment' AND e.field IN ('advance', 'fee', 'reserve') \
+             GROUP BY l.id, l.amount_cents, p.advance_cents, p.fee_cents, p.reserve_cents, f.file_name, p.row_number",
+        )
+        .bind($file_id)
+        .fetch_all(&mut *$tx)
+        .await?;
+        let now = chrono::Utc::now();
+        for row in rows {
+            match crate::store::ledger::adjusted_check(&row) {
+                None => {
+                    sqlx::query(
+                        "UPDATE load_exceptions SET cleared_at = $1 WHERE load_id = $2 \
+                         AND kind = 'ledger_mismatch' AND cleared_at IS NULL",
+                    )
+                    .bind(now)
+                    .bind(row.0)
+                    .execute(&mut *$tx)
+                    .await?;
+                }
+                Some(detail) => {
+                    sqlx::query(
+                        "INSERT INTO load_exceptions (load_id, kind, detail, raised_at) \
+                         VALUES ($1, 'ledger_mismatch', $2, $3) ON CONFLICT (load_id, kind) \
+                         WHERE cleared_at IS NULL DO UPDATE SET detail = excluded.detail",
+                    )
+                    .bind(row.0)
+                    .bind(detail)
+                    .bind(now)
+                    .execute(&mut *$tx)
+                    .await?;
+                }
+            }
+        }
+    }};
+}
+
 /// Reads an [`InboxFileRecord`] from a row of `inbox_files` (either backend).
 macro_rules! inbox_file_from_row {
     ($row:expr) => {{

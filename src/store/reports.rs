@@ -500,10 +500,12 @@ impl ReportTx {
         let file_id = self.file_id;
         match self.tx {
             Tx::Postgres(mut tx) => {
+                check_adjusted_purchases!(tx, file_id);
                 finish_file!(tx, file_id, counts);
                 tx.commit().await?;
             }
             Tx::Sqlite(mut tx) => {
+                check_adjusted_purchases!(tx, file_id);
                 finish_file!(tx, file_id, counts);
                 tx.commit().await?;
             }

@@ -590,7 +590,7 @@ impl Store {
 }
 
 /// `ledger_mismatch`'s detail, as a report row words it (docs/money.md).
-fn mismatch_detail(amount: i64, (advance, fee, reserve): (i64, i64, i64), source: &str) -> String {
+pub(super) fn mismatch_detail(amount: i64, (advance, fee, reserve): (i64, i64, i64), source: &str) -> String {
     let people = |cents: i64| Money::from_cents(cents).for_people().to_string();
     let total = advance.saturating_add(fee).saturating_add(reserve);
     format!(

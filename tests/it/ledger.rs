@@ -554,3 +554,66 @@ both_backends!(a_void_takes_the_invoices_adjustments_and_mismatch_with_it, |env|
     let row = reconcile_row(&env, "G-INV000099");
     assert_eq!((row["advance"].as_str(), row["fee"].as_str()), ("0.00", "0.00"), "{row:?}");
 });
+
+both_backends!(a_purchase_reported_after_ops_entered_its_figures_is_not_counted_twice_unseen, |env| {
+    drive(&env).await;
+    // G-4 has no purchase yet; ops enter the figures from the factor's statement.
+    let report = json_of(
+        &env,
+        &[
+            "loads",
+            "adjust",
+            "G-000004",
+            "--advance",
+            "1500",
+            "--fee",
+            "75.50",
+            "--reserve",
+            "300",
+            "--reason",
+            "statement",
+            "--json",
+        ],
+    );
+    assert_eq!(report["figures"], "holds", "{report}");
+    // Then the factor's purchase report lists the same figures: the sums are twice the amount.
+    let late = env.write(
+        "late.csv",
+        "Invoice Number,Invoice Amount,Advance,Fee,Reserve,Purchase Date,Schedule #\n\
+         G-INV000004,1875.50,1500.00,75.50,300.00,11/28/2026,S-2\n",
+    );
+    let summary = ingest_file(&env.store, &env.settings, &late, PROVIDER, Some(ReportKind::Purchase))
+        .await
+        .expect("purchase ingest");
+    assert_eq!(summary.applied, 1, "{summary:#?}");
+    let mismatch = exceptions_of(&env.store, "G-000004").await;
+    let detail = &mismatch.iter().find(|e| e.0 == ExceptionKind::LedgerMismatch).expect("ledger_mismatch").1;
+    for figure in ["$3,000.00", "$151.00", "$600.00", "$3,751.00", "late.csv row 2 with ops' adjustments"] {
+        assert!(detail.contains(figure), "{figure} in {detail}");
+    }
+    // Ops take their entries back: the sums add up and the exception clears.
+    let report = json_of(
+        &env,
+        &[
+            "loads",
+            "adjust",
+            "G-000004",
+            "--advance",
+            "-1500",
+            "--fee",
+            "-75.50",
+            "--reserve",
+            "-300",
+            "--reason",
+            "the report covers them",
+            "--json",
+        ],
+    );
+    assert_eq!(report["figures"], "holds", "{report}");
+    assert_eq!(exceptions_of(&env.store, "G-000004").await, vec![]);
+    let row = reconcile_row(&env, "G-INV000004");
+    assert_eq!(
+        (row["advance"].as_str(), row["fee"].as_str(), row["reserve_held"].as_str()),
+        ("1500.00", "75.50", "300.00")
+    );
+});
