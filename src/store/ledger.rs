@@ -127,17 +127,18 @@ impl Store {
         let month_start = today.with_day(1).unwrap_or(today).to_string();
         let next_month =
             today.with_day(1).and_then(|d| d.checked_add_months(chrono::Months::new(1))).unwrap_or(today).to_string();
-        let open_sql = "SELECT l.status, \
-             CAST(COALESCE(SUM(l.amount_cents - COALESCE((SELECT SUM(y.paid_cents) FROM payments y \
-             WHERE y.load_id = l.id), 0) - COALESCE((SELECT SUM(e.amount_cents) FROM ledger_events e \
-             WHERE e.load_id = l.id AND e.kind = 'adjustment' AND e.field = 'paid' \
-             AND e.invoice_number = l.invoice_number), 0)), 0) AS BIGINT), \
-             CAST(COALESCE(SUM(COALESCE(p.advance_cents, 0) + COALESCE((SELECT SUM(e.amount_cents) \
-             FROM ledger_events e WHERE e.load_id = l.id AND e.kind = 'adjustment' AND e.field = 'advance' \
-             AND e.invoice_number = l.invoice_number), 0)), 0) \
-             AS BIGINT), MIN(l.invoice_date) \
+        // Per invoice its open balance (amount − payments, reported and adjusted) and advance;
+        // the oldest open invoice is the oldest with something still open.
+        let open_sql = "SELECT status, CAST(COALESCE(SUM(open), 0) AS BIGINT), CAST(COALESCE(SUM(advance), 0) AS BIGINT), \
+             MIN(CASE WHEN open > 0 THEN invoice_date END) FROM (SELECT l.status AS status, l.invoice_date AS invoice_date, \
+             l.amount_cents - COALESCE((SELECT SUM(y.paid_cents) FROM payments y WHERE y.load_id = l.id), 0) \
+             - COALESCE((SELECT SUM(e.amount_cents) FROM ledger_events e WHERE e.load_id = l.id \
+             AND e.kind = 'adjustment' AND e.field = 'paid' AND e.invoice_number = l.invoice_number), 0) AS open, \
+             COALESCE(p.advance_cents, 0) + COALESCE((SELECT SUM(e.amount_cents) FROM ledger_events e \
+             WHERE e.load_id = l.id AND e.kind = 'adjustment' AND e.field = 'advance' \
+             AND e.invoice_number = l.invoice_number), 0) AS advance \
              FROM loads l LEFT JOIN purchases p ON p.load_id = l.id \
-             WHERE l.status IN ('Invoiced', 'Financed') AND l.invoice_number IS NOT NULL GROUP BY l.status";
+             WHERE l.status IN ('Invoiced', 'Financed') AND l.invoice_number IS NOT NULL) t GROUP BY status";
         // Over the view `ledger`, so that an undated event counts on the day it was recorded,
         // as everywhere else. Reserve held: purchases' reserve, adjusted, less extra fees taken
         // from it and releases.

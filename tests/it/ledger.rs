@@ -350,6 +350,10 @@ both_backends!(the_money_summary_and_its_metrics, |env| {
     assert_eq!(adjusted.open_by_status[1], (LoadStatus::Financed, Money::from_cents(275_100 - 10_000)));
     assert_eq!(adjusted.reserve_held, Money::from_cents(summary.reserve_held.cents() + 7_550));
     assert_eq!(adjusted.fees_this_month, Money::from_cents(summary.fees_this_month.cents() + 500));
+    // G-1 paid in full by hand: the oldest invoice still open is now G-3 (2026-10-25).
+    ok(&env, &["loads", "adjust", "G-000001", "--paid", "875.50", "--date", "2026-11-12", "--reason", "check 4410"]);
+    let paid = env.store.money_summary(day("2026-11-15")).await.expect("summary");
+    assert_eq!(paid.oldest_open_days, Some(21));
 });
 
 both_backends!(money_commands_refuse_bad_dates_with_exit_2, |env| {
