@@ -27,7 +27,10 @@
 //! `REPORTS_DATABASE_URL` (else `TEST_DATABASE_URL`, else
 //! `postgres://postgres@127.0.0.1:5432/postgres`) and dropped at the end; if the server does
 //! not answer, PostgreSQL is skipped. `REPORTS_BACKENDS=sqlite` (or `postgres`) runs one
-//! backend. Run with `cargo bench --bench reports`.
+//! backend. `REPORTS_PG_LOG=1` has the server log every statement of that database with its
+//! duration (`log_min_duration_statement = 0`), for server-side times (a superuser's admin
+//! URL; the log is wherever the server writes it). Run with
+//! `cargo bench --bench reports`.
 
 #[path = "../tests/common/seed.rs"]
 #[allow(dead_code, reason = "shared test helpers: the bench uses a part of them")]
@@ -531,6 +534,17 @@ async fn run_postgres(sizes: Vec<usize>, rounds: usize) -> Result<Vec<Figures>, 
     };
     let name = format!("factord_bench_{}", std::process::id());
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await?;
+    if std::env::var("REPORTS_PG_LOG").is_ok() {
+        // Every statement's time as the server measured it, in the server's log: a figure the
+        // load of a shared machine distorts less than the client's. Not the bound values: a
+        // chunk's row outcomes are some 700 kB of text.
+        for setting in ["log_min_duration_statement = 0", "log_parameter_max_length = 0"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!("ALTER DATABASE {name} SET {setting}")))
+                .execute(&mut admin)
+                .await?;
+        }
+        println!("PostgreSQL: every statement of database {name} is logged with its duration");
+    }
     let url = with_database(&admin_url, &name);
     let outcome = tokio::spawn(run_backend("postgres", Some(url), sizes, rounds)).await;
     sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))

@@ -7,7 +7,9 @@
 //! The transaction is still all or nothing: a row that cannot be parsed, a limit passed late
 //! in the file, or a load another writer moved meanwhile drops it, and nothing of the file is
 //! applied. A load named in two chunks sees its earlier row through the database, as the
-//! later chunk's loads are read in the same transaction.
+//! later chunk's loads are read in the same transaction (or, for a purchase report on
+//! PostgreSQL, on a second connection while the transaction writes, and read again in the
+//! transaction when an earlier chunk read one of them: `Beside`).
 
 use std::io::Write;
 use std::ops::ControlFlow;
@@ -24,7 +26,7 @@ use crate::config::ReportSettings;
 use crate::domain::report::{ReportLoad, ReportPlan};
 use crate::files::csv_cell;
 use crate::providers::statuses::StatusMap;
-use crate::store::{ReportBegin, ReportCounts, ReportFileMeta, ReportKeys, ReportTx, Store, StoreError};
+use crate::store::{ReportBegin, ReportCounts, ReportFileMeta, ReportKeys, ReportReader, ReportTx, Store, StoreError};
 
 /// Rows per chunk: read, planned and written together. (5,000 measured slower on PostgreSQL:
 /// each chunk's key lookups and compare-and-set cost about as much as a larger one's.)
@@ -32,6 +34,11 @@ pub const CHUNK_ROWS: usize = 20_000;
 
 /// Chunks the reader may be ahead of the writer.
 const CHUNKS_AHEAD: usize = 1;
+
+/// Loads a file's chunks may have read for its next chunks to be read on a second connection
+/// ([`Beside`]): their ids are kept to tell which loads the transaction has read. Past it
+/// (about 5 MB of ids), the rest of the file is read in the transaction.
+const SEEN_MAX: usize = 1 << 18;
 
 /// Rows not applied that a summary keeps for `ingest` and the log; the result file has all.
 pub const KEPT_NOT_APPLIED: usize = 10_000;
@@ -145,6 +152,8 @@ impl Job<'_> {
         };
         let mut applied = Applied::default();
         applied.line(["row", "invoice_number", "load_number", "outcome", "reason"]);
+        // A payment report's reads lock its loads in the transaction: never beside it.
+        let mut beside = if kind == ReportKind::Purchase { Beside::NotYet } else { Beside::Off };
         let mut current = match next_chunk(&mut pieces).await {
             Next::Chunk(chunk) => Some(self.read_and_plan(&mut tx, kind, chunk).await?),
             Next::End => None,
@@ -156,7 +165,7 @@ impl Job<'_> {
                 Next::End => None,
                 Next::Refused(reason) => return Ok(Attempt::Refused(reason)),
             };
-            current = self.write_and_plan_next(&mut tx, kind, this, next, &mut applied, out).await?;
+            current = self.write_and_plan_next(&mut tx, kind, this, next, &mut beside, &mut applied, out).await?;
         }
         applied.tail(&unused);
         let text = applied.take_text();
@@ -184,24 +193,32 @@ impl Job<'_> {
     }
 
     /// Writes a planned chunk and, while the database works on it, makes its lines of the
-    /// result file and plans the next chunk. The next chunk's loads are read before this one
-    /// is written; if it names a load this one read, that early reading may be stale, and it
-    /// is read again once this one is written. So each chunk still sees the loads as the
-    /// chunks before it left them.
+    /// result file and plans the next chunk. The next chunk's loads are read on a second
+    /// connection while this one is written ([`Beside`]), or else in the transaction before
+    /// this one is written; either reading is stale for a load an earlier chunk read (for the
+    /// reading in the transaction: this chunk), and then the next chunk is read again in the
+    /// transaction once this one is written. So each chunk still sees the loads as the chunks
+    /// before it left them.
+    #[expect(clippy::too_many_arguments, reason = "one step of `attempt`, on its state")]
     async fn write_and_plan_next(
         &self,
         tx: &mut ReportTx,
         kind: ReportKind,
         mut this: Planned,
         next: Option<ParsedReport>,
+        beside: &mut Beside,
         applied: &mut Applied,
         out: &mut ResultOut,
     ) -> Result<Option<Planned>, AttemptError> {
+        if next.is_some() {
+            beside.note(self.store, &this.ids).await;
+        }
         let next = match next {
+            Some(chunk) if beside.is_ready() => Some(Upcoming::Beside(chunk)),
             Some(chunk) => {
                 let loads = read_loads(tx, &chunk).await?;
                 let stale = loads.iter().any(|l| this.ids.contains(&l.id));
-                Some((chunk, loads, stale))
+                Some(Upcoming::Read { chunk, loads, stale })
             }
             None => None,
         };
@@ -210,8 +227,12 @@ impl Job<'_> {
         let (written, (text, next)) = tokio::join!(tx.write(&this.plan), async {
             let text = applied.record(outcomes, totals);
             let next = match next {
-                Some((chunk, _, true)) => Some(Err(chunk)),
-                Some((chunk, loads, false)) => Some(Ok(self.plan(kind, chunk, loads))),
+                Some(Upcoming::Read { chunk, stale: true, .. }) => Some(Err(chunk)),
+                Some(Upcoming::Read { chunk, loads, stale: false }) => Some(Ok(self.plan(kind, chunk, loads))),
+                Some(Upcoming::Beside(chunk)) => Some(match beside.read(&chunk).await {
+                    Some(loads) => Ok(self.plan(kind, chunk, loads)),
+                    None => Err(chunk),
+                }),
                 None => None,
             };
             (text, next)
@@ -247,6 +268,69 @@ impl Job<'_> {
 async fn read_loads(tx: &mut ReportTx, chunk: &ParsedReport) -> Result<Vec<ReportLoad>, AttemptError> {
     let (invoices, load_numbers) = apply::lookup_keys(&chunk.rows);
     Ok(tx.loads(&ReportKeys { invoices: &invoices, load_numbers: &load_numbers }).await?)
+}
+
+/// The next chunk, read in the transaction before the current one is written (`stale` when it
+/// read a load the current one read), or to be read beside it.
+enum Upcoming {
+    Read { chunk: ParsedReport, loads: Vec<ReportLoad>, stale: bool },
+    Beside(ParsedReport),
+}
+
+/// The second connection a purchase report's next chunk is read on while the transaction
+/// writes the current one ([`ReportReader`]), and the ids of every load the file's chunks have
+/// read so far: a reading beside the transaction is used only if it names none of them.
+enum Beside {
+    /// Not asked for yet (a file of one chunk never needs it).
+    NotYet,
+    Ready {
+        reader: ReportReader,
+        seen: FxHashSet<i64>,
+    },
+    /// A payment report, SQLite, no connection to spare, a failed reading, or past
+    /// [`SEEN_MAX`] loads: chunks are read in the transaction.
+    Off,
+}
+
+impl Beside {
+    fn is_ready(&self) -> bool {
+        matches!(self, Beside::Ready { .. })
+    }
+
+    /// Notes the loads a chunk read, before the next chunk is read; the first time, asks for
+    /// the connection.
+    async fn note(&mut self, store: &Store, ids: &FxHashSet<i64>) {
+        if matches!(self, Beside::NotYet) {
+            *self = match store.report_reader().await {
+                Some(reader) => Beside::Ready { reader, seen: FxHashSet::default() },
+                None => Beside::Off,
+            };
+        }
+        if let Beside::Ready { seen, .. } = self {
+            if seen.len() + ids.len() > SEEN_MAX {
+                *self = Beside::Off;
+            } else {
+                seen.extend(ids.iter().copied());
+            }
+        }
+    }
+
+    /// The chunk's loads as committed, or `None` when they must be read in the transaction:
+    /// an earlier chunk read one of them (the transaction may have changed it), or the
+    /// reading failed (then the connection is let go).
+    async fn read(&mut self, chunk: &ParsedReport) -> Option<Vec<ReportLoad>> {
+        let Beside::Ready { reader, seen } = self else { return None };
+        let (invoices, load_numbers) = apply::lookup_keys(&chunk.rows);
+        match reader.loads(&ReportKeys { invoices: &invoices, load_numbers: &load_numbers }).await {
+            Ok(loads) if loads.iter().all(|l| !seen.contains(&l.id)) => Some(loads),
+            Ok(_) => None,
+            Err(error) => {
+                tracing::debug!(%error, "reading a report's loads beside its transaction failed; reading them in it");
+                *self = Beside::Off;
+                None
+            }
+        }
+    }
 }
 
 /// A planned chunk: its plan, its totals lines and the ids of the loads it read.

@@ -296,7 +296,9 @@ pub use metrics::{MetricCounts, ReportTotals, WaitingLoad};
 
 mod reports;
 
-pub use reports::{LoadReportRow, ReportBegin, ReportCounts, ReportFileMeta, ReportFileRecord, ReportKeys, ReportTx};
+pub use reports::{
+    LoadReportRow, ReportBegin, ReportCounts, ReportFileMeta, ReportFileRecord, ReportKeys, ReportReader, ReportTx,
+};
 
 mod submission;
 

@@ -844,6 +844,38 @@ both_backends!(a_load_named_on_both_sides_of_a_chunk_boundary_sees_its_earlier_r
     assert_eq!(recorded, 2, "each payment once, the repeat skipped");
 });
 
+// A purchase report's later chunks are read beside its transaction on PostgreSQL (a second
+// connection, which sees only what is committed): a load an earlier chunk read, named again
+// chunks later, is read again in the transaction. So a purchase repeated two chunks on is
+// skipped as already applied, and a factor's hold raised in the first chunk (no status moved)
+// is cleared by its purchase in the third, on both backends.
+both_backends!(a_load_named_again_chunks_later_sees_what_the_earlier_chunk_did, |env| {
+    use factord::reports::stream::CHUNK_ROWS;
+    seed(&env.store, &invoiced("B-", 3)).await;
+    let mut text = String::from("Invoice #,Status\nB-INV000001,Purchased\nB-INV000003,On Hold\n");
+    // Invoices factord never sent fill the first two chunks.
+    for i in 0..2 * CHUNK_ROWS - 2 {
+        text.push_str(&format!("X-{i:06},Purchased\n"));
+    }
+    text.push_str("B-INV000002,Purchased\nB-INV000001,Purchased\nB-INV000003,Purchased\n");
+    let file = bytes_file(&env, "purchase-chunks.csv", text.as_bytes());
+    let summary = ingest(&env, &file, Some(ReportKind::Purchase)).await;
+    assert_eq!(summary.refused, None, "{summary:#?}");
+    let rows = 2 * CHUNK_ROWS + 3;
+    assert_eq!((summary.rows, summary.rejected), (rows, 2 * CHUNK_ROWS - 2));
+    assert_eq!(
+        (summary.applied, summary.skipped),
+        (4, 1),
+        "{:#?}",
+        summary.outcomes.iter().take(3).collect::<Vec<_>>()
+    );
+    for load in ["B-000001", "B-000002", "B-000003"] {
+        assert_eq!(status_of(&env.store, load).await, LoadStatus::Financed, "{load}");
+    }
+    assert!(exceptions_of(&env.store, "B-000003").await.is_empty(), "the factor's hold cleared by its purchase");
+    assert_eq!(count(&env.store, "SELECT COUNT(*) FROM purchases").await, 3, "each purchase once");
+});
+
 // Texts a report brings (its file name, a schedule number) are stored as they
 // are, backslashes, tabs, line breaks and all: PostgreSQL receives history and purchases in
 // `COPY`'s text format, where those characters must be escaped.
