@@ -7,9 +7,9 @@
 //! The transaction is still all or nothing: a row that cannot be parsed, a limit passed late
 //! in the file, or a load another writer moved meanwhile drops it, and nothing of the file is
 //! applied. A load named in two chunks sees its earlier row through the database, as the
-//! later chunk's loads are read in the same transaction (or, for a purchase report on
-//! PostgreSQL, on a second connection while the transaction writes, and read again in the
-//! transaction when an earlier chunk read one of them: `Beside`).
+//! later chunk's loads are read in the same transaction (or, for a purchase report, on a
+//! second connection while the transaction writes, and read again in the transaction when an
+//! earlier chunk read one of them: `Beside`).
 
 use std::io::Write;
 use std::ops::ControlFlow;
@@ -287,7 +287,7 @@ enum Beside {
         reader: ReportReader,
         seen: FxHashSet<i64>,
     },
-    /// A payment report, SQLite, no connection to spare, a failed reading, or past
+    /// A payment report, no connection to spare, a failed reading, or past
     /// [`SEEN_MAX`] loads: chunks are read in the transaction.
     Off,
 }

@@ -518,27 +518,42 @@ impl ReportTx {
 /// without one, every chunk is read in the file's transaction, as on SQLite.
 const READER_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// A second PostgreSQL connection that reads a purchase report's next chunk of loads while the
-/// file's transaction writes the current one (the two statements then run on two server
-/// processes at once). It reads outside that transaction, so it sees what is committed and not
-/// what the file's earlier chunks wrote: its loads stand for what the transaction would read
-/// only for loads no earlier chunk of the file read. The caller checks that, and reads the
-/// chunk again in the transaction when it is not so. Every other writer's change is seen as a
-/// read in the transaction (`READ COMMITTED`) would see it, and the status compare-and-set
-/// still catches a load moved after either read. Not for payment reports, whose reads lock
-/// their loads in the transaction.
-pub struct ReportReader(sqlx::pool::PoolConnection<sqlx::Postgres>);
+/// A second connection that reads a purchase report's next chunk of loads while the file's
+/// transaction writes the current one (the two statements then run at once: on two server
+/// processes on PostgreSQL, on two connection threads over SQLite's write-ahead log). It reads
+/// outside that transaction, so it sees what is committed and not what the file's earlier
+/// chunks wrote: its loads stand for what the transaction would read only for loads no earlier
+/// chunk of the file read. The caller checks that, and reads the chunk again in the
+/// transaction when it is not so. Every other writer's change is seen as a read in the
+/// transaction (`READ COMMITTED`) would see it (on SQLite no other writer can commit while the
+/// file's transaction holds the write lock), and the status compare-and-set still catches a
+/// load moved after either read. Not for payment reports, whose reads lock their loads in the
+/// transaction.
+pub enum ReportReader {
+    Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
+    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+}
 
 impl Store {
-    /// A second connection for [`ReportReader`]: PostgreSQL only, and only if the pool has one
-    /// to spare soon (a report does not wait on a busy pool for it).
+    /// A second connection for [`ReportReader`], only if the pool has one to spare soon (a
+    /// report does not wait on a busy pool for it).
     pub async fn report_reader(&self) -> Option<ReportReader> {
-        let Store::Postgres(pool) = self else { return None };
-        if let Some(connection) = pool.try_acquire() {
-            return Some(ReportReader(connection));
+        match self {
+            Store::Postgres(pool) => {
+                if let Some(connection) = pool.try_acquire() {
+                    return Some(ReportReader::Postgres(connection));
+                }
+                let connection = tokio::time::timeout(READER_WAIT, pool.acquire()).await.ok()?.ok()?;
+                Some(ReportReader::Postgres(connection))
+            }
+            Store::Sqlite(pool) => {
+                if let Some(connection) = pool.try_acquire() {
+                    return Some(ReportReader::Sqlite(connection));
+                }
+                let connection = tokio::time::timeout(READER_WAIT, pool.acquire()).await.ok()?.ok()?;
+                Some(ReportReader::Sqlite(connection))
+            }
         }
-        let connection = tokio::time::timeout(READER_WAIT, pool.acquire()).await.ok()?.ok()?;
-        Some(ReportReader(connection))
     }
 }
 
@@ -546,12 +561,23 @@ impl ReportReader {
     /// The loads the keys name, as committed, with their provider, purchase and open
     /// exceptions (as [`ReportTx::loads`] for a purchase report, outside its transaction).
     pub async fn loads(&mut self, keys: &ReportKeys<'_>) -> Result<Vec<ReportLoad>, StoreError> {
-        let mut tx = sqlx::Connection::begin(&mut *self.0).await?;
-        // As in the file's transaction (`begin_report`): no JIT for index probes.
-        sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
-        let loads = pg_loads(&mut tx, keys, false).await?;
-        tx.commit().await?;
-        Ok(loads)
+        match self {
+            ReportReader::Postgres(connection) => {
+                let mut tx = sqlx::Connection::begin(&mut **connection).await?;
+                // As in the file's transaction (`begin_report`): no JIT for index probes.
+                sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
+                let loads = pg_loads(&mut tx, keys, false).await?;
+                tx.commit().await?;
+                Ok(loads)
+            }
+            ReportReader::Sqlite(connection) => {
+                // A deferred transaction: one read snapshot, no lock on writers.
+                let mut tx = sqlx::Connection::begin(&mut **connection).await?;
+                let loads = sqlite_loads(&mut tx, keys, false).await?;
+                tx.commit().await?;
+                Ok(loads)
+            }
+        }
     }
 }
 
