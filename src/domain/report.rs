@@ -30,6 +30,22 @@ pub struct ReportLoad {
     pub open_exceptions: HashSet<ExceptionKind>,
 }
 
+/// An invoice number a report names that ops voided (`factord loads void`): its rows are
+/// rejected saying so, and not matched by their load number (the load may carry a new invoice).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VoidedInvoice {
+    pub invoice_number: String,
+    pub load_number: String,
+}
+
+/// What a chunk's keys found: its loads, and the voided invoices among the invoice numbers no
+/// load has.
+#[derive(Clone, Debug, Default)]
+pub struct ChunkLoads {
+    pub loads: Vec<ReportLoad>,
+    pub voided: Vec<VoidedInvoice>,
+}
+
 /// What makes a payment the same payment: amount, date and reference.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PaymentKey {

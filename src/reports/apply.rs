@@ -12,6 +12,7 @@ use rustc_hash::FxHashMap;
 
 use super::ReportKind;
 use super::parse::ReportRow;
+use crate::domain::report::ChunkLoads;
 pub use crate::domain::report::{
     Cause, HistoryRow, LedgerKind, LedgerRecord, Outcome, PaymentKey, PaymentRecord, PurchaseRecord, ReportLoad,
     ReportPlan, RowOutcome, StatusMove,
@@ -39,7 +40,7 @@ fn date_text(date: Option<NaiveDate>) -> Option<String> {
 
 /// The load each row names: by invoice number, else by load number (the second map is built
 /// only when some row needs it).
-fn find_loads(rows: &[ReportRow], loads: &[ReportLoad]) -> Vec<Option<usize>> {
+fn find_loads(rows: &[ReportRow], loads: &[ReportLoad], voided: &FxHashMap<&str, &str>) -> Vec<Option<usize>> {
     let by_invoice: FxHashMap<&str, usize> =
         loads.iter().enumerate().filter_map(|(i, l)| Some((l.invoice_number.as_deref()?, i))).collect();
     let mut by_load: Option<FxHashMap<&str, usize>> = None;
@@ -47,6 +48,10 @@ fn find_loads(rows: &[ReportRow], loads: &[ReportLoad]) -> Vec<Option<usize>> {
         .map(|row| {
             if let Some(&i) = row.invoice_number.as_deref().and_then(|n| by_invoice.get(n)) {
                 return Some(i);
+            }
+            // A voided invoice is not the load's invoice any more: never matched by load number.
+            if row.invoice_number.as_deref().is_some_and(|n| voided.contains_key(n)) {
+                return None;
             }
             let number = row.load_number.as_deref()?;
             let by_load =
@@ -96,12 +101,14 @@ pub fn plan(
     provider: &str,
     file_label: &str,
     rows: &[ReportRow],
-    loads: Vec<ReportLoad>,
+    found: ChunkLoads,
     statuses: &StatusMap,
 ) -> ReportPlan {
-    let mut loads: Vec<ReportLoad> = loads;
+    let ChunkLoads { mut loads, voided } = found;
+    let voided: FxHashMap<&str, &str> =
+        voided.iter().map(|v| (v.invoice_number.as_str(), v.load_number.as_str())).collect();
     let initial: Vec<LoadStatus> = loads.iter().map(|l| l.status).collect();
-    let found = find_loads(rows, &loads);
+    let found = find_loads(rows, &loads, &voided);
     let mut planner = Planner {
         provider,
         statuses,
@@ -115,7 +122,7 @@ pub fn plan(
     planner.plan.outcomes.reserve(rows.len());
     for (row, found) in rows.iter().zip(found) {
         let Some(index) = found else {
-            planner.record(row, None, Outcome::Rejected, unknown_row(row).into());
+            planner.record(row, None, Outcome::Rejected, unknown_row(row, &voided).into());
             continue;
         };
         let load = &mut loads[index];
@@ -135,8 +142,14 @@ pub fn plan(
     planner.finish(&loads, initial)
 }
 
-/// Why a row names no load factord knows.
-fn unknown_row(row: &ReportRow) -> String {
+/// Why a row names no load factord knows (or an invoice ops voided).
+fn unknown_row(row: &ReportRow, voided: &FxHashMap<&str, &str>) -> String {
+    if let Some((invoice, load)) = row.invoice_number.as_deref().and_then(|n| Some((n, *voided.get(n)?))) {
+        return format!(
+            "invoice {invoice} of load {load} was voided (`factord loads void`): nothing recorded for it; \
+             tell the factor it is void"
+        );
+    }
     match (&row.invoice_number, &row.load_number) {
         (None, None) => "no invoice number and no load number".to_string(),
         (Some(invoice), _) => format!("unknown invoice {invoice}: not an invoice factord submitted"),
@@ -546,6 +559,24 @@ mod tests {
     }
 
     #[test]
+    fn a_row_naming_a_voided_invoice_is_rejected_and_not_matched_by_its_load_number() {
+        let mut current = load(1, LoadStatus::Invoiced, Some("otr"));
+        current.invoice_number = Some(Arc::from("INV-0009"));
+        let mut r = row(2, "INV-0001");
+        r.load_number = Some(current.load_number.to_string());
+        let voided = vec![crate::domain::report::VoidedInvoice {
+            invoice_number: "INV-0001".into(),
+            load_number: current.load_number.to_string(),
+        }];
+        let plan =
+            plan(ReportKind::Purchase, "otr", "p.csv", &[r], ChunkLoads { loads: vec![current], voided }, &otr());
+        assert_eq!(plan.outcomes[0].outcome, Outcome::Rejected);
+        assert!(plan.outcomes[0].reason.contains("invoice INV-0001 of load"), "{}", plan.outcomes[0].reason);
+        assert!(plan.outcomes[0].reason.contains("was voided"), "{}", plan.outcomes[0].reason);
+        assert!(plan.moves.is_empty(), "the load's new invoice is not moved by a row about the void one");
+    }
+
+    #[test]
     fn purchase_rows_read_the_factor_status_through_the_map() {
         let loads: Vec<ReportLoad> = (1..=6).map(|id| load(id, LoadStatus::Invoiced, Some("otr"))).collect();
         let words = ["Not Funded", "Approved", "Pending", "Paid", "OTR Follow-Up", "Waiting on broker approval"];
@@ -558,7 +589,7 @@ mod tests {
                 r
             })
             .collect();
-        let plan = plan(ReportKind::Purchase, "otr", "p.csv", &rows, loads, &otr());
+        let plan = plan(ReportKind::Purchase, "otr", "p.csv", &rows, ChunkLoads { loads, voided: Vec::new() }, &otr());
         let outcomes: Vec<Outcome> = plan.outcomes.iter().map(|o| o.outcome).collect();
         use Outcome::*;
         assert_eq!(outcomes, vec![Rejected, Applied, Skipped, Applied, Applied, Rejected]);
@@ -601,7 +632,7 @@ mod tests {
             "triumph",
             "p.csv",
             &rows,
-            loads,
+            ChunkLoads { loads, voided: Vec::new() },
             &StatusMap::new("triumph", &Default::default()),
         );
         let outcomes: Vec<Outcome> = plan.outcomes.iter().map(|o| o.outcome).collect();
@@ -631,7 +662,7 @@ mod tests {
             "rts",
             "pay.csv",
             &[first, second, again],
-            loads,
+            ChunkLoads { loads, voided: Vec::new() },
             &StatusMap::new("rts", &Default::default()),
         );
         let outcomes: Vec<Outcome> = plan.outcomes.iter().map(|o| o.outcome).collect();

@@ -23,7 +23,7 @@ use super::columns::{self, HEADER_SEARCH_ROWS};
 use super::parse::{ParsedReport, RowParser};
 use super::read::{self, Format, Limits, SheetRow, Source};
 use crate::config::ReportSettings;
-use crate::domain::report::{ReportLoad, ReportPlan};
+use crate::domain::report::{ChunkLoads, ReportPlan};
 use crate::files::csv_cell;
 use crate::providers::statuses::StatusMap;
 use crate::store::{ReportBegin, ReportCounts, ReportFileMeta, ReportKeys, ReportReader, ReportTx, Store, StoreError};
@@ -186,9 +186,9 @@ impl Job<'_> {
         Ok(self.plan(kind, chunk, loads))
     }
 
-    fn plan(&self, kind: ReportKind, chunk: ParsedReport, loads: Vec<ReportLoad>) -> Planned {
-        let ids = loads.iter().map(|l| l.id).collect();
-        let plan = apply::plan(kind, self.provider, self.file_name, &chunk.rows, loads, self.statuses);
+    fn plan(&self, kind: ReportKind, chunk: ParsedReport, found: ChunkLoads) -> Planned {
+        let ids = found.loads.iter().map(|l| l.id).collect();
+        let plan = apply::plan(kind, self.provider, self.file_name, &chunk.rows, found, self.statuses);
         Planned { totals: chunk.totals, plan, ids }
     }
 
@@ -217,7 +217,7 @@ impl Job<'_> {
             Some(chunk) if beside.is_ready() => Some(Upcoming::Beside(chunk)),
             Some(chunk) => {
                 let loads = read_loads(tx, &chunk).await?;
-                let stale = loads.iter().any(|l| this.ids.contains(&l.id));
+                let stale = loads.loads.iter().any(|l| this.ids.contains(&l.id));
                 Some(Upcoming::Read { chunk, loads, stale })
             }
             None => None,
@@ -265,7 +265,7 @@ impl Job<'_> {
 }
 
 /// The loads a chunk names, as the transaction sees them.
-async fn read_loads(tx: &mut ReportTx, chunk: &ParsedReport) -> Result<Vec<ReportLoad>, AttemptError> {
+async fn read_loads(tx: &mut ReportTx, chunk: &ParsedReport) -> Result<ChunkLoads, AttemptError> {
     let (invoices, load_numbers) = apply::lookup_keys(&chunk.rows);
     Ok(tx.loads(&ReportKeys { invoices: &invoices, load_numbers: &load_numbers }).await?)
 }
@@ -273,7 +273,7 @@ async fn read_loads(tx: &mut ReportTx, chunk: &ParsedReport) -> Result<Vec<Repor
 /// The next chunk, read in the transaction before the current one is written (`stale` when it
 /// read a load the current one read), or to be read beside it.
 enum Upcoming {
-    Read { chunk: ParsedReport, loads: Vec<ReportLoad>, stale: bool },
+    Read { chunk: ParsedReport, loads: ChunkLoads, stale: bool },
     Beside(ParsedReport),
 }
 
@@ -318,11 +318,11 @@ impl Beside {
     /// The chunk's loads as committed, or `None` when they must be read in the transaction:
     /// an earlier chunk read one of them (the transaction may have changed it), or the
     /// reading failed (then the connection is let go).
-    async fn read(&mut self, chunk: &ParsedReport) -> Option<Vec<ReportLoad>> {
+    async fn read(&mut self, chunk: &ParsedReport) -> Option<ChunkLoads> {
         let Beside::Ready { reader, seen } = self else { return None };
         let (invoices, load_numbers) = apply::lookup_keys(&chunk.rows);
         match reader.loads(&ReportKeys { invoices: &invoices, load_numbers: &load_numbers }).await {
-            Ok(loads) if loads.iter().all(|l| !seen.contains(&l.id)) => Some(loads),
+            Ok(found) if found.loads.iter().all(|l| !seen.contains(&l.id)) => Some(found),
             Ok(_) => None,
             Err(error) => {
                 tracing::debug!(%error, "reading a report's loads beside its transaction failed; reading them in it");

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::{BeginWrite, Store, StoreError};
-use crate::domain::report::{Outcome, PaymentKey, ReportLoad, ReportPlan};
+use crate::domain::report::{ChunkLoads, Outcome, PaymentKey, ReportLoad, ReportPlan, VoidedInvoice};
 use crate::domain::{ExceptionKind, LoadStatus};
 
 /// Inserts the file's record unless the same content was ingested before; evaluates to
@@ -334,7 +334,34 @@ pub struct ReportKeys<'a> {
     pub load_numbers: &'a [(Option<&'a str>, &'a str)],
 }
 
+/// The voided invoices among the invoice numbers of `$keys` no load in `$loads` has (usually
+/// none: then nothing is asked).
+macro_rules! voided {
+    ($tx:expr, $unmatched:expr, $filter:literal, $bound:expr) => {{
+        if $unmatched.is_empty() {
+            Vec::new()
+        } else {
+            let rows: Vec<(String, String)> = sqlx::query_as(concat!(
+                "SELECT v.invoice_number, l.load_number FROM void_invoices v JOIN loads l ON l.id = v.load_id WHERE ",
+                $filter
+            ))
+            .bind($bound)
+            .fetch_all($tx)
+            .await?;
+            rows.into_iter()
+                .map(|(invoice_number, load_number)| VoidedInvoice { invoice_number, load_number })
+                .collect()
+        }
+    }};
+}
+
 impl<'a> ReportKeys<'a> {
+    /// The invoice numbers no load found has.
+    fn unmatched(&self, found: &[ReportLoad]) -> Vec<&'a str> {
+        let invoices: FxHashSet<&str> = found.iter().filter_map(|l| l.invoice_number.as_deref()).collect();
+        self.invoices.iter().copied().filter(|i| !invoices.contains(i)).collect()
+    }
+
     /// The load numbers still to look up once the invoices found are known.
     fn fallback(&self, found: &[ReportLoad]) -> Vec<&'a str> {
         if self.load_numbers.is_empty() {
@@ -445,11 +472,28 @@ impl Store {
 impl ReportTx {
     /// The loads the keys name, as this transaction sees them (the chunks written before
     /// included), with their provider, purchase, payments and open exceptions.
-    pub async fn loads(&mut self, keys: &ReportKeys<'_>) -> Result<Vec<ReportLoad>, StoreError> {
+    pub async fn loads(&mut self, keys: &ReportKeys<'_>) -> Result<ChunkLoads, StoreError> {
         let payment = self.payment;
         match &mut self.tx {
-            Tx::Postgres(tx) => pg_loads(tx, keys, payment).await,
-            Tx::Sqlite(tx) => sqlite_loads(tx, keys, payment).await,
+            Tx::Postgres(tx) => {
+                let loads = pg_loads(tx, keys, payment).await?;
+                let voided = {
+                    let unmatched = keys.unmatched(&loads);
+                    voided!(&mut **tx, unmatched, "v.invoice_number = ANY($1)", &unmatched)
+                };
+                Ok(ChunkLoads { loads, voided })
+            }
+            Tx::Sqlite(tx) => {
+                let loads = sqlite_loads(tx, keys, payment).await?;
+                let unmatched = keys.unmatched(&loads);
+                let voided = voided!(
+                    &mut **tx,
+                    unmatched,
+                    "v.invoice_number IN (SELECT value FROM json_each($1))",
+                    json(&unmatched)?
+                );
+                Ok(ChunkLoads { loads, voided })
+            }
         }
     }
 
@@ -560,22 +604,33 @@ impl Store {
 impl ReportReader {
     /// The loads the keys name, as committed, with their provider, purchase and open
     /// exceptions (as [`ReportTx::loads`] for a purchase report, outside its transaction).
-    pub async fn loads(&mut self, keys: &ReportKeys<'_>) -> Result<Vec<ReportLoad>, StoreError> {
+    pub async fn loads(&mut self, keys: &ReportKeys<'_>) -> Result<ChunkLoads, StoreError> {
         match self {
             ReportReader::Postgres(connection) => {
                 let mut tx = sqlx::Connection::begin(&mut **connection).await?;
                 // As in the file's transaction (`begin_report`): no JIT for index probes.
                 sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
                 let loads = pg_loads(&mut tx, keys, false).await?;
+                let voided = {
+                    let unmatched = keys.unmatched(&loads);
+                    voided!(&mut *tx, unmatched, "v.invoice_number = ANY($1)", &unmatched)
+                };
                 tx.commit().await?;
-                Ok(loads)
+                Ok(ChunkLoads { loads, voided })
             }
             ReportReader::Sqlite(connection) => {
                 // A deferred transaction: one read snapshot, no lock on writers.
                 let mut tx = sqlx::Connection::begin(&mut **connection).await?;
                 let loads = sqlite_loads(&mut tx, keys, false).await?;
+                let unmatched = keys.unmatched(&loads);
+                let voided = voided!(
+                    &mut *tx,
+                    unmatched,
+                    "v.invoice_number IN (SELECT value FROM json_each($1))",
+                    json(&unmatched)?
+                );
                 tx.commit().await?;
-                Ok(loads)
+                Ok(ChunkLoads { loads, voided })
             }
         }
     }

@@ -621,3 +621,38 @@ both_backends!(a_purchase_reported_after_ops_entered_its_figures_is_not_counted_
         ("1500.00", "75.50", "300.00")
     );
 });
+
+both_backends!(a_report_row_naming_a_voided_invoice_is_rejected_saying_so, |env| {
+    drive(&env).await;
+    ok(&env, &["loads", "void", "G-000004", "--reason", "wrong rate"]);
+    // Invoiced again under a new number and sent to the same factor (as a release and the next
+    // passes would do).
+    let sql = "UPDATE loads SET status = 'Invoiced', invoice_number = 'G-INV000099', invoice_date = '2026-12-01', \
+               batch_id = 'seed-capital_depot-G-' WHERE load_number = 'G-000004'";
+    match &env.store {
+        Store::Postgres(pool) => {
+            sqlx::query(sql).execute(pool).await.expect("reinvoice");
+        }
+        Store::Sqlite(pool) => {
+            sqlx::query(sql).execute(pool).await.expect("reinvoice");
+        }
+    }
+    // The factor's report still lists the void invoice, with the load number beside it.
+    let late = env.write(
+        "void.csv",
+        "Invoice Number,Load Number,Invoice Amount,Advance,Purchase Date\n\
+         G-INV000004,G-000004,1875.50,1500.00,11/28/2026\n",
+    );
+    let summary = ingest_file(&env.store, &env.settings, &late, PROVIDER, Some(ReportKind::Purchase))
+        .await
+        .expect("purchase ingest");
+    assert_eq!((summary.applied, summary.rejected), (0, 1), "{summary:#?}");
+    let detail = env.store.load_detail("G-000004").await.expect("detail").expect("load");
+    assert_eq!(
+        detail.load.status,
+        LoadStatus::Invoiced,
+        "the new invoice is not purchased by a row about the void one"
+    );
+    let text = &summary.result_csv;
+    assert!(text.contains("invoice G-INV000004 of load G-000004 was voided"), "{text}");
+});
