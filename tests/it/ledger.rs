@@ -66,6 +66,21 @@ async fn set_invoice_date(store: &Store, load: &str, date: &str) {
     }
 }
 
+/// G-000004 invoiced again under G-INV000099 after a void, as a release and the next passes
+/// would do; with `batch`, sent to the seed's factor.
+async fn reinvoice(store: &Store, batch: Option<&str>) {
+    let sql = "UPDATE loads SET status = 'Invoiced', invoice_number = 'G-INV000099', invoice_date = '2026-12-01', \
+               batch_id = $1 WHERE load_number = 'G-000004'";
+    match store {
+        Store::Postgres(pool) => {
+            sqlx::query(sql).bind(batch).execute(pool).await.expect("reinvoice");
+        }
+        Store::Sqlite(pool) => {
+            sqlx::query(sql).bind(batch).execute(pool).await.expect("reinvoice");
+        }
+    }
+}
+
 async fn exceptions_of(store: &Store, load: &str) -> Vec<(ExceptionKind, String)> {
     let detail = store.load_detail(load).await.expect("detail").expect("load exists");
     detail.exceptions.into_iter().map(|e| (e.kind, e.detail)).collect()
@@ -545,16 +560,7 @@ both_backends!(a_void_takes_the_invoices_adjustments_and_mismatch_with_it, |env|
     let kinds: Vec<ExceptionKind> = exceptions_of(&env.store, "G-000004").await.into_iter().map(|e| e.0).collect();
     assert!(!kinds.contains(&ExceptionKind::LedgerMismatch), "the mismatch went with the invoice: {kinds:?}");
     // Invoiced again under a new number: the old invoice's adjustments stay with the old invoice.
-    let sql = "UPDATE loads SET status = 'Invoiced', invoice_number = 'G-INV000099', invoice_date = '2026-12-01' \
-               WHERE load_number = 'G-000004'";
-    match &env.store {
-        Store::Postgres(pool) => {
-            sqlx::query(sql).execute(pool).await.expect("reinvoice");
-        }
-        Store::Sqlite(pool) => {
-            sqlx::query(sql).execute(pool).await.expect("reinvoice");
-        }
-    }
+    reinvoice(&env.store, None).await;
     let row = reconcile_row(&env, "G-INV000099");
     assert_eq!((row["advance"].as_str(), row["fee"].as_str()), ("0.00", "0.00"), "{row:?}");
 });
@@ -627,16 +633,7 @@ both_backends!(a_report_row_naming_a_voided_invoice_is_rejected_saying_so, |env|
     ok(&env, &["loads", "void", "G-000004", "--reason", "wrong rate"]);
     // Invoiced again under a new number and sent to the same factor (as a release and the next
     // passes would do).
-    let sql = "UPDATE loads SET status = 'Invoiced', invoice_number = 'G-INV000099', invoice_date = '2026-12-01', \
-               batch_id = 'seed-capital_depot-G-' WHERE load_number = 'G-000004'";
-    match &env.store {
-        Store::Postgres(pool) => {
-            sqlx::query(sql).execute(pool).await.expect("reinvoice");
-        }
-        Store::Sqlite(pool) => {
-            sqlx::query(sql).execute(pool).await.expect("reinvoice");
-        }
-    }
+    reinvoice(&env.store, Some("seed-capital_depot-G-")).await;
     // The factor's report still lists the void invoice, with the load number beside it.
     let late = env.write(
         "void.csv",
