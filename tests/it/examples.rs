@@ -120,6 +120,15 @@ fn the_example_loads_are_invoiced_submitted_and_financed_on_the_shipped_config()
     let ae3 = reconcile["invoices"].as_array().and_then(|i| i.iter().find(|f| f["load_number"] == "L-1003")).cloned();
     let ae3 = ae3.unwrap_or_default();
     assert_eq!((ae3["fee"].as_str(), ae3["reserve_held"].as_str()), (Some("108.00"), Some("47.00")), "{ae3:#}");
+    // docs/money.md's other examples, on the same data (factord() checks each succeeds).
+    factord(
+        dir.path(),
+        &["loads", "adjust", "L-1002", "--reserve-released", "37.50", "--date", "2026-12-05", "--reason", "statement"],
+    );
+    factord(
+        dir.path(),
+        &["loads", "adjust", "L-1001", "--advance", "-2.50", "--fee", "2.50", "--reason", "a wire fee", "--json"],
+    );
 
     // The README's rework step: `exceptions`, then ops release L-1005 and hold L-1003.
     let listed: serde_json::Value =
