@@ -105,6 +105,64 @@ impl std::fmt::Display for Field {
     }
 }
 
+/// A purchase's advance, fee and reserve held as far as they are known (in cents): each `None`
+/// when nothing (no report row, no adjustment) gives it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KnownFigures {
+    pub advance: Option<i64>,
+    pub fee: Option<i64>,
+    pub reserve: Option<i64>,
+}
+
+/// The invariant amount = advance + fee + reserve held (docs/money.md) on what is known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Invariant {
+    /// No advance, or neither fee nor reserve, is known: nothing to check.
+    Unknown,
+    Holds,
+    /// The `ledger_mismatch` detail, with both figures and `source`.
+    Broken(String),
+}
+
+impl KnownFigures {
+    /// These (as reported) plus `entered` (ops' adjustments): known when either gives it.
+    pub fn plus(self, entered: KnownFigures) -> KnownFigures {
+        let sum = |a: Option<i64>, b: Option<i64>| match (a, b) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
+        };
+        KnownFigures {
+            advance: sum(self.advance, entered.advance),
+            fee: sum(self.fee, entered.fee),
+            reserve: sum(self.reserve, entered.reserve),
+        }
+    }
+
+    /// Checked when the advance and a fee or a reserve are known (the one not known counts as
+    /// zero: a factor without a reserve lists none); `source` ends the detail.
+    pub fn check(self, amount: i64, source: impl std::fmt::Display) -> Invariant {
+        let Some(advance) = self.advance else { return Invariant::Unknown };
+        if self.fee.is_none() && self.reserve.is_none() {
+            return Invariant::Unknown;
+        }
+        let (fee, reserve) = (self.fee.unwrap_or(0), self.reserve.unwrap_or(0));
+        let total = advance.saturating_add(fee).saturating_add(reserve);
+        if total == amount {
+            return Invariant::Holds;
+        }
+        let people = |cents: i64| Money::from_cents(cents).for_people().to_string();
+        Invariant::Broken(format!(
+            "amount {} ≠ advance {} + fee {} + reserve held {} = {} (difference {}; {source})",
+            people(amount),
+            people(advance),
+            people(fee),
+            people(reserve),
+            people(total),
+            people(amount.saturating_sub(total)),
+        ))
+    }
+}
+
 /// One invoice's figures in `reconcile` (formulas in docs/money.md).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct InvoiceFigures {

@@ -12,6 +12,7 @@ use rustc_hash::FxHashMap;
 
 use super::ReportKind;
 use super::parse::ReportRow;
+use crate::domain::ledger::{Invariant, KnownFigures};
 use crate::domain::report::ChunkLoads;
 pub use crate::domain::report::{
     Cause, HistoryRow, LedgerKind, LedgerRecord, Outcome, PaymentKey, PaymentRecord, PurchaseRecord, ReportLoad,
@@ -395,27 +396,16 @@ impl Planner<'_, '_> {
     /// zero; an advance alone leaves fee and reserve unknown); a difference raises
     /// `ledger_mismatch` with both figures.
     fn check_figures(&mut self, row: &ReportRow, load: &mut ReportLoad) {
-        let Some(advance) = row.advance else { return };
-        if row.fee.is_none() && row.reserve.is_none() {
-            return;
+        let figures = KnownFigures {
+            advance: row.advance.map(Money::cents),
+            fee: row.fee.map(Money::cents),
+            reserve: row.reserve.map(Money::cents),
+        };
+        match figures.check(load.amount_cents, self.cause(row)) {
+            Invariant::Unknown => {}
+            Invariant::Holds => self.clear(load, ExceptionKind::LedgerMismatch),
+            Invariant::Broken(detail) => self.raise(load, ExceptionKind::LedgerMismatch, detail),
         }
-        let (fee, reserve) = (row.fee.unwrap_or(Money::ZERO), row.reserve.unwrap_or(Money::ZERO));
-        let sum = advance.cents().saturating_add(fee.cents()).saturating_add(reserve.cents());
-        if sum == load.amount_cents {
-            self.clear(load, ExceptionKind::LedgerMismatch);
-            return;
-        }
-        let detail = format!(
-            "amount {} ≠ advance {} + fee {} + reserve held {} = {} (difference {}; {})",
-            Money::from_cents(load.amount_cents).for_people(),
-            advance.for_people(),
-            fee.for_people(),
-            reserve.for_people(),
-            Money::from_cents(sum).for_people(),
-            Money::from_cents(load.amount_cents.saturating_sub(sum)).for_people(),
-            self.cause(row)
-        );
-        self.raise(load, ExceptionKind::LedgerMismatch, detail);
     }
 
     /// The ledger events a row carries besides its purchase or payment (docs/money.md): a reserve

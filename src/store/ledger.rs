@@ -5,8 +5,8 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 
-use super::{Store, StoreError};
-use crate::domain::ledger::{Ledger, LedgerEvent, LedgerInvoice, LedgerVoid, MoneySummary};
+use super::{BeginSnapshot, Store, StoreError};
+use crate::domain::ledger::{Invariant, KnownFigures, Ledger, LedgerEvent, LedgerInvoice, LedgerVoid, MoneySummary};
 use crate::domain::{LoadStatus, Money};
 
 const INVOICES_SQL: &str = "SELECT l.id, l.load_number, l.invoice_number, l.subsidiary, l.customer_id, c.name, l.status, \
@@ -47,12 +47,7 @@ impl Store {
     pub async fn ledger(&self, subsidiary: Option<&str>) -> Result<Ledger, StoreError> {
         // One snapshot: a void committed between the reads would list an invoice twice.
         let (invoices, events, voids): (Vec<InvoiceRow>, Vec<EventRow>, Vec<VoidRow>) = on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            if matches!(self, Store::Postgres(_)) {
-                // DIALECT: PostgreSQL's READ COMMITTED takes a snapshot per statement; SQLite
-                // reads one snapshot for the whole transaction already.
-                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
-            }
+            let mut tx = pool.begin_snapshot().await?;
             let invoices = sqlx::query_as(INVOICES_SQL).bind(subsidiary).fetch_all(&mut *tx).await?;
             let events = sqlx::query_as(EVENTS_SQL).bind(subsidiary).fetch_all(&mut *tx).await?;
             let voids = sqlx::query_as(VOIDS_SQL).bind(subsidiary).fetch_all(&mut *tx).await?;
@@ -185,24 +180,16 @@ impl Store {
 pub(super) type AdjustedPurchase =
     (i64, i64, Option<i64>, Option<i64>, Option<i64>, String, i64, Option<i64>, Option<i64>, Option<i64>);
 
-/// `None` when the sums (purchase + adjustments) add up to the amount, or cannot be checked (no
-/// advance, or neither fee nor reserve, known); else the `ledger_mismatch` detail.
-pub(super) fn adjusted_check(row: &AdjustedPurchase) -> Option<String> {
+/// The invariant on the sums, purchase + adjustments, of one [`AdjustedPurchase`].
+pub(super) fn adjusted_check(row: &AdjustedPurchase) -> Invariant {
     let &(_, amount, advance, fee, reserve, ref file, line, a_advance, a_fee, a_reserve) = row;
-    let sum = |reported: Option<i64>, entered: Option<i64>| match (reported, entered) {
-        (None, None) => None,
-        (r, e) => Some(r.unwrap_or(0).saturating_add(e.unwrap_or(0))),
-    };
-    let (advance, fee, reserve) = (sum(advance, a_advance), sum(fee, a_fee), sum(reserve, a_reserve));
-    let advance = advance?;
-    if fee.is_none() && reserve.is_none() {
-        return None;
-    }
-    let source = format!(
-        "purchase report {file} row {line} with ops' adjustments: reverse those the report now covers \
-         (`factord loads adjust`)"
-    );
-    let figures = (advance, fee.unwrap_or(0), reserve.unwrap_or(0));
-    let total = figures.0.saturating_add(figures.1).saturating_add(figures.2);
-    (total != amount).then(|| super::rework::mismatch_detail(amount, figures, &source))
+    let reported = KnownFigures { advance, fee, reserve };
+    let entered = KnownFigures { advance: a_advance, fee: a_fee, reserve: a_reserve };
+    reported.plus(entered).check(
+        amount,
+        format_args!(
+            "purchase report {file} row {line} with ops' adjustments: reverse those the report now covers \
+             (`factord loads adjust`)"
+        ),
+    )
 }

@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::{BatchSummary, Store, StoreError};
+use super::{BatchSummary, BeginSnapshot, Store, StoreError};
 use crate::domain::ledger::MoneySummary;
 
 /// Everything `/metrics` reads from the database, each as (labels…, value).
@@ -67,12 +67,7 @@ impl Store {
     pub async fn metric_counts(&self) -> Result<MetricCounts, StoreError> {
         let mut counts = MetricCounts::default();
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            if matches!(self, Store::Postgres(_)) {
-                // DIALECT: PostgreSQL's default READ COMMITTED takes a snapshot per statement;
-                // SQLite reads one snapshot for the whole transaction already.
-                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
-            }
+            let mut tx = pool.begin_snapshot().await?;
             for row in sqlx::query(
                 "SELECT subsidiary, status, COUNT(*) AS n, \
                  SUM(CASE WHEN waiting_reason IS NULL THEN 0 ELSE 1 END) AS waiting \

@@ -81,6 +81,30 @@ impl BeginWrite for SqlitePool {
     }
 }
 
+/// Opens a read-only transaction that reads one snapshot of the database throughout.
+trait BeginSnapshot {
+    type Db: sqlx::Database;
+    async fn begin_snapshot(&self) -> Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>;
+}
+
+impl BeginSnapshot for PgPool {
+    type Db = sqlx::Postgres;
+    // DIALECT: PostgreSQL's default READ COMMITTED takes a snapshot per statement.
+    async fn begin_snapshot(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        let mut tx = self.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+        Ok(tx)
+    }
+}
+
+impl BeginSnapshot for SqlitePool {
+    type Db = sqlx::Sqlite;
+    // SQLite (WAL) reads one snapshot for the whole of a read transaction already.
+    async fn begin_snapshot(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.begin().await
+    }
+}
+
 /// Expands `$body` once per backend with `$pool` bound to that backend's pool.
 /// The SQL condition of an exception only ops clear (`loads release`): their own hold and a
 /// void's notice, whose details start with [`crate::domain::OPS_HOLD`] and
@@ -115,6 +139,42 @@ macro_rules! insert_history {
     };
 }
 
+/// Acts on the invariant's verdict (a `&Invariant`, docs/money.md) for load `$id` inside `$tx`: clears an open
+/// `ledger_mismatch` when it holds (true when one was open), raises it or updates its detail
+/// when it is broken, leaves it when nothing could be checked.
+macro_rules! ledger_mismatch {
+    ($tx:expr, $id:expr, $invariant:expr, $now:expr) => {{
+        match $invariant {
+            crate::domain::ledger::Invariant::Unknown => false,
+            crate::domain::ledger::Invariant::Holds => {
+                sqlx::query(
+                    "UPDATE load_exceptions SET cleared_at = $1 WHERE load_id = $2 \
+                     AND kind = 'ledger_mismatch' AND cleared_at IS NULL",
+                )
+                .bind($now)
+                .bind($id)
+                .execute(&mut *$tx)
+                .await?
+                .rows_affected()
+                    > 0
+            }
+            crate::domain::ledger::Invariant::Broken(detail) => {
+                sqlx::query(
+                    "INSERT INTO load_exceptions (load_id, kind, detail, raised_at) \
+                     VALUES ($1, 'ledger_mismatch', $2, $3) ON CONFLICT (load_id, kind) \
+                     WHERE cleared_at IS NULL DO UPDATE SET detail = excluded.detail",
+                )
+                .bind($id)
+                .bind(detail.as_str())
+                .bind($now)
+                .execute(&mut *$tx)
+                .await?;
+                false
+            }
+        }
+    }};
+}
+
 /// A report file's purchases of loads ops had already adjusted the figures of (docs/money.md
 /// "Adjustments"): the invariant is checked again on the sums, purchase + adjustments, so a
 /// figure entered by hand and then reported does not count twice unseen. Clears or raises
@@ -137,30 +197,8 @@ macro_rules! check_adjusted_purchases {
         .await?;
         let now = chrono::Utc::now();
         for row in rows {
-            match crate::store::ledger::adjusted_check(&row) {
-                None => {
-                    sqlx::query(
-                        "UPDATE load_exceptions SET cleared_at = $1 WHERE load_id = $2 \
-                         AND kind = 'ledger_mismatch' AND cleared_at IS NULL",
-                    )
-                    .bind(now)
-                    .bind(row.0)
-                    .execute(&mut *$tx)
-                    .await?;
-                }
-                Some(detail) => {
-                    sqlx::query(
-                        "INSERT INTO load_exceptions (load_id, kind, detail, raised_at) \
-                         VALUES ($1, 'ledger_mismatch', $2, $3) ON CONFLICT (load_id, kind) \
-                         WHERE cleared_at IS NULL DO UPDATE SET detail = excluded.detail",
-                    )
-                    .bind(row.0)
-                    .bind(detail)
-                    .bind(now)
-                    .execute(&mut *$tx)
-                    .await?;
-                }
-            }
+            let id = row.0;
+            ledger_mismatch!($tx, id, &crate::store::ledger::adjusted_check(&row), now);
         }
     }};
 }

@@ -475,25 +475,8 @@ impl ReportTx {
     pub async fn loads(&mut self, keys: &ReportKeys<'_>) -> Result<ChunkLoads, StoreError> {
         let payment = self.payment;
         match &mut self.tx {
-            Tx::Postgres(tx) => {
-                let loads = pg_loads(tx, keys, payment).await?;
-                let voided = {
-                    let unmatched = keys.unmatched(&loads);
-                    voided!(&mut **tx, unmatched, "v.invoice_number = ANY($1)", &unmatched)
-                };
-                Ok(ChunkLoads { loads, voided })
-            }
-            Tx::Sqlite(tx) => {
-                let loads = sqlite_loads(tx, keys, payment).await?;
-                let unmatched = keys.unmatched(&loads);
-                let voided = voided!(
-                    &mut **tx,
-                    unmatched,
-                    "v.invoice_number IN (SELECT value FROM json_each($1))",
-                    json(&unmatched)?
-                );
-                Ok(ChunkLoads { loads, voided })
-            }
+            Tx::Postgres(tx) => pg_chunk(tx, keys, payment).await,
+            Tx::Sqlite(tx) => sqlite_chunk(tx, keys, payment).await,
         }
     }
 
@@ -583,22 +566,18 @@ impl Store {
     /// report does not wait on a busy pool for it).
     pub async fn report_reader(&self) -> Option<ReportReader> {
         match self {
-            Store::Postgres(pool) => {
-                if let Some(connection) = pool.try_acquire() {
-                    return Some(ReportReader::Postgres(connection));
-                }
-                let connection = tokio::time::timeout(READER_WAIT, pool.acquire()).await.ok()?.ok()?;
-                Some(ReportReader::Postgres(connection))
-            }
-            Store::Sqlite(pool) => {
-                if let Some(connection) = pool.try_acquire() {
-                    return Some(ReportReader::Sqlite(connection));
-                }
-                let connection = tokio::time::timeout(READER_WAIT, pool.acquire()).await.ok()?.ok()?;
-                Some(ReportReader::Sqlite(connection))
-            }
+            Store::Postgres(pool) => spare(pool).await.map(ReportReader::Postgres),
+            Store::Sqlite(pool) => spare(pool).await.map(ReportReader::Sqlite),
         }
     }
+}
+
+/// A connection of `pool` now, or within [`READER_WAIT`].
+async fn spare<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) -> Option<sqlx::pool::PoolConnection<DB>> {
+    if let Some(connection) = pool.try_acquire() {
+        return Some(connection);
+    }
+    tokio::time::timeout(READER_WAIT, pool.acquire()).await.ok()?.ok()
 }
 
 impl ReportReader {
@@ -610,30 +589,40 @@ impl ReportReader {
                 let mut tx = sqlx::Connection::begin(&mut **connection).await?;
                 // As in the file's transaction (`begin_report`): no JIT for index probes.
                 sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
-                let loads = pg_loads(&mut tx, keys, false).await?;
-                let voided = {
-                    let unmatched = keys.unmatched(&loads);
-                    voided!(&mut *tx, unmatched, "v.invoice_number = ANY($1)", &unmatched)
-                };
+                let found = pg_chunk(&mut tx, keys, false).await?;
                 tx.commit().await?;
-                Ok(ChunkLoads { loads, voided })
+                Ok(found)
             }
             ReportReader::Sqlite(connection) => {
                 // A deferred transaction: one read snapshot, no lock on writers.
                 let mut tx = sqlx::Connection::begin(&mut **connection).await?;
-                let loads = sqlite_loads(&mut tx, keys, false).await?;
-                let unmatched = keys.unmatched(&loads);
-                let voided = voided!(
-                    &mut *tx,
-                    unmatched,
-                    "v.invoice_number IN (SELECT value FROM json_each($1))",
-                    json(&unmatched)?
-                );
+                let found = sqlite_chunk(&mut tx, keys, false).await?;
                 tx.commit().await?;
-                Ok(ChunkLoads { loads, voided })
+                Ok(found)
             }
         }
     }
+}
+
+/// A chunk's loads on PostgreSQL ([`pg_loads`]) and the voided invoices among its keys.
+async fn pg_chunk(tx: &mut sqlx::PgConnection, keys: &ReportKeys<'_>, payment: bool) -> Result<ChunkLoads, StoreError> {
+    let loads = pg_loads(tx, keys, payment).await?;
+    let unmatched = keys.unmatched(&loads);
+    let voided = voided!(&mut *tx, unmatched, "v.invoice_number = ANY($1)", &unmatched);
+    Ok(ChunkLoads { loads, voided })
+}
+
+/// A chunk's loads on SQLite ([`sqlite_loads`]) and the voided invoices among its keys.
+async fn sqlite_chunk(
+    tx: &mut sqlx::SqliteConnection,
+    keys: &ReportKeys<'_>,
+    payment: bool,
+) -> Result<ChunkLoads, StoreError> {
+    let loads = sqlite_loads(tx, keys, payment).await?;
+    let unmatched = keys.unmatched(&loads);
+    let voided =
+        voided!(&mut *tx, unmatched, "v.invoice_number IN (SELECT value FROM json_each($1))", json(&unmatched)?);
+    Ok(ChunkLoads { loads, voided })
 }
 
 /// [`ReportTx::loads`] on PostgreSQL: the keys as arrays. A payment report locks its loads: the

@@ -15,7 +15,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::Row;
 
 use super::{BeginWrite, Store, StoreError};
-use crate::domain::ledger::Field;
+use crate::domain::ledger::{Field, Invariant, KnownFigures};
 use crate::domain::{ExceptionKind, LoadStatus, Money};
 
 /// What `hold` did.
@@ -471,39 +471,6 @@ pub enum FiguresCheck {
     Mismatch(String),
 }
 
-/// The invariant amount = advance + fee + reserve held on one load's sums, inside `$tx`: clears
-/// an open `ledger_mismatch` when it holds, raises it (or updates its detail) when it does not.
-macro_rules! figures_check {
-    ($tx:expr, $id:expr, $amount:expr, $figures:expr, $source:expr, $now:expr) => {{
-        let (advance, fee, reserve): (i64, i64, i64) = $figures;
-        if advance.saturating_add(fee).saturating_add(reserve) == $amount {
-            let cleared = sqlx::query(
-                "UPDATE load_exceptions SET cleared_at = $1 WHERE load_id = $2 \
-                 AND kind = 'ledger_mismatch' AND cleared_at IS NULL",
-            )
-            .bind($now)
-            .bind($id)
-            .execute(&mut *$tx)
-            .await?
-            .rows_affected();
-            FiguresCheck::Holds { cleared: cleared > 0 }
-        } else {
-            let detail = mismatch_detail($amount, $figures, $source);
-            sqlx::query(
-                "INSERT INTO load_exceptions (load_id, kind, detail, raised_at) \
-                 VALUES ($1, 'ledger_mismatch', $2, $3) ON CONFLICT (load_id, kind) \
-                 WHERE cleared_at IS NULL DO UPDATE SET detail = excluded.detail",
-            )
-            .bind($id)
-            .bind(&detail)
-            .bind($now)
-            .execute(&mut *$tx)
-            .await?;
-            FiguresCheck::Mismatch(detail)
-        }
-    }};
-}
-
 impl Store {
     /// Records ops' adjustments of one invoice's figures (`factord loads adjust`, docs/money.md)
     /// dated `date`, with `source` on each event and `cause` in the load's history, in one
@@ -567,39 +534,19 @@ impl Store {
                 .bind(&invoice_number)
                 .fetch_all(&mut *tx)
                 .await?;
-                let sum = |reported: Option<i64>, name: &str| {
-                    let entered = entered.iter().find(|(f, _)| f == name).map(|(_, c)| *c);
-                    match (reported, entered) {
-                        (None, None) => None,
-                        (r, e) => Some(r.unwrap_or(0).saturating_add(e.unwrap_or(0))),
-                    }
+                let of = |name: &str| entered.iter().find(|(f, _)| f == name).map(|(_, c)| *c);
+                let entered = KnownFigures { advance: of("advance"), fee: of("fee"), reserve: of("reserve") };
+                let invariant = KnownFigures { advance, fee, reserve }.plus(entered).check(amount, source);
+                let cleared = ledger_mismatch!(tx, id, &invariant, now);
+                check = match invariant {
+                    Invariant::Unknown => FiguresCheck::NotChecked,
+                    Invariant::Holds => FiguresCheck::Holds { cleared },
+                    Invariant::Broken(detail) => FiguresCheck::Mismatch(detail),
                 };
-                let (advance, fee, reserve) = (sum(advance, "advance"), sum(fee, "fee"), sum(reserve, "reserve"));
-                if let Some(advance) = advance
-                    && (fee.is_some() || reserve.is_some())
-                {
-                    let figures = (advance, fee.unwrap_or(0), reserve.unwrap_or(0));
-                    check = figures_check!(tx, id, amount, figures, source, now);
-                }
             }
             insert_history!(tx, id, Some(status.as_str()), status.as_str(), now, cause);
             tx.commit().await?;
             Ok(AdjustOutcome::Adjusted { status, invoice_number, check })
         })
     }
-}
-
-/// `ledger_mismatch`'s detail, as a report row words it (docs/money.md).
-pub(super) fn mismatch_detail(amount: i64, (advance, fee, reserve): (i64, i64, i64), source: &str) -> String {
-    let people = |cents: i64| Money::from_cents(cents).for_people().to_string();
-    let total = advance.saturating_add(fee).saturating_add(reserve);
-    format!(
-        "amount {} ≠ advance {} + fee {} + reserve held {} = {} (difference {}; {source})",
-        people(amount),
-        people(advance),
-        people(fee),
-        people(reserve),
-        people(total),
-        people(amount.saturating_sub(total)),
-    )
 }
