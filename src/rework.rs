@@ -212,15 +212,13 @@ pub async fn adjust(
 ) -> Result<AdjustReport, ReworkError> {
     let reason = reason_given(reason)?;
     if adjustments.is_empty() {
-        return Err(ReworkError::Usage(
-            "say what to adjust: --advance, --fee, --reserve, --reserve-released, --paid or --chargeback".into(),
-        ));
+        return Err(ReworkError::Usage(format!(
+            "say what to adjust: {}",
+            Field::ALL.iter().map(|f| f.option()).collect::<Vec<_>>().join(", ")
+        )));
     }
     if let Some((field, _)) = adjustments.iter().find(|(_, m)| m.cents() == 0) {
-        return Err(ReworkError::Usage(format!(
-            "--{}: an adjustment of 0.00 changes nothing",
-            field.as_str().replace('_', "-")
-        )));
+        return Err(ReworkError::Usage(format!("{}: an adjustment of 0.00 changes nothing", field.option())));
     }
     let today = Utc::now().date_naive();
     let date = date.unwrap_or(today);
@@ -258,11 +256,8 @@ pub async fn adjust(
 
 /// `+$25.00` / `-$25.00`, for people.
 pub fn signed(money: Money) -> String {
-    if money.cents() < 0 {
-        format!("-{}", Money::from_cents(money.cents().saturating_abs()).for_people())
-    } else {
-        format!("+{}", money.for_people())
-    }
+    let plus = if money.cents() < 0 { "" } else { "+" };
+    format!("{plus}{}", money.for_people())
 }
 
 /// What `loads void` did.

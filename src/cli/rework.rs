@@ -72,8 +72,7 @@ pub async fn adjust(settings: &Settings, a: &super::AdjustArgs) -> Result<(), Co
     let mut adjustments = Vec::new();
     for (field, text) in given {
         let Some(text) = text else { continue };
-        let money = Money::parse(text)
-            .map_err(|e| CommandError::Usage(format!("--{} `{text}`: {e}", field.as_str().replace('_', "-"))))?;
+        let money = Money::parse(text).map_err(|e| CommandError::Usage(format!("{} `{text}`: {e}", field.option())))?;
         adjustments.push((field, money));
     }
     let date = a.date.as_deref().map(|d| super::money::parse_date("--date", d)).transpose()?;

@@ -94,6 +94,11 @@ impl Field {
         }
     }
 
+    /// Its option of `factord loads adjust`: `--reserve-released`.
+    pub fn option(self) -> String {
+        format!("--{}", self.as_str().replace('_', "-"))
+    }
+
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|f| f.as_str() == text)
     }
